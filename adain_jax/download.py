@@ -1,0 +1,116 @@
+"""Download files once into a cache, atomically, with a progress bar and integrity checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+CACHE_ENV = "ADAIN_JAX_CACHE"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download that failed or produced a file that did not pass its check."""
+
+
+def cache_dir() -> Path:
+    """``$ADAIN_JAX_CACHE``, else ``$XDG_CACHE_HOME/adain_jax``, else ``~/.cache/adain_jax``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adain_jax"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    sha256_prefix: str | None = None,
+    validate: Callable[[Path], None] | None = None,
+    progress: bool = True,
+    timeout_s: float = 30.0,
+) -> Path:
+    """Return ``dest``, downloading ``url`` to it first if it is not there yet.
+
+    The body goes to a temporary file beside ``dest`` and is renamed into
+    place only after it is complete and has passed its checks, so an
+    interrupted or corrupt download never leaves a file at ``dest``.
+
+    Args:
+      url: http(s) or file URL.
+      dest: final path in the cache.
+      sha256_prefix: expected leading hex digits of the file's sha256.
+      validate: called with the temporary path; raises if the content is bad.
+      progress: show a tqdm bar (bytes) on stderr.
+      timeout_s: socket timeout in seconds.
+
+    Raises:
+      DownloadError: network failure, short body, or a failed check.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _download(url, out, progress, timeout_s, dest.name)
+        if sha256_prefix is not None:
+            digest = sha256_of(tmp)
+            if not digest.startswith(sha256_prefix):
+                raise DownloadError(
+                    f"{url}: sha256 {digest[:12]}... does not start with {sha256_prefix}"
+                    " (corrupt download)"
+                )
+        if validate is not None:
+            try:
+                validate(tmp)
+            except Exception as e:  # the validator names what is wrong
+                raise DownloadError(f"{url}: downloaded file is not valid: {e}") from None
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _download(url: str, out, progress: bool, timeout_s: float, label: str) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "adain-jax"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            total = response.headers.get("Content-Length")
+            total = int(total) if total is not None else None
+            received = 0
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"downloading {label}",
+                disable=not progress,
+            ) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"could not download {url}: {reason}") from None
+    if total is not None and received != total:
+        raise DownloadError(f"{url}: got {received} of {total} bytes (connection dropped)")

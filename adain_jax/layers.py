@@ -1,0 +1,65 @@
+"""Building blocks shared by the encoder and the decoder (NHWC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from adain_jax import conv
+
+Dtype = Any
+
+
+class ReflectConv(nn.Module):
+    """``kernel_size`` x ``kernel_size`` convolution, stride 1, reflection padded to keep H, W.
+
+    Parameters are named like ``flax.linen.Conv`` (``kernel`` HWIO, ``bias``)
+    so weight files map one to one.
+
+    Attributes:
+      features: output channels.
+      kernel_size: 1 or 3.
+      dtype: compute dtype (inputs and weights are cast to it).
+      param_dtype: storage dtype of the parameters.
+    """
+
+    features: int
+    kernel_size: int = 3
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        in_features = x.shape[-1]
+        kernel = self.param(
+            "kernel",
+            nn.initializers.lecun_normal(),
+            (self.kernel_size, self.kernel_size, in_features, self.features),
+            self.param_dtype,
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
+        return conv.reflect_conv(x, kernel, bias)
+
+
+def max_pool_ceil(x: Array) -> Array:
+    """2x2 max-pool, stride 2, ceil mode: ``[N, H, W, C] -> [N, ceil(H/2), ceil(W/2), C]``.
+
+    Odd sizes keep their last row/column (a window of one), as torch's
+    ``MaxPool2d(2, 2, ceil_mode=True)`` does.
+    """
+    h, w = x.shape[-3], x.shape[-2]
+    padding = [(0, 0)] * (x.ndim - 3) + [(0, h % 2), (0, w % 2), (0, 0)]
+    window = (1,) * (x.ndim - 3) + (2, 2, 1)
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, padding)
+
+
+def upsample_nearest_2x(x: Array) -> Array:
+    """Nearest-neighbour x2 upsampling: ``[N, H, W, C] -> [N, 2H, 2W, C]``."""
+    *lead, h, w, c = x.shape
+    x = jnp.broadcast_to(x[..., :, None, :, None, :], (*lead, h, 2, w, 2, c))
+    return x.reshape(*lead, 2 * h, 2 * w, c)

