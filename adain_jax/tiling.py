@@ -1,0 +1,239 @@
+"""Stylize large images in bounded memory: encoder and decoder in overlapping tiles.
+
+The content's relu4_1 map is encoded window by window; each window overlaps
+its neighbours by ``ENCODER_MARGIN`` pixels on each side and only its
+interior is kept. The AdaIN statistics (and mask-region statistics) are then
+computed over the whole feature map, and the decoder runs window by window
+on the feature map with a margin of ``DECODER_MARGIN`` feature cells.
+
+Why the interior is exact: windows start on multiples of 8 px, so the three
+2x2 pools see the same grid as on the whole image; the last window along an
+axis ends on the image border, so ceil-mode pooling and the border's
+reflection padding are the same as untiled. Reflection padding at a window
+edge that is not an image edge differs from the true neighbours, and the
+difference spreads inward by the receptive-field radius: 37 px for relu4_1
+(2 + 1 + 4 + 2 + 16 + 4 + 8 over the convs and pools), and 30 output px
+(under 4 feature cells) for the decoder. The margins are larger than both,
+so tiled equals untiled up to float rounding (measured in
+``tests/test_tiling.py``: max abs difference below 1e-5 in [0, 1] pixel
+units).
+
+Memory: a window of ``max_tile`` px per side needs about
+``BYTES_PER_PIXEL`` bytes per pixel in float32 (encoder or decoder
+activations), plus the whole image (12 bytes/px on the host in float32)
+and relu4_1 map (32 bytes/px: 512 float32 channels per 8x8 px).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from adain_jax import controls
+from adain_jax.controls import StyleStats
+from adain_jax.models import DOWNSAMPLE, FEATURE_CHANNELS
+from adain_jax.stylize import check_image_size, decode, encode
+
+Dtype = Any
+
+ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of relu4_1
+DECODER_MARGIN = 6  # feature cells (48 px), > the decoder's 30 px radius
+MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
+# Peak working memory of the float32 encoder or decoder per pixel of a
+# window (relu1_1-level activations: 64 channels x 4 bytes, a few alive at
+# once, plus XLA temporaries); measured with benchmarks/controls.py.
+BYTES_PER_PIXEL = 1500
+MEMORY_FRACTION = 0.25  # of the available memory a window may use
+
+
+class Window(NamedTuple):
+    """One window along an axis, in input units: read ``[start, start + size)``,
+    keep ``[keep_lo, keep_hi)`` (absolute)."""
+
+    start: int
+    size: int
+    keep_lo: int
+    keep_hi: int
+
+
+def plan_axis(n: int, tile: int, margin: int, align: int) -> list[Window]:
+    """Cover ``[0, n)`` with windows of ``tile + 2 * margin`` (+ ``n % align``) units.
+
+    Windows start on multiples of ``align`` and all have one size (one
+    compilation per image size); their kept ranges partition ``[0, n)``,
+    each at least ``margin`` away from a window edge that is not an image edge.
+    """
+    if tile <= 0 or tile % align or margin % align:
+        raise ValueError(f"tile {tile} and margin {margin} must be positive multiples of {align}")
+    size = tile + 2 * margin + n % align
+    if size >= n:
+        return [Window(0, n, 0, n)]
+    starts = list(range(0, n - size, tile)) + [n - size]
+    windows, prev_hi = [], 0
+    for s in starts:
+        hi = n if s + size == n else s + margin + tile
+        windows.append(Window(s, size, prev_hi, hi))
+        prev_hi = hi
+    return windows
+
+
+def available_memory() -> int:
+    """Bytes the default device can use: its memory limit on an accelerator,
+    else ``MemAvailable`` of the host (``/proc/meminfo``)."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def auto_max_tile(batch: int = 1, dtype: Dtype = jnp.float32) -> int:
+    """Default ``max_tile``: the window side whose working memory is
+    ``MEMORY_FRACTION`` of ``available_memory()``, a multiple of 64 in [256, 4096]."""
+    per_px = BYTES_PER_PIXEL * batch * (jnp.dtype(dtype).itemsize / 4)
+    side = math.isqrt(int(MEMORY_FRACTION * available_memory() / per_px))
+    return int(min(4096, max(256, side // 64 * 64)))
+
+
+def needs_tiling(height: int, width: int, max_tile: int) -> bool:
+    """Whether an image of this size is larger than one window."""
+    return max(height, width) > max_tile
+
+
+def _check_max_tile(max_tile: int) -> None:
+    if max_tile < MIN_TILE:
+        raise ValueError(f"max_tile must be at least {MIN_TILE} px, got {max_tile}")
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _encode_window(params, window, dtype):
+    return encode(params, window, dtype).relu4_1.astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _decode_window(params, feat, scale, shift, alpha, labels, dtype):
+    target = controls.apply_coefficients(feat, scale, shift, alpha, labels)
+    return jnp.clip(decode(params, target, dtype), 0.0, 1.0)
+
+
+_coefficients = jax.jit(controls.target_coefficients)
+
+
+def encode_tiled(
+    params: dict, content: np.ndarray, max_tile: int, dtype: Dtype = jnp.float32
+) -> np.ndarray:
+    """relu4_1 of ``[N, H, W, 3]`` images in [0, 1], encoded in windows of at most
+    ``max_tile`` (+7) px per side; float32 ``[N, ceil(H/8), ceil(W/8), 512]`` on the host."""
+    _check_max_tile(max_tile)
+    n, height, width, _ = content.shape
+    tile = (max_tile - 2 * ENCODER_MARGIN) // DOWNSAMPLE * DOWNSAMPLE
+    h, w = controls.feature_size(height, width)
+    feat = np.empty((n, h, w, FEATURE_CHANNELS), np.float32)
+    rows = plan_axis(height, tile, ENCODER_MARGIN, DOWNSAMPLE)
+    cols = plan_axis(width, tile, ENCODER_MARGIN, DOWNSAMPLE)
+    cell = lambda v: -(-v // DOWNSAMPLE)  # noqa: E731  (ceil: the last cell may be partial)
+    for r in rows:
+        for c in cols:
+            window = content[:, r.start : r.start + r.size, c.start : c.start + c.size]
+            out = np.asarray(_encode_window(params, jnp.asarray(window), dtype))
+            feat[:, r.keep_lo // 8 : cell(r.keep_hi), c.keep_lo // 8 : cell(c.keep_hi)] = out[
+                :,
+                (r.keep_lo - r.start) // 8 : cell(r.keep_hi - r.start),
+                (c.keep_lo - c.start) // 8 : cell(c.keep_hi - c.start),
+            ]
+    return feat
+
+
+def decode_tiled(
+    params: dict,
+    feat: np.ndarray,
+    scale: Array,
+    shift: Array,
+    alpha: Array | float,
+    labels: np.ndarray | None,
+    max_tile: int,
+    dtype: Dtype = jnp.float32,
+) -> np.ndarray:
+    """Decode ``apply_coefficients(feat, ...)`` in windows; float32 ``[N, 8h, 8w, 3]`` in [0, 1].
+
+    ``labels``: ``None`` or int ``[N, h, w]`` at the feature resolution.
+    """
+    _check_max_tile(max_tile)
+    n, h, w, _ = feat.shape
+    tile = max_tile // DOWNSAMPLE - 2 * DECODER_MARGIN
+    out = np.empty((n, DOWNSAMPLE * h, DOWNSAMPLE * w, 3), np.float32)
+    alpha = jnp.broadcast_to(jnp.asarray(alpha, jnp.float32).reshape(-1), (n,))
+    for r in plan_axis(h, tile, DECODER_MARGIN, 1):
+        for c in plan_axis(w, tile, DECODER_MARGIN, 1):
+            rs, cs = slice(r.start, r.start + r.size), slice(c.start, c.start + c.size)
+            lab = None if labels is None else jnp.asarray(labels[:, rs, cs])
+            img = _decode_window(
+                params, jnp.asarray(feat[:, rs, cs]), scale, shift, alpha, lab, dtype
+            )
+            img = np.asarray(img)
+            d = DOWNSAMPLE
+            out[:, d * r.keep_lo : d * r.keep_hi, d * c.keep_lo : d * c.keep_hi] = img[
+                :,
+                d * (r.keep_lo - r.start) : d * (r.keep_hi - r.start),
+                d * (c.keep_lo - c.start) : d * (c.keep_hi - c.start),
+            ]
+    return out
+
+
+def stylize_tiled(
+    params: dict,
+    content: np.ndarray,
+    stats: StyleStats,
+    alpha: float | np.ndarray = 1.0,
+    *,
+    weights: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    max_tile: int | None = None,
+    dtype: Dtype = jnp.float32,
+) -> np.ndarray:
+    """``controls.stylize_with_stats`` in bounded memory (same arguments, NumPy in and out).
+
+    Args:
+      content: float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1], any size.
+      max_tile: window side in px including margins (>= ``MIN_TILE``);
+        ``None``: ``auto_max_tile()``.
+
+    Returns:
+      float32 NumPy array with the content's shape, in [0, 1]; equal to the
+      untiled result up to float rounding.
+    """
+    single = content.ndim == 3
+    content = np.asarray(content, np.float32)
+    if single:
+        content = content[None]
+    n, height, width, _ = content.shape
+    check_image_size(height, width, "content")
+    max_tile = auto_max_tile(n, dtype) if max_tile is None else max_tile
+    feat = encode_tiled(params, content, max_tile, dtype)
+    labels = None
+    if mask is not None:
+        controls.check_labels(mask, stats.num_styles)
+        labels = controls.resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
+        labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
+        weights = None
+    else:
+        weights = controls.normalize_weights(weights, stats.num_styles)
+    scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)
+    out = decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
+    out = out[:, :height, :width]
+    return out[0] if single else out
