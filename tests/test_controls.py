@@ -7,27 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-import adain_jax
 from adain_jax import controls
+from tests import soft_weights
 from tests import torch_reference as ref
 from tests.conftest import random_images
 
-
-@pytest.fixture(scope="module")
-def soft_nets(tmp_path_factory, torch_nets):
-    """The random torch nets with the decoder's last conv scaled so outputs mostly lie
-    inside [0, 1] (clipping would hide differences), and the same weights in adain-jax."""
-    vgg, dec = torch_nets
-    dec = ref.decoder()
-    dec.load_state_dict(torch_nets[1].state_dict())
-    with torch.no_grad():
-        dec[-1].weight.mul_(0.2)
-        dec[-1].bias.add_(0.5)
-    root = tmp_path_factory.mktemp("soft")
-    torch.save(vgg.state_dict(), root / "vgg.pth")
-    torch.save(dec.eval().state_dict(), root / "dec.pth")
-    params = adain_jax.load_params(vgg=root / "vgg.pth", decoder=root / "dec.pth")
-    return vgg, dec.eval(), params
+soft_nets = soft_weights.soft_nets  # the shared fixture
 
 
 def _nchw(x: np.ndarray) -> torch.Tensor:
