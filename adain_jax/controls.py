@@ -184,7 +184,11 @@ def _region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, 
 
 
 def target_coefficients(
-    feat: Array, stats: StyleStats, weights: Array | None = None, labels: Array | None = None
+    feat: Array,
+    stats: StyleStats,
+    weights: Array | None = None,
+    labels: Array | None = None,
+    valid: Array | None = None,
 ) -> tuple[Array, Array]:
     """Per-region affine maps ``t = scale * f + shift`` that AdaIN applies to ``feat``.
 
@@ -196,6 +200,8 @@ def target_coefficients(
       labels: ``None`` (one region: the weighted mix of the K styles) or int
         ``[h, w]`` / ``[N, h, w]`` region labels in ``0..K-1`` at the feature
         resolution (see ``resize_labels``).
+      valid: ``None`` or bool ``[N, h, w]``: only these cells count in the
+        content statistics (e.g. an image padded to a size bucket).
 
     Returns:
       ``(scale, shift)``, float32 ``[N, R, C]`` with R = 1 without labels,
@@ -206,13 +212,18 @@ def target_coefficients(
     s_std = stats.std.reshape(k, -1)
     if labels is None:
         w = normalize_weights(weights, k)
-        c_mean, c_std = ops.channel_mean_std(feat)
-        c_mean, c_std = c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
+        if valid is None:
+            c_mean, c_std = ops.channel_mean_std(feat)
+            c_mean, c_std = c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
+        else:
+            c_mean, c_std = _region_stats(feat, jnp.where(valid, 0, -1), 1)
         mix_mean = jnp.einsum("k,kc->c", w, s_mean)[None, None]
         mix_std = jnp.einsum("k,kc->c", w, s_std)[None, None]
         scale = mix_std / c_std
         return scale, mix_mean - c_mean * scale
     labels = jnp.broadcast_to(labels, feat.shape[:3])
+    if valid is not None:
+        labels = jnp.where(valid, labels, -1)
     c_mean, c_std = _region_stats(feat, labels, k)  # [N, K, C]
     scale = s_std[None] / c_std
     return scale, s_mean[None] - c_mean * scale
@@ -356,3 +367,54 @@ def stylize_mix(
 def feature_size(height: int, width: int) -> tuple[int, int]:
     """relu4_1 grid size of an ``height x width`` image (three ceil-mode pools)."""
     return -(-height // DOWNSAMPLE), -(-width // DOWNSAMPLE)
+
+
+def pad_to_bucket(image: np.ndarray, bucket: int) -> np.ndarray:
+    """Reflect-pad ``[H, W, C]`` at the bottom and right up to multiples of ``bucket`` px."""
+    h, w = image.shape[:2]
+    hb, wb = -(-h // bucket) * bucket, -(-w // bucket) * bucket
+    if (hb, wb) == (h, w):
+        return image
+    return np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="symmetric")
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def stylize_padded(
+    params: dict,
+    content: Array,
+    sizes: Array,
+    stats: StyleStats,
+    alpha: Array | float = 1.0,
+    weights: Array | None = None,
+    *,
+    dtype: Dtype = jnp.float32,
+) -> Array:
+    """Stylize a batch of images padded to one shape, exactly as each unpadded image.
+
+    Lets images of different sizes share one compiled function (size
+    buckets): each image is padded at the bottom/right (``pad_to_bucket``);
+    the network runs with per-image valid sizes (``adain_jax.bucketed``) and
+    the content statistics are taken over each image's own relu4_1 cells, so
+    the crop ``[:H, :W]`` of the output equals ``stylize_with_stats`` on the
+    unpadded image up to float rounding.
+
+    Args:
+      content: ``[N, Hb, Wb, 3]`` float in [0, 1], padded.
+      sizes: int ``[N, 2]``, each image's ``(H, W)`` before padding (traced).
+      stats, alpha, weights: as in ``stylize_with_stats``.
+
+    Returns:
+      float32 ``[N, Hb, Wb, 3]`` in [0, 1]; crop each image to its size.
+    """
+    from adain_jax import bucketed
+
+    height, width = content.shape[1:3]
+    feat, cells = bucketed.encode_valid(params, content, sizes, dtype)
+    h, w = feat.shape[1:3]
+    valid = (jnp.arange(h)[None, :, None] < cells[:, 0, None, None]) & (
+        jnp.arange(w)[None, None, :] < cells[:, 1, None, None]
+    )
+    scale, shift = target_coefficients(feat, stats, weights, None, valid)
+    target = apply_coefficients(feat, scale, shift, alpha)
+    image = bucketed.decode_valid(params, target, cells, dtype)[:, :height, :width, :]
+    return jnp.clip(image, 0.0, 1.0)

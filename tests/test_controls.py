@@ -162,3 +162,20 @@ def test_resize_labels_nearest():
     labels = np.arange(16, dtype=np.int32).reshape(4, 4)
     np.testing.assert_array_equal(controls.resize_labels(labels, 2, 2), [[5, 7], [13, 15]])
     np.testing.assert_array_equal(controls.resize_labels(labels, 8, 4)[::2], labels)
+
+
+def test_size_buckets_equal_unpadded_results(soft_nets):
+    """Two images of different sizes padded into one bucket shape and one batch give the
+    unpadded results (the statistics and every layer's borders ignore the padding)."""
+    _, _, params = soft_nets
+    images = [random_images(40, 1, 37, 64)[0], random_images(41, 1, 25, 50)[0]]
+    stats = controls.encode_style(params, random_images(42, 1, 32, 32)[0])
+    batch = np.stack([controls.pad_to_bucket(img, 64) for img in images])  # reflected
+    assert batch.shape == (2, 64, 64, 3)
+    batch[1, 25:, 50:] = 7.0  # the padding's values do not matter
+    sizes = np.array([img.shape[:2] for img in images])
+    got = np.asarray(controls.stylize_padded(params, batch, sizes, stats, 0.7))
+    for i, img in enumerate(images):
+        want = np.asarray(controls.stylize_with_stats(params, img, stats, 0.7))
+        h, w = img.shape[:2]
+        np.testing.assert_allclose(got[i, :h, :w], want, atol=1e-5)
