@@ -66,7 +66,7 @@ def _open(path: Path) -> Image.Image:
             img = ImageOps.exif_transpose(img)
             img.load()
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (unrecognised format)") from None
+        raise ImageError(f"{path}: not an image (unknown format or damaged header)") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
