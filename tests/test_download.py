@@ -98,6 +98,14 @@ def test_pretrained_downloads_converts_once(tmp_path, server, port_bytes, monkey
     monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
     assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
     assert weights_io.load(dec_path)[0] == "decoder"
+    assert len(server.requests) == 2
+    # Both damaged: the download is fetched again.
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/rel/")
+    dec_path.write_bytes(b"garbage")
+    (cache / "downloads" / "decoder.pth").write_bytes(b"garbage")
+    assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
+    assert server.requests[2:] == ["/rel/decoder.pth"]
+    assert (cache / "downloads" / "decoder.pth").read_bytes() == dec_bytes
 
 
 def test_load_params_default_uses_the_cache(tmp_path, server, port_bytes, monkeypatch):
