@@ -70,19 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="AdaIN style transfer (Huang & Belongie, ICCV 2017) of image files.",
     )
     parser.add_argument(
-        "--content", required=True, help="content image, or a directory of them (every content)"
+        "--content",
+        required=True,
+        metavar="PATH",
+        help="content image, or a directory of them (every content)",
     )
     parser.add_argument(
-        "--style", required=True, help="style image, or a directory of them (every style)"
+        "--style",
+        required=True,
+        metavar="PATH",
+        help="style image, or a directory of them (every style)",
     )
     parser.add_argument(
         "--output",
+        metavar="PATH",
         help="output file (.png, .jpg, .jpeg) or directory; default: "
         "<content>_stylized_<style>.png in the current directory",
     )
     parser.add_argument(
         "--alpha",
         type=float,
+        metavar="A",
         default=1.0,
         help="content-style trade-off in [0, 1]; 1 = full style (default 1)",
     )
@@ -90,24 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-size",
         type=int,
         default=DEFAULT_SIZE,
-        help=f"resize the content shorter side to N px; 0 keeps its size (default {DEFAULT_SIZE})",
+        metavar="N",
+        help=f"resize the content so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
     )
     parser.add_argument(
         "--style-size",
         type=int,
         default=DEFAULT_SIZE,
-        help=f"resize the style's shorter side to N px; 0 keeps its size (default {DEFAULT_SIZE})",
+        metavar="N",
+        help=f"resize the style so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
     )
     parser.add_argument(
-        "--crop", action="store_true", help="centre-crop content and style to N x N after resizing"
+        "--crop",
+        action="store_true",
+        help="centre-crop content and style to N x N after resizing (N = 0: the shorter side)",
     )
     parser.add_argument(
         "--vgg",
+        metavar="FILE",
         help="encoder weights: the PyTorch port's vgg_normalised.pth, torchvision vgg19 .pth, "
         "or a converted encoder.safetensors (overrides the default / --weights one)",
     )
     parser.add_argument(
         "--decoder",
+        metavar="FILE",
         help="decoder weights: decoder.pth or a converted decoder.safetensors "
         "(overrides the default / --weights one)",
     )
