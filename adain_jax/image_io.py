@@ -65,6 +65,8 @@ def _open(path: Path) -> Image.Image:
             img.load()
             img = ImageOps.exif_transpose(img)
             img.load()
+    except PermissionError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (unknown format or damaged header)") from None
     except Image.DecompressionBombError as e:
@@ -199,6 +201,10 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     path = Path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         known = ", ".join(WRITE_FORMATS)
+        if not path.suffix:
+            raise ImageError(
+                f"{path}: output has no extension; use one of {known} (or end a directory with /)"
+            )
         raise ImageError(f"{path}: unknown output extension {path.suffix!r}; use one of {known}")
     resolved = path.resolve()
     for source in inputs:

@@ -215,6 +215,8 @@ def _bad_inputs(root: Path, images, port_weight_files):
 
     torch.save([1, 2, 3], root / "list.pth")
     weights = ["--vgg", str(vgg), "--decoder", str(dec)]
+    empty_dir = root / "empty_dir"
+    empty_dir.mkdir()
 
     def run(content=content_path, style=style_path, *extra):
         return ["--content", str(content), "--style", str(style), *map(str, extra)]
@@ -259,6 +261,11 @@ def _bad_inputs(root: Path, images, port_weight_files):
                                      root / "random.pth"), 1, "random.pth"),
         "image-as-weights": (run(content_path, style_path, "--vgg", full_png, "--decoder", dec),
                              1, "full.png"),
+        "output-no-ext": (run(content_path, style_path, *weights, "--output", root / "outdir"),
+                          1, "end a directory with /"),
+        "empty-content-dir": (run(empty_dir, style_path, *weights), 1, "no image files"),
+        "dir-with-file-output": (run(root, style_path, *weights, "--output", root / "o.png"), 2,
+                                 "--output"),
         "weights-dir-missing": (run(content_path, style_path, "--weights", root / "nodir"), 1,
                                 "nodir"),
         "weights-dir-empty": (run(content_path, style_path, "--weights", root), 1,
@@ -278,6 +285,7 @@ CASES = [
     "output-is-style", "output-bad-ext", "weights-and-checkpoint", "missing-vgg",
     "missing-decoder", "decoder-as-vgg", "vgg-as-decoder", "not-a-state-dict",
     "random-bytes-weights", "image-as-weights", "weights-dir-missing", "weights-dir-empty",
+    "output-no-ext", "empty-content-dir", "dir-with-file-output",
 ]  # fmt: skip
 
 
