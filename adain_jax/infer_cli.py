@@ -153,6 +153,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
+    """The per-pair ``Options`` of parsed flags."""
     return Options(
         alpha=args.alpha,
         content_size=args.content_size,
@@ -219,7 +220,9 @@ def plan_jobs(content: str, style: str, output: str | None) -> list[tuple[Path, 
     return jobs
 
 
-def stylize_arrays(params: dict, content: np.ndarray, style: np.ndarray, opts: Options):
+def stylize_arrays(
+    params: dict, content: np.ndarray, style: np.ndarray, opts: Options
+) -> np.ndarray:
     """Stylize float32 RGB ``[H, W, 3]`` content with ``[Hs, Ws, 3]`` style (both in [0, 1]).
 
     Returns float32 ``[H, W, 3]`` in [0, 1] (NumPy).
