@@ -208,9 +208,11 @@ def _open_source(source: Any) -> _FolderReader | _TfdsReader:
 class _DecodedDataset(grain.MapDataset):
     """Decodes the record at each index of ``parent`` (an endless shuffled index stream).
 
-    Element: ``{"image": uint8 [H, W, 3], "bad": tuple[(name, reason), ...]}``: ``bad``
-    names the unreadable records that were skipped to produce it: a record that fails is
-    replaced by the record at the next index of ``parent`` (deterministic).
+    Element: ``{"image": uint8 [H, W, 3], "bad": tuple[(name, reason), ...], "replaced":
+    bool}``: a record that fails is replaced by the record at the next index of
+    ``parent`` (deterministic; the next one if that fails too, ...); ``bad`` names the
+    unreadable records met doing so and ``replaced`` says whether this index's own
+    record was unreadable.
     """
 
     def __init__(
@@ -241,7 +243,7 @@ class _DecodedDataset(grain.MapDataset):
                     reason = f"{type(e).__name__}: {e}"
                     self._known_bad[record] = reason
                 else:
-                    return {"image": image, "bad": tuple(bad)}
+                    return {"image": image, "bad": tuple(bad), "replaced": offset > 0}
             bad.append((self._reader.name(record), reason))
         name, reason = bad[0]
         raise DataError(f"{self._reader.description}: no readable image (e.g. {name}: {reason})")
@@ -263,7 +265,7 @@ class _RandomCrop:
 
     def __call__(self, element: dict, rng: np.random.Generator) -> dict:
         image = image_decode.random_crop(element["image"], self.size, rng)
-        return {"image": np.ascontiguousarray(image), "bad": element["bad"]}
+        return {**element, "image": np.ascontiguousarray(image)}
 
 
 def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
@@ -271,6 +273,7 @@ def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
         "content": np.stack([c["image"] for c, _ in pairs]),
         "style": np.stack([s["image"] for _, s in pairs]),
         "bad": [b for c, s in pairs for b in c["bad"] + s["bad"]],
+        "replaced": sum(int(c["replaced"]) + int(s["replaced"]) for c, s in pairs),
     }
 
 
@@ -312,9 +315,10 @@ class PairIterator(Iterator[dict]):
     ``num_workers``).
 
     Unreadable files are replaced by the next readable one in the shuffled order, with
-    one ``BadImageWarning`` per file (per process that runs this iterator).
-    ``skipped`` counts the replacements in the batches yielded so far (exact, restored
-    by ``set_state``); ``bad_files`` holds the distinct names seen by this process.
+    one ``BadImageWarning`` per file (per process that runs this iterator, whatever
+    ``num_workers``). ``skipped`` counts the samples of the batches yielded so far whose
+    own record was unreadable and replaced (exact, independent of ``num_workers``,
+    restored by ``set_state``); ``bad_files`` holds the distinct bad names seen.
     """
 
     def __init__(
@@ -357,8 +361,8 @@ class PairIterator(Iterator[dict]):
                 self._start()
             batch = next(self._iterator)
             self._next_batch += 1
+            self.skipped += batch["replaced"]
             for name, reason in batch["bad"]:
-                self.skipped += 1
                 if name not in self.bad_files:
                     self.bad_files.add(name)
                     warnings.warn(
@@ -454,7 +458,9 @@ def make_pair_iterator(
         _stream(readers[name], cfg, _stream_seed(cfg.seed, i), shard_index, shard_count)
         for i, name in enumerate(("content", "style"))
     ]
-    batched = ZipMapDataset(streams).batch(cfg.batch_size // shard_count, batch_fn=_collate)
+    batched = ZipMapDataset(streams).batch(
+        cfg.batch_size // shard_count, drop_remainder=True, batch_fn=_collate
+    )
     descriptions = {f"{name}_images": len(reader) for name, reader in readers.items()} | {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
