@@ -30,6 +30,7 @@ from typing import Any
 import grain
 import numpy as np
 from grain.experimental import ZipMapDataset
+from PIL import Image
 
 from adain_jax import image_decode
 
@@ -137,8 +138,8 @@ class _FolderReader:
     def name(self, record: int) -> str:
         return self.paths[record]
 
-    def load(self, record: int, cfg: PipelineConfig) -> np.ndarray:
-        return image_decode.load_rgb(
+    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
+        return image_decode.open_rgb(
             self.paths[record],
             image_size=cfg.image_size,
             min_size=cfg.crop_size,
@@ -185,13 +186,11 @@ class _TfdsReader:
     def name(self, record: int) -> str:
         return f"{self.spec}[{record}]"
 
-    def load(self, record: int, cfg: PipelineConfig) -> np.ndarray:
+    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
         example = self.source[record]
         if "image" not in example:
             raise DataError(f"{self.description} has no 'image' feature")
-        return image_decode.array_to_rgb(
-            example["image"], image_size=cfg.image_size, min_size=cfg.crop_size
-        )
+        return image_decode.array_to_image(example["image"])
 
 
 def _open_source(source: Any) -> _FolderReader | _TfdsReader:
@@ -208,7 +207,7 @@ def _open_source(source: Any) -> _FolderReader | _TfdsReader:
 class _DecodedDataset(grain.MapDataset):
     """Decodes the record at each index of ``parent`` (an endless shuffled index stream).
 
-    Element: ``{"image": uint8 [H, W, 3], "bad": tuple[(name, reason), ...], "replaced":
+    Element: ``{"image": PIL.Image (RGB, decoded), "bad": tuple[(name, reason), ...], "replaced":
     bool}``: a record that fails is replaced by the record at the next index of
     ``parent`` (deterministic; the next one if that fails too, ...); ``bad`` names the
     unreadable records met doing so and ``replaced`` says whether this index's own
@@ -258,14 +257,20 @@ class _DecodedDataset(grain.MapDataset):
 
 
 class _RandomCrop:
-    """``random_map`` transform: a random ``size x size`` window of ``element["image"]``."""
+    """``random_map`` transform: a random crop of the resized ``element["image"]``.
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    ``PIL.Image`` in, ``uint8 [crop, crop, 3]`` out (``image_decode.random_resized_crop``).
+    """
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
 
     def __call__(self, element: dict, rng: np.random.Generator) -> dict:
-        image = image_decode.random_crop(element["image"], self.size, rng)
-        return {**element, "image": np.ascontiguousarray(image)}
+        cfg = self.cfg
+        crop = image_decode.random_resized_crop(
+            element["image"], cfg.image_size, cfg.crop_size, cfg.crop_size, rng
+        )
+        return {**element, "image": crop}
 
 
 def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
@@ -292,7 +297,7 @@ def _stream(
         )
     endless = indices.seed(seed).shuffle().repeat()
     decoded = _DecodedDataset(endless, reader, cfg, lookahead=len(indices))
-    return decoded.random_map(_RandomCrop(cfg.crop_size))
+    return decoded.random_map(_RandomCrop(cfg))
 
 
 def _ensure_absl_flags_parsed() -> None:

@@ -81,44 +81,39 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def load_rgb(
+def open_rgb(
     path: str | os.PathLike, *, image_size: int, min_size: int = 0, draft: bool = True
-) -> np.ndarray:
-    """Decode ``path`` to ``np.uint8 [H, W, 3]`` RGB with the shorter side resized.
-
-    The shorter side becomes ``target_shorter_side(W, H, image_size, min_size)`` (aspect
-    kept, bilinear with Pillow's antialiasing, as torchvision's ``Resize``); EXIF
-    orientation is applied; any mode becomes RGB (see ``to_rgb``).
+) -> Image.Image:
+    """Decode ``path`` to a loaded RGB ``PIL.Image``, EXIF orientation applied.
 
     ``draft=True`` lets the JPEG decoder downscale by 1/2, 1/4 or 1/8 in the DCT domain
-    while the decoded image stays at least as large as the target (a large speedup for
-    big photos; other formats ignore it).
+    while the image stays at least as large as its resize target (see
+    ``target_size``): a large speedup for big photos; other formats ignore it. Any mode
+    becomes RGB (see ``to_rgb``).
 
     Raises whatever Pillow raises for unreadable or truncated files (``OSError``,
     ``ValueError``, ``Image.DecompressionBombError``, ...).
     """
-    with Image.open(path) as image:
-        return _finish(image, image_size=image_size, min_size=min_size, draft=draft)
-
-
-def _finish(image: Image.Image, *, image_size: int, min_size: int, draft: bool) -> np.ndarray:
-    orientation = _orientation(image)
-    width, height = image.size
-    shorter = target_shorter_side(width, height, image_size, min_size)
-    size = shorter_side_size(width, height, shorter)
-    if draft and image.format == "JPEG" and image.mode in ("RGB", "L"):
-        image.draft(image.mode, size)
-    image.load()
-    image = to_rgb(image)
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
+    source = Image.open(path)
+    try:
+        orientation = _orientation(source)
+        if draft and source.format == "JPEG" and source.mode in ("RGB", "L"):
+            width, height = source.size
+            shorter = target_shorter_side(width, height, image_size, min_size)
+            source.draft(source.mode, shorter_side_size(width, height, shorter))
+        source.load()
+        image = to_rgb(source)
+        if image is source:  # detach from the file (closing it would free the pixels)
+            image = source.copy()
+    finally:
+        source.close()
     if orientation in _ORIENTATION:
         image = image.transpose(_ORIENTATION[orientation])
-    return np.asarray(image, dtype=np.uint8)
+    return image
 
 
-def array_to_rgb(array: np.ndarray, *, image_size: int, min_size: int = 0) -> np.ndarray:
-    """Resize an already decoded ``uint8 [H, W]``, ``[H, W, 1|3|4]`` array like ``load_rgb``.
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """An RGB ``PIL.Image`` from a decoded ``uint8 [H, W]`` or ``[H, W, 1|3|4]`` array.
 
     Used for TFDS sources (whose ``image`` feature arrives decoded).
     """
@@ -127,11 +122,66 @@ def array_to_rgb(array: np.ndarray, *, image_size: int, min_size: int = 0) -> np
         array = array[..., 0]
     if array.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got dtype {array.dtype}")
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4)):
-        image = Image.fromarray(np.ascontiguousarray(array))
-    else:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
         raise ValueError(f"expected an [H, W, 1|3|4] image, got shape {array.shape}")
-    return _finish(image, image_size=image_size, min_size=min_size, draft=False)
+    return to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+def target_size(image: Image.Image, image_size: int, min_size: int = 0) -> tuple[int, int]:
+    """``(width, height)`` the decoded ``image`` is resized to (shorter side rule)."""
+    width, height = image.size
+    return shorter_side_size(
+        width, height, target_shorter_side(width, height, image_size, min_size)
+    )
+
+
+def resize_shorter(image: Image.Image, image_size: int, min_size: int = 0) -> np.ndarray:
+    """``uint8 [H, W, 3]``: ``image`` resized to ``target_size`` (bilinear, antialiased).
+
+    Bilinear with Pillow's antialiasing, as torchvision's ``Resize``.
+    """
+    size = target_size(image, image_size, min_size)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def load_rgb(
+    path: str | os.PathLike, *, image_size: int, min_size: int = 0, draft: bool = True
+) -> np.ndarray:
+    """``open_rgb`` then ``resize_shorter``: ``uint8 [H, W, 3]`` RGB in [0, 255]."""
+    image = open_rgb(path, image_size=image_size, min_size=min_size, draft=draft)
+    return resize_shorter(image, image_size, min_size)
+
+
+def random_resized_crop(
+    image: Image.Image,
+    image_size: int,
+    min_size: int,
+    crop: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A uniformly random ``crop x crop`` window of ``resize_shorter(image, ...)``.
+
+    ``uint8 [crop, crop, 3]``. Only the window is resampled (Pillow's ``resize`` with a
+    source ``box``), which equals cropping the fully resized image up to +-1 rounding
+    on rare pixels, several times faster. Needs ``min_size >= crop``.
+    """
+    tw, th = target_size(image, image_size, min_size)
+    top = int(rng.integers(0, th - crop + 1))
+    left = int(rng.integers(0, tw - crop + 1))
+    if (tw, th) == image.size:
+        window = image.crop((left, top, left + crop, top + crop))
+    else:
+        sx, sy = image.width / tw, image.height / th
+        box = (
+            left * sx,
+            top * sy,
+            min((left + crop) * sx, image.width),
+            min((top + crop) * sy, image.height),
+        )
+        window = image.resize((crop, crop), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(window, dtype=np.uint8)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -142,19 +192,14 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random ``size x size`` window of an ``[H, W, C]`` array (``H, W >= size``)."""
-    height, width = image.shape[:2]
-    top = int(rng.integers(0, height - size + 1))
-    left = int(rng.integers(0, width - size + 1))
-    return image[top : top + size, left : left + size]
-
-
 __all__ = [
-    "array_to_rgb",
+    "array_to_image",
     "center_crop",
     "load_rgb",
-    "random_crop",
+    "open_rgb",
+    "random_resized_crop",
+    "resize_shorter",
+    "target_size",
     "shorter_side_size",
     "target_shorter_side",
     "to_rgb",

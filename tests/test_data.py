@@ -45,6 +45,17 @@ def _windows(big, crop):
     }
 
 
+def _window_error(crop, bigs):
+    """Smallest max-abs difference between ``crop`` and any same-size window of ``bigs``."""
+    best = 255
+    c = crop.shape[0]
+    for big in bigs:
+        win = np.lib.stride_tricks.sliding_window_view(big.astype(int), (c, c), axis=(0, 1))
+        diff = np.abs(win - np.moveaxis(crop.astype(int), -1, 0)).max(axis=(2, 3, 4))
+        best = min(best, int(diff.min()))
+    return best
+
+
 def _collect(it, n):
     return [next(it) for _ in range(n)]
 
@@ -180,14 +191,13 @@ def test_jpeg_draft_is_close_to_full_decode(tmp_path):
 
 def test_batches_shapes_and_crops_are_windows_of_resized_images(noise):
     cfg = data.PipelineConfig(batch_size=4, image_size=24, crop_size=CROP, seed=3)
-    windows = set()
+    resized = []
     for path in data.find_images(noise):
         with Image.open(path) as im:
             w, h = im.size
             short = 24
             size = (short, round(h * short / w)) if w <= h else (round(w * short / h), short)
-            resized = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR))
-        windows |= _windows(resized, CROP)
+            resized.append(np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR)))
     with data.make_pair_iterator(noise, noise, cfg, shard_index=0, shard_count=1) as it:
         batches = _collect(it, 3)
     for batch in batches:
@@ -195,7 +205,8 @@ def test_batches_shapes_and_crops_are_windows_of_resized_images(noise):
         for key in batch:
             assert batch[key].shape == (4, CROP, CROP, 3) and batch[key].dtype == np.uint8
             for crop in batch[key]:
-                assert crop.tobytes() in windows
+                # Only the window is resampled: equal up to +-1 rounding.
+                assert _window_error(crop, resized) <= 1
     positions = {b["content"][i].tobytes() for b in batches for i in range(4)}
     assert len(positions) > 4  # crops vary
 
@@ -209,8 +220,7 @@ def test_images_smaller_than_crop_are_upscaled(tmp_path):
     ) as it:
         batch = next(it)
     upscaled = np.asarray(Image.fromarray(tiny).resize((32, 48), Image.Resampling.BILINEAR))
-    windows = _windows(upscaled, 32)
-    assert all(c.tobytes() in windows for c in batch["content"])
+    assert all(_window_error(c, [upscaled]) <= 1 for c in batch["content"])
 
 
 # --------------------------------------------------------------------------- bad files
@@ -284,20 +294,26 @@ def test_determinism_seeds_and_independent_streams(colours):
     assert content[:7] != content[7:14]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_state_restore_continues_exactly(noise, workers):
+def test_state_restore_continues_exactly(noise):
     cfg = data.PipelineConfig(batch_size=2, image_size=24, crop_size=CROP, seed=5)
     with data.make_pair_iterator(noise, noise, cfg, shard_index=0, shard_count=1) as it:
-        reference = _collect(it, 6)  # uninterrupted, in-process
+        reference = _collect(it, 7)  # uninterrupted, in-process
 
-    wcfg = dataclasses.replace(cfg, num_workers=workers)
-    with data.make_pair_iterator(noise, noise, wcfg, shard_index=0, shard_count=1) as it:
-        assert _same(_collect(it, 2), reference[:2])
-        state = json.loads(json.dumps(it.get_state()))  # JSON-able
-        assert state["next_batch"] == 2
-    with data.make_pair_iterator(noise, noise, wcfg, shard_index=0, shard_count=1) as resumed:
-        resumed.set_state(state)
-        assert _same(_collect(resumed, 4), reference[2:6])
+    def run(num_workers, state, n):
+        wcfg = dataclasses.replace(cfg, num_workers=num_workers)
+        with data.make_pair_iterator(noise, noise, wcfg, shard_index=0, shard_count=1) as it:
+            if state is not None:
+                it.set_state(state)
+            batches = _collect(it, n)
+            return batches, json.loads(json.dumps(it.get_state()))  # JSON-able
+
+    batches, state = run(0, None, 2)
+    assert _same(batches, reference[:2]) and state["next_batch"] == 2
+    # In-process state -> 2 worker processes -> in-process again.
+    batches, state = run(2, state, 3)
+    assert _same(batches, reference[2:5]) and state["next_batch"] == 5
+    batches, _ = run(0, state, 2)
+    assert _same(batches, reference[5:7])
 
 
 def test_shards_are_disjoint_and_cover_the_folder(colours):
