@@ -50,16 +50,20 @@ class BadImageWarning(UserWarning):
 
 
 def default_num_workers() -> int:
-    """Worker processes for decoding: ``min(usable CPU cores - 1, 8)``, at least 1.
+    """Worker processes for decoding: 0 on 1-2 cores, else ``min(cores - 1, 8)``.
 
-    One core stays with the training process (it feeds the accelerator); more than 8
-    workers rarely pay off for 256 px crops (each worker decodes ~100-300 images/s).
+    With 1-2 usable cores, decoding in the training process (``prefetch`` threads;
+    Pillow releases the GIL while decoding and resizing) was as fast as or faster than
+    worker processes in ``benchmarks/input_pipeline.py``, without their start-up cost.
+    With more cores, one stays with the training process (it feeds the accelerator) and
+    the rest decode, up to 8. Check the sizing rule of ``benchmarks/input_pipeline.py``
+    (pipeline pairs/s above train steps/s x batch) on the machine that trains.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores - 1, 8))
+    return 0 if cores <= 2 else min(cores - 1, 8)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,9 +73,8 @@ def measure(folder: Path, cfg: data.PipelineConfig, batches: int) -> tuple[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    parser.add_argument(
-        "--workers", type=int, nargs="+", default=sorted({0, 1, 2, max(2, (cores or 1) - 1)})
-    )
+    workers = {0, 1, 2, data.default_num_workers()} | {n for n in (4, 8) if n < (cores or 1)}
+    parser.add_argument("--workers", type=int, nargs="+", default=sorted(workers))
     parser.add_argument("--batches", type=int, default=12, help="timed batches per setting")
     parser.add_argument("--num-images", type=int, default=48, help="JPEGs per size")
     parser.add_argument("--batch-size", type=int, default=8)
