@@ -117,7 +117,13 @@ def find_images(root: str | os.PathLike) -> list[str]:
     if not folder.is_dir():
         raise DataError(f"{str(root)!r} is not a folder")
     found = []
+    seen = set()  # real paths of visited folders: symlink cycles are walked once
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):

@@ -153,6 +153,26 @@ def test_modes_become_rgb(tmp_path):
     assert np.abs(out.astype(int) - rgb).mean() < 12  # CMYK JPEG round trip is lossy
 
 
+def test_any_mode_and_tiny_images_in_a_folder_give_rgb_batches(tmp_path):
+    root = tmp_path / "modes"
+    rng = np.random.default_rng(1)
+    rgb = _noise(10, 30, 26)
+    _save(root / "gray.png", rng.integers(0, 256, (28, 24), dtype=np.uint8))
+    _save(root / "rgba.png", rng.integers(0, 256, (24, 30, 4), dtype=np.uint8))
+    Image.fromarray(rgb).quantize(8).save(root / "palette.png")
+    Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 65536, (26, 22), dtype=np.uint16)).save(root / "deep.png")
+    _save(root / "tiny.png", _noise(11, 5, 7))  # far smaller than the crop
+    (root / "loop").symlink_to(root, target_is_directory=True)  # walked once
+    assert len(data.find_images(root)) == 6
+    cfg = data.PipelineConfig(batch_size=6, image_size=20, crop_size=CROP)
+    with data.make_pair_iterator(root, root, cfg, shard_index=0, shard_count=1) as it:
+        for batch in _collect(it, 3):
+            for key in ("content", "style"):
+                assert batch[key].shape == (6, CROP, CROP, 3) and batch[key].dtype == np.uint8
+        assert it.skipped == 0 and not it.bad_files
+
+
 def test_exif_orientation_applied(tmp_path):
     base = Image.fromarray(_noise(6, 20, 40))
     exif = Image.Exif()
