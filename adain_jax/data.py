@@ -390,7 +390,13 @@ class PairIterator(Iterator[dict]):
             return {"content": np.array(batch["content"]), "style": np.array(batch["style"])}
 
     def get_state(self) -> dict:
-        """JSON-able state: batches consumed, skip count and the sources' description."""
+        """JSON-able state: batches consumed, skip count and the sources' description.
+
+        ``next_batch`` is the same on every process of a multi-host run (all step in
+        lockstep), so process 0's state restores every process (``skipped`` is then
+        process 0's count). With orbax: ``ocp.args.JsonSave(it.get_state())`` /
+        ``ocp.args.JsonRestore()``, then ``it.set_state(restored)``.
+        """
         return {
             "version": STATE_VERSION,
             "next_batch": self._next_batch,
@@ -481,7 +487,6 @@ def make_pair_iterator(
         "batch_size": cfg.batch_size,
         "image_size": cfg.image_size,
         "crop_size": cfg.crop_size,
-        "shard": [shard_index, shard_count],
     }
     return PairIterator(batched, cfg, descriptions)
 

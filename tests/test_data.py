@@ -166,7 +166,7 @@ def test_any_mode_and_tiny_images_in_a_folder_give_rgb_batches(tmp_path):
     (root / "loop").symlink_to(root, target_is_directory=True)  # walked once
     assert len(data.find_images(root)) == 6
     cfg = data.PipelineConfig(batch_size=6, image_size=20, crop_size=CROP)
-    with data.make_pair_iterator(root, root, cfg, shard_index=0, shard_count=1) as it:
+    with data.make_pair_iterator(root, root, cfg) as it:  # shard: jax process 0 of 1
         for batch in _collect(it, 3):
             for key in ("content", "style"):
                 assert batch[key].shape == (6, CROP, CROP, 3) and batch[key].dtype == np.uint8
