@@ -15,6 +15,17 @@ also into a pipeline with a different number of workers.
 
 Sources: a folder (recursive; jpg/jpeg/png/webp/bmp) or ``"tfds:NAME[:SPLIT]"``
 (``tensorflow_datasets.data_source``, the ``image`` feature; install the ``tfds`` extra).
+
+Usage::
+
+    cfg = PipelineConfig(batch_size=8, num_workers=default_num_workers())
+    with make_pair_iterator("coco/", "tfds:wikiart", cfg) as it:
+        it.set_state(saved)                 # optional: resume
+        batch = next(it)                    # {"content", "style"}: uint8 [B, 256, 256, 3]
+        saved = it.get_state()              # JSON-able dict, store with the checkpoint
+
+Programs using ``num_workers > 0`` must guard their entry point with
+``if __name__ == "__main__":`` (grain spawns its workers).
 """
 
 from __future__ import annotations
