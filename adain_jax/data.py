@@ -19,7 +19,7 @@ Sources: a folder (recursive; jpg/jpeg/png/webp/bmp) or ``"tfds:NAME[:SPLIT]"``
 Usage::
 
     cfg = PipelineConfig(batch_size=8, num_workers=default_num_workers())
-    with make_pair_iterator("coco/", "tfds:wikiart", cfg) as it:
+    with make_pair_iterator("tfds:coco/2017:train", "wikiart/", cfg) as it:
         it.set_state(saved)                 # optional: resume
         batch = next(it)                    # {"content", "style"}: uint8 [B, 256, 256, 3]
         saved = it.get_state()              # JSON-able dict, store with the checkpoint
