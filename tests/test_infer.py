@@ -339,3 +339,18 @@ def test_offline_default_weights_fail_in_one_line(tmp_path, images):
         assert flag in lines[0]
     cache = tmp_path / "cache"
     assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_bfloat16(tmp_path, images, port_weight_files, torch_nets, capsys):
+    content_path, style_path, content, style = images
+    out = tmp_path / "bf16.png"
+    code, _, err = _main(
+        capsys, *_weights(port_weight_files), "--content", content_path, "--style", style_path,
+        "--content-size", 0, "--style-size", 0, "--dtype", "bfloat16", "--output", out,
+    )  # fmt: skip
+    assert code == 0, err
+    got = _read(out).astype(int)
+    want = _reference(torch_nets, content, style).astype(int)
+    diff = np.abs(got - want)
+    assert 0 < diff.mean() < 8, diff.mean()  # bfloat16 convolutions: close, not identical
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.95
