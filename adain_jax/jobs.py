@@ -297,7 +297,7 @@ def run_pairs(
     """Stylize every pair (see module doc); never raises for a bad content or style file.
 
     ``inputs``: files that must never be overwritten. ``log``: where one-line
-    messages go (default: stderr, through tqdm).
+    messages go (default: "wrote ..." to stdout, errors to stderr, through tqdm).
     """
     from tqdm import tqdm
 
@@ -309,8 +309,9 @@ def run_pairs(
         else:
             todo.append(pair)
     runner = Runner(params, opts, labels)
-    bar = tqdm(total=len(todo), unit="img", disable=not opts.progress or not todo)
+    bar = tqdm(total=len(todo), unit="img", disable=not opts.progress or len(todo) < 2)
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    tell = (lambda msg: log(msg)) if log else (lambda msg: tqdm.write(msg, file=sys.stdout))
     by_content: dict[Path, list[Pair]] = {}
     for pair in todo:
         by_content.setdefault(pair.content, []).append(pair)
@@ -324,6 +325,7 @@ def run_pairs(
     def save(pair: Pair, image: np.ndarray) -> None:
         try:
             summary.written.append(image_io.save_image(pair.output, image, inputs=protected))
+            tell(f"wrote {pair.output}")
         except (OSError, ValueError) as e:
             summary.failed.append(str(e))
             say(f"error: {e} (skipped)")
@@ -355,6 +357,7 @@ def run_pairs(
                         opts.progress,
                     )
                     summary.written.append(pair.output)
+                    tell(f"wrote {pair.output}")
                     bar.update(1)
                 except (OSError, ValueError) as e:
                     fail([pair], str(e))

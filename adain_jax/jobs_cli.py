@@ -212,11 +212,9 @@ def run(args: argparse.Namespace, load_params: Callable[[], dict]) -> int:
         video.probe(pairs[0].content)  # a clear error if PyAV is missing or the file is bad
     params = load_params()
     summary = jobs.run_pairs(params, pairs, opts, labels)
-    if len(pairs) == 1 and summary.written:
-        print(f"wrote {summary.written[0]}")
-    else:
+    if len(pairs) > 1:
         print(
-            f"wrote {len(summary.written)}, skipped {len(summary.skipped)} existing "
-            f"(--overwrite redoes them), failed {len(summary.failed)}"
+            f"done: {len(summary.written)} written, {len(summary.skipped)} skipped (already "
+            f"exist; --overwrite redoes them), {len(summary.failed)} failed"
         )
     return 1 if summary.failed else 0
