@@ -45,3 +45,13 @@ def identity_params() -> dict:
 
     shapes = jax.eval_shape(lambda key: adain_jax.init_params(key, 16), jax.random.key(0))
     return jax.tree_util.tree_map_with_path(ident, shapes)
+
+
+@pytest.fixture(scope="session")
+def soft_files(tmp_path_factory, soft_nets):
+    """``--vgg``/``--decoder`` flags for ``soft_nets``' weights."""
+    vgg, dec, _ = soft_nets
+    root = tmp_path_factory.mktemp("soft_files")
+    torch.save(vgg.state_dict(), root / "vgg.pth")
+    torch.save(dec.state_dict(), root / "dec.pth")
+    return ["--vgg", str(root / "vgg.pth"), "--decoder", str(root / "dec.pth")]
