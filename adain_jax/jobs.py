@@ -8,8 +8,9 @@ stylizes them all:
   unless colour preservation makes the style depend on the content;
 - contents of one size bucket (``bucket`` px multiples, padded at the
   bottom/right, exact: ``controls.stylize_padded``) are batched through one
-  compiled function; batches are padded to a power of two up to
-  ``batch_size`` so a handful of shapes compile;
+  compiled function; batches are padded to a power of two so a handful of
+  shapes compile, and hold at most ``max_tile**2`` pixels (the memory bound
+  of one tile);
 - contents larger than ``max_tile`` go through ``tiling.stylize_tiled``;
 - a content or style that cannot be read is reported and its pairs skipped,
   the rest still run; outputs that exist are skipped unless ``overwrite``.
@@ -137,9 +138,9 @@ def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
         raise image_io.ImageError(f"{path}: {e}") from None
 
 
-def _pow2_at_most(n: int, cap: int) -> int:
+def _pow2_at_least(n: int) -> int:
     b = 1
-    while b < n and b * 2 <= cap:
+    while b < n:
         b *= 2
     return b
 
@@ -155,6 +156,11 @@ class Runner:
         self.max_tile = opts.max_tile or tiling.auto_max_tile(1, self.dtype)
         self._styles: dict[Path, np.ndarray] = {}
         self._stats: dict[tuple[Path, ...], StyleStats] = {}
+
+    def images_per_call(self, height: int, width: int) -> int:
+        """How many ``height x width`` images one call may take: at most ``max_tile**2``
+        pixels in all (the memory one tile may use), at least one."""
+        return max(1, self.max_tile**2 // (height * width))
 
     # -- styles -------------------------------------------------------------
     def style_images(self, styles: tuple[Path, ...]) -> list[np.ndarray]:
@@ -242,17 +248,25 @@ class Runner:
         if self.opts.preserve_color or tiling.needs_tiling(h, w, self.max_tile):
             return np.stack([self.stylize_one(f, styles) for f in frames])
         stats = self.style_stats(styles)
-        return np.asarray(
-            controls.stylize_with_stats(
+        n = len(frames)
+        step = min(n, self.images_per_call(h, w))
+        outs = []
+        for start in range(0, n, step):
+            chunk = frames[start : start + step]
+            pad = step - len(chunk)  # keep one shape: pad the last chunk
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            out = controls.stylize_with_stats(
                 self.params,
-                frames,
+                chunk,
                 stats,
                 self.opts.alpha,
                 weights=self._weights(),
                 mask=self.labels,
                 dtype=self.dtype,
             )
-        )
+            outs.append(np.asarray(out)[: step - pad])
+        return np.concatenate(outs)
 
     def stylize_bucket(
         self, contents: list[np.ndarray], styles: tuple[Path, ...]
@@ -261,11 +275,11 @@ class Runner:
         o = self.opts
         stats = self.style_stats(styles)
         results: list[np.ndarray] = []
-        for start in range(0, len(contents), o.batch_size):
-            chunk = contents[start : start + o.batch_size]
-            size = _pow2_at_most(len(chunk), o.batch_size)
-            while size < len(chunk):
-                size *= 2
+        hb, wb = controls.pad_to_bucket(contents[0], o.bucket).shape[:2]
+        per_call = min(o.batch_size, self.images_per_call(hb, wb))
+        for start in range(0, len(contents), per_call):
+            chunk = contents[start : start + per_call]
+            size = _pow2_at_least(len(chunk))
             padded = [controls.pad_to_bucket(c, o.bucket) for c in chunk]
             padded += [padded[-1]] * (size - len(chunk))
             sizes = np.array(
