@@ -179,3 +179,17 @@ def test_size_buckets_equal_unpadded_results(soft_nets):
         want = np.asarray(controls.stylize_with_stats(params, img, stats, 0.7))
         h, w = img.shape[:2]
         np.testing.assert_allclose(got[i, :h, :w], want, atol=1e-5)
+
+
+def test_adain_from_stats_matches_torch_adain():
+    from adain_jax import ops
+
+    rng = np.random.default_rng(50)
+    content = rng.standard_normal((2, 5, 7, 16)).astype(np.float32) * 3 + 1
+    style = rng.standard_normal((2, 4, 6, 16)).astype(np.float32) * 0.5 - 2
+    got = ops.adain_from_stats(content, *ops.channel_mean_std(style))
+    want = ref.adain(
+        torch.from_numpy(content.transpose(0, 3, 1, 2)),
+        torch.from_numpy(style.transpose(0, 3, 1, 2)),
+    ).numpy()
+    np.testing.assert_allclose(np.asarray(got), want.transpose(0, 2, 3, 1), atol=1e-5)

@@ -11,7 +11,8 @@ from tests.conftest import random_images
 
 soft_nets = soft_weights.soft_nets  # the shared fixture
 
-# Measured: max |tiled - untiled| is 0 to ~1e-6 in [0, 1] pixel units (float rounding).
+# Measured: max |tiled - untiled| is 0 (bit-identical) on 179x170 and 321x290 images with
+# random weights; the bound leaves room for other XLA backends.
 TOLERANCE = 1e-5
 
 
