@@ -146,6 +146,10 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
       darkest region K-1. For two styles this is the authors' rule: white ->
       style 1, black -> style 2.
 
+      A two-style mask that is black and white except for anti-aliased or
+      compressed edges (at least 98% of pixels within 10% of black or white)
+      is thresholded at mid-grey.
+
     Raises:
       ValueError: the number of distinct colours is not K.
     """
@@ -156,6 +160,10 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
         arr = arr[..., None]
     flat = arr.reshape(-1, arr.shape[-1])
     colours, inverse = np.unique(flat, axis=0, return_inverse=True)
+    if num_styles == 2 and len(colours) > 2:
+        binary = _nearly_binary(arr)
+        if binary is not None:
+            return binary
     if len(colours) != num_styles:
         raise ValueError(
             f"mask has {len(colours)} distinct colours but {num_styles} styles were given "
@@ -167,6 +175,19 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
     rank = np.empty(len(colours), np.int32)
     rank[order] = np.arange(len(colours), dtype=np.int32)
     return rank[inverse.reshape(-1)].reshape(arr.shape[:2])
+
+
+def _nearly_binary(arr: np.ndarray) -> np.ndarray | None:
+    """Labels (white -> 0, black -> 1) of a mostly black-and-white ``[H, W, C]`` mask, else None."""
+    x = arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.integer):
+        x = x / (255.0 if arr.max() <= 255 else 65535.0)
+    y = x[..., 0] if x.shape[-1] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114])
+    near = (y < 0.1) | (y > 0.9)
+    white = y >= 0.5
+    if near.mean() < 0.98 or white.all() or not white.any():
+        return None
+    return np.where(white, 0, 1).astype(np.int32)
 
 
 def _region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, Array]:

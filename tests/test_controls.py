@@ -193,3 +193,15 @@ def test_adain_from_stats_matches_torch_adain():
         torch.from_numpy(style.transpose(0, 3, 1, 2)),
     ).numpy()
     np.testing.assert_allclose(np.asarray(got), want.transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_two_style_mask_with_soft_edges_is_thresholded():
+    mask = np.zeros((50, 50), np.uint8)
+    mask[:, 25:] = 255
+    mask[:, 24] = 100  # an anti-aliased column: 2% of the pixels
+    labels = controls.labels_from_mask_image(mask, 2)
+    np.testing.assert_array_equal(labels[:, :25], 1)
+    np.testing.assert_array_equal(labels[:, 25:], 0)
+    mask[:, 20:24] = 128  # 10% grey: not a two-colour mask
+    with pytest.raises(ValueError, match="distinct colours but 2 styles"):
+        controls.labels_from_mask_image(mask, 2)
