@@ -6,11 +6,13 @@ the values). Usage::
 
     python benchmarks/controls.py                 # every case, table at the end
     python benchmarks/controls.py --case tiled --size 4096 [--max-tile 1024]
+    python benchmarks/controls.py --case dirjob --size 512 --n 8 --batch 4
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -94,6 +96,46 @@ def case_batch(size: int, n: int, batch: int) -> dict:
     return {"images_per_s": (n // batch) * batch / elapsed}
 
 
+def case_dirjob(size: int, n: int, batch: int) -> dict:
+    """A directory job as infer.py runs it: n JPEG contents of mixed sizes (shorter side
+    ``size``, longer side ``size`` .. ``size + 128``) x 2 styles, read, stylized, written.
+    Timed on a second run with --overwrite (compilation excluded)."""
+    from PIL import Image
+
+    from adain_jax import jobs
+
+    params = random_params()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "c").mkdir()
+        (root / "s").mkdir()
+        for i in range(n):
+            w = size + int(rng.integers(0, 129))
+            pixels = (rng.random((size, w, 3)) * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / "c" / f"{i:03d}.jpg", quality=90)
+        styles = []
+        for k in range(2):
+            pixels = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / "s" / f"s{k}.jpg")
+            styles.append((root / "s" / f"s{k}.jpg",))
+        pairs = [
+            jobs.Pair(c, st, root / "out" / jobs.output_name(c, st, ".jpg"))
+            for c in sorted((root / "c").iterdir())
+            for st in styles
+        ]
+        opts = jobs.JobOptions(content_size=size, style_size=size, batch_size=batch, progress=False)
+        quiet = lambda msg: None  # noqa: E731
+        jobs.run_pairs(params, pairs, opts, log=quiet)  # compiles
+        t = time.perf_counter()
+        summary = jobs.run_pairs(
+            params, pairs, dataclasses.replace(opts, overwrite=True), log=quiet
+        )
+        elapsed = time.perf_counter() - t
+    assert len(summary.written) == len(pairs), summary
+    return {"images_per_s": len(pairs) / elapsed, "outputs": len(pairs)}
+
+
 def case_video(size: int, frames: int, batch: int) -> dict:
     """Stylize a generated size x size clip (H.264 in and out), frames/s including I/O."""
     from fractions import Fraction
@@ -125,6 +167,8 @@ def run_case(args: argparse.Namespace) -> None:
         result = case_tiled(args.size, args.max_tile)
     elif args.case == "batch":
         result = case_batch(args.size, args.n, args.batch)
+    elif args.case == "dirjob":
+        result = case_dirjob(args.size, args.n, args.batch)
     else:
         result = case_video(args.size, args.n, args.batch)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -133,6 +177,7 @@ def run_case(args: argparse.Namespace) -> None:
 
 CASES = [
     ("batch", ["--size", "512", "--n", "16", "--batch", "4"]),
+    ("dirjob", ["--size", "512", "--n", "8", "--batch", "4"]),
     ("video", ["--size", "512", "--n", "16", "--batch", "4"]),
     ("untiled", ["--size", "1024"]),
     ("tiled", ["--size", "4096"]),
@@ -141,7 +186,7 @@ CASES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=["untiled", "tiled", "batch", "video"])
+    parser.add_argument("--case", choices=["untiled", "tiled", "batch", "dirjob", "video"])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4)
