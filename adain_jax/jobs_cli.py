@@ -173,6 +173,12 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[jobs.Pair]:
             f"--output {output}: with a directory of contents or styles, --output is a directory"
         )
     out_dir = Path(output) if out_is_dir else Path(".")
+    if content_path.is_dir() and out_is_dir:
+        # An output directory inside the content tree: its files are outputs, not contents.
+        out_abs = out_dir.resolve()
+        contents = [c for c in contents if out_abs not in c.resolve().parents]
+        if not contents:
+            raise image_io.ImageError(f"{content_path}: no image files outside --output")
     pairs = []
     for c in contents:
         sub = c.parent.relative_to(content_path) if content_path.is_dir() else Path()

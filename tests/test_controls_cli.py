@@ -95,6 +95,14 @@ def test_directory_job_bad_file_skip_and_overwrite(
     code, out, _ = _main(capsys, *argv, "--overwrite")
     assert code == 0 and "6 written, 0 skipped" in out and "0 failed" in out
 
+    # outputs inside the content tree are not taken as contents on the next run
+    inner = contents / "styled"
+    argv[argv.index(out_dir)] = inner
+    for _ in range(2):
+        code, out, _ = _main(capsys, *argv)
+        assert code == 0 and "0 failed" in out
+    assert len(list(inner.rglob("*.png"))) == 6
+
 
 def test_style_list_with_weights(tmp_path, soft_nets, soft_files, capsys):
     vgg, dec, _ = soft_nets
