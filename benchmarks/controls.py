@@ -177,8 +177,8 @@ def run_case(args: argparse.Namespace) -> None:
 
 CASES = [
     ("batch", ["--size", "512", "--n", "16", "--batch", "4"]),
-    ("dirjob", ["--size", "512", "--n", "8", "--batch", "4"]),
-    ("video", ["--size", "512", "--n", "16", "--batch", "4"]),
+    ("dirjob", ["--size", "512", "--n", "4", "--batch", "4"]),
+    ("video", ["--size", "512", "--n", "8", "--batch", "4"]),
     ("untiled", ["--size", "1024"]),
     ("tiled", ["--size", "4096"]),
 ]
