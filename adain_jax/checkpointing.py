@@ -110,7 +110,7 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
     if not enc.is_file():
         raise CheckpointError(f"{workdir}: training workdir without {ENCODER_FILE}")
     directory = (workdir / CHECKPOINTS).absolute()
-    options = ocp.CheckpointManagerOptions(read_only=True)
+    options = ocp.CheckpointManagerOptions(create=False)
     with ocp.CheckpointManager(directory, options=options) as manager:
         step = manager.latest_step()
         if step is None:

@@ -104,3 +104,31 @@ def adain_losses(
     c = content_loss(output_taps.relu4_1, target)
     s = style_loss(output_taps, style_taps)
     return Losses(c, s, content_weight * c + style_weight * s), output
+
+
+def output_losses(
+    encoder_params: dict,
+    output: Array,
+    content: Array,
+    style: Array,
+    *,
+    dtype: Dtype = jnp.float32,
+) -> tuple[Array, Array]:
+    """The paper's content and style losses of a finished stylization, measured
+    with ``encoder_params`` (which need not be the encoder that produced it).
+
+    The content target is ``AdaIN(f(content), f(style))`` under this encoder,
+    so two decoders (each with its own encoder) compare on the same numbers.
+
+    Args:
+      output, content, style: RGB float ``[N, H, W, 3]`` in [0, 1], one pair per row.
+
+    Returns:
+      ``(content_loss, style_loss)``, float32 scalars (unweighted, batch means).
+    """
+    encoder = VGGEncoder(dtype=dtype)
+    encode = lambda x: encoder.apply({"params": encoder_params}, x)  # noqa: E731
+    style_taps = encode(style)
+    target = ops.adain(encode(content).relu4_1, style_taps.relu4_1)
+    output_taps = encode(output)
+    return content_loss(output_taps.relu4_1, target), style_loss(output_taps, style_taps)
