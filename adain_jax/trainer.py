@@ -119,10 +119,10 @@ def check_config(cfg: RunConfig, saved: dict | None, encoder_sha: str | None) ->
     for key in FIXED_KEYS:
         if key in saved and saved[key] != current[key]:
             flag = "--" + key.replace("_", "-")
-            what = "the encoder weights (--vgg)" if key == "encoder_sha256" else flag
+            what = "encoder weights (--vgg)" if key == "encoder_sha256" else flag
             raise RunError(
-                f"{cfg.workdir}: resuming with different {what} "
-                f"({saved[key]!r} in config.json, now {current[key]!r}); "
+                f"{cfg.workdir}: resuming with a different {what} "
+                f"({_short(saved[key])} in config.json, now {_short(current[key])}); "
                 "use the original setting or a new --workdir"
             )
     ignore = {"vgg", "progress", "encoder_source", *FIXED_KEYS}
@@ -131,6 +131,10 @@ def check_config(cfg: RunConfig, saved: dict | None, encoder_sha: str | None) ->
         for k in sorted(current)
         if k not in ignore and k in saved and saved[k] != current[k]
     ]
+
+
+def _short(value) -> str:
+    return repr(value[:12] + "...") if isinstance(value, str) and len(value) == 64 else repr(value)
 
 
 def _config_dict(cfg: RunConfig, encoder_sha: str | None) -> dict:
