@@ -59,3 +59,18 @@ def losses_and_decoder_grads(
     total.backward()
     grads = {k: p.grad.numpy().copy() for k, p in dec.named_parameters()}
     return float(loss_c.detach()), float(loss_s.detach()), float(total.detach()), grads
+
+
+def stylized_losses(
+    vgg: nn.Sequential, dec: nn.Sequential, content: np.ndarray, style: np.ndarray
+) -> tuple[float, float]:
+    """The port's losses of its own stylization ``ref.stylize`` (alpha 1, clipped
+    to [0, 1]) of one content/style pair (NHWC, batch 1), measured with ``vgg``."""
+    out = ref.stylize(vgg, dec, content, style)
+    with torch.no_grad():
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
+        o, c, s = (_encode_taps(vgg, to_t(a)) for a in (out, content, style))
+        t = ref.adain(c[-1], s[-1])
+        loss_c = F.mse_loss(o[-1], t)
+        loss_s = sum(_style_loss(a, b) for a, b in zip(o, s, strict=True))
+    return float(loss_c), float(loss_s)
