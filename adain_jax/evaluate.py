@@ -95,12 +95,10 @@ def evaluate_pairs(
 
 
 def _load_images(folder: str, size: int, limit: int | None) -> list[np.ndarray]:
+    """Shorter side resized to ``size``, centre-cropped (``adain_jax.data.load_eval_images``)."""
     from adain_jax import data
 
-    images = data.load_eval_images(folder, size, limit)
-    if not images:
-        raise data.DataError(f"{folder}: no images")
-    return images
+    return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 
 def build_parser() -> argparse.ArgumentParser:

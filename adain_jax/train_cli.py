@@ -20,14 +20,13 @@ from adain_jax.trainer import EXIT_USAGE, RunConfig, RunError
 _POSITIVE = (
     "batch_size",
     "max_steps",
-    "image_size",
     "crop_size",
     "save_every",
     "keep",
     "log_every",
     "num_samples",
 )
-_NON_NEGATIVE = ("sample_every", "eval_every", "num_workers", "seed", "lr_decay")
+_NON_NEGATIVE = ("image_size", "sample_every", "eval_every", "num_workers", "seed", "lr_decay")
 _NON_NEGATIVE += ("style_weight", "content_weight")
 
 
@@ -53,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--batch-size", type=int, default=d.batch_size, help="global batch (pairs per step)")
     add("--max-steps", type=int, default=d.max_steps, help="may be raised on resume")
-    add("--image-size", type=int, default=d.image_size, help="shorter side resized to this")
+    add(
+        "--image-size",
+        type=int,
+        default=d.image_size,
+        help="shorter side resized to this (0: keep)",
+    )
     add("--crop-size", type=int, default=d.crop_size, help="random square crop (multiple of 8)")
     add("--lr", type=float, default=d.lr, help="Adam learning rate")
     add("--lr-decay", type=float, default=d.lr_decay, help="lr / (1 + lr_decay * step)")
@@ -95,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise RunError(f"--lr {args.lr}: must be positive")
     if args.style_weight == 0 and args.content_weight == 0:
         raise RunError("--style-weight and --content-weight are both 0: nothing to train")
-    if args.crop_size > args.image_size:
+    if 0 < args.image_size < args.crop_size:
         raise RunError(
             f"--crop-size {args.crop_size} is larger than --image-size {args.image_size}"
         )

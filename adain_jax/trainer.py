@@ -261,6 +261,7 @@ def train(cfg: RunConfig) -> int:
     try:
         return _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_out)
     finally:
+        iterator.close()
         ckpt.wait_until_finished()
         ckpt.close()
 
@@ -329,6 +330,7 @@ def _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_ou
                             "grad_norm": m["grad_norm"],
                             "steps_per_sec": rate,
                             "images_per_sec": rate * cfg.batch_size,
+                            "data/skipped_images": iterator.skipped,
                         },
                     )
                     bar.set_postfix(

@@ -244,5 +244,8 @@ def test_four_devices_match_one_device(folders, straight, tmp_path):
     assert done.returncode == 0, done.stderr
     a, b = _losses(straight), _losses(four)
     assert sorted(b) == [1, 2, 3]
-    for step in b:
-        np.testing.assert_allclose(b[step], a[step], rtol=1e-5)
+    # Step 1: same params, only the reduction order differs. Later steps: Adam
+    # normalises the (slightly different) gradients, so differences grow a little.
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-5)
+    for step in (2, 3):
+        np.testing.assert_allclose(b[step], a[step], rtol=2e-4)
