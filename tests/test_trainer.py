@@ -23,15 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, torchvision_file):
-    """Tiny content/style folders (smooth random PNGs, 40x48) and a random VGG-19 .pth."""
+    """Tiny content/style folders (smooth random PNGs, 40x48, plus a grayscale, an
+    RGBA, a too-small and a corrupt file) and a random VGG-19 .pth."""
     root = tmp_path_factory.mktemp("train_data")
     rng = np.random.default_rng(0)
     for name in ("content", "style"):
-        (root / name).mkdir()
+        (root / name / "sub").mkdir(parents=True)
         for i in range(6):
             small = rng.integers(0, 256, (5, 6, 3)).astype(np.uint8)
             img = Image.fromarray(small).resize((48, 40), Image.BILINEAR)
             img.save(root / name / f"{i}.png")
+        gray = rng.integers(0, 256, (36, 44)).astype(np.uint8)
+        Image.fromarray(gray, "L").save(root / name / "sub" / "gray.png")
+        rgba = rng.integers(0, 256, (44, 40, 4)).astype(np.uint8)
+        Image.fromarray(rgba, "RGBA").save(root / name / "sub" / "rgba.png")
+        Image.fromarray(small).save(root / name / "sub" / "tiny.jpg")  # 6x5: upscaled
+        (root / name / "sub" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     return root / "content", root / "style", torchvision_file[0]
 
 
@@ -93,6 +100,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(folders, straight, tmp_pat
     jax.tree.map(np.testing.assert_array_equal, a, b)
     assert _losses(straight) == _losses(resumed)
     assert sorted(_losses(resumed)) == [1, 2, 3, 4, 5]
+    # The corrupt files were met (two epochs of 10 files per stream), skipped and counted.
+    last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["data/skipped_images"] >= 1
     # One compilation of the train step for all these runs (same shapes and settings).
     step_fn = train_lib.make_train_step(train_lib.StepConfig(**STEP_CONFIG), train_lib.make_mesh())
     assert step_fn._cache_size() == 1
