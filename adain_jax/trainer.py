@@ -300,9 +300,15 @@ def _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_ou
                 state, metrics = step_fn(state, vgg, batch)
                 step += 1
                 stop = stopper.signum is not None or step >= cfg.max_steps
+                next_data_state = None  # the iterator's state after `step` batches
                 if not stop:  # fetch the next batch while the device computes
                     next_data_state = iterator.get_state()
-                    batch = train_lib.shard_batch(next(iterator), mesh)
+                    try:
+                        batch = train_lib.shard_batch(next(iterator), mesh)
+                    except Exception:
+                        if stopper.signum is None:
+                            raise
+                        stop = True  # Ctrl-C also reached the decoding workers
                 m = jax.device_get(metrics)
                 if not m["finite"]:
                     kept = f"step {last_saved}" if last_saved else "none"
@@ -343,7 +349,7 @@ def _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_ou
                 if held_out is not None:
                     _held_out_logs(cfg, step, state, encoder_np, held_out, writer, stop)
                 if step % cfg.save_every == 0 or stop:
-                    current = next_data_state if not stop else iterator.get_state()
+                    current = next_data_state if next_data_state else iterator.get_state()
                     ckpt.save(step, state, current)
                     last_saved = step
                 if stop:
