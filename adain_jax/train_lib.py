@@ -2,7 +2,11 @@
 
 State is a plain dict (big_vision style)::
 
-    {"decoder": Decoder params (float32), "opt": optax Adam state, "step": int32 []}
+    {"decoder": Decoder params (float32), "opt": optax Adam moments, "step": int32 []}
+
+The step is compiled for a compute dtype and a mesh only: the learning rate,
+its decay and the loss weights are a small argument of float32 scalars
+(``StepConfig.hyperparams()``), so changing them never recompiles.
 
 The frozen VGG encoder params are a separate argument of the step: never in
 the optimizer state, never checkpointed. The step is deterministic (no
@@ -56,15 +60,21 @@ class StepConfig:
     style_weight: float = losses.STYLE_WEIGHT
     dtype: str = "float32"
 
+    def hyperparams(self) -> dict[str, np.ndarray]:
+        """The traced step arguments: float32 scalars ``lr``, ``lr_decay``, the weights."""
+        names = ("lr", "lr_decay", "content_weight", "style_weight")
+        return {n: np.float32(getattr(self, n)) for n in names}
+
 
 def lr_schedule(lr: float, decay: float) -> optax.Schedule:
     """``step -> lr / (1 + decay * step)`` (the authors' and the port's inverse decay)."""
     return lambda step: lr / (1.0 + decay * jnp.asarray(step, jnp.float32))
 
 
-def make_optimizer(cfg: StepConfig) -> optax.GradientTransformation:
-    """Adam (betas 0.9/0.999, eps 1e-8, as torch's default) with the inverse decay."""
-    return optax.adam(lr_schedule(cfg.lr, cfg.lr_decay))
+def make_optimizer() -> optax.GradientTransformation:
+    """Adam's update direction (betas 0.9/0.999, eps 1e-8, as torch's default); the
+    step scales it by ``-lr_schedule(lr, lr_decay)(step)``, as ``optax.adam(schedule)`` does."""
+    return optax.scale_by_adam()
 
 
 def make_mesh() -> Mesh:
@@ -89,13 +99,13 @@ def init_decoder(seed: int) -> dict:
     return Decoder().init(jax.random.key(seed), feats)["params"]
 
 
-def init_state(decoder_params: Mapping, cfg: StepConfig, mesh: Mesh) -> State:
+def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
     """The step-0 state, replicated over ``mesh``."""
 
     def init(decoder):
         return {
             "decoder": decoder,
-            "opt": make_optimizer(cfg).init(decoder),
+            "opt": make_optimizer().init(decoder),
             "step": jnp.zeros((), jnp.int32),
         }
 
@@ -103,13 +113,13 @@ def init_state(decoder_params: Mapping, cfg: StepConfig, mesh: Mesh) -> State:
     return jax.jit(init, out_shardings=replicated(mesh))(decoder_params)
 
 
-def abstract_state(cfg: StepConfig, mesh: Mesh) -> State:
+def abstract_state(mesh: Mesh) -> State:
     """Shapes, dtypes and shardings of the state (the restore target)."""
     sharding = replicated(mesh)
 
     def init():
         decoder = init_decoder(0)
-        return {"decoder": decoder, "opt": make_optimizer(cfg).init(decoder), "step": 0}
+        return {"decoder": decoder, "opt": make_optimizer().init(decoder), "step": 0}
 
     shapes = jax.eval_shape(init)
     shapes["step"] = jax.ShapeDtypeStruct((), jnp.int32)
@@ -133,26 +143,30 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
 
 @functools.cache
 def make_train_step(
-    cfg: StepConfig, mesh: Mesh
-) -> Callable[[State, dict, dict], tuple[State, dict]]:
-    """Build the jit-compiled step ``(state, vgg_params, batch) -> (state, metrics)``.
+    dtype: str, mesh: Mesh
+) -> Callable[[State, dict, dict, dict], tuple[State, dict]]:
+    """Build the jit-compiled step ``(state, vgg_params, batch, hparams) -> (state, metrics)``.
 
-    Cached per ``(cfg, mesh)``: runs in one process with the same settings share
-    one function and its compiled executables.
+    Args of the returned function:
+      state: donated; replicated.
+      vgg_params: the frozen encoder; replicated.
+      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of
+        8), sharded on ``data``; converted to float32 in [0, 1] inside.
+      hparams: ``StepConfig.hyperparams()`` (float32 scalars); replicated.
 
-    ``batch``: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples
-    of 8), sharded on ``data``; converted to float32 in [0, 1] inside.
-    ``state`` is donated. ``metrics``: float32 scalars ``content``, ``style``,
-    ``total`` (the weighted losses of the params *before* the update), ``lr``
-    (the rate applied in this update), ``grad_norm`` (global L2 norm), and
-    the bool ``finite``: loss, gradients and updated params all finite (a
-    state after a non-finite step must not be saved).
+    ``metrics``: float32 scalars ``content``, ``style``, ``total`` (the weighted
+    losses of the params *before* the update), ``lr`` (the rate applied in
+    this update), ``grad_norm`` (global L2 norm), and the bool ``finite``:
+    loss, gradients and updated params all finite (a state after a non-finite
+    step must not be saved).
+
+    ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
+    runs in one process share one function and its compiled executables.
     """
-    optimizer = make_optimizer(cfg)
-    schedule = lr_schedule(cfg.lr, cfg.lr_decay)
-    dtype = DTYPES[cfg.dtype]
+    optimizer = make_optimizer()
+    compute = DTYPES[dtype]
 
-    def step(state: State, vgg: dict, batch: dict) -> tuple[State, dict]:
+    def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
         content = batch["content"].astype(jnp.float32) / 255.0
         style = batch["style"].astype(jnp.float32) / 255.0
 
@@ -162,28 +176,25 @@ def make_train_step(
                 decoder,
                 content,
                 style,
-                content_weight=cfg.content_weight,
-                style_weight=cfg.style_weight,
-                dtype=dtype,
+                content_weight=hp["content_weight"],
+                style_weight=hp["style_weight"],
+                dtype=compute,
             )
             return parts.total, parts
 
         grads, parts = jax.grad(loss_fn, has_aux=True)(state["decoder"])
-        updates, opt = optimizer.update(grads, state["opt"], state["decoder"])
-        decoder = optax.apply_updates(state["decoder"], updates)
+        direction, opt = optimizer.update(grads, state["opt"], state["decoder"])
+        lr = lr_schedule(hp["lr"], hp["lr_decay"])(state["step"])
+        decoder = optax.apply_updates(state["decoder"], jax.tree.map(lambda u: -lr * u, direction))
         finite = jnp.isfinite(parts.total) & jnp.all(
             jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
         )
-        new_state = {
-            "decoder": decoder,
-            "opt": opt,
-            "step": state["step"] + 1,
-        }
+        new_state = {"decoder": decoder, "opt": opt, "step": state["step"] + 1}
         metrics = {
             "content": parts.content,
             "style": parts.style,
             "total": parts.total,
-            "lr": schedule(state["step"]),
+            "lr": lr,
             "grad_norm": optax.tree.norm(grads),
             "finite": finite,
         }
@@ -192,7 +203,7 @@ def make_train_step(
     repl = replicated(mesh)
     return jax.jit(
         step,
-        in_shardings=(repl, repl, batch_sharding(mesh)),
+        in_shardings=(repl, repl, batch_sharding(mesh), repl),
         out_shardings=(repl, repl),
         donate_argnames=("state",),
     )

@@ -254,29 +254,30 @@ def train(cfg: RunConfig) -> int:
 
     mesh = train_lib.make_mesh()
     step_cfg = cfg.step_config()
-    step_fn = train_lib.make_train_step(step_cfg, mesh)
+    step_fn = train_lib.make_train_step(cfg.dtype, mesh)
     vgg = train_lib.put_replicated(encoder_np, mesh)
+    hparams = train_lib.put_replicated(step_cfg.hyperparams(), mesh)
 
     ckpt = checkpointing.Checkpointer(workdir, keep=cfg.keep)
     try:
-        return _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_out)
+        return _loop(cfg, ckpt, iterator, mesh, hparams, step_fn, vgg, encoder_np, held_out)
     finally:
         iterator.close()
         ckpt.wait_until_finished()
         ckpt.close()
 
 
-def _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_out) -> int:
+def _loop(cfg, ckpt, iterator, mesh, hparams, step_fn, vgg, encoder_np, held_out) -> int:
     from tqdm import tqdm
 
     is_main = jax.process_index() == 0
     start = ckpt.latest_step() or 0
     if start:
-        state, data_state = ckpt.restore(train_lib.abstract_state(step_cfg, mesh))
+        state, data_state = ckpt.restore(train_lib.abstract_state(mesh))
         iterator.set_state(data_state)
         print(f"resuming from step {start} ({Path(cfg.workdir) / 'checkpoints'})", file=sys.stderr)
     else:
-        state = train_lib.init_state(train_lib.init_decoder(cfg.seed), step_cfg, mesh)
+        state = train_lib.init_state(train_lib.init_decoder(cfg.seed), mesh)
     if start >= cfg.max_steps:
         print(f"already at step {start} >= --max-steps {cfg.max_steps}; nothing to do")
         return EXIT_OK
@@ -297,7 +298,7 @@ def _loop(cfg, ckpt, iterator, mesh, step_cfg, step_fn, vgg, encoder_np, held_ou
     try:
         with _Stopper() as stopper:
             while True:
-                state, metrics = step_fn(state, vgg, batch)
+                state, metrics = step_fn(state, vgg, batch, hparams)
                 step += 1
                 stop = stopper.signum is not None or step >= cfg.max_steps
                 next_data_state = None  # the iterator's state after `step` batches

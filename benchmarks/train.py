@@ -40,21 +40,21 @@ def device_name() -> str:
 def time_jax(dtype: str, batch: int, size: int, steps: int, warmup: int) -> float:
     """Seconds per step (median over ``steps`` timed steps)."""
     mesh = train_lib.make_mesh()
-    cfg = train_lib.StepConfig(dtype=dtype)
-    step_fn = train_lib.make_train_step(cfg, mesh)
+    step_fn = train_lib.make_train_step(dtype, mesh)
+    hp = train_lib.put_replicated(train_lib.StepConfig().hyperparams(), mesh)
     params = init_params(jax.random.key(0), 64)
     vgg = train_lib.put_replicated(params["encoder"], mesh)
-    state = train_lib.init_state(params["decoder"], cfg, mesh)
+    state = train_lib.init_state(params["decoder"], mesh)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, batch, size, size, 3), dtype=np.uint8)
     data = train_lib.shard_batch({"content": images[0], "style": images[1]}, mesh)
     for _ in range(warmup):
-        state, metrics = step_fn(state, vgg, data)
+        state, metrics = step_fn(state, vgg, data, hp)
     jax.block_until_ready(metrics)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        state, metrics = step_fn(state, vgg, data)
+        state, metrics = step_fn(state, vgg, data, hp)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     return float(np.median(times))

@@ -9,7 +9,7 @@ import pytest
 from adain_jax import convert, train_lib
 
 CROP = 32
-BATCH = 4  # the trainer tests use the same shapes and StepConfig: one compilation
+BATCH = 4  # the trainer tests use the same shapes: one compilation
 STEP_CONFIG = dict(lr=1e-3, lr_decay=0.01)
 
 
@@ -35,14 +35,15 @@ def vgg_params(torch_nets):
 def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params):
     cfg = train_lib.StepConfig(**STEP_CONFIG)
     mesh = train_lib.make_mesh()
-    step_fn = train_lib.make_train_step(cfg, mesh)
+    step_fn = train_lib.make_train_step("float32", mesh)
     vgg = train_lib.put_replicated(vgg_params, mesh)
     vgg_before = jax.tree.map(np.array, vgg)
-    state = train_lib.init_state(train_lib.init_decoder(0), cfg, mesh)
+    hp = train_lib.put_replicated(cfg.hyperparams(), mesh)
+    state = train_lib.init_state(train_lib.init_decoder(0), mesh)
     totals, lrs = [], []
     batches = tiny_batches()
     for _ in range(20):
-        state, metrics = step_fn(state, vgg, train_lib.shard_batch(next(batches), mesh))
+        state, metrics = step_fn(state, vgg, train_lib.shard_batch(next(batches), mesh), hp)
         m = jax.device_get(metrics)
         assert m["finite"] and np.isfinite(m["total"]) and m["grad_norm"] > 0
         np.testing.assert_allclose(m["total"], m["content"] + 10.0 * m["style"], rtol=1e-6)
@@ -57,16 +58,16 @@ def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params):
 
 
 def test_state_is_donated_and_replicated(vgg_params):
-    cfg = train_lib.StepConfig(**STEP_CONFIG)
     mesh = train_lib.make_mesh()
-    step_fn = train_lib.make_train_step(cfg, mesh)
-    state = train_lib.init_state(train_lib.init_decoder(1), cfg, mesh)
+    step_fn = train_lib.make_train_step("float32", mesh)
+    state = train_lib.init_state(train_lib.init_decoder(1), mesh)
     old_leaf = state["decoder"]["conv1_1"]["kernel"]
     vgg = train_lib.put_replicated(vgg_params, mesh)
-    new, _ = step_fn(state, vgg, train_lib.shard_batch(next(tiny_batches()), mesh))
+    hp = train_lib.put_replicated(train_lib.StepConfig().hyperparams(), mesh)
+    new, _ = step_fn(state, vgg, train_lib.shard_batch(next(tiny_batches()), mesh), hp)
     assert old_leaf.is_deleted()
     for leaf in jax.tree.leaves(new):
         assert leaf.sharding.is_fully_replicated
-    abstract = train_lib.abstract_state(cfg, mesh)
+    abstract = train_lib.abstract_state(mesh)
     assert jax.tree.structure(abstract) == jax.tree.structure(new)
     assert step_fn._cache_size() == 1
