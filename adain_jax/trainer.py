@@ -238,6 +238,12 @@ def train(cfg: RunConfig) -> int:
         shard_count=jax.process_count(),
     )
     held_out = _held_out(cfg) if (cfg.sample_every or cfg.eval_every) else None
+    if held_out is None and (cfg.sample_every or cfg.eval_every):
+        print(
+            "note: no samples or held-out losses for TFDS sources without "
+            "--sample-content-dir and --sample-style-dir",
+            file=sys.stderr,
+        )
 
     encoder_np, encoder_source = load_encoder(cfg)
     encoder_sha = params_sha256(encoder_np)

@@ -136,14 +136,12 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path, 
         (["--lr=-1"], "--lr -1.0: must be positive"),
         (["--crop-size=20"], "multiple of 8"),
         (["--vgg=/nonexistent.pth"], "--vgg /nonexistent.pth: no such file"),
-        (["--batch-size=3", "--crop-size=32"], None),  # fine on 1 device: not an error here
+        (["--save-every=-5"], "--save-every -5: must be positive"),
+        (["--eval-every=-1"], "--eval-every -1: must not be negative"),
+        (["--sample-style-dir=/nonexistent"], "--sample-style-dir /nonexistent: no such directory"),
     ],
 )
 def test_bad_flags_fail_in_one_line(folders, tmp_path, capsys, extra, message):
-    if message is None:
-        args = train_cli.build_parser().parse_args(_flags(folders, tmp_path / "w", 1, *extra))
-        train_cli.config_from_args(args)
-        return
     assert train_cli.main(_flags(folders, tmp_path / "w", 1, *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
@@ -241,7 +239,10 @@ def test_four_devices_match_one_device(folders, straight, tmp_path):
     env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
     script = (
         "import jax, sys; assert jax.device_count() == 4, jax.devices(); "
-        "from adain_jax.train_cli import main; sys.exit(main(sys.argv[1:]))"
+        "from adain_jax.train_cli import main; args = sys.argv[1:]; "
+        # A batch the 4 devices cannot split fails first, in one line, before any work.
+        "bad = [a for a in args if not a.startswith('--batch-size')] + ['--batch-size=6']; "
+        "assert main(bad) == 2; sys.exit(main(args))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, *_flags(folders, four, 3)],
@@ -251,6 +252,7 @@ def test_four_devices_match_one_device(folders, straight, tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert "error: --batch-size 6: must be divisible by the 4 devices\n" in done.stderr
     a, b = _losses(straight), _losses(four)
     assert sorted(b) == [1, 2, 3]
     # Step 1: same params, only the reduction order differs. Later steps: Adam
