@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain_jax import checkpointing, train_cli, train_lib
+import adain_jax
+from adain_jax import checkpointing, convert, train_cli, train_lib
 from tests.test_train_lib import BATCH, CROP, STEP_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +100,11 @@ def test_interrupted_and_resumed_equals_uninterrupted(folders, straight, tmp_pat
     b = checkpointing.latest_decoder_params(resumed)["decoder"]
     jax.tree.map(np.testing.assert_array_equal, a, b)
     assert _losses(straight) == _losses(resumed)
+    # The workdir is usable at once: its latest decoder and the encoder it was trained with.
+    params = adain_jax.load_params(resumed)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(params["decoder"]), b)
+    want_encoder = convert.load_network(folders[2], "encoder")
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(params["encoder"]), want_encoder)
     assert sorted(_losses(resumed)) == [1, 2, 3, 4, 5]
     # The corrupt files were met (two epochs of 10 files per stream), skipped and counted.
     last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
