@@ -15,6 +15,7 @@ The input pipeline's own throughput: ``benchmarks/input_pipeline.py``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -29,12 +30,21 @@ from adain_jax import train_lib  # noqa: E402
 from adain_jax.params import init_params  # noqa: E402
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name() -> str:
     d = jax.devices()[0]
-    kind = getattr(d, "device_kind", d.platform)
     if d.platform == "cpu":
-        kind = f"CPU {platform.processor() or platform.machine()}"
-    return f"{jax.device_count()} x {kind}"
+        return f"{jax.device_count()} x CPU ({cpu_name()}, {os.cpu_count()} cores)"
+    return f"{jax.device_count()} x {getattr(d, 'device_kind', d.platform)}"
 
 
 def time_jax(dtype: str, batch: int, size: int, steps: int, warmup: int) -> float:
@@ -119,7 +129,7 @@ def main() -> None:
         rows.append(
             (
                 f"PyTorch {torch.__version__} float32",
-                f"CPU ({torch.get_num_threads()} threads)",
+                f"CPU ({cpu_name()}), {torch.get_num_threads()} threads",
                 sec,
             )
         )
@@ -128,7 +138,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for name, device, sec in rows:
         print(
-            f"| {name} | {device} | {sec * 1e3:.1f} | {1 / sec:.2f} | {args.batch_size / sec:.1f} |"
+            f"| {name} | {device} | {sec * 1e3:.0f} | {1 / sec:.3g} | {args.batch_size / sec:.3g} |"
         )
 
 
