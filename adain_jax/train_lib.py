@@ -1,0 +1,227 @@
+"""The decoder's training state and its one jit-compiled, data-parallel train step.
+
+State is a plain dict (big_vision style)::
+
+    {"decoder": Decoder params (float32), "opt": optax Adam moments, "step": int32 []}
+
+The step is compiled for a compute dtype and a mesh only: the learning rate,
+its decay and the loss weights are a small argument of float32 scalars
+(``StepConfig.hyperparams()``), so changing them never recompiles.
+
+The frozen VGG encoder params are a separate argument of the step: never in
+the optimizer state, never checkpointed. The step is deterministic (no
+randomness is consumed: all of it lives in the data pipeline, seeded and
+checkpointed with the model), so resuming continues bit-identically.
+
+Sharding: one mesh axis ``data`` over all devices of all processes; the
+batch is split on it (``P('data')``), state and encoder params are
+replicated (``P()``); XLA inserts the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from adain_jax import losses
+from adain_jax.models import FEATURE_CHANNELS, Decoder
+
+State = dict
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Setting it (host:port of process 0) turns on multi-process training without --distributed.
+COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """What the train step computes (paper defaults).
+
+    Attributes:
+      lr: Adam learning rate at step 0.
+      lr_decay: the rate is ``lr / (1 + lr_decay * step)``.
+      content_weight, style_weight: loss weights.
+      dtype: ``"float32"`` or ``"bfloat16"``, the compute dtype of the convolutions
+        (params, optimizer state, statistics and losses stay float32).
+    """
+
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    content_weight: float = losses.CONTENT_WEIGHT
+    style_weight: float = losses.STYLE_WEIGHT
+    dtype: str = "float32"
+
+    def hyperparams(self) -> dict[str, np.ndarray]:
+        """The traced step arguments: float32 scalars ``lr``, ``lr_decay``, the weights."""
+        names = ("lr", "lr_decay", "content_weight", "style_weight")
+        return {n: np.float32(getattr(self, n)) for n in names}
+
+
+def lr_schedule(lr: float, decay: float) -> optax.Schedule:
+    """``step -> lr / (1 + decay * step)`` (the authors' and the port's inverse decay)."""
+    return lambda step: lr / (1.0 + decay * jnp.asarray(step, jnp.float32))
+
+
+def make_optimizer() -> optax.GradientTransformation:
+    """Adam's update direction (betas 0.9/0.999, eps 1e-8, as torch's default); the
+    step scales it by ``-lr_schedule(lr, lr_decay)(step)``, as ``optax.adam(schedule)`` does."""
+    return optax.scale_by_adam()
+
+
+def make_mesh() -> Mesh:
+    """A 1-D mesh ``("data",)`` over every device of every process.
+
+    Auto axis type: only the step's inputs and outputs are pinned, XLA propagates the rest.
+    """
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P("data"))
+
+
+def init_decoder(seed: int) -> dict:
+    """Random decoder params (Flax default initialisers) from ``jax.random.key(seed)``."""
+    feats = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
+    return Decoder().init(jax.random.key(seed), feats)["params"]
+
+
+def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
+    """The step-0 state, replicated over ``mesh``."""
+
+    def init(decoder):
+        return {
+            "decoder": decoder,
+            "opt": make_optimizer().init(decoder),
+            "step": jnp.zeros((), jnp.int32),
+        }
+
+    decoder_params = jax.tree.map(lambda a: np.asarray(a, np.float32), dict(decoder_params))
+    return jax.jit(init, out_shardings=replicated(mesh))(decoder_params)
+
+
+def abstract_state(mesh: Mesh) -> State:
+    """Shapes, dtypes and shardings of the state (the restore target)."""
+    sharding = replicated(mesh)
+
+    def init():
+        decoder = init_decoder(0)
+        return {"decoder": decoder, "opt": make_optimizer().init(decoder), "step": 0}
+
+    shapes = jax.eval_shape(init)
+    shapes["step"] = jax.ShapeDtypeStruct((), jnp.int32)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+    """Host arrays (identical on every process) -> float32 arrays replicated over ``mesh``."""
+    sharding = replicated(mesh)
+    return jax.tree.map(
+        lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a, np.float32)),
+        tree,
+    )
+
+
+def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """This process's rows ``{"content", "style"}`` (uint8 ``[B_local, h, w, 3]``) -> global."""
+    sharding = batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+@functools.cache
+def make_train_step(
+    dtype: str, mesh: Mesh
+) -> Callable[[State, dict, dict, dict], tuple[State, dict]]:
+    """Build the jit-compiled step ``(state, vgg_params, batch, hparams) -> (state, metrics)``.
+
+    Args of the returned function:
+      state: donated; replicated.
+      vgg_params: the frozen encoder; replicated.
+      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of
+        8), sharded on ``data``; converted to float32 in [0, 1] inside.
+      hparams: ``StepConfig.hyperparams()`` (float32 scalars); replicated.
+
+    ``metrics``: float32 scalars ``content``, ``style``, ``total`` (the weighted
+    losses of the params *before* the update), ``lr`` (the rate applied in
+    this update), ``grad_norm`` (global L2 norm), and the bool ``finite``:
+    loss, gradients and updated params all finite (a state after a non-finite
+    step must not be saved).
+
+    ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
+    runs in one process share one function and its compiled executables.
+    """
+    optimizer = make_optimizer()
+    compute = DTYPES[dtype]
+
+    def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
+        content = batch["content"].astype(jnp.float32) / 255.0
+        style = batch["style"].astype(jnp.float32) / 255.0
+
+        def loss_fn(decoder):
+            parts, _ = losses.adain_losses(
+                vgg,
+                decoder,
+                content,
+                style,
+                content_weight=hp["content_weight"],
+                style_weight=hp["style_weight"],
+                dtype=compute,
+            )
+            return parts.total, parts
+
+        grads, parts = jax.grad(loss_fn, has_aux=True)(state["decoder"])
+        direction, opt = optimizer.update(grads, state["opt"], state["decoder"])
+        lr = lr_schedule(hp["lr"], hp["lr_decay"])(state["step"])
+        decoder = optax.apply_updates(state["decoder"], jax.tree.map(lambda u: -lr * u, direction))
+        finite = jnp.isfinite(parts.total) & jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
+        )
+        new_state = {"decoder": decoder, "opt": opt, "step": state["step"] + 1}
+        metrics = {
+            "content": parts.content,
+            "style": parts.style,
+            "total": parts.total,
+            "lr": lr,
+            "grad_norm": optax.tree.norm(grads),
+            "finite": finite,
+        }
+        return new_state, metrics
+
+    repl = replicated(mesh)
+    return jax.jit(
+        step,
+        in_shardings=(repl, repl, batch_sharding(mesh), repl),
+        out_shardings=(repl, repl),
+        donate_argnames=("state",),
+    )
+
+
+def maybe_initialize_distributed(requested: bool) -> bool:
+    """``jax.distributed.initialize()`` if requested or ``JAX_COORDINATOR_ADDRESS`` is set.
+
+    Must run before any other JAX call. Returns whether it initialised.
+    On Cloud TPU, SLURM and Open MPI, ``--distributed`` alone lets JAX detect
+    the cluster; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of
+    process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every host.
+    """
+    if not requested and not os.environ.get(COORDINATOR_ENV):
+        return False
+    kwargs = {}
+    for env, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if os.environ.get(env):
+            kwargs[arg] = int(os.environ[env])
+    jax.distributed.initialize(**kwargs)
+    return True
