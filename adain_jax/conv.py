@@ -44,6 +44,9 @@ ENV_VAR = "ADAIN_JAX_CONV"
 # Below this many input or output channels the matmuls are too thin to pay
 # for Winograd's transforms (conv1_1 has 3 inputs, the decoder's last conv 3 outputs).
 MIN_WINOGRAD_CHANNELS = 16
+# What "auto" runs for float32 3x3 convolutions on the CPU backend (measured
+# fastest there, see README "Speed").
+AUTO_CPU_FLOAT32 = "direct"
 WINOGRAD_TRANSFORMS = os.environ.get("ADAIN_JAX_WINOGRAD_TRANSFORMS", "einsum")
 
 
@@ -113,7 +116,7 @@ def resolve_impl(impl: str | None, kernel_shape: tuple[int, ...], dtype) -> str:
         and jnp.dtype(dtype) == jnp.float32
         and min(cin, cout) >= MIN_WINOGRAD_CHANNELS
     ):
-        return "winograd"
+        return AUTO_CPU_FLOAT32
     return "direct"
 
 
