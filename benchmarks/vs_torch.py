@@ -216,6 +216,12 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             jax.block_until_ready(run())
             compile_s[impl, batched] = time.perf_counter() - start
+            print(
+                f"(compiled train step {impl}{' batched' if batched else ''}: "
+                f"{compile_s[impl, batched]:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             fns[impl, batched] = run
         trainer.step(c_t, s_t)  # warm-up
         times = time_calls(fns, args.train_repeats)
