@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -109,8 +110,11 @@ def _download(url: str, out, progress: bool, timeout_s: float, label: str) -> No
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        # HTTPException: e.g. IncompleteRead of a chunked body cut short.
+        reason = getattr(e, "reason", None) or e
         raise DownloadError(f"could not download {url}: {reason}") from None
     if total is not None and received != total:
         raise DownloadError(f"{url}: got {received} of {total} bytes (connection dropped)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from adain_jax import convert, pretrained, weights_io
+from adain_jax import weights_io
 from adain_jax.models import Decoder, VGGEncoder
 
 Params = dict
@@ -60,6 +60,10 @@ def load_params(
         naming the file and the problem.
       download.DownloadError: the default weights could not be downloaded.
     """
+    # Imported here so that importing adain_jax does not import adain_jax.convert
+    # (`python -m adain_jax.convert` would warn that it is already imported).
+    from adain_jax import convert, pretrained
+
     enc_path = os.fspath(vgg) if vgg is not None else None
     dec_path = os.fspath(decoder) if decoder is not None else None
     workdir_params = None

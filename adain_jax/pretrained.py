@@ -43,13 +43,22 @@ def _converted(cache: Path, name: str, network: str, url: str, sha256_prefix=Non
             return target
         except (OSError, ValueError):
             target.unlink()  # stale or damaged: convert again
-    source = download.fetch(
-        url,
-        cache / "downloads" / name,
-        sha256_prefix=sha256_prefix,
-        validate=_validator(network),
-    )
-    params = convert.load_torch_weights(source, network)
+
+    def fetch() -> Path:
+        return download.fetch(
+            url,
+            cache / "downloads" / name,
+            sha256_prefix=sha256_prefix,
+            validate=_validator(network),
+        )
+
+    source = fetch()
+    try:
+        params = convert.load_torch_weights(source, network)
+    except (OSError, ValueError):  # a damaged file already in the cache: fetch it again
+        source.unlink(missing_ok=True)
+        source = fetch()
+        params = convert.load_torch_weights(source, network)
     weights_io.save(target, network, params, source=name)
     return target
 

@@ -54,7 +54,7 @@ class _StorageType:
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size, stride, *_unused) -> np.ndarray:
     if not size:
-        return storage[offset].copy()
+        return np.array(storage[offset])  # 0-d array (a scalar tensor)
     itemsize = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
         storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
@@ -201,6 +201,10 @@ class _DeferredTensors:
         return obj
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load a PyTorch ``state_dict`` file as ``{key: numpy array}``.
 
@@ -217,15 +221,33 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(4)
     try:
         if zipfile.is_zipfile(path):
             obj = _load_zip(path)
+        elif head == b"PK\x03\x04":  # a zip whose central directory (at the end) is missing
+            raise TorchFileError(
+                f"{path}: truncated or damaged torch file (incomplete zip archive)"
+            )
         else:
             obj = _load_legacy(path)
-    except TorchFileError:
-        raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise TorchFileError(f"{path}: unreadable or truncated torch file ({e})") from None
+    except TorchFileError as e:
+        raise TorchFileError(_one_line(str(e))) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        struct.error,
+    ) as e:
+        raise TorchFileError(
+            _one_line(f"{path}: unreadable or truncated torch file ({e})")
+        ) from None
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), dict):

@@ -1,0 +1,530 @@
+"""Training input pipeline: endless, shuffled content/style image pairs (grain).
+
+Each stream (content, style) is built as::
+
+    grain.MapDataset.range(num_records)[shard_index::shard_count]
+        .seed(stream_seed).shuffle().repeat()         # per-epoch reshuffle, forever
+    -> decode (Pillow; a bad file is replaced by the next good one in the shuffled order)
+    -> .random_map(random crop)                       # rng from (seed, index): reproducible
+
+and the two streams are zipped, batched (``.batch``) and read with
+``.to_iter_dataset().mp_prefetch(...)``. Every batch is a pure function of its index,
+so the output is identical for any ``num_workers`` and the iterator state is just the
+number of batches consumed (``PairIterator.get_state``), which restores exactly,
+also into a pipeline with a different number of workers.
+
+Sources: a folder (recursive; jpg/jpeg/png/webp/bmp) or ``"tfds:NAME[:SPLIT]"``
+(``tensorflow_datasets.data_source``, the ``image`` feature; install the ``tfds`` extra).
+
+Usage::
+
+    cfg = PipelineConfig(batch_size=8, num_workers=default_num_workers())
+    with make_pair_iterator("tfds:coco/2017:train", "wikiart/", cfg) as it:
+        it.set_state(saved)                 # optional: resume
+        batch = next(it)                    # {"content", "style"}: uint8 [B, 256, 256, 3]
+        saved = it.get_state()              # JSON-able dict, store with the checkpoint
+
+Programs using ``num_workers > 0`` must guard their entry point with
+``if __name__ == "__main__":`` (grain spawns its workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grain
+import numpy as np
+from grain.experimental import ZipMapDataset
+from PIL import Image
+
+from adain_jax import image_decode
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+TFDS_PREFIX = "tfds:"
+STATE_VERSION = 1
+
+Source = str | os.PathLike
+
+
+class DataError(ValueError):
+    """A data source is missing, empty, unreadable or misconfigured."""
+
+
+class BadImageWarning(UserWarning):
+    """An image could not be decoded and was replaced by the next readable one."""
+
+
+def default_num_workers() -> int:
+    """Worker processes for decoding: 0 on 1-2 cores, else ``min(cores - 1, 8)``.
+
+    With 1-2 usable cores, decoding in the training process (``prefetch`` threads;
+    Pillow releases the GIL while decoding and resizing) was as fast as or faster than
+    worker processes in ``benchmarks/input_pipeline.py``, without their start-up cost.
+    With more cores, one stays with the training process (it feeds the accelerator) and
+    the rest decode, up to 8. Check the sizing rule of ``benchmarks/input_pipeline.py``
+    (pipeline pairs/s above train steps/s x batch) on the machine that trains.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(cores - 1, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Input pipeline settings.
+
+    Attributes:
+      batch_size: GLOBAL batch; each process yields ``batch_size // jax.process_count()``.
+      image_size: the shorter side is resized to this (aspect kept; 0 keeps the original
+        size), then ...
+      crop_size: ... a random ``crop_size x crop_size`` window is cut; images whose shorter
+        side would be smaller than the crop are upscaled to it first.
+      seed: the content and style streams derive their own shuffle/crop seeds from it.
+      num_workers: grain worker processes; 0 decodes in the calling process (with
+        ``prefetch`` threads). See ``default_num_workers()``.
+      prefetch: batches buffered ahead per process (and decoding threads when in-process).
+      jpeg_draft: let JPEG decoding downscale by 1/2, 1/4, 1/8 when the file is at least
+        that much larger than needed (much faster for large photos).
+    """
+
+    batch_size: int = 8
+    image_size: int = 512
+    crop_size: int = 256
+    seed: int = 0
+    num_workers: int = 0
+    prefetch: int = 2
+    jpeg_draft: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "crop_size", "prefetch"):
+            if getattr(self, name) < 1:
+                raise DataError(f"PipelineConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("image_size", "num_workers"):
+            if getattr(self, name) < 0:
+                raise DataError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def find_images(root: str | os.PathLike) -> list[str]:
+    """Image files under ``root`` (recursive), sorted.
+
+    Extensions jpg, jpeg, png, webp, bmp in any case; hidden files and folders are
+    skipped. Raises ``DataError`` naming ``root`` if it is missing, not a folder or holds
+    no image.
+    """
+    folder = Path(root)
+    if not folder.exists():
+        raise DataError(f"image folder {str(root)!r} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder")
+    found = []
+    seen = set()  # real paths of visited folders: symlink cycles are walked once
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(dirpath, name))
+    if not found:
+        raise DataError(
+            f"image folder {str(root)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return sorted(found)
+
+
+class _FolderReader:
+    """Records are indices into a sorted list of image files."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.paths = find_images(root)
+        self.description = f"image folder {str(root)!r}"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def name(self, record: int) -> str:
+        return self.paths[record]
+
+    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
+        return image_decode.open_rgb(
+            self.paths[record],
+            image_size=cfg.image_size,
+            min_size=cfg.crop_size,
+            draft=cfg.jpeg_draft,
+        )
+
+
+def parse_tfds_spec(spec: str) -> tuple[str, str]:
+    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``.
+
+    NAME may name a config and version with TFDS's slashes (``coco/2017``,
+    ``coco/2017/1.1.0``); the first ``:`` starts the split (e.g. ``train[:90%]``).
+    """
+    body = spec[len(TFDS_PREFIX) :]
+    name, _, split = body.partition(":")
+    if not name:
+        raise DataError(f"TFDS source {spec!r}: expected 'tfds:NAME[:SPLIT]'")
+    return name, split or "train"
+
+
+class _TfdsReader:
+    """Records are indices into a ``tfds.data_source``; images come from ``"image"``."""
+
+    def __init__(self, spec: str) -> None:
+        name, split = parse_tfds_spec(spec)
+        try:
+            import tensorflow_datasets as tfds
+        except ImportError as e:
+            raise DataError(
+                f"{spec!r} needs tensorflow-datasets: pip install 'adain-jax[tfds]'"
+            ) from e
+        try:
+            self.source = tfds.data_source(name, split=split)
+        except Exception as e:  # noqa: BLE001 - TFDS raises many types; report one line
+            raise DataError(f"cannot open TFDS source {spec!r}: {e}") from e
+        self.description = f"TFDS source {spec!r}"
+        if len(self.source) == 0:
+            raise DataError(f"{self.description} is empty")
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def name(self, record: int) -> str:
+        return f"{self.spec}[{record}]"
+
+    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
+        example = self.source[record]
+        if "image" not in example:
+            raise DataError(f"{self.description} has no 'image' feature")
+        return image_decode.array_to_image(example["image"])
+
+
+def _open_source(source: Any) -> _FolderReader | _TfdsReader:
+    if isinstance(source, str) and source.startswith(TFDS_PREFIX):
+        return _TfdsReader(source)
+    if not isinstance(source, str | os.PathLike):
+        raise DataError(f"a data source must be a folder or 'tfds:NAME[:SPLIT]', got {source!r}")
+    return _FolderReader(source)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class _DecodedDataset(grain.MapDataset):
+    """Decodes the record at each index of ``parent`` (an endless shuffled index stream).
+
+    Element: ``{"image": PIL.Image (RGB, decoded), "bad": tuple[(name, reason), ...], "replaced":
+    bool}``: a record that fails is replaced by the record at the next index of
+    ``parent`` (deterministic; the next one if that fails too, ...); ``bad`` names the
+    unreadable records met doing so and ``replaced`` says whether this index's own
+    record was unreadable.
+    """
+
+    def __init__(
+        self, parent: grain.MapDataset, reader: Any, cfg: PipelineConfig, lookahead: int
+    ) -> None:
+        super().__init__(parent)
+        self._reader = reader
+        self._cfg = cfg
+        self._lookahead = lookahead
+        self._known_bad: dict[int, str] = {}  # per process; bad files stay bad
+
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        bad = []
+        for offset in range(self._lookahead):
+            record = self._parent[index + offset]
+            reason = self._known_bad.get(record)
+            if reason is None:
+                try:
+                    image = self._reader.load(record, self._cfg)
+                except DataError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - any decoder failure skips the file
+                    reason = f"{type(e).__name__}: {e}"
+                    self._known_bad[record] = reason
+                else:
+                    return {"image": image, "bad": tuple(bad), "replaced": offset > 0}
+            bad.append((self._reader.name(record), reason))
+        name, reason = bad[0]
+        raise DataError(f"{self._reader.description}: no readable image (e.g. {name}: {reason})")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_known_bad"] = {}
+        return state
+
+    def __str__(self) -> str:
+        return f"_DecodedDataset({self._reader.description})"
+
+
+class _RandomCrop:
+    """``random_map`` transform: a random crop of the resized ``element["image"]``.
+
+    ``PIL.Image`` in, ``uint8 [crop, crop, 3]`` out (``image_decode.random_resized_crop``).
+    """
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, element: dict, rng: np.random.Generator) -> dict:
+        cfg = self.cfg
+        crop = image_decode.random_resized_crop(
+            element["image"], cfg.image_size, cfg.crop_size, cfg.crop_size, rng
+        )
+        return {**element, "image": crop}
+
+
+def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
+    return {
+        "content": np.stack([c["image"] for c, _ in pairs]),
+        "style": np.stack([s["image"] for _, s in pairs]),
+        "bad": [b for c, s in pairs for b in c["bad"] + s["bad"]],
+        "replaced": sum(int(c["replaced"]) + int(s["replaced"]) for c, s in pairs),
+    }
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _stream(
+    reader: Any, cfg: PipelineConfig, seed: int, shard_index: int, shard_count: int
+) -> grain.MapDataset:
+    indices = grain.MapDataset.range(len(reader))[shard_index::shard_count]
+    if len(indices) == 0:
+        raise DataError(
+            f"{reader.description} has {len(reader)} images, fewer than the "
+            f"{shard_count} shards (processes) reading it"
+        )
+    endless = indices.seed(seed).shuffle().repeat()
+    decoded = _DecodedDataset(endless, reader, cfg, lookahead=len(indices))
+    return decoded.random_map(_RandomCrop(cfg))
+
+
+def _ensure_absl_flags_parsed() -> None:
+    """grain's worker processes read absl flags (grain issue 1355)."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+# --------------------------------------------------------------------------- iterator
+
+
+class PairIterator(Iterator[dict]):
+    """Endless iterator of ``{"content", "style"}`` batches, checkpointable.
+
+    Each batch: ``np.uint8 [B, crop, crop, 3]`` arrays (RGB, [0, 255]), ``B`` the
+    per-process batch. ``get_state()`` returns a small JSON-able dict; ``set_state``
+    continues with exactly the batches an uninterrupted iterator would yield (with any
+    ``num_workers``).
+
+    Unreadable files are replaced by the next readable one in the shuffled order, with
+    one ``BadImageWarning`` per file (per process that runs this iterator, whatever
+    ``num_workers``). ``skipped`` counts the samples of the batches yielded so far whose
+    own record was unreadable and replaced (exact, independent of ``num_workers``,
+    restored by ``set_state``); ``bad_files`` holds the distinct bad names seen.
+    """
+
+    def __init__(
+        self,
+        batched: grain.MapDataset,
+        cfg: PipelineConfig,
+        descriptions: dict[str, Any],
+    ) -> None:
+        self._batched = batched
+        self._cfg = cfg
+        self._descriptions = descriptions
+        self._next_batch = 0
+        self._iterator = None
+        self.skipped = 0
+        self.bad_files: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        ds = self._batched[self._next_batch :]
+        read = grain.ReadOptions(
+            num_threads=self._cfg.prefetch, prefetch_buffer_size=self._cfg.prefetch
+        )
+        it_ds = ds.to_iter_dataset(read)
+        if self._cfg.num_workers > 0:
+            _ensure_absl_flags_parsed()
+            it_ds = it_ds.mp_prefetch(
+                grain.MultiprocessingOptions(
+                    num_workers=self._cfg.num_workers,
+                    per_worker_buffer_size=self._cfg.prefetch,
+                )
+            )
+        self._iterator = iter(it_ds)
+
+    def __iter__(self) -> PairIterator:
+        return self
+
+    def __next__(self) -> dict:
+        with self._lock:
+            if self._iterator is None:
+                self._start()
+            batch = next(self._iterator)
+            self._next_batch += 1
+            self.skipped += batch["replaced"]
+            for name, reason in batch["bad"]:
+                if name not in self.bad_files:
+                    self.bad_files.add(name)
+                    warnings.warn(
+                        f"skipping unreadable image {name} ({reason})",
+                        BadImageWarning,
+                        stacklevel=2,
+                    )
+            # Plain arrays (workers hand over shared-memory views; those must not outlive
+            # the iterator).
+            return {"content": np.array(batch["content"]), "style": np.array(batch["style"])}
+
+    def get_state(self) -> dict:
+        """JSON-able state: batches consumed, skip count and the sources' description.
+
+        ``next_batch`` is the same on every process of a multi-host run (all step in
+        lockstep), so process 0's state restores every process (``skipped`` is then
+        process 0's count). With orbax: ``ocp.args.JsonSave(it.get_state())`` /
+        ``ocp.args.JsonRestore()``, then ``it.set_state(restored)``.
+        """
+        return {
+            "version": STATE_VERSION,
+            "next_batch": self._next_batch,
+            "skipped": self.skipped,
+            **self._descriptions,
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Continue after the batch recorded in ``state`` (from ``get_state``)."""
+        if state.get("version") != STATE_VERSION or "next_batch" not in state:
+            raise DataError(f"not a PairIterator state (version {STATE_VERSION}): {state!r}")
+        changed = [
+            f"{key} {state[key]!r} -> {value!r}"
+            for key, value in self._descriptions.items()
+            if key in state and state[key] != value
+        ]
+        if changed:
+            warnings.warn(
+                "the data differs from when the iterator state was saved; the batch order "
+                "will not continue the earlier run exactly: " + "; ".join(changed),
+                stacklevel=2,
+            )
+        with self._lock:
+            self.close()
+            self._next_batch = int(state["next_batch"])
+            self.skipped = int(state.get("skipped", 0))
+
+    def close(self) -> None:
+        """Stop worker processes (also done when the iterator is garbage-collected)."""
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None and hasattr(iterator, "close"):
+            iterator.close()
+
+    def __enter__(self) -> PairIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def make_pair_iterator(
+    content: Source,
+    style: Source,
+    cfg: PipelineConfig,
+    *,
+    shard_index: int | None = None,
+    shard_count: int | None = None,
+) -> PairIterator:
+    """Endless shuffled content/style pair batches (see ``PairIterator``).
+
+    Args:
+      content, style: a folder (searched recursively) or ``"tfds:NAME[:SPLIT]"``.
+      cfg: pipeline settings; ``cfg.batch_size`` is global.
+      shard_index, shard_count: which part of each source this process reads
+        (default ``jax.process_index()`` / ``jax.process_count()``); each process yields
+        ``cfg.batch_size // shard_count`` pairs per batch.
+
+    Raises:
+      DataError: a missing or empty source, or a batch not divisible by the shards.
+    """
+    if shard_index is None or shard_count is None:
+        import jax
+
+        shard_index = jax.process_index() if shard_index is None else shard_index
+        shard_count = jax.process_count() if shard_count is None else shard_count
+    if not 0 <= shard_index < shard_count:
+        raise DataError(f"shard_index {shard_index} not in [0, {shard_count})")
+    if cfg.batch_size % shard_count:
+        raise DataError(
+            f"batch size {cfg.batch_size} is not divisible by the {shard_count} processes"
+        )
+    readers = {"content": _open_source(content), "style": _open_source(style)}
+    streams = [
+        _stream(readers[name], cfg, _stream_seed(cfg.seed, i), shard_index, shard_count)
+        for i, name in enumerate(("content", "style"))
+    ]
+    batched = ZipMapDataset(streams).batch(
+        cfg.batch_size // shard_count, drop_remainder=True, batch_fn=_collate
+    )
+    descriptions = {f"{name}_images": len(reader) for name, reader in readers.items()} | {
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "image_size": cfg.image_size,
+        "crop_size": cfg.crop_size,
+    }
+    return PairIterator(batched, cfg, descriptions)
+
+
+# --------------------------------------------------------------------------- eval images
+
+
+def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
+
+    Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size``
+    then centre-cropped. Unreadable files are skipped with a ``BadImageWarning``.
+    """
+    images = []
+    for path in find_images(folder):
+        if len(images) >= limit:
+            break
+        try:
+            image = image_decode.load_rgb(path, image_size=size, min_size=size)
+        except Exception as e:  # noqa: BLE001 - skip like the training pipeline
+            warnings.warn(
+                f"skipping unreadable image {path} ({type(e).__name__}: {e})",
+                BadImageWarning,
+                stacklevel=2,
+            )
+            continue
+        images.append(image_decode.center_crop(image, size).astype(np.float32) / 255.0)
+    if not images:
+        raise DataError(f"image folder {str(folder)!r} holds no readable image")
+    return images

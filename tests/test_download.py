@@ -1,0 +1,196 @@
+"""Downloads and the pretrained cache against a local HTTP server (no internet)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from adain_jax import convert, download, pretrained, weights_io
+from adain_jax.download import DownloadError
+
+
+class _Server:
+    """Serves ``files[path] = bytes`` on 127.0.0.1; ``short[path] = n`` claims n extra bytes."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.short: dict[str, int] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body) + server.short.get(self.path, 0)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def port_bytes(port_weight_files):
+    vgg, dec = port_weight_files
+    return vgg.read_bytes(), dec.read_bytes()
+
+
+def _files_in(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_pretrained_downloads_converts_once(tmp_path, server, port_bytes, monkeypatch):
+    vgg_bytes, dec_bytes = port_bytes
+    server.files["/rel/vgg_normalised.pth"] = vgg_bytes
+    server.files["/rel/decoder.pth"] = dec_bytes
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/rel/")
+    cache = tmp_path / "cache"
+    enc_path, dec_path = pretrained.adain_pretrained(cache)
+    assert server.requests == ["/rel/vgg_normalised.pth", "/rel/decoder.pth"]
+    assert (cache / "downloads" / "vgg_normalised.pth").read_bytes() == vgg_bytes
+    assert (cache / "downloads" / "decoder.pth").read_bytes() == dec_bytes
+    assert not [p for p in _files_in(cache) if p.endswith(".part")]
+    # The converted files hold the same arrays as converting the served files directly.
+    for path, network, raw in ((enc_path, "encoder", vgg_bytes), (dec_path, "decoder", dec_bytes)):
+        (tmp_path / "src.pth").write_bytes(raw)
+        want = convert.load_torch_weights(tmp_path / "src.pth", network)
+        got_network, got = weights_io.load(path)
+        assert got_network == network
+        for layer in want:
+            np.testing.assert_array_equal(got[layer]["kernel"], want[layer]["kernel"])
+    # Second call: no request, same paths.
+    assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
+    assert len(server.requests) == 2
+    # A damaged converted file is rebuilt from the cached download, still offline.
+    dec_path.write_bytes(b"garbage")
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+    assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
+    assert weights_io.load(dec_path)[0] == "decoder"
+    assert len(server.requests) == 2
+    # Both damaged: the download is fetched again.
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/rel/")
+    dec_path.write_bytes(b"garbage")
+    (cache / "downloads" / "decoder.pth").write_bytes(b"garbage")
+    assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
+    assert server.requests[2:] == ["/rel/decoder.pth"]
+    assert (cache / "downloads" / "decoder.pth").read_bytes() == dec_bytes
+
+
+def test_load_params_default_uses_the_cache(tmp_path, server, port_bytes, monkeypatch):
+    import adain_jax
+
+    server.files["/vgg_normalised.pth"], server.files["/decoder.pth"] = port_bytes
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "env_cache"))
+    params = adain_jax.load_params()
+    assert set(params) == {"encoder", "decoder"}
+    assert (tmp_path / "env_cache" / "downloads" / "decoder.pth").is_file()
+
+
+@pytest.mark.parametrize("which", ["vgg_normalised.pth", "decoder.pth"])
+def test_corrupt_download_leaves_nothing(tmp_path, server, port_bytes, monkeypatch, which):
+    server.files["/vgg_normalised.pth"], server.files["/decoder.pth"] = port_bytes
+    server.files["/" + which] = np.random.default_rng(0).bytes(100_000)
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match=f"{which}: downloaded file is not valid") as info:
+        pretrained.adain_pretrained(cache)
+    assert "\n" not in str(info.value) and "--vgg" in str(info.value)
+    assert not any(which in p for p in _files_in(cache))
+
+
+def test_wrong_network_download_is_rejected(tmp_path, server, port_bytes, monkeypatch):
+    vgg_bytes, dec_bytes = port_bytes
+    server.files["/vgg_normalised.pth"] = dec_bytes  # a valid file of the wrong kind
+    server.files["/decoder.pth"] = dec_bytes
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    with pytest.raises(DownloadError, match="expected encoder weights"):
+        pretrained.adain_pretrained(tmp_path)
+    assert _files_in(tmp_path) == []
+
+
+def test_truncated_response_leaves_nothing(tmp_path, server, port_bytes, monkeypatch):
+    server.files["/vgg_normalised.pth"], server.files["/decoder.pth"] = port_bytes
+    server.short["/vgg_normalised.pth"] = 1000  # Content-Length larger than the body
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    with pytest.raises(DownloadError) as info:
+        pretrained.adain_pretrained(tmp_path / "cache")
+    assert "vgg_normalised.pth" in str(info.value)
+    assert _files_in(tmp_path) == []
+
+
+def test_fetch_checks_sha256_prefix(tmp_path, server):
+    body = b"some weights" * 1000
+    digest = hashlib.sha256(body).hexdigest()
+    server.files["/w.bin"] = body
+    with pytest.raises(DownloadError, match="sha256"):
+        download.fetch(server.url + "/w.bin", tmp_path / "w.bin", sha256_prefix="00000000")
+    assert _files_in(tmp_path) == []
+    path = download.fetch(server.url + "/w.bin", tmp_path / "w.bin", sha256_prefix=digest[:8])
+    assert path.read_bytes() == body
+    assert download.sha256_of(path) == digest
+
+
+def test_torchvision_vgg19_sha256_mismatch(tmp_path, server, torchvision_file, monkeypatch):
+    path, _ = torchvision_file
+    server.files["/vgg19-dcbb9e9d.pth"] = path.read_bytes()  # random weights: other sha256
+    monkeypatch.setenv(pretrained.URL_ENV["vgg19"], server.url + "/vgg19-dcbb9e9d.pth")
+    with pytest.raises(DownloadError, match="dcbb9e9d") as info:
+        pretrained.torchvision_vgg19(tmp_path)
+    assert "--vgg" in str(info.value)
+    assert _files_in(tmp_path) == []
+
+
+def test_http_error_and_unreachable_server(tmp_path, server, monkeypatch):
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/missing/")
+    with pytest.raises(DownloadError, match="404"):
+        pretrained.adain_pretrained(tmp_path)
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+    with pytest.raises(DownloadError) as info:
+        pretrained.adain_pretrained(tmp_path)
+    message = str(info.value)
+    assert message.startswith("could not download http://127.0.0.1")
+    for flag in ("--vgg", "--decoder", "--weights"):
+        assert flag in message
+    assert "\n" not in message
+    assert _files_in(tmp_path) == []
+
+
+def test_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "c"))
+    assert download.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv(download.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert download.cache_dir() == tmp_path / "xdg" / "adain_jax"
