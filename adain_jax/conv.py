@@ -9,23 +9,30 @@ one runs is chosen when the function is traced:
   the result is cropped: XLA:CPU runs a ``SAME`` convolution 2-4x faster than
   the equivalent ``VALID`` one (measured, see README "Speed"); the cropped
   border is the only place the zeros reach, so the result is the same
-  convolution (a few % more FLOPs). Elsewhere it is the plain ``VALID``
-  convolution of the padded input.
+  convolution, bit for bit (a few % more FLOPs). Its gradient is a custom
+  VJP (input gradient: a ``SAME`` convolution; kernel gradient: nine 2-D
+  matmuls), 2-4x faster than autodiff's here. Reverse mode only: use
+  ``"valid"`` for ``jax.jvp``/``jacfwd``. On other backends ``"direct"`` is
+  the plain ``VALID`` convolution.
+- ``"valid"``: the textbook form, ``VALID`` convolution of the padded input,
+  differentiated by JAX (slow on XLA:CPU; the reference in tests).
 - ``"winograd"`` / ``"winograd4"``: Winograd F(2x2, 3x3) / F(4x4, 3x3)
   (Lavin & Gray 2016) as ``16`` / ``36`` batched matmuls
   ``[tiles, Cin] @ [Cin, Cout]``, the input and output transforms written as
-  elementwise sums that XLA fuses. 2.25x / 4x fewer multiplies than the
-  direct convolution; float32 error ~1e-6 / ~1e-5 relative per layer.
+  small einsums. 2.25x / 4x fewer multiplies than the direct convolution;
+  float32 error ~1e-6 / ~1e-5 relative per layer. Slower than ``"direct"``
+  end to end on the 2-core AVX-512 CPU measured (transform memory traffic).
 - ``"im2col"``: the nine shifted copies concatenated on the channel axis and
   one ``[N*H*W, 9*Cin] @ [9*Cin, Cout]`` matmul.
 
-``"auto"`` (the default) picks ``"winograd"`` for float32 3x3 convolutions
-with at least ``MIN_WINOGRAD_CHANNELS`` input and output channels on the CPU
-backend, ``"direct"`` otherwise (GPU/TPU convolutions are fast; bfloat16
-Winograd transforms lose too much precision). The environment variable
-``ADAIN_JAX_CONV`` (read at trace time) or the ``impl`` argument force one
-formulation; 1x1 convolutions and convolutions with fewer channels than
-``MIN_WINOGRAD_CHANNELS`` always run ``"direct"`` under ``"auto"``.
+``"auto"`` (the default) runs ``AUTO_CPU_FLOAT32`` (``"direct"``, the
+fastest measured) for float32 3x3 convolutions with at least
+``MIN_WINOGRAD_CHANNELS`` input and output channels on the CPU backend, and
+``"direct"`` otherwise (cuDNN-class GPU/TPU convolutions need no help;
+bfloat16 Winograd transforms would lose too much precision). The environment
+variable ``ADAIN_JAX_CONV`` (read at trace time: set it before the first
+call at a shape) or the ``impl`` argument force one formulation; 1x1
+convolutions always run ``"direct"``.
 """
 
 from __future__ import annotations
