@@ -54,6 +54,8 @@ MIN_WINOGRAD_CHANNELS = 16
 # What "auto" runs for float32 3x3 convolutions on the CPU backend (measured
 # fastest there, see README "Speed").
 AUTO_CPU_FLOAT32 = "direct"
+# Winograd transforms as small einsums ("einsum": compiles fast) or as unrolled
+# elementwise sums ("combine": ~10% faster runs, 2-5x longer compiles for F4).
 WINOGRAD_TRANSFORMS = os.environ.get("ADAIN_JAX_WINOGRAD_TRANSFORMS", "einsum")
 
 
