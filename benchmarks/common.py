@@ -1,0 +1,75 @@
+"""Shared helpers of the benchmark scripts: machine description, timing, random params."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from adain_jax import conv
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line() -> str:
+    """One line naming the JAX device, the CPU, its core count and the conv formulation."""
+    dev = jax.devices()[0]
+    impl = os.environ.get(conv.ENV_VAR, "auto") or "auto"
+    return (
+        f"device: {dev.platform} ({dev.device_kind}) x{jax.device_count()}; "
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}; "
+        f"{conv.ENV_VAR}={impl}"
+    )
+
+
+def parse_list(text: str, kind: Callable, flag: str) -> list:
+    """Comma-separated values of ``flag``; a bad value exits with one line on stderr."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except (ValueError, KeyError) as e:
+        sys.exit(f"{flag}: cannot parse {text!r} ({e})")
+    if not values:
+        sys.exit(f"{flag}: empty list")
+    return values
+
+
+def fresh_stylize() -> Callable:
+    """A newly jitted ``stylize``: traced again, so it sees the current ``$ADAIN_JAX_CONV``."""
+    st = importlib.import_module("adain_jax.stylize")
+    return jax.jit(functools.partial(st.stylize.__wrapped__), static_argnames=("dtype",))
+
+
+def time_calls(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each zero-argument function, calls interleaved round-robin.
+
+    Interleaving spreads the noise of a shared machine evenly over the
+    contenders; report medians (or minimums) per function.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values)))

@@ -1,0 +1,131 @@
+"""Every ``reflect_conv`` formulation against plain ``lax.conv_general_dilated``.
+
+The reference pads with NumPy's reflect mode and runs the VALID convolution
+(its gradients by JAX autodiff of that reference), independent of the
+formulations under test (Winograd transforms, SAME-and-crop with a custom
+VJP, im2col). Whole-network agreement is checked against the torch reference.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import adain_jax
+from adain_jax import conv
+from tests import torch_reference as ref
+from tests.conftest import random_images
+
+FORMULATIONS = ("direct", "valid", "winograd", "winograd4", "im2col")
+# Max |error| / max |reference| of one layer (measured ~1e-6, ~1e-5 for F(4x4)).
+LAYER_TOL = {"winograd4": 5e-5}
+DEFAULT_LAYER_TOL = 1e-5
+
+
+def _rel_err(got, want) -> float:
+    want = np.asarray(want, np.float64)
+    return float(np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want)))
+
+
+def _reference(x, kernel, bias):
+    p = kernel.shape[0] // 2
+    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+    y = jax.lax.conv_general_dilated(
+        xp, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=jax.lax.Precision.HIGHEST,
+    )  # fmt: skip
+    return y + bias
+
+
+def _case(seed, n, h, w, cin, cout, k=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    kernel = (rng.standard_normal((k, k, cin, cout)) * (2 / (k * k * cin)) ** 0.5).astype(
+        np.float32
+    )
+    bias = (rng.standard_normal(cout) * 0.05).astype(np.float32)
+    dy = rng.standard_normal((n, h, w, cout)).astype(np.float32)
+    return x, kernel, bias, dy
+
+
+# Odd and even sizes (tiles that overhang the image), thin and wide channels.
+SHAPES = [(1, 7, 9, 16, 32), (2, 8, 8, 24, 16), (1, 5, 6, 3, 16), (1, 13, 10, 64, 3)]
+
+
+@pytest.mark.parametrize("impl", FORMULATIONS)
+def test_values_and_gradients_match_lax_conv(impl):
+    tol = LAYER_TOL.get(impl, DEFAULT_LAYER_TOL)
+    for i, shape in enumerate(SHAPES):
+        x, kernel, bias, dy = _case(i, *shape)
+
+        def run(x, kernel, bias):
+            return conv.reflect_conv(x, kernel, bias, impl=impl)
+
+        got, got_vjp = jax.vjp(jax.jit(run), x, kernel, bias)
+        want, want_vjp = jax.vjp(_reference, x, kernel, bias)
+        assert got.shape == want.shape == (*shape[:3], shape[4])
+        assert _rel_err(got, want) < tol, (shape, "value")
+        for name, g, w in zip(("dx", "dkernel", "dbias"), got_vjp(dy), want_vjp(dy), strict=True):
+            assert _rel_err(g, w) < tol, (shape, name)
+
+
+@pytest.mark.parametrize("impl", FORMULATIONS)
+def test_one_by_one_conv_is_a_matmul(impl):
+    x, kernel, bias, _ = _case(9, 2, 5, 4, 3, 3, k=1)
+    got = conv.reflect_conv(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias), impl=impl)
+    want = np.einsum("nhwc,co->nhwo", x, kernel[0, 0]) + bias
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_direct_composes_with_vmap_and_jit():
+    x, kernel, bias, _ = _case(4, 3, 6, 7, 16, 16)
+    per_image = jax.vmap(lambda a: conv.reflect_conv(a[None], kernel, bias, impl="direct")[0])
+    grads = jax.jit(jax.grad(lambda a: jnp.sum(per_image(a) ** 2)))(x)
+    want = jax.grad(lambda a: jnp.sum(_reference(a, kernel, bias) ** 2))(x)
+    assert _rel_err(grads, want) < 1e-5
+
+
+def test_auto_choice_and_overrides(monkeypatch):
+    monkeypatch.delenv(conv.ENV_VAR, raising=False)
+    on_cpu = jax.default_backend() == "cpu"
+    wide = (3, 3, 64, 64)
+    assert conv.resolve_impl(None, wide, jnp.float32) == (
+        conv.AUTO_CPU_FLOAT32 if on_cpu else "direct"
+    )
+    assert conv.resolve_impl(None, wide, jnp.bfloat16) == "direct"
+    assert conv.resolve_impl(None, (3, 3, 3, 64), jnp.float32) == "direct"
+    assert conv.resolve_impl("winograd4", (1, 1, 3, 3), jnp.float32) == "direct"
+    assert conv.resolve_impl("im2col", wide, jnp.float32) == "im2col"
+    monkeypatch.setenv(conv.ENV_VAR, "winograd4")
+    assert conv.resolve_impl(None, wide, jnp.float32) == "winograd4"
+    assert conv.resolve_impl("valid", wide, jnp.float32) == "valid"  # argument beats env
+    monkeypatch.setenv(conv.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="ADAIN_JAX_CONV"):
+        conv.resolve_impl(None, wide, jnp.float32)
+
+
+@pytest.fixture(scope="module")
+def port_params(port_weight_files):
+    vgg_path, dec_path = port_weight_files
+    return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
+
+
+@pytest.mark.parametrize("impl", FORMULATIONS)
+def test_whole_network_matches_torch(monkeypatch, torch_nets, port_params, impl):
+    """Errors compound through 9 encoder + 9 decoder convs: still within 1e-4 relative."""
+    monkeypatch.setenv(conv.ENV_VAR, impl)
+    # A fresh jit so that this formulation is traced (the env var is read at trace time).
+    stylize = jax.jit(adain_jax.stylize.__wrapped__)
+    encode = jax.jit(lambda p, x: adain_jax.encode(p, x))
+    images = random_images(10, 1, 37, 30)
+    taps = encode(port_params, jnp.asarray(images))
+    for name, got, want in zip(
+        taps._fields, taps, ref.encoder_taps(torch_nets[0], images), strict=True
+    ):
+        assert _rel_err(got, want) < 1e-4, name
+    content, style = random_images(11, 1, 40, 33), random_images(12, 1, 34, 41)
+    got = stylize(port_params, content, style, 0.9)
+    want = ref.stylize(*torch_nets, content, style, 0.9)
+    assert np.max(np.abs(np.asarray(got) - want)) < 1e-4
