@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,16 +27,7 @@ import numpy as np
 from PIL import Image
 
 from adain_jax import data
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from benchmarks.common import cpu_model
 
 
 def write_jpegs(folder: Path, count: int, width: int, height: int, seed: int) -> None:
@@ -82,7 +72,7 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=256)
     args = parser.parse_args()
 
-    print(f"CPU: {cpu_name()} ({cores} usable cores)")
+    print(f"CPU: {cpu_model()} ({cores} usable cores)")
     print(
         f"batch {args.batch_size} pairs, shorter side -> {args.image_size}, "
         f"crop {args.crop_size}; default_num_workers() = {data.default_num_workers()}"

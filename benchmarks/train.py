@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -28,85 +27,57 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adain_jax, tests
 
 from adain_jax import train_lib  # noqa: E402
 from adain_jax.params import init_params  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from benchmarks.common import cpu_model, median, time_calls  # noqa: E402
 
 
 def device_name() -> str:
     d = jax.devices()[0]
     if d.platform == "cpu":
-        return f"{jax.device_count()} x CPU ({cpu_name()}, {os.cpu_count()} cores)"
+        return f"{jax.device_count()} x CPU ({cpu_model()}, {os.cpu_count()} cores)"
     return f"{jax.device_count()} x {getattr(d, 'device_kind', d.platform)}"
 
 
-def time_jax(dtype: str, batch: int, size: int, steps: int, warmup: int) -> float:
-    """Seconds per step (median over ``steps`` timed steps)."""
+def make_jax_step(dtype: str, batch: int, size: int, seed: int = 0) -> Callable[[], dict]:
+    """A zero-argument function running one real train step on a fixed synthetic batch.
+
+    ``params`` are random (``init_params``); the state is updated in place
+    (donated) at each call; returns the step's metrics.
+    """
     mesh = train_lib.make_mesh()
     step_fn = train_lib.make_train_step(dtype, mesh)
     hp = train_lib.put_replicated(train_lib.StepConfig().hyperparams(), mesh)
-    params = init_params(jax.random.key(0), 64)
+    params = init_params(jax.random.key(seed), 64)
     vgg = train_lib.put_replicated(params["encoder"], mesh)
-    state = train_lib.init_state(params["decoder"], mesh)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (2, batch, size, size, 3), dtype=np.uint8)
+    box = {"state": train_lib.init_state(params["decoder"], mesh)}
+    images = np.random.default_rng(seed).integers(0, 256, (2, batch, size, size, 3), np.uint8)
     data = train_lib.shard_batch({"content": images[0], "style": images[1]}, mesh)
+
+    def run() -> dict:
+        box["state"], metrics = step_fn(box["state"], vgg, data, hp)
+        return metrics
+
+    return run
+
+
+def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int) -> float:
+    """Median seconds of ``steps`` timed calls after ``warmup`` untimed ones."""
     for _ in range(warmup):
-        state, metrics = step_fn(state, vgg, data, hp)
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        state, metrics = step_fn(state, vgg, data, hp)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        jax.block_until_ready(fn())
+    return median(time_calls({"fn": fn}, steps)["fn"])
 
 
-def time_torch(batch: int, size: int, steps: int, warmup: int) -> float:
+def torch_step(batch: int, size: int) -> Callable[[], float]:
     """The same step in PyTorch float32 on the CPU (the port's training code)."""
     import torch
-    import torch.nn.functional as F
 
+    from benchmarks.vs_torch import TorchTrainer
     from tests import torch_reference as ref
-    from tests.torch_train_reference import _encode_taps, _style_loss
 
     torch.manual_seed(0)
-    vgg = ref.randomize(ref.vgg_normalised(), 1)[:31].eval()
-    dec = ref.randomize(ref.decoder(), 2)
-    for p in vgg.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.Adam(dec.parameters(), lr=1e-4)
+    trainer = TorchTrainer(ref.randomize(ref.vgg_normalised(), 1), ref.randomize(ref.decoder(), 2))
     content = torch.rand(batch, 3, size, size)
     style = torch.rand(batch, 3, size, size)
-
-    def step():
-        style_feats = _encode_taps(vgg, style)
-        with torch.no_grad():
-            t = ref.adain(vgg(content), style_feats[-1])
-        g_feats = _encode_taps(vgg, dec(t))
-        loss = F.mse_loss(g_feats[-1], t) + 10 * sum(
-            _style_loss(a, b) for a, b in zip(g_feats, style_feats, strict=True)
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return lambda: trainer.step(content, style)
 
 
 def main() -> None:
@@ -120,16 +91,18 @@ def main() -> None:
     args = p.parse_args()
     rows = []
     for dtype in args.dtypes:
-        sec = time_jax(dtype, args.batch_size, args.size, args.steps, args.warmup)
+        step = make_jax_step(dtype, args.batch_size, args.size)
+        sec = seconds_per_call(step, args.steps, args.warmup)
         rows.append((f"adain-jax {dtype}", device_name(), sec))
     if args.torch:
         import torch
 
-        sec = time_torch(args.batch_size, args.size, args.steps, args.warmup)
+        torch.set_num_threads(os.cpu_count() or 1)
+        sec = seconds_per_call(torch_step(args.batch_size, args.size), args.steps, args.warmup)
         rows.append(
             (
                 f"PyTorch {torch.__version__} float32",
-                f"CPU ({cpu_name()}), {torch.get_num_threads()} threads",
+                f"CPU ({cpu_model()}), {torch.get_num_threads()} threads",
                 sec,
             )
         )

@@ -26,9 +26,7 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 try:
     import torch
@@ -36,8 +34,8 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("vs_torch: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from adain_jax import conv, ops
-from adain_jax.stylize import decode, encode
+from adain_jax import conv, train_lib
+from benchmarks import train as train_bench
 from benchmarks.common import fresh_stylize, machine_line, median, parse_list, time_calls
 from tests import torch_reference as ref
 
@@ -83,44 +81,6 @@ class TorchTrainer:
         return float(loss.detach())
 
 
-# ------------------------------------------------------------------ jax side
-def jax_loss(
-    dec_params: dict, enc_params: dict, content: jax.Array, style: jax.Array, batch_encode: bool
-) -> jax.Array:
-    """The same losses; ``batch_encode`` runs content and style through VGG in one call."""
-    p = {"encoder": enc_params, "decoder": dec_params}
-    if batch_encode:
-        both = encode(p, jnp.concatenate([content, style]))
-        n = content.shape[0]
-        content_feat = both.relu4_1[:n]
-        style_taps = [tap[n:] for tap in both]
-    else:
-        content_feat = encode(p, content).relu4_1
-        style_taps = list(encode(p, style))
-    t = ops.adain(content_feat, style_taps[-1])
-    g_taps = encode(p, decode(p, t))
-    loss_c = jnp.mean(jnp.square(g_taps.relu4_1 - t))
-    loss_s = 0.0
-    for g, s in zip(g_taps, style_taps, strict=True):
-        g_mean, g_std = ops.channel_mean_std(g)
-        s_mean, s_std = ops.channel_mean_std(s)
-        loss_s += jnp.mean(jnp.square(g_mean - s_mean)) + jnp.mean(jnp.square(g_std - s_std))
-    return loss_c + STYLE_WEIGHT * loss_s
-
-
-def make_jax_step(batch_encode: bool):
-    tx = optax.adam(1e-4)
-
-    def step(dec_params, opt_state, enc_params, content, style):
-        loss, grads = jax.value_and_grad(jax_loss)(
-            dec_params, enc_params, content, style, batch_encode
-        )
-        updates, opt_state = tx.update(grads, opt_state, dec_params)
-        return optax.apply_updates(dec_params, updates), opt_state, loss
-
-    return tx, jax.jit(step, donate_argnums=(0, 1))
-
-
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -135,11 +95,6 @@ def main(argv: list[str] | None = None) -> None:
         "--conv",
         default=os.environ.get(conv.ENV_VAR, "auto") or "auto",
         help=f"comma-separated reflect_conv formulations to time, each a row ({conv.ENV_VAR})",
-    )
-    parser.add_argument(
-        "--batch-encode",
-        action="store_true",
-        help="also time the jax train step with content and style encoded in one VGG call",
     )
     args = parser.parse_args(argv)
     sizes = parse_list(args.sizes, int, "--sizes")
@@ -191,47 +146,27 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.train_repeats:
         b, s = args.train_batch, args.train_size
-        content = rng.random((b, s, s, 3), dtype=np.float32)
-        style = rng.random((b, s, s, 3), dtype=np.float32)
         trainer = TorchTrainer(vgg, dec)
-        c_t = torch.from_numpy(content.transpose(0, 3, 1, 2).copy())
-        s_t = torch.from_numpy(style.transpose(0, 3, 1, 2).copy())
-        variants = [(impl, False) for impl in impls]
-        if args.batch_encode:
-            variants += [(impl, True) for impl in impls]
+        c_t = torch.from_numpy(rng.random((b, 3, s, s), dtype=np.float32))
+        s_t = torch.from_numpy(rng.random((b, 3, s, s), dtype=np.float32))
         fns = {"torch": lambda: trainer.step(c_t, s_t)}
         compile_s = {}
-        for impl, batched in variants:
+        for impl in impls:
             os.environ[conv.ENV_VAR] = impl
-            tx, step = make_jax_step(batched)
-            state = {"dec": jax.tree.map(jnp.copy, params["decoder"])}
-            state["opt"] = tx.init(state["dec"])
-
-            def run(state=state, step=step):
-                state["dec"], state["opt"], loss = step(
-                    state["dec"], state["opt"], params["encoder"], content, style
-                )
-                return loss
-
+            train_lib.make_train_step.cache_clear()  # trace again with this formulation
+            fns[impl] = train_bench.make_jax_step("float32", b, s)
             start = time.perf_counter()
-            jax.block_until_ready(run())
-            compile_s[impl, batched] = time.perf_counter() - start
-            print(
-                f"(compiled train step {impl}{' batched' if batched else ''}: "
-                f"{compile_s[impl, batched]:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-            fns[impl, batched] = run
+            jax.block_until_ready(fns[impl]())
+            compile_s[impl] = time.perf_counter() - start
+            print(f"(compiled train step {impl}: {compile_s[impl]:.1f} s)", file=sys.stderr)
         trainer.step(c_t, s_t)  # warm-up
         times = time_calls(fns, args.train_repeats)
         t_torch = median(times["torch"])
-        for impl, batched in variants:
-            t_jax = median(times[impl, batched])
-            label = ", content+style in one VGG call" if batched else ""
+        for impl in impls:
+            t_jax = median(times[impl])
             print(
-                f"| train step {b}x{s} px{label} | {impl} | {t_torch:.3f} | {t_jax:.3f} "
-                f"| {t_jax / t_torch:.2f} | {compile_s[impl, batched]:.1f} | |",
+                f"| train step {b}x{s} px (adain_jax.train_lib) | {impl} | {t_torch:.3f} "
+                f"| {t_jax:.3f} | {t_jax / t_torch:.2f} | {compile_s[impl]:.1f} | |",
                 flush=True,
             )
 
