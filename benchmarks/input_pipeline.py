@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adain_jax import data
-from benchmarks.common import cpu_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from adain_jax import data  # noqa: E402
+from benchmarks.common import cpu_model  # noqa: E402
 
 
 def write_jpegs(folder: Path, count: int, width: int, height: int, seed: int) -> None:
