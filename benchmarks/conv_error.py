@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import jax
 import numpy as np
@@ -26,6 +25,7 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
 import adain_jax
 from adain_jax import conv
 from benchmarks.common import machine_line
+from benchmarks.vs_torch import random_nets_and_params
 from tests import torch_reference as ref
 
 
@@ -40,14 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.size < 9 or args.batch < 1:
         sys.exit("conv_error: --size must be >= 9 and --batch >= 1")
-    vgg = ref.randomize(ref.vgg_normalised(), 1).eval()
-    dec = ref.randomize(ref.decoder(), 2).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(vgg.state_dict(), os.path.join(tmp, "vgg.pth"))
-        torch.save(dec.state_dict(), os.path.join(tmp, "dec.pth"))
-        params = adain_jax.load_params(
-            vgg=os.path.join(tmp, "vgg.pth"), decoder=os.path.join(tmp, "dec.pth")
-        )
+    vgg, dec, params = random_nets_and_params()
     rng = np.random.default_rng(0)
     content = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)
     style = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)

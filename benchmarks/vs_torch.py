@@ -81,6 +81,20 @@ class TorchTrainer:
         return float(loss.detach())
 
 
+def random_nets_and_params() -> tuple[torch.nn.Sequential, torch.nn.Sequential, dict]:
+    """Random He-scaled torch networks (port layout) and the same weights as adain-jax params,
+    loaded through the real ``.pth`` conversion path."""
+    vgg = ref.randomize(ref.vgg_normalised(), 1).eval()
+    dec = ref.randomize(ref.decoder(), 2).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(vgg.state_dict(), os.path.join(tmp, "vgg.pth"))
+        torch.save(dec.state_dict(), os.path.join(tmp, "dec.pth"))
+        params = adain_jax.load_params(
+            vgg=os.path.join(tmp, "vgg.pth"), decoder=os.path.join(tmp, "dec.pth")
+        )
+    return vgg, dec, params
+
+
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -106,14 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("vs_torch: --sizes must be >= 9 px, --repeats and --train-repeats >= 0")
 
     torch.set_num_threads(os.cpu_count() or 1)
-    vgg = ref.randomize(ref.vgg_normalised(), 1).eval()
-    dec = ref.randomize(ref.decoder(), 2).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(vgg.state_dict(), os.path.join(tmp, "vgg.pth"))
-        torch.save(dec.state_dict(), os.path.join(tmp, "dec.pth"))
-        params = adain_jax.load_params(
-            vgg=os.path.join(tmp, "vgg.pth"), decoder=os.path.join(tmp, "dec.pth")
-        )
+    vgg, dec, params = random_nets_and_params()
     print(machine_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rng = np.random.default_rng(0)
