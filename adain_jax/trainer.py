@@ -352,6 +352,12 @@ def _loop(cfg, ckpt, iterator, mesh, hparams, step_fn, vgg, encoder_np, held_out
                         total=f"{m['total']:.3f}",
                         refresh=False,
                     )
+                    if is_main and not cfg.progress:  # plain lines for batch-job logs
+                        print(
+                            f"step {step}: content {m['content']:.4g} style {m['style']:.4g} "
+                            f"total {m['total']:.4g} lr {m['lr']:.3g} {rate:.3g} steps/s",
+                            flush=True,
+                        )
                 bar.update(1)
                 if held_out is not None:
                     _held_out_logs(cfg, step, state, encoder_np, held_out, writer, stop)
