@@ -95,6 +95,25 @@ def random_nets_and_params() -> tuple[torch.nn.Sequential, torch.nn.Sequential, 
     return vgg, dec, params
 
 
+def print_rows(
+    job: str,
+    impls: list[str],
+    times: dict[str, list[float]],
+    compile_s: dict[str, float],
+    diff: dict[str, float] | None = None,
+) -> None:
+    """One table row per conv formulation: median seconds of torch and jax and their ratio."""
+    t_torch = median(times["torch"])
+    for impl in impls:
+        t_jax = median(times[impl])
+        err = f"{diff[impl]:.1e}" if diff else ""
+        print(
+            f"| {job} | {impl} | {t_torch:.3f} | {t_jax:.3f} | {t_jax / t_torch:.2f} "
+            f"| {compile_s[impl]:.1f} | {err} |",
+            flush=True,
+        )
+
+
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -142,14 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             diff[impl] = float(np.max(np.abs(got - want)))
             fns[impl] = lambda c=content, s=style, f=fn: f(params, c, s)
         times = time_calls(fns, args.repeats)
-        t_torch = median(times["torch"])
-        for impl in impls:
-            t_jax = median(times[impl])
-            print(
-                f"| stylize 1x{size} px | {impl} | {t_torch:.3f} | {t_jax:.3f} "
-                f"| {t_jax / t_torch:.2f} | {compile_s[impl]:.1f} | {diff[impl]:.1e} |",
-                flush=True,
-            )
+        print_rows(f"stylize 1x{size} px", impls, times, compile_s, diff)
 
     if args.train_repeats:
         b, s = args.train_batch, args.train_size
@@ -168,14 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"(compiled train step {impl}: {compile_s[impl]:.1f} s)", file=sys.stderr)
         trainer.step(c_t, s_t)  # warm-up
         times = time_calls(fns, args.train_repeats)
-        t_torch = median(times["torch"])
-        for impl in impls:
-            t_jax = median(times[impl])
-            print(
-                f"| train step {b}x{s} px (adain_jax.train_lib) | {impl} | {t_torch:.3f} "
-                f"| {t_jax:.3f} | {t_jax / t_torch:.2f} | {compile_s[impl]:.1f} | |",
-                flush=True,
-            )
+        print_rows(f"train step {b}x{s} px (adain_jax.train_lib)", impls, times, compile_s)
 
 
 if __name__ == "__main__":
