@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -51,11 +50,22 @@ def max_pool_ceil(x: Array) -> Array:
 
     Odd sizes keep their last row/column (a window of one), as torch's
     ``MaxPool2d(2, 2, ceil_mode=True)`` does.
+
+    Written as a reshape and a max over the two window axes rather than
+    ``lax.reduce_window``: the same values, but its gradient is an elementwise
+    mask (``x == max``) that fuses, where ``reduce_window``'s gradient
+    (select-and-scatter) materialised full-size index tensors on XLA:CPU. On
+    ties the gradient is shared equally among the tied inputs (torch gives it
+    all to the first); after a ReLU the only ties in practice are zeros,
+    whose gradient the ReLU drops anyway.
     """
-    h, w = x.shape[-3], x.shape[-2]
-    padding = [(0, 0)] * (x.ndim - 3) + [(0, h % 2), (0, w % 2), (0, 0)]
-    window = (1,) * (x.ndim - 3) + (2, 2, 1)
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, padding)
+    *lead, h, w, c = x.shape
+    if h % 2 or w % 2:
+        pad = [(0, 0)] * len(lead) + [(0, h % 2), (0, w % 2), (0, 0)]
+        x = jnp.pad(x, pad, constant_values=-jnp.inf)
+        h, w = h + h % 2, w + w % 2
+    windows = x.reshape(*lead, h // 2, 2, w // 2, 2, c)
+    return jnp.max(windows, axis=(-4, -2))
 
 
 def upsample_nearest_2x(x: Array) -> Array:

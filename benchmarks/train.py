@@ -59,11 +59,13 @@ def make_jax_step(dtype: str, batch: int, size: int, seed: int = 0) -> Callable[
     return run
 
 
-def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int) -> float:
-    """Median seconds of ``steps`` timed calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
+def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int) -> tuple[float, float]:
+    """(median seconds of ``steps`` timed calls after ``warmup`` untimed ones, seconds of the
+    first call: tracing + compilation + one run)."""
+    first = time_calls({"fn": fn}, 1)["fn"][0]
+    for _ in range(warmup - 1):
         jax.block_until_ready(fn())
-    return median(time_calls({"fn": fn}, steps)["fn"])
+    return median(time_calls({"fn": fn}, steps)["fn"]), first
 
 
 def torch_step(batch: int, size: int) -> Callable[[], float]:
@@ -85,33 +87,41 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8, help="global batch (pairs)")
     p.add_argument("--size", type=int, default=256, help="crop size in px")
     p.add_argument("--steps", type=int, default=20, help="timed steps")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps (compilation)")
+    p.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps (the first compiles), at least 1"
+    )
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--torch", action="store_true", help="also time the PyTorch step on the CPU")
     args = p.parse_args()
+    if args.warmup < 1 or args.steps < 1 or args.batch_size < 1:
+        sys.exit("train benchmark: --warmup, --steps and --batch-size must be positive")
     rows = []
     for dtype in args.dtypes:
         step = make_jax_step(dtype, args.batch_size, args.size)
-        sec = seconds_per_call(step, args.steps, args.warmup)
-        rows.append((f"adain-jax {dtype}", device_name(), sec))
+        sec, first = seconds_per_call(step, args.steps, args.warmup)
+        rows.append((f"adain-jax {dtype}", device_name(), sec, first))
     if args.torch:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        sec = seconds_per_call(torch_step(args.batch_size, args.size), args.steps, args.warmup)
+        sec, first = seconds_per_call(
+            torch_step(args.batch_size, args.size), args.steps, args.warmup
+        )
         rows.append(
             (
                 f"PyTorch {torch.__version__} float32",
                 f"CPU ({cpu_model()}), {torch.get_num_threads()} threads",
                 sec,
+                first,
             )
         )
     print(f"train step, batch {args.batch_size} x {args.size} px, median of {args.steps} steps")
-    print("| step | device | ms/step | steps/s | images/s |")
-    print("|---|---|---:|---:|---:|")
-    for name, device, sec in rows:
+    print("| step | device | ms/step | steps/s | images/s | first step s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, device, sec, first in rows:
         print(
-            f"| {name} | {device} | {sec * 1e3:.0f} | {1 / sec:.3g} | {args.batch_size / sec:.3g} |"
+            f"| {name} | {device} | {sec * 1e3:.3g} | {1 / sec:.3g} "
+            f"| {args.batch_size / sec:.3g} | {first:.1f} |"
         )
 
 

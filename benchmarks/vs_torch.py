@@ -15,6 +15,14 @@ time (first call) of the jax functions is reported separately. Needs torch
 (the ``test`` extra)::
 
     python -m benchmarks.vs_torch --sizes 256,512 --repeats 5 --train-repeats 3
+
+On a GPU (jax's default backend ``gpu`` and a CUDA torch) torch runs on
+``cuda`` too, with ``cudnn.benchmark`` and channels-last tensors (its fastest
+settings); each timed torch call ends with ``torch.cuda.synchronize()``.
+``--dtype bfloat16`` runs adain-jax's bfloat16 path beside torch's
+``autocast(bfloat16)``::
+
+    python -m benchmarks.vs_torch --dtype bfloat16 --repeats 50 --train-repeats 20
 """
 
 from __future__ import annotations
@@ -40,13 +48,28 @@ from benchmarks.common import fresh_stylize, machine_line, median, parse_list, t
 from tests import torch_reference as ref
 
 STYLE_WEIGHT = 10.0  # the PyTorch port's default; content weight 1
+# --dtype -> (adain-jax compute dtype, torch autocast dtype)
+DTYPES = {
+    "float32": (jax.numpy.float32, torch.float32),
+    "bfloat16": (jax.numpy.bfloat16, torch.bfloat16),
+}
 
 
 # ---------------------------------------------------------------- torch side
 class TorchTrainer:
-    """The PyTorch port's ``Net`` training step (encoder frozen, Adam on the decoder)."""
+    """The PyTorch port's ``Net`` training step (encoder frozen, Adam on the decoder).
 
-    def __init__(self, vgg: torch.nn.Sequential, dec: torch.nn.Sequential):
+    ``dtype`` bfloat16 runs the forward pass under ``torch.autocast`` (weights,
+    Adam and the loss sums stay float32). Inputs must be on the nets' device.
+    """
+
+    def __init__(
+        self,
+        vgg: torch.nn.Sequential,
+        dec: torch.nn.Sequential,
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.dtype = dtype
         enc = vgg[:31]
         ends = ref.VGG_TAP_ENDS
         self.stages = [enc[a:b] for a, b in zip((0, *ends[:-1]), ends, strict=True)]
@@ -64,21 +87,66 @@ class TorchTrainer:
 
     def step(self, content: torch.Tensor, style: torch.Tensor) -> float:
         mse = torch.nn.functional.mse_loss
-        style_taps = self.taps(style)
-        content_feat = self.taps(content)[-1]
-        t = ref.adain(content_feat, style_taps[-1])
-        g_taps = self.taps(self.dec(t))
-        loss_c = mse(g_taps[-1], t)
+        with _autocast(content.device, self.dtype):
+            style_taps = self.taps(style)
+            content_feat = self.taps(content)[-1]
+            t = ref.adain(content_feat.float(), style_taps[-1].float())
+            g_taps = self.taps(self.dec(t))
+        loss_c = mse(g_taps[-1].float(), t)
         loss_s = 0.0
         for g, s in zip(g_taps, style_taps, strict=True):
-            g_mean, g_std = ref.calc_mean_std(g)
-            s_mean, s_std = ref.calc_mean_std(s)
+            g_mean, g_std = ref.calc_mean_std(g.float())
+            s_mean, s_std = ref.calc_mean_std(s.float())
             loss_s = loss_s + mse(g_mean, s_mean) + mse(g_std, s_std)
         loss = loss_c + STYLE_WEIGHT * loss_s
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         return float(loss.detach())
+
+
+class TorchStylizer:
+    """The port's ``style_transfer`` (alpha 1) with the nets and images kept on ``device``.
+
+    ``__call__`` returns the NCHW output on the device, synchronized (so a
+    host timer around it measures the device work).
+    """
+
+    def __init__(
+        self, vgg: torch.nn.Sequential, dec: torch.nn.Sequential, dtype: torch.dtype = torch.float32
+    ):
+        self.enc, self.dec, self.dtype = vgg[:31], dec, dtype
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        with _autocast(content.device, self.dtype):
+            cf, sf = self.enc(content), self.enc(style)
+            t = ref.adain(cf.float(), sf.float())
+            out = self.dec(t)[:, :, : content.shape[2], : content.shape[3]].float().clamp(0, 1)
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        return out
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    """``torch.autocast`` to ``dtype`` (disabled for float32)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def default_torch_device() -> str:
+    """``cuda`` when jax runs on a GPU and torch sees one, else ``cpu``."""
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
+def memory_format(device: str) -> torch.memory_format:
+    """Channels-last on CUDA (cuDNN's fastest layout), torch's default elsewhere."""
+    return torch.channels_last if device == "cuda" else torch.contiguous_format
+
+
+def to_torch(images_nhwc: np.ndarray, device: str) -> torch.Tensor:
+    """NHWC numpy -> NCHW tensor on ``device`` in its ``memory_format``."""
+    x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
+    return x.to(device).contiguous(memory_format=memory_format(device))
 
 
 def random_nets_and_params() -> tuple[torch.nn.Sequential, torch.nn.Sequential, dict]:
@@ -129,6 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get(conv.ENV_VAR, "auto") or "auto",
         help=f"comma-separated reflect_conv formulations to time, each a row ({conv.ENV_VAR})",
     )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="compute dtype of both sides (torch: autocast)",
+    )
+    parser.add_argument(
+        "--torch-device",
+        default=None,
+        choices=("cpu", "cuda"),
+        help="default: cuda when jax runs on a GPU and torch sees one, else cpu",
+    )
     args = parser.parse_args(argv)
     sizes = parse_list(args.sizes, int, "--sizes")
     impls = parse_list(args.conv, str, "--conv")
@@ -137,43 +217,56 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"vs_torch: --conv: unknown {impl!r}; choose from {conv.IMPLEMENTATIONS}")
     if min(sizes) < 9 or args.repeats < 0 or args.train_repeats < 0 or args.train_batch < 1:
         sys.exit("vs_torch: --sizes must be >= 9 px, --repeats and --train-repeats >= 0")
+    device = args.torch_device or default_torch_device()
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("vs_torch: --torch-device cuda: torch sees no CUDA device")
+    jax_dtype, torch_dtype = DTYPES[args.dtype]
 
     torch.set_num_threads(os.cpu_count() or 1)
+    torch.backends.cudnn.benchmark = True
     vgg, dec, params = random_nets_and_params()
+    vgg.to(device, memory_format=memory_format(device))
+    dec.to(device, memory_format=memory_format(device))
     print(machine_line())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch_where = (
+        torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
+    )
+    print(f"torch {torch.__version__} on {device} ({torch_where}); dtype {args.dtype}")
     rng = np.random.default_rng(0)
 
     print("\n| job | conv | torch s | adain-jax s | jax/torch | jax compile s | max abs diff |")
     print("|---|---|---|---|---|---|---|")
+    stylizer = TorchStylizer(vgg, dec, torch_dtype)
     for size in sizes if args.repeats else []:
         content = rng.random((1, size, size, 3), dtype=np.float32)
         style = rng.random((1, size, size, 3), dtype=np.float32)
-        want = ref.stylize(vgg, dec, content, style)
-        fns = {"torch": lambda c=content, s=style: ref.stylize(vgg, dec, c, s)}
+        c_t, s_t = to_torch(content, device), to_torch(style, device)
+        want = stylizer(c_t, s_t).permute(0, 2, 3, 1).cpu().numpy()
+        fns = {"torch": lambda c=c_t, s=s_t: stylizer(c, s)}
         compile_s, diff = {}, {}
         for impl in impls:
             os.environ[conv.ENV_VAR] = impl  # read when the fresh function is traced
             fn = fresh_stylize()
+            c_j, s_j = jax.device_put(content), jax.device_put(style)
             start = time.perf_counter()
-            got = np.asarray(fn(params, content, style))
+            got = np.asarray(fn(params, c_j, s_j, dtype=jax_dtype))
             compile_s[impl] = time.perf_counter() - start
             diff[impl] = float(np.max(np.abs(got - want)))
-            fns[impl] = lambda c=content, s=style, f=fn: f(params, c, s)
+            fns[impl] = lambda c=c_j, s=s_j, f=fn: f(params, c, s, dtype=jax_dtype)
         times = time_calls(fns, args.repeats)
         print_rows(f"stylize 1x{size} px", impls, times, compile_s, diff)
 
     if args.train_repeats:
         b, s = args.train_batch, args.train_size
-        trainer = TorchTrainer(vgg, dec)
-        c_t = torch.from_numpy(rng.random((b, 3, s, s), dtype=np.float32))
-        s_t = torch.from_numpy(rng.random((b, 3, s, s), dtype=np.float32))
+        trainer = TorchTrainer(vgg, dec, torch_dtype)
+        c_t = to_torch(rng.random((b, s, s, 3), dtype=np.float32), device)
+        s_t = to_torch(rng.random((b, s, s, 3), dtype=np.float32), device)
         fns = {"torch": lambda: trainer.step(c_t, s_t)}
         compile_s = {}
         for impl in impls:
             os.environ[conv.ENV_VAR] = impl
             train_lib.make_train_step.cache_clear()  # trace again with this formulation
-            fns[impl] = train_bench.make_jax_step("float32", b, s)
+            fns[impl] = train_bench.make_jax_step(args.dtype, b, s)
             start = time.perf_counter()
             jax.block_until_ready(fns[impl]())
             compile_s[impl] = time.perf_counter() - start
