@@ -6,7 +6,11 @@ See ``python train.py --help`` and README.md (Training). The logic lives in
 
 import sys
 
-from adain_jax.train_cli import main
+from adain_jax import malloc_tuning
 
 if __name__ == "__main__":
+    # Replaces the process (once) so XLA:CPU reuses its buffers: see the module.
+    malloc_tuning.reexec_with_tuned_malloc()
+    from adain_jax.train_cli import main
+
     sys.exit(main())

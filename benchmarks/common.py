@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from adain_jax import conv
+from adain_jax import conv, malloc_tuning
 
 
 def cpu_model() -> str:
@@ -29,14 +29,48 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
-    """One line naming the JAX device, the CPU, its core count and the conv formulation."""
+    """One line naming the JAX device, the CPU, its core count, the conv formulation and the
+    malloc settings."""
     dev = jax.devices()[0]
     impl = os.environ.get(conv.ENV_VAR, "auto") or "auto"
     return (
         f"device: {dev.platform} ({dev.device_kind}) x{jax.device_count()}; "
         f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}; "
-        f"{conv.ENV_VAR}={impl}"
+        f"{conv.ENV_VAR}={impl}; malloc: {malloc_mode()}"
     )
+
+
+def malloc_mode() -> str:
+    """``tuned`` when this process runs with ``adain_jax.malloc_tuning.SETTINGS``, else
+    ``default``."""
+    tuned = all(os.environ.get(k) == v for k, v in malloc_tuning.SETTINGS.items())
+    return "tuned" if tuned else "default"
+
+
+def add_malloc_flag(parser, default: str) -> None:
+    """``--malloc {tuned,default}``: glibc malloc settings of the whole process (both sides of
+    a comparison), see ``adain_jax.malloc_tuning``."""
+    parser.add_argument(
+        "--malloc",
+        choices=("tuned", "default"),
+        default=default,
+        help="glibc malloc settings for this whole process (adain_jax.malloc_tuning; "
+        f"train.py runs tuned); default {default}",
+    )
+
+
+def apply_malloc_flag(mode: str) -> None:
+    """Re-run this command with the ``--malloc`` settings (replaces the process) unless
+    they are already in force."""
+    if mode == malloc_mode():
+        return
+    if mode == "tuned":
+        if not malloc_tuning.wanted():
+            sys.exit("--malloc tuned: needs Linux with glibc")
+        malloc_tuning.reexec_with_tuned_malloc()
+    env = {k: v for k, v in os.environ.items() if k not in malloc_tuning.SETTINGS}
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def parse_list(text: str, kind: Callable, flag: str) -> list:

@@ -27,7 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adain_jax, tests
 
 from adain_jax import train_lib  # noqa: E402
 from adain_jax.params import init_params  # noqa: E402
-from benchmarks.common import cpu_model, median, time_calls  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_malloc_flag,
+    apply_malloc_flag,
+    cpu_model,
+    malloc_mode,
+    median,
+    time_calls,
+)
 
 
 def device_name() -> str:
@@ -92,7 +99,9 @@ def main() -> None:
     )
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--torch", action="store_true", help="also time the PyTorch step on the CPU")
+    add_malloc_flag(p, default="tuned")
     args = p.parse_args()
+    apply_malloc_flag(args.malloc)
     if args.warmup < 1 or args.steps < 1 or args.batch_size < 1:
         sys.exit("train benchmark: --warmup, --steps and --batch-size must be positive")
     rows = []
@@ -115,7 +124,10 @@ def main() -> None:
                 first,
             )
         )
-    print(f"train step, batch {args.batch_size} x {args.size} px, median of {args.steps} steps")
+    print(
+        f"train step, batch {args.batch_size} x {args.size} px, median of {args.steps} steps; "
+        f"malloc: {malloc_mode()}"
+    )
     print("| step | device | ms/step | steps/s | images/s | first step s |")
     print("|---|---|---:|---:|---:|---:|")
     for name, device, sec, first in rows:

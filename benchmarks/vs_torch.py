@@ -23,6 +23,10 @@ settings); each timed torch call ends with ``torch.cuda.synchronize()``.
 ``autocast(bfloat16)``::
 
     python -m benchmarks.vs_torch --dtype bfloat16 --repeats 50 --train-repeats 20
+
+``--malloc tuned`` re-runs the benchmark with the glibc settings that
+``train.py`` uses (``adain_jax.malloc_tuning``); they apply to the whole
+process, so to torch too.
 """
 
 from __future__ import annotations
@@ -44,7 +48,15 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
 import adain_jax
 from adain_jax import conv, train_lib
 from benchmarks import train as train_bench
-from benchmarks.common import fresh_stylize, machine_line, median, parse_list, time_calls
+from benchmarks.common import (
+    add_malloc_flag,
+    apply_malloc_flag,
+    fresh_stylize,
+    machine_line,
+    median,
+    parse_list,
+    time_calls,
+)
 from tests import torch_reference as ref
 
 STYLE_WEIGHT = 10.0  # the PyTorch port's default; content weight 1
@@ -170,13 +182,13 @@ def print_rows(
     compile_s: dict[str, float],
     diff: dict[str, float] | None = None,
 ) -> None:
-    """One table row per conv formulation: median seconds of torch and jax and their ratio."""
+    """One table row per conv formulation: median ms of torch and jax and their ratio."""
     t_torch = median(times["torch"])
     for impl in impls:
         t_jax = median(times[impl])
         err = f"{diff[impl]:.1e}" if diff else ""
         print(
-            f"| {job} | {impl} | {t_torch:.3f} | {t_jax:.3f} | {t_jax / t_torch:.2f} "
+            f"| {job} | {impl} | {t_torch * 1e3:.4g} | {t_jax * 1e3:.4g} | {t_jax / t_torch:.2f} "
             f"| {compile_s[impl]:.1f} | {err} |",
             flush=True,
         )
@@ -209,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         choices=("cpu", "cuda"),
         help="default: cuda when jax runs on a GPU and torch sees one, else cpu",
     )
+    add_malloc_flag(parser, default="default")
     args = parser.parse_args(argv)
+    apply_malloc_flag(args.malloc)
     sizes = parse_list(args.sizes, int, "--sizes")
     impls = parse_list(args.conv, str, "--conv")
     for impl in impls:
@@ -234,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__} on {device} ({torch_where}); dtype {args.dtype}")
     rng = np.random.default_rng(0)
 
-    print("\n| job | conv | torch s | adain-jax s | jax/torch | jax compile s | max abs diff |")
+    print("\n| job | conv | torch ms | adain-jax ms | jax/torch | jax compile s | max abs diff |")
     print("|---|---|---|---|---|---|---|")
     stylizer = TorchStylizer(vgg, dec, torch_dtype)
     for size in sizes if args.repeats else []:
