@@ -105,5 +105,11 @@ def time_calls(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, 
     return times
 
 
+def format_ms(seconds: float) -> str:
+    """Milliseconds, 3 decimals under 10 ms, 1 above."""
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms < 10 else f"{ms:.1f}"
+
+
 def median(values: Sequence[float]) -> float:
     return float(np.median(np.asarray(values)))

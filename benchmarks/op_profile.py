@@ -40,7 +40,8 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # Events of the XLA:CPU runtime itself, not ops.
 _CPU_RUNTIME_EVENTS = ("ThunkExecutor", "SlinkyThreadPool", "ThreadpoolListener", "Thunk")
 _HEAVY_OPCODES = ("convolution", "dot", "reduce", "reduce-window", "scatter", "gather")
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = (\S+?) ([a-z][\w-]*)\(")
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = (\([^=]*?\)|\S+?) ([a-z][\w-]*)\(")
+_CUSTOM_CALL_TARGET = re.compile(r'custom_call_target="([^"]+)"')
 _CALLS = re.compile(r"calls=%?([\w.\-]+)")
 _COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
 
@@ -119,6 +120,13 @@ def describe_ops(hlo_text: str) -> dict[str, tuple[str, str]]:
         called = _CALLS.search(line)
         if called:
             calls[name] = called.group(1)
+        target = _CUSTOM_CALL_TARGET.search(line)
+        if target:  # GPU library calls: cuDNN convolutions, cuBLAS matmuls
+            t = target.group(1).lower()
+            opcode = (
+                "convolution" if "conv" in t else "dot" if ("gemm" in t or "blas" in t) else opcode
+            )
+            computations[current].add(opcode)
         ops[name] = (opcode, shape, line)
     described = {}
     for name, (opcode, shape, _) in ops.items():

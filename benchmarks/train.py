@@ -9,6 +9,10 @@ float32, on the CPU) for comparison.
 
     python benchmarks/train.py [--batch-size 8] [--size 256] [--steps 20] [--torch]
 
+``--malloc tuned`` (the default) runs the process with the glibc settings
+``train.py`` uses (``adain_jax.malloc_tuning``), ``--malloc default`` without;
+they apply to the torch row too. ``--dtypes`` with no value times torch alone.
+
 The input pipeline's own throughput: ``benchmarks/input_pipeline.py``.
 """
 
@@ -31,6 +35,7 @@ from benchmarks.common import (  # noqa: E402
     add_malloc_flag,
     apply_malloc_flag,
     cpu_model,
+    format_ms,
     malloc_mode,
     median,
     time_calls,
@@ -97,7 +102,9 @@ def main() -> None:
     p.add_argument(
         "--warmup", type=int, default=2, help="untimed steps (the first compiles), at least 1"
     )
-    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    p.add_argument(
+        "--dtypes", nargs="*", default=["float32", "bfloat16"], help="none: only --torch"
+    )
     p.add_argument("--torch", action="store_true", help="also time the PyTorch step on the CPU")
     add_malloc_flag(p, default="tuned")
     args = p.parse_args()
@@ -132,7 +139,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for name, device, sec, first in rows:
         print(
-            f"| {name} | {device} | {sec * 1e3:.3g} | {1 / sec:.3g} "
+            f"| {name} | {device} | {format_ms(sec)} | {1 / sec:.3g} "
             f"| {args.batch_size / sec:.3g} | {first:.1f} |"
         )
 

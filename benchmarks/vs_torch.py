@@ -51,6 +51,7 @@ from benchmarks import train as train_bench
 from benchmarks.common import (
     add_malloc_flag,
     apply_malloc_flag,
+    format_ms,
     fresh_stylize,
     machine_line,
     median,
@@ -188,7 +189,7 @@ def print_rows(
         t_jax = median(times[impl])
         err = f"{diff[impl]:.1e}" if diff else ""
         print(
-            f"| {job} | {impl} | {t_torch * 1e3:.4g} | {t_jax * 1e3:.4g} | {t_jax / t_torch:.2f} "
+            f"| {job} | {impl} | {format_ms(t_torch)} | {format_ms(t_jax)} | {t_jax / t_torch:.2f} "
             f"| {compile_s[impl]:.1f} | {err} |",
             flush=True,
         )
