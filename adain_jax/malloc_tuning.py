@@ -39,15 +39,20 @@ def wanted() -> bool:
 def reexec_with_tuned_malloc() -> None:
     """Re-run this very command (``sys.orig_argv``) with ``SETTINGS`` in the environment.
 
-    Returns (doing nothing) when they are already set, when ``wanted()`` is
-    False, or when the command cannot be re-run (no ``sys.executable``).
-    Call it first thing in an entry point: the process is replaced.
+    Returns (doing nothing) when they are already set or when ``wanted()`` is
+    False. Call it first thing in an entry point: the process is replaced.
     """
-    if not wanted() or all(os.environ.get(k) == v for k, v in SETTINGS.items()):
-        return
-    if not sys.executable:
-        return
-    env = {**os.environ, **SETTINGS}
+    if wanted() and not tuned():
+        reexec({**os.environ, **SETTINGS})
+
+
+def tuned() -> bool:
+    """True when this process runs with ``SETTINGS``."""
+    return all(os.environ.get(k) == v for k, v in SETTINGS.items())
+
+
+def reexec(env: dict[str, str]) -> None:
+    """Replace this process by the same command (``sys.orig_argv``) run with ``env``."""
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -43,8 +43,7 @@ def machine_line() -> str:
 def malloc_mode() -> str:
     """``tuned`` when this process runs with ``adain_jax.malloc_tuning.SETTINGS``, else
     ``default``."""
-    tuned = all(os.environ.get(k) == v for k, v in malloc_tuning.SETTINGS.items())
-    return "tuned" if tuned else "default"
+    return "tuned" if malloc_tuning.tuned() else "default"
 
 
 def add_malloc_flag(parser, default: str) -> None:
@@ -67,10 +66,8 @@ def apply_malloc_flag(mode: str) -> None:
     if mode == "tuned":
         if not malloc_tuning.wanted():
             sys.exit("--malloc tuned: needs Linux with glibc")
-        malloc_tuning.reexec_with_tuned_malloc()
-    env = {k: v for k, v in os.environ.items() if k not in malloc_tuning.SETTINGS}
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+        malloc_tuning.reexec({**os.environ, **malloc_tuning.SETTINGS})
+    malloc_tuning.reexec({k: v for k, v in os.environ.items() if k not in malloc_tuning.SETTINGS})
 
 
 def parse_list(text: str, kind: Callable, flag: str) -> list:

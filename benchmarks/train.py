@@ -49,11 +49,14 @@ def device_name() -> str:
     return f"{jax.device_count()} x {getattr(d, 'device_kind', d.platform)}"
 
 
-def make_jax_step(dtype: str, batch: int, size: int, seed: int = 0) -> Callable[[], dict]:
-    """A zero-argument function running one real train step on a fixed synthetic batch.
+def make_jax_step(
+    dtype: str, batch: int, size: int, seed: int = 0
+) -> tuple[Callable[[], dict], Callable[[], str]]:
+    """``(run, compiled_hlo)``: ``run()`` runs one real train step on a fixed synthetic batch
+    and returns its metrics; ``compiled_hlo()`` is the step's optimized HLO text.
 
     ``params`` are random (``init_params``); the state is updated in place
-    (donated) at each call; returns the step's metrics.
+    (donated) at each call.
     """
     mesh = train_lib.make_mesh()
     step_fn = train_lib.make_train_step(dtype, mesh)
@@ -68,7 +71,10 @@ def make_jax_step(dtype: str, batch: int, size: int, seed: int = 0) -> Callable[
         box["state"], metrics = step_fn(box["state"], vgg, data, hp)
         return metrics
 
-    return run
+    def compiled_hlo() -> str:
+        return step_fn.lower(box["state"], vgg, data, hp).compile().as_text()
+
+    return run, compiled_hlo
 
 
 def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int) -> tuple[float, float]:
@@ -113,7 +119,7 @@ def main() -> None:
         sys.exit("train benchmark: --warmup, --steps and --batch-size must be positive")
     rows = []
     for dtype in args.dtypes:
-        step = make_jax_step(dtype, args.batch_size, args.size)
+        step, _ = make_jax_step(dtype, args.batch_size, args.size)
         sec, first = seconds_per_call(step, args.steps, args.warmup)
         rows.append((f"adain-jax {dtype}", device_name(), sec, first))
     if args.torch:

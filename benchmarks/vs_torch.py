@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         for impl in impls:
             os.environ[conv.ENV_VAR] = impl
             train_lib.make_train_step.cache_clear()  # trace again with this formulation
-            fns[impl] = train_bench.make_jax_step(args.dtype, b, s)
+            fns[impl], _ = train_bench.make_jax_step(args.dtype, b, s)
             start = time.perf_counter()
             jax.block_until_ready(fns[impl]())
             compile_s[impl] = time.perf_counter() - start
