@@ -129,3 +129,15 @@ def test_whole_network_matches_torch(monkeypatch, torch_nets, port_params, impl)
     got = stylize(port_params, content, style, 0.9)
     want = ref.stylize(*torch_nets, content, style, 0.9)
     assert np.max(np.abs(np.asarray(got) - want)) < 1e-4
+
+
+@pytest.mark.parametrize("band_pixels", [20, 45, 10_000])
+def test_direct_kernel_gradient_over_bands_of_rows(monkeypatch, band_pixels):
+    """The ``direct`` kernel gradient loops over bands of rows (1, 2 and all rows here)."""
+    monkeypatch.setattr(conv, "KERNEL_GRAD_BAND_PIXELS", band_pixels)
+    for i, shape in enumerate([(2, 12, 10, 8, 4), (1, 13, 11, 5, 6)]):
+        x, kernel, bias, dy = _case(10 + i, *shape)
+        run = jax.jit(lambda x, kernel, bias: conv.reflect_conv(x, kernel, bias, impl="direct"))
+        _, got_vjp = jax.vjp(run, x, kernel, bias)
+        _, want_vjp = jax.vjp(_reference, x, kernel, bias)
+        assert _rel_err(got_vjp(dy)[1], want_vjp(dy)[1]) < DEFAULT_LAYER_TOL, shape
