@@ -11,9 +11,9 @@ one runs is chosen when the function is traced:
   border is the only place the zeros reach, so the result is the same
   convolution, bit for bit (a few % more FLOPs). Its gradient is a custom
   VJP (input gradient: a ``SAME`` convolution; kernel gradient: a loop of
-  cache-sized matmuls over bands of rows), 2-4x faster than autodiff's here. Reverse mode only: use
-  ``"valid"`` for ``jax.jvp``/``jacfwd``. On other backends ``"direct"`` is
-  the plain ``VALID`` convolution.
+  cache-sized matmuls over bands of rows), 2-4x faster than autodiff's
+  here. Reverse mode only: use ``"valid"`` for ``jax.jvp``/``jacfwd``. On
+  other backends ``"direct"`` is the plain ``VALID`` convolution.
 - ``"valid"``: the textbook form, ``VALID`` convolution of the padded input,
   differentiated by JAX (slow on XLA:CPU; the reference in tests).
 - ``"winograd"`` / ``"winograd4"``: Winograd F(2x2, 3x3) / F(4x4, 3x3)

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adain_jax.conv import reflect_pad
 from benchmarks.common import machine_line, median, parse_list
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -43,7 +44,7 @@ def conv(x: jax.Array, k: jax.Array, padding: str) -> jax.Array:
 
 
 def pad_reflect(x: jax.Array) -> jax.Array:
-    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    return reflect_pad(x, 1)
 
 
 def pad_hw(x: jax.Array) -> jax.Array:
