@@ -7,16 +7,16 @@ Public API::
     t = adain_jax.adain(content_feat, style_feat)
 
 Runtime controls (style mixing, masks, a style-feature cache): see
-``adain_jax.controls``; colour preservation: ``adain_jax.color``; large
-images: ``adain_jax.tiling``.
+``adain_jax.controls.mixing``; colour preservation: ``adain_jax.controls.color``; large
+images: ``adain_jax.controls.tiling``.
 """
 
-from adain_jax.color import match_color
-from adain_jax.controls import StyleStats, encode_style, stylize_mix, stylize_with_stats
-from adain_jax.models import Decoder, EncoderTaps, VGGEncoder
-from adain_jax.ops import adain, channel_mean_std
-from adain_jax.params import init_params, load_params
-from adain_jax.stylize import decode, encode, stylize
+from adain_jax.controls.color import match_color
+from adain_jax.controls.mixing import StyleStats, encode_style, stylize_mix, stylize_with_stats
+from adain_jax.controls.transfer import decode, encode, stylize
+from adain_jax.nn.models import Decoder, EncoderTaps, VGGEncoder
+from adain_jax.nn.ops import adain, channel_mean_std
+from adain_jax.weights.params import init_params, load_params
 
 __all__ = [
     "Decoder",

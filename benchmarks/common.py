@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from adain_jax import conv, malloc_tuning
+from adain_jax.cli import malloc_tuning
+from adain_jax.nn import conv
 
 
 def cpu_model() -> str:
@@ -41,19 +42,19 @@ def machine_line() -> str:
 
 
 def malloc_mode() -> str:
-    """``tuned`` when this process runs with ``adain_jax.malloc_tuning.SETTINGS``, else
+    """``tuned`` when this process runs with ``adain_jax.cli.malloc_tuning.SETTINGS``, else
     ``default``."""
     return "tuned" if malloc_tuning.tuned() else "default"
 
 
 def add_malloc_flag(parser, default: str) -> None:
     """``--malloc {tuned,default}``: glibc malloc settings of the whole process (both sides of
-    a comparison), see ``adain_jax.malloc_tuning``."""
+    a comparison), see ``adain_jax.cli.malloc_tuning``."""
     parser.add_argument(
         "--malloc",
         choices=("tuned", "default"),
         default=default,
-        help="glibc malloc settings for this whole process (adain_jax.malloc_tuning; "
+        help="glibc malloc settings for this whole process (adain_jax.cli.malloc_tuning; "
         f"train.py runs tuned); default {default}",
     )
 

@@ -66,7 +66,8 @@ def case_untiled(size: int) -> dict:
 
 def case_tiled(size: int, max_tile: int | None) -> dict:
     """A size x size image through tiling.stylize_tiled (default: automatic max_tile)."""
-    from adain_jax import controls, tiling
+    from adain_jax.controls import mixing as controls
+    from adain_jax.controls import tiling
 
     params = random_params()
     content = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
@@ -82,7 +83,7 @@ def case_tiled(size: int, max_tile: int | None) -> dict:
 
 def case_batch(size: int, n: int, batch: int) -> dict:
     """n same-size contents x one cached style, ``batch`` per call (a directory job's core)."""
-    from adain_jax import controls
+    from adain_jax.controls import mixing as controls
 
     params = random_params()
     rng = np.random.default_rng(0)
@@ -102,7 +103,7 @@ def case_dirjob(size: int, n: int, batch: int) -> dict:
     Timed on a second run with --overwrite (compilation excluded)."""
     from PIL import Image
 
-    from adain_jax import jobs
+    from adain_jax.cli import jobs
 
     params = random_params()
     rng = np.random.default_rng(0)
@@ -140,7 +141,8 @@ def case_video(size: int, frames: int, batch: int) -> dict:
     """Stylize a generated size x size clip (H.264 in and out), frames/s including I/O."""
     from fractions import Fraction
 
-    from adain_jax import controls, video
+    from adain_jax.controls import mixing as controls
+    from adain_jax.io import video
 
     params = random_params()
     rng = np.random.default_rng(0)

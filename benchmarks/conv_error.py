@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("conv_error: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from adain_jax import conv
+from adain_jax.nn import conv
 from benchmarks.common import machine_line
 from benchmarks.vs_torch import random_nets_and_params
 from tests import torch_reference as ref

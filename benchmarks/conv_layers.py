@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax import conv
+from adain_jax.nn import conv
 from benchmarks.common import machine_line, median, parse_list, time_calls
 
 # (batch, height = width, in channels, out channels): the encoder/decoder at 512 px.

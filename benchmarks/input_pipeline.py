@@ -1,4 +1,4 @@
-"""Throughput of the training input pipeline alone (``adain_jax.data``), no accelerator.
+"""Throughput of the training input pipeline alone (``adain_jax.training.data``), no accelerator.
 
 Writes synthetic JPEG folders (photo-like: smooth gradients plus noise) at 640x480 and
 1600x1200 to a temporary directory and reads them as content and style with the
@@ -29,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from adain_jax import data  # noqa: E402
+from adain_jax.training import data  # noqa: E402
 from benchmarks.common import cpu_model  # noqa: E402
 
 

@@ -6,7 +6,7 @@ one jitted call (one launch: dispatch overhead amortized), at each
 
 - ``pad``: ``jnp.pad(mode="reflect")`` then a ``VALID`` convolution (the textbook form);
 - ``pad_same_crop``: the pad, a ``SAME`` convolution of the padded input and a crop of
-  its border (``adain_jax.conv``'s ``direct`` formulation on the CPU);
+  its border (``adain_jax.nn.conv``'s ``direct`` formulation on the CPU);
 - ``pad_hw``: the same pad done as two concatenations, rows then columns;
 - ``zero_dus``: a zero pad (``lax.pad``) whose border ring is then overwritten in place
   with the reflected rows and columns;
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.conv import reflect_pad
+from adain_jax.nn.conv import reflect_pad
 from benchmarks.common import machine_line, median, parse_list
 
 _DN = ("NHWC", "HWIO", "NHWC")

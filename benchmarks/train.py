@@ -1,4 +1,4 @@
-"""Speed of the train step alone (``adain_jax.train_lib.make_train_step``).
+"""Speed of the train step alone (``adain_jax.training.step.make_train_step``).
 
 Synthetic uint8 batches already on the device (no input pipeline), random
 weights, the paper's batch 8 x 256 px by default, float32 and bfloat16
@@ -10,7 +10,7 @@ float32, on the CPU) for comparison.
     python benchmarks/train.py [--batch-size 8] [--size 256] [--steps 20] [--torch]
 
 ``--malloc tuned`` (the default) runs the process with the glibc settings
-``train.py`` uses (``adain_jax.malloc_tuning``), ``--malloc default`` without;
+``train.py`` uses (``adain_jax.cli.malloc_tuning``), ``--malloc default`` without;
 they apply to the torch row too. ``--dtypes`` with no value times torch alone.
 
 The input pipeline's own throughput: ``benchmarks/input_pipeline.py``.
@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adain_jax, tests (torch ref)
 
-from adain_jax import train_lib  # noqa: E402
-from adain_jax.params import init_params  # noqa: E402
+from adain_jax.training import step as train_lib  # noqa: E402
+from adain_jax.weights.params import init_params  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     add_malloc_flag,
     apply_malloc_flag,

@@ -25,7 +25,7 @@ settings); each timed torch call ends with ``torch.cuda.synchronize()``.
     python -m benchmarks.vs_torch --dtype bfloat16 --repeats 50 --train-repeats 20
 
 ``--malloc tuned`` re-runs the benchmark with the glibc settings that
-``train.py`` uses (``adain_jax.malloc_tuning``); they apply to the whole
+``train.py`` uses (``adain_jax.cli.malloc_tuning``); they apply to the whole
 process, so to torch too.
 """
 
@@ -46,7 +46,8 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("vs_torch: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from adain_jax import conv, train_lib
+from adain_jax.nn import conv
+from adain_jax.training import step as train_lib
 from benchmarks import train as train_bench
 from benchmarks.common import (
     add_malloc_flag,
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"(compiled train step {impl}: {compile_s[impl]:.1f} s)", file=sys.stderr)
         trainer.step(c_t, s_t)  # warm-up
         times = time_calls(fns, args.train_repeats)
-        print_rows(f"train step {b}x{s} px (adain_jax.train_lib)", impls, times, compile_s)
+        print_rows(f"train step {b}x{s} px (adain_jax.training.step)", impls, times, compile_s)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from adain_jax import color, controls
+from adain_jax.controls import color
+from adain_jax.controls import mixing as controls
 from tests import soft_weights
 from tests.conftest import random_images
 
-# NTSC YIQ, written out independently of adain_jax.color
+# NTSC YIQ, written out independently of adain_jax.controls.color
 YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 

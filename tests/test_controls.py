@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain_jax import controls
+from adain_jax.controls import mixing as controls
 from tests import soft_weights
 from tests import torch_reference as ref
 from tests.conftest import random_images
@@ -182,7 +182,7 @@ def test_size_buckets_equal_unpadded_results(soft_nets):
 
 
 def test_adain_from_stats_matches_torch_adain():
-    from adain_jax import ops
+    from adain_jax.nn import ops
 
     rng = np.random.default_rng(50)
     content = rng.standard_normal((2, 5, 7, 16)).astype(np.float32) * 3 + 1

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain_jax import color, controls, image_io, infer_cli
+from adain_jax.cli import infer as infer_cli
+from adain_jax.controls import color
+from adain_jax.controls import mixing as controls
+from adain_jax.io import images as image_io
 from tests import soft_weights
 from tests.test_controls import _torch_masked, _torch_mix
 
@@ -201,7 +204,7 @@ def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
 
 
 def test_video_cli(tmp_path, soft_files, capsys):
-    video = pytest.importorskip("adain_jax.video")
+    video = pytest.importorskip("adain_jax.io.video")
     pytest.importorskip("av")
     src = tmp_path / "clip.mp4"
     writer = video.VideoWriter(src, Fraction(15), 48, 32)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import adain_jax
-from adain_jax import conv
+from adain_jax.nn import conv
 from tests import torch_reference as ref
 from tests.conftest import random_images
 

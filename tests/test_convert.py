@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import adain_jax
-from adain_jax import convert, torch_pickle, weights_io
-from adain_jax.convert import WeightsError
-from adain_jax.torch_pickle import TorchFileError
+from adain_jax.weights import convert, torch_pickle
+from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights.convert import WeightsError
+from adain_jax.weights.torch_pickle import TorchFileError
 
 # Written out from ADAIN.md, independent of the converter's tables.
 ENCODER_INDEX = {

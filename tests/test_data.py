@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from adain_jax import data, image_decode
+from adain_jax.io import decode as image_decode
+from adain_jax.training import data
 
 CROP = 16
 

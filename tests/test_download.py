@@ -10,8 +10,9 @@ import threading
 import numpy as np
 import pytest
 
-from adain_jax import convert, download, pretrained, weights_io
-from adain_jax.download import DownloadError
+from adain_jax.weights import convert, download, pretrained
+from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights.download import DownloadError
 
 
 class _Server:

@@ -7,7 +7,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from adain_jax import evaluate
+from adain_jax.training import evaluate
 from tests import torch_train_reference as tref
 
 SIZE = 32

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain_jax import image_io
-from adain_jax.image_io import ImageError
+from adain_jax.io import images as image_io
+from adain_jax.io.images import ImageError
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

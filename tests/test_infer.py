@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain_jax import convert, infer_cli
+from adain_jax.cli import infer as infer_cli
+from adain_jax.weights import convert
 from tests import torch_reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]

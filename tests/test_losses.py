@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adain_jax import convert, losses, ops
+from adain_jax.nn import ops
+from adain_jax.training import losses
+from adain_jax.weights import convert
 from tests import torch_train_reference as tref
 from tests.conftest import random_images
 

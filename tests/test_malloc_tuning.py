@@ -1,4 +1,4 @@
-"""``adain_jax.malloc_tuning``: the re-exec sets glibc's settings once, or leaves them alone."""
+"""``adain_jax.cli.malloc_tuning``: the re-exec sets glibc's settings once, or leaves them alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adain_jax import malloc_tuning
+from adain_jax.cli import malloc_tuning
 
 SCRIPT = (
     "import os\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adain_jax
-from adain_jax import convert
+from adain_jax.weights import convert
 from tests import torch_reference as ref
 from tests.conftest import random_images
 

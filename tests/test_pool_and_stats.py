@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adain_jax import layers, ops
+from adain_jax.nn import layers, ops
 
 torch = pytest.importorskip("torch")
 

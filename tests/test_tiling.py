@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adain_jax import controls, tiling
+from adain_jax.controls import mixing as controls
+from adain_jax.controls import tiling
 from tests import soft_weights
 from tests.conftest import random_images
 

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from adain_jax import convert, train_lib
+from adain_jax.training import step as train_lib
+from adain_jax.weights import convert
 
 CROP = 32
 BATCH = 4  # the trainer tests use the same shapes: one compilation

@@ -16,7 +16,10 @@ import pytest
 from PIL import Image
 
 import adain_jax
-from adain_jax import checkpointing, convert, train_cli, train_lib
+from adain_jax.cli import train as train_cli
+from adain_jax.training import checkpointing
+from adain_jax.training import step as train_lib
+from adain_jax.weights import convert
 from tests.test_train_lib import BATCH, CROP, STEP_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,7 +248,7 @@ def test_four_devices_match_one_device(folders, straight, tmp_path):
     env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
     script = (
         "import jax, sys; assert jax.device_count() == 4, jax.devices(); "
-        "from adain_jax.train_cli import main; args = sys.argv[1:]; "
+        "from adain_jax.cli.train import main; args = sys.argv[1:]; "
         # A batch the 4 devices cannot split fails first, in one line, before any work.
         "bad = [a for a in args if not a.startswith('--batch-size')] + ['--batch-size=6']; "
         "assert main(bad) == 2; sys.exit(main(args))"

@@ -36,10 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax import controls
-from adain_jax.controls import StyleStats
-from adain_jax.models import DOWNSAMPLE, FEATURE_CHANNELS
-from adain_jax.stylize import check_image_size, decode, encode
+from adain_jax.controls import mixing as controls
+from adain_jax.controls.mixing import StyleStats
+from adain_jax.controls.transfer import check_image_size, decode, encode
+from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS
 
 Dtype = Any
 

@@ -16,7 +16,7 @@ Everything here is pure and ``jax.jit``-able:
 - ``alpha`` blends the target with the content features in every mode.
 
 The maths is split into ``target_coefficients`` (statistics, once per
-image) and ``apply_coefficients`` (per pixel) so ``adain_jax.tiling`` can
+image) and ``apply_coefficients`` (per pixel) so ``adain_jax.controls.tiling`` can
 process the features in tiles with whole-image statistics.
 """
 
@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax import ops
-from adain_jax.models import DOWNSAMPLE
-from adain_jax.stylize import _as_batch, check_image_size, decode, encode
+from adain_jax.controls.transfer import _as_batch, check_image_size, decode, encode
+from adain_jax.nn import ops
+from adain_jax.nn.models import DOWNSAMPLE
 
 Dtype = Any
 
@@ -414,7 +414,7 @@ def stylize_padded(
 
     Lets images of different sizes share one compiled function (size
     buckets): each image is padded at the bottom/right (``pad_to_bucket``);
-    the network runs with per-image valid sizes (``adain_jax.bucketed``) and
+    the network runs with per-image valid sizes (``adain_jax.controls.buckets``) and
     the content statistics are taken over each image's own relu4_1 cells, so
     the crop ``[:H, :W]`` of the output equals ``stylize_with_stats`` on the
     unpadded image up to float rounding.
@@ -427,7 +427,7 @@ def stylize_padded(
     Returns:
       float32 ``[N, Hb, Wb, 3]`` in [0, 1]; crop each image to its size.
     """
-    from adain_jax import bucketed
+    from adain_jax.controls import buckets as bucketed
 
     height, width = content.shape[1:3]
     feat, cells = bucketed.encode_valid(params, content, sizes, dtype)

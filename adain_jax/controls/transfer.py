@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax import ops
-from adain_jax.models import DOWNSAMPLE, Decoder, EncoderTaps, VGGEncoder
+from adain_jax.nn import ops
+from adain_jax.nn.models import DOWNSAMPLE, Decoder, EncoderTaps, VGGEncoder
 
 Dtype = Any
 

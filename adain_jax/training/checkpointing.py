@@ -2,7 +2,7 @@
 
 Layout of a workdir ``DIR``::
 
-    DIR/config.json                 the run's settings (adain_jax.train_cli)
+    DIR/config.json                 the run's settings (adain_jax.cli.train)
     DIR/encoder.safetensors         the frozen VGG encoder the run trains against
     DIR/checkpoints/<step>/state    decoder params, Adam state, step (orbax StandardSave)
     DIR/checkpoints/<step>/data     the data iterator's state (JSON)
@@ -21,8 +21,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from adain_jax import weights_io
-from adain_jax.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.weights import safetensors_io as weights_io
 
 CHECKPOINTS = "checkpoints"
 ENCODER_FILE = "encoder.safetensors"

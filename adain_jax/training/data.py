@@ -43,7 +43,7 @@ import numpy as np
 from grain.experimental import ZipMapDataset
 from PIL import Image
 
-from adain_jax import image_decode
+from adain_jax.io import decode as image_decode
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TFDS_PREFIX = "tfds:"

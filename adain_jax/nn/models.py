@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.layers import ReflectConv, max_pool_ceil, upsample_nearest_2x
+from adain_jax.nn.layers import ReflectConv, max_pool_ceil, upsample_nearest_2x
 
 Dtype = Any
 

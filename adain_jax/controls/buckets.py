@@ -11,8 +11,8 @@ unpadded). The valid area of every layer's output then equals the unpadded
 network's output exactly (up to float rounding); outside it are don't-care
 values that are cropped away.
 
-Same parameters and layer order as ``adain_jax.models`` (``VGGEncoder``,
-``Decoder``); the convolution is ``adain_jax.conv.reflect_conv``.
+Same parameters and layer order as ``adain_jax.nn.models`` (``VGGEncoder``,
+``Decoder``); the convolution is ``adain_jax.nn.conv.reflect_conv``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax import conv
-from adain_jax.layers import max_pool_ceil, upsample_nearest_2x
-from adain_jax.models import DECODER_LAYERS, DOWNSAMPLE, ENCODER_LAYERS
+from adain_jax.nn import conv
+from adain_jax.nn.layers import max_pool_ceil, upsample_nearest_2x
+from adain_jax.nn.models import DECODER_LAYERS, DOWNSAMPLE, ENCODER_LAYERS
 
 Dtype = Any
 

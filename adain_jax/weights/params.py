@@ -13,8 +13,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from adain_jax import weights_io
-from adain_jax.models import Decoder, VGGEncoder
+from adain_jax.nn.models import Decoder, VGGEncoder
+from adain_jax.weights import safetensors_io as weights_io
 
 Params = dict
 
@@ -27,7 +27,7 @@ def _workdir_decoder(path: Path) -> dict | None:
     """The latest decoder of a training workdir, or ``None`` if ``path`` is not one."""
     if not (path / "checkpoints").is_dir():
         return None
-    from adain_jax import checkpointing  # the training half; imported only when needed
+    from adain_jax.training import checkpointing  # the training half; imported only when needed
 
     return checkpointing.latest_decoder_params(path)
 
@@ -60,9 +60,9 @@ def load_params(
         naming the file and the problem.
       download.DownloadError: the default weights could not be downloaded.
     """
-    # Imported here so that importing adain_jax does not import adain_jax.convert
-    # (`python -m adain_jax.convert` would warn that it is already imported).
-    from adain_jax import convert, pretrained
+    # Imported here so that importing adain_jax does not import adain_jax.weights.convert
+    # (`python -m adain_jax.weights.convert` would warn that it is already imported).
+    from adain_jax.weights import convert, pretrained
 
     enc_path = os.fspath(vgg) if vgg is not None else None
     dec_path = os.fspath(decoder) if decoder is not None else None

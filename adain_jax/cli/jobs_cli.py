@@ -15,7 +15,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from adain_jax import image_io, jobs, tiling, video
+from adain_jax.cli import jobs
+from adain_jax.controls import tiling
+from adain_jax.io import images as image_io
+from adain_jax.io import video
 
 DEFAULT_EXT = ".png"
 

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from adain_jax import train_lib
-from adain_jax.trainer import EXIT_USAGE, RunConfig, RunError
+from adain_jax.training import step as train_lib
+from adain_jax.training.loop import EXIT_USAGE, RunConfig, RunError
 
 _POSITIVE = (
     "batch_size",
@@ -160,8 +160,11 @@ def _check_devices(cfg: RunConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, validate, run. Returns the exit status (see the module docstring)."""
-    from adain_jax import checkpointing, convert, download, trainer, weights_io
-    from adain_jax.torch_pickle import TorchFileError
+    from adain_jax.training import checkpointing
+    from adain_jax.training import loop as trainer
+    from adain_jax.weights import convert, download
+    from adain_jax.weights import safetensors_io as weights_io
+    from adain_jax.weights.torch_pickle import TorchFileError
 
     args = build_parser().parse_args(argv)
     try:
@@ -170,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     train_lib.maybe_initialize_distributed(args.distributed)
-    from adain_jax import data
+    from adain_jax.training import data
 
     expected = (
         RunError,

@@ -1,6 +1,6 @@
 """Decoding training images with Pillow: any mode to RGB, EXIF orientation, resizing.
 
-Shared by the training pipeline (``adain_jax.data``) and the held-out eval images.
+Shared by the training pipeline (``adain_jax.training.data``) and the held-out eval images.
 Everything here returns ``np.uint8`` RGB ``[H, W, 3]`` arrays with values in [0, 255].
 """
 

@@ -5,7 +5,7 @@
 when ``--content`` and/or ``--style`` is a directory (its image files,
 recursively), written as ``<content>_stylized_<style>.png``. The runtime
 controls (style mixing, masks, colour preservation, tiling, video, batching)
-are in ``adain_jax.jobs_cli`` / ``adain_jax.jobs``.
+are in ``adain_jax.cli.jobs_cli`` / ``adain_jax.cli.jobs``.
 
 Errors are reported as one line ``error: ...`` on stderr, no traceback: exit
 code 2 for bad flags, 1 for anything that fails while running (missing or
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import jax
 
-from adain_jax import jobs_cli
-from adain_jax.download import DownloadError
-from adain_jax.params import load_params
+from adain_jax.cli import jobs_cli
+from adain_jax.weights.download import DownloadError
+from adain_jax.weights.params import load_params
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -129,7 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Stylize every planned pair with the runtime controls (``adain_jax.jobs_cli``)."""
+    """Stylize every planned pair with the runtime controls (``adain_jax.cli.jobs_cli``)."""
     return jobs_cli.run(
         args,
         lambda: load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder),

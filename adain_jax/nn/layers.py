@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax import conv
+from adain_jax.nn import conv
 
 Dtype = Any
 

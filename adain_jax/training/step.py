@@ -33,8 +33,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adain_jax import losses
-from adain_jax.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.training import losses
 
 State = dict
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

@@ -10,7 +10,7 @@ With ``t = AdaIN(f(c), f(s))`` and the decoder output ``g(t)``:
   port's convention, used with ``style_weight`` 10 and ``content_weight`` 1;
   the authors' Lua code sums over channels and uses ``style_weight`` 1e-2).
 
-Statistics come from ``adain_jax.ops.channel_mean_std``: float32, biased
+Statistics come from ``adain_jax.nn.ops.channel_mean_std``: float32, biased
 (population) variance with ``eps = 1e-5`` added before the square root, as in
 the authors' code. The PyTorch port uses the unbiased variance (divides by
 ``H*W - 1``); the difference is below 1% of the std for feature maps of 32x32
@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax import ops
-from adain_jax.models import Decoder, EncoderTaps, VGGEncoder
+from adain_jax.nn import ops
+from adain_jax.nn.models import Decoder, EncoderTaps, VGGEncoder
 
 Dtype = Any
 

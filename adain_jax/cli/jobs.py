@@ -27,8 +27,11 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax import color, controls, image_io, tiling, video
-from adain_jax.controls import StyleStats
+from adain_jax.controls import color, tiling
+from adain_jax.controls import mixing as controls
+from adain_jax.controls.mixing import StyleStats
+from adain_jax.io import images as image_io
+from adain_jax.io import video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 VIDEO_SUFFIXES = tuple(s for s in video.VIDEO_EXTENSIONS if s != ".gif")

@@ -1,6 +1,6 @@
 """The training run: workdir, resume, the step loop, checkpoints, signals, logging.
 
-``train(cfg)`` is what ``python train.py`` runs (``adain_jax.train_cli`` parses
+``train(cfg)`` is what ``python train.py`` runs (``adain_jax.cli.train`` parses
 the flags into a ``RunConfig``). Re-running it with the same workdir resumes
 from the latest checkpoint and continues bit-identically to an uninterrupted
 run: the step is deterministic and the data iterator's state is checkpointed
@@ -22,7 +22,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from adain_jax import checkpointing, convert, evaluate, monitoring, train_lib
+from adain_jax.training import checkpointing, evaluate, monitoring
+from adain_jax.training import step as train_lib
+from adain_jax.weights import convert
 
 CONFIG_FILE = "config.json"
 # Settings a run cannot change on resume: they define the model or the data stream.
@@ -163,7 +165,7 @@ def load_encoder(cfg: RunConfig) -> tuple[dict, str]:
     elif workdir_encoder.is_file():
         source = str(workdir_encoder)
     else:
-        from adain_jax import pretrained
+        from adain_jax.weights import pretrained
 
         source = str(pretrained.torchvision_vgg19())
     return convert.load_network(source, "encoder"), source
@@ -197,7 +199,7 @@ class _Stopper:
 def _held_out(cfg: RunConfig) -> tuple[list, list] | None:
     """The fixed sample/eval pairs: first ``num_samples`` images of the sample
     folders (default: the training folders), at ``crop_size``."""
-    from adain_jax import data
+    from adain_jax.training import data
 
     c_dir = cfg.sample_content_dir or (None if cfg.content.startswith("tfds:") else cfg.content)
     s_dir = cfg.sample_style_dir or (None if cfg.style.startswith("tfds:") else cfg.style)
@@ -216,7 +218,7 @@ def train(cfg: RunConfig) -> int:
     Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs
     (the CLI prints them as one line).
     """
-    from adain_jax import data
+    from adain_jax.training import data
 
     workdir = Path(cfg.workdir)
     is_main = jax.process_index() == 0

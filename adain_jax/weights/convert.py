@@ -1,0 +1,237 @@
+"""Convert PyTorch AdaIN / VGG-19 weights into adain-jax parameter trees.
+
+Three ``state_dict`` layouts are recognised (see ``../shared/ADAIN.md``):
+
+* ``torchvision``: ``vgg19`` ImageNet weights (``features.N.weight``); the
+  ImageNet normalisation is folded into the encoder's leading 1x1 conv.
+* ``vgg_normalised``: the PyTorch port's ``vgg_normalised.pth`` (its own 1x1 conv).
+* ``decoder``: the PyTorch port's ``decoder.pth`` (also the layout its
+  ``train.py`` writes).
+
+Command line::
+
+    python -m adain_jax.convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
+
+writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
+(the project's format, see ``adain_jax.weights.safetensors_io``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from adain_jax.nn.models import DECODER_LAYERS, ENCODER_LAYERS
+from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights.torch_pickle import TorchFileError, load_state_dict
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class WeightsError(ValueError):
+    """A weight file with the wrong layout, keys or shapes."""
+
+
+def _conv_shapes(layers, in_channels: int) -> dict[str, tuple[int, int, int, int]]:
+    """``{layer name: torch OIHW shape}`` of the 3x3 convs in a layer list."""
+    shapes = {}
+    for layer in layers:
+        if isinstance(layer, str):
+            continue
+        name, out = layer
+        shapes[name] = (out, in_channels, 3, 3)
+        in_channels = out
+    return shapes
+
+
+_ENCODER_SHAPES = {"conv0": (3, 3, 1, 1), **_conv_shapes(ENCODER_LAYERS, 3)}
+_DECODER_SHAPES = _conv_shapes(DECODER_LAYERS, 512)
+_ENCODER_NAMES = [n for n in _ENCODER_SHAPES if n != "conv0"]
+
+# torch Sequential index of each conv we use, then the indices of the
+# layers the file may also hold (deeper VGG layers, classifier) that we ignore.
+LAYOUTS: dict[str, dict] = {
+    "torchvision": {
+        "network": "encoder",
+        "prefix": "features.",
+        "convs": dict(zip(_ENCODER_NAMES, [0, 2, 5, 7, 10, 12, 14, 16, 19], strict=True)),
+        "ignored": [f"features.{i}" for i in (21, 23, 25, 28, 30, 32, 34)]
+        + [f"classifier.{i}" for i in (0, 3, 6)],
+    },
+    "vgg_normalised": {
+        "network": "encoder",
+        "prefix": "",
+        "convs": dict(
+            zip(["conv0", *_ENCODER_NAMES], [0, 2, 5, 9, 12, 16, 19, 22, 25, 29], strict=True)
+        ),
+        "ignored": [str(i) for i in (32, 35, 38, 42, 45, 48, 51)],
+    },
+    "decoder": {
+        "network": "decoder",
+        "prefix": "",
+        "convs": dict(zip(_DECODER_SHAPES, [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)),
+        "ignored": [],
+    },
+}
+
+
+def detect_layout(state_dict: Mapping[str, np.ndarray], path: str) -> str:
+    """Name the layout of a state dict: ``torchvision``, ``vgg_normalised`` or ``decoder``."""
+    if any(k.startswith("features.") for k in state_dict):
+        return "torchvision"
+    first = state_dict.get("0.weight")
+    if first is not None and first.ndim == 4 and first.shape[2:] == (1, 1):
+        return "vgg_normalised"
+    if "1.weight" in state_dict and "0.weight" not in state_dict:
+        return "decoder"
+    keys = ", ".join(sorted(state_dict)[:4])
+    raise WeightsError(
+        f"{path}: unrecognised layout (keys {keys}...); expected torchvision vgg19 "
+        "(features.N.weight), vgg_normalised.pth (0.weight is a 1x1 conv) or decoder.pth"
+    )
+
+
+def params_from_state_dict(
+    state_dict: Mapping[str, np.ndarray], path: str, layout: str | None = None
+) -> tuple[str, dict]:
+    """Map a torch state dict onto a Flax ``params`` tree.
+
+    Args:
+      state_dict: ``{key: array}``, conv weights OIHW.
+      path: file name used in error messages.
+      layout: one of ``LAYOUTS``; detected from the keys when ``None``.
+
+    Returns:
+      ``(network, params)``: ``network`` is ``"encoder"`` or ``"decoder"``;
+      ``params`` is ``{layer: {"kernel": HWIO float32, "bias": float32}}``.
+
+    Raises:
+      WeightsError: unknown or missing keys, or wrong shapes, naming the file
+        and the key.
+    """
+    layout = layout or detect_layout(state_dict, path)
+    spec = LAYOUTS[layout]
+    network = spec["network"]
+    shapes = _ENCODER_SHAPES if network == "encoder" else _DECODER_SHAPES
+    used = {f"{spec['prefix']}{i}": name for name, i in spec["convs"].items()}
+    known = set(used) | set(spec["ignored"])
+    for key in state_dict:
+        module, _, leaf = key.rpartition(".")
+        if module not in known or leaf not in ("weight", "bias"):
+            raise WeightsError(f"{path}: unexpected key {key!r} for a {layout} file")
+    params = {}
+    for module, name in used.items():
+        oihw = shapes[name]
+        weight = _take(state_dict, f"{module}.weight", oihw, path)
+        bias = _take(state_dict, f"{module}.bias", oihw[:1], path)
+        params[name] = {"kernel": weight.transpose(2, 3, 1, 0), "bias": bias}
+    if layout == "torchvision":
+        params["conv0"] = imagenet_input_conv()
+    return network, params
+
+
+def _take(state_dict, key: str, shape: tuple[int, ...], path: str) -> np.ndarray:
+    if key not in state_dict:
+        raise WeightsError(f"{path}: missing key {key!r}")
+    value = np.asarray(state_dict[key])
+    if value.shape != shape:
+        raise WeightsError(f"{path}: {key!r} has shape {value.shape}, expected {shape}")
+    if not np.issubdtype(value.dtype, np.floating) and value.dtype.name != "bfloat16":
+        raise WeightsError(f"{path}: {key!r} has dtype {value.dtype}, expected a float")
+    return value.astype(np.float32)
+
+
+def imagenet_input_conv() -> dict[str, np.ndarray]:
+    """The 1x1 conv computing ``(x - mean) / std`` per RGB channel (torchvision inputs)."""
+    kernel = np.diag(1.0 / IMAGENET_STD).astype(np.float32)[None, None]
+    return {"kernel": kernel, "bias": (-IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)}
+
+
+def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> dict:
+    """Read a ``.pth`` file and convert it; ``expect`` checks the network kind.
+
+    Returns:
+      the Flax ``params`` tree of the encoder or the decoder.
+
+    Raises:
+      FileNotFoundError, TorchFileError, WeightsError: with the file name.
+    """
+    path = os.fspath(path)
+    network, params = params_from_state_dict(load_state_dict(path), path)
+    if expect is not None and network != expect:
+        raise WeightsError(f"{path}: holds {network} weights, expected {expect} weights")
+    return params
+
+
+def load_network(path: str | os.PathLike, expect: str) -> dict:
+    """Load encoder or decoder params from a ``.pth`` or a converted ``.safetensors`` file."""
+    path = os.fspath(path)
+    if path.endswith(weights_io.SUFFIX):
+        network, params = weights_io.load(path)
+        if network != expect:
+            raise WeightsError(f"{path}: holds {network} weights, expected {expect} weights")
+        check_params(network, params, path)
+        return params
+    return load_torch_weights(path, expect)
+
+
+def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], path: str) -> None:
+    """Raise ``WeightsError`` unless ``params`` has the layers and HWIO shapes of ``network``."""
+    shapes = _ENCODER_SHAPES if network == "encoder" else _DECODER_SHAPES
+    if set(params) != set(shapes):
+        missing = sorted(set(shapes) - set(params))
+        extra = sorted(set(params) - set(shapes))
+        raise WeightsError(f"{path}: {network} layers missing {missing}, unexpected {extra}")
+    for name, (o, i, h, w) in shapes.items():
+        expected = {"kernel": (h, w, i, o), "bias": (o,)}
+        got = {leaf: tuple(np.shape(v)) for leaf, v in params[name].items()}
+        if got != expected:
+            raise WeightsError(f"{path}: {name} has shapes {got}, expected {expected}")
+
+
+def convert(
+    out_dir: str | os.PathLike, vgg: str | None = None, decoder: str | None = None
+) -> list[str]:
+    """Convert ``vgg`` and/or ``decoder`` ``.pth`` files into ``out_dir``.
+
+    Returns the paths written: ``out_dir/encoder.safetensors``,
+    ``out_dir/decoder.safetensors``.
+    """
+    written = []
+    for network, source in (("encoder", vgg), ("decoder", decoder)):
+        if source is None:
+            continue
+        params = load_torch_weights(source, network)
+        target = os.path.join(os.fspath(out_dir), weights_io.file_name(network))
+        weights_io.save(target, network, params, source=os.path.basename(source))
+        written.append(target)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m adain_jax.convert",
+        description="Convert PyTorch VGG-19 / AdaIN decoder weights to adain-jax's format.",
+    )
+    parser.add_argument("--vgg", help="torchvision vgg19 .pth or the port's vgg_normalised.pth")
+    parser.add_argument("--decoder", help="the PyTorch port's decoder.pth (or one it trained)")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    if args.vgg is None and args.decoder is None:
+        parser.error("give --vgg and/or --decoder")
+    try:
+        for path in convert(args.out, args.vgg, args.decoder):
+            print(f"wrote {path}")
+    except (OSError, TorchFileError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
