@@ -14,13 +14,14 @@ command line treats as video).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from adain_jax.io import files
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
 OUTPUT_CODECS = {
@@ -113,10 +114,8 @@ class VideoWriter:
                 f"{path}: cannot write {suffix or 'files without extension'}; "
                 f"use one of {', '.join(sorted(OUTPUT_CODECS))}"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(suffix=suffix, dir=self.path.parent, prefix=".tmp-")
-        os.close(fd)
-        self._container = av.open(self._tmp, mode="w")
+        self._tmp = files.temp_path_beside(self.path, suffix=suffix)
+        self._container = av.open(str(self._tmp), mode="w")
         codec = OUTPUT_CODECS[suffix]
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width, height
@@ -138,15 +137,14 @@ class VideoWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        os.replace(self._tmp, self.path)
+        files.commit(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the partial output."""
         try:
             self._container.close()
         finally:
-            if os.path.exists(self._tmp):
-                os.unlink(self._tmp)
+            self._tmp.unlink(missing_ok=True)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

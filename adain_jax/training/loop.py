@@ -15,13 +15,13 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.training import checkpointing, evaluate, monitoring
 from adain_jax.training import step as train_lib
 from adain_jax.weights import convert
@@ -98,11 +98,9 @@ def params_sha256(params: dict) -> str:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with files.atomic_open(path) as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def _source_key(source: str) -> str:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from adain_jax.io import files
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -47,16 +48,8 @@ def pair_grid(contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], outp
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 ``[H, W, 3]`` image to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    try:
+    with files.atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def truncate_jsonl(path: Path, after_step: int) -> None:
@@ -70,10 +63,8 @@ def truncate_jsonl(path: Path, after_step: int) -> None:
                 kept.append(line)
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by kill -9
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with files.atomic_open(path) as f:
         f.write("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
 
 
 class MetricsWriter:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from adain_jax.io import files
 
 CACHE_ENV = "ADAIN_JAX_CACHE"
 _CHUNK = 1 << 20
@@ -67,11 +68,9 @@ def fetch(
     dest = Path(dest)
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
+    tmp = files.temp_path_beside(dest, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             _download(url, out, progress, timeout_s, dest.name)
         if sha256_prefix is not None:
             digest = sha256_of(tmp)
@@ -85,7 +84,7 @@ def fetch(
                 validate(tmp)
             except Exception as e:  # the validator names what is wrong
                 raise DownloadError(f"{url}: downloaded file is not valid: {e}") from None
-        os.replace(tmp, dest)
+        files.commit(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest

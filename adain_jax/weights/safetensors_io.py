@@ -10,11 +10,12 @@ A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
+
+from adain_jax.io import files
 
 SUFFIX = ".safetensors"
 FORMAT_VERSION = "1"
@@ -43,16 +44,8 @@ def save(path: str | os.PathLike, network: str, params: dict, source: str = "") 
         "adain_jax.network": network,
         "adain_jax.source": source,
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with files.atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=metadata)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
