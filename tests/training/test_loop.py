@@ -22,7 +22,7 @@ from adain_jax.training import step as train_lib
 from adain_jax.weights import convert
 from tests.test_train_lib import BATCH, CROP, STEP_CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

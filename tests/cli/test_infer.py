@@ -16,7 +16,7 @@ from adain_jax.cli import infer as infer_cli
 from adain_jax.weights import convert
 from tests import torch_reference as ref
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Square, not multiples of 8 (ceil pooling, crop back): the resize and crop tests
 # reach the same shapes from other sources, so in-process runs compile once.
 CONTENT_HW, STYLE_HW = (42, 42), (33, 33)
