@@ -9,10 +9,12 @@ A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from adain_jax.io import files
@@ -20,6 +22,10 @@ from adain_jax.io import files
 SUFFIX = ".safetensors"
 FORMAT_VERSION = "1"
 NETWORKS = ("encoder", "decoder")
+# The header of a real weights file is a few KB; refuse to parse anything far larger.
+MAX_HEADER_BYTES = 1 << 20
+# Tensor dtypes accepted from a file (all are converted to float32).
+ALLOWED_DTYPES = ("F32", "F16")
 
 
 class WeightsFormatError(ValueError):
@@ -48,10 +54,81 @@ def save(path: str | os.PathLike, network: str, params: dict, source: str = "") 
         save_file(flat, str(tmp), metadata=metadata)
 
 
+def check_header(path: str | os.PathLike) -> dict:
+    """Read and check a safetensors header before the library maps the file.
+
+    The header (an 8-byte little-endian length, then JSON) is bounded by
+    ``MAX_HEADER_BYTES`` and the file size; every tensor must have an allowed
+    dtype, a shape whose byte size equals its ``[begin, end)`` range, and that
+    range must lie inside the file. So nothing is allocated from a size the
+    file claims before it has been checked against the bytes really there.
+
+    Returns:
+      The parsed header (tensor entries and ``__metadata__``).
+
+    Raises:
+      WeightsFormatError: naming the file and the problem.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise WeightsFormatError(f"{path}: not a safetensors file (only {size} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            raise WeightsFormatError(
+                f"{path}: not a safetensors file (header claims {length} bytes, "
+                f"the file has {size})"
+            )
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsFormatError(f"{path}: not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise WeightsFormatError(f"{path}: not a safetensors file (header is not an object)")
+    data_bytes = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        _check_entry(path, name, entry, data_bytes)
+    return header
+
+
+def _check_entry(path: str, name: str, entry, data_bytes: int) -> None:
+    if not isinstance(entry, dict):
+        raise WeightsFormatError(f"{path}: tensor {name!r} has no header entry")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in ALLOWED_DTYPES:
+        raise WeightsFormatError(
+            f"{path}: tensor {name!r} has dtype {dtype!r}; expected one of {ALLOWED_DTYPES}"
+        )
+    valid_shape = isinstance(shape, list) and all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
+    )
+    valid_offsets = (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+    )
+    if not (valid_shape and valid_offsets):
+        raise WeightsFormatError(f"{path}: tensor {name!r} has a malformed shape or offsets")
+    begin, end = offsets
+    nbytes = int(np.prod(shape, dtype=np.float64)) * (4 if dtype == "F32" else 2)
+    if not 0 <= begin <= end <= data_bytes or end - begin != nbytes:
+        raise WeightsFormatError(
+            f"{path}: tensor {name!r} claims bytes [{begin}, {end}) for shape {shape} "
+            f"but the file holds {data_bytes} data bytes"
+        )
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The header metadata of a weights file."""
-    with safe_open(os.fspath(path), framework="numpy") as f:
-        return dict(f.metadata() or {})
+    """The header metadata of a weights file (the header is checked first)."""
+    metadata = check_header(path).get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise WeightsFormatError(f"{os.fspath(path)}: malformed safetensors metadata")
+    return {str(k): str(v) for k, v in metadata.items()}
 
 
 def load(path: str | os.PathLike) -> tuple[str, dict]:
@@ -67,16 +144,22 @@ def load(path: str | os.PathLike) -> tuple[str, dict]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    try:
-        metadata = read_metadata(path)
-        flat = load_file(path)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsFormatError(f"{path}: not a readable safetensors file ({e})") from None
+    metadata = read_metadata(path)
     network = metadata.get("adain_jax.network")
     if metadata.get("adain_jax.format") != FORMAT_VERSION or network not in NETWORKS:
         raise WeightsFormatError(f"{path}: not an adain-jax weights file (no adain_jax metadata)")
+    try:
+        flat = load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        message = " ".join(str(e).split())
+        raise WeightsFormatError(f"{path}: not a readable safetensors file ({message})") from None
     params: dict[str, dict[str, np.ndarray]] = {}
     for key, value in flat.items():
         layer, _, leaf = key.partition("/")
+        if not layer or leaf not in ("kernel", "bias"):
+            raise WeightsFormatError(f"{path}: unexpected tensor name {key!r}")
+        value = np.asarray(value, np.float32)
+        if not np.all(np.isfinite(value)):
+            raise WeightsFormatError(f"{path}: tensor {key!r} holds NaN or infinite values")
         params.setdefault(layer, {})[leaf] = value
     return network, params
