@@ -1,0 +1,66 @@
+"""The ``adain-jax`` command: one entry point with a subcommand per job.
+
+    adain-jax stylize --content photo.jpg --style painting.jpg   (= python infer.py)
+    adain-jax train --workdir runs/x ...                          (= python train.py)
+    adain-jax convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
+    adain-jax evaluate --checkpoint runs/x --content-dir C --style-dir S
+
+Each subcommand's flags are its own (``adain-jax stylize --help``). Only the
+chosen subcommand's module is imported, so ``adain-jax --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line summary); each module has main(argv) -> exit status.
+SUBCOMMANDS = {
+    "stylize": ("adain_jax.cli.infer", "stylize images, directories or videos (= infer.py)"),
+    "train": ("adain_jax.cli.train", "train a decoder; resumes from --workdir (= train.py)"),
+    "convert": ("adain_jax.weights.convert", "convert .pth weights to .safetensors"),
+    "evaluate": ("adain_jax.training.evaluate", "content and style losses of a decoder"),
+}
+EXIT_USAGE = 2
+
+
+def usage() -> str:
+    """The top-level help text."""
+    width = max(len(n) for n in SUBCOMMANDS)
+    lines = [
+        "usage: adain-jax {" + ",".join(SUBCOMMANDS) + "} [flags]",
+        "",
+        "AdaIN arbitrary style transfer (Huang & Belongie, ICCV 2017) in JAX.",
+        "",
+        "subcommands:",
+        *(f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()),
+        "",
+        "adain-jax SUBCOMMAND --help shows the flags of one subcommand with their defaults.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``adain-jax SUBCOMMAND [flags]``; returns the subcommand's exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else EXIT_USAGE
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(
+            f"error: unknown subcommand {name!r}; choose from {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if name == "train":
+        from adain_jax.cli import malloc_tuning
+
+        malloc_tuning.reexec_with_tuned_malloc()
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
