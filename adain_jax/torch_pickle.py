@@ -23,8 +23,10 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
@@ -37,6 +39,13 @@ _MAX_NDIM = 32
 _MAX_NUMEL = 2**31  # elements of one tensor
 _MAX_BROADCAST = 2**20  # elements a tensor may have beyond its storage's (stride-0 views)
 _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]+")
+_MAX_MEMO = 1 << 20  # memo slots: a huge LONG_BINPUT index makes CPython allocate the memo
+# Opcodes a tensor state dict never needs: class instantiation, the extension
+# registry, text persistent ids and out-of-band buffers.
+_FORBIDDEN_OPCODES = frozenset(
+    ["INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "PERSID"]
+    + ["NEXT_BUFFER", "READONLY_BUFFER"]
+)
 
 
 class TorchFileError(ValueError):
@@ -182,7 +191,15 @@ class _Unpickler(pickle.Unpickler):
         load_storage: Callable[[Any], _StorageRef] | None = None,
     ):
         super().__init__(file)
+        self._file = file
         self._path, self._allowed, self._load_storage = path, allowed, load_storage
+
+    def load(self) -> Any:
+        """Scan the record's opcodes (without running them), then unpickle it."""
+        start = self._file.tell()
+        _scan(self._file, self._path)
+        self._file.seek(start)
+        return super().load()
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -196,6 +213,30 @@ class _Unpickler(pickle.Unpickler):
         if self._load_storage is None:
             raise TorchFileError(f"{self._path}: unexpected persistent id in a data record")
         return self._load_storage(pid)
+
+
+def _scan(f: BinaryIO, path: str) -> None:
+    """Read one pickle's opcodes up to STOP; refuse forbidden ones and huge memo indices."""
+    with warnings.catch_warnings():  # pickletools warns on bad escapes in STRING args
+        warnings.simplefilter("ignore")
+        ops = list(_ops_to_stop(f))
+    for op, arg in ops:
+        if op.name in _FORBIDDEN_OPCODES:
+            raise TorchFileError(
+                f"{path}: pickle opcode {op.name} is not allowed; only tensor state dicts are read"
+            )
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and (
+            not isinstance(arg, int) or not 0 <= arg < _MAX_MEMO
+        ):
+            raise TorchFileError(f"{path}: pickle memo index {arg!r:.20} out of range")
+
+
+def _ops_to_stop(f: BinaryIO):
+    """``(opcode, argument)`` pairs of one pickle, read up to its STOP."""
+    for op, arg, _pos in pickletools.genops(f):
+        yield op, arg
+        if op.name == "STOP":
+            return
 
 
 def _load_data(f: BinaryIO, path: str) -> Any:
