@@ -43,6 +43,7 @@ def fetch(
     url: str,
     dest: str | os.PathLike,
     *,
+    sha256: str | None = None,
     sha256_prefix: str | None = None,
     validate: Callable[[Path], None] | None = None,
     progress: bool = True,
@@ -57,6 +58,8 @@ def fetch(
     Args:
       url: http(s) or file URL.
       dest: final path in the cache.
+      sha256: the file's full expected sha256 (hex). Checked before
+        ``validate`` runs, so a file that does not match is never parsed.
       sha256_prefix: expected leading hex digits of the file's sha256.
       validate: called with the temporary path; raises if the content is bad.
       progress: show a tqdm bar (bytes) on stderr.
@@ -72,6 +75,13 @@ def fetch(
     try:
         with open(tmp, "wb") as out:
             _download(url, out, progress, timeout_s, dest.name)
+        if sha256 is not None:
+            digest = sha256_of(tmp)
+            if digest != sha256.lower():
+                raise DownloadError(
+                    f"{url}: sha256 {digest} does not match the expected {sha256.lower()}"
+                    " (corrupt or substituted download; deleted, not parsed)"
+                )
         if sha256_prefix is not None:
             digest = sha256_of(tmp)
             if not digest.startswith(sha256_prefix):

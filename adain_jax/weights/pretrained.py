@@ -22,6 +22,33 @@ TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 # Environment override of the two URLs above, for mirrors and tests.
 URL_ENV = {"adain": "ADAIN_JAX_ADAIN_URL", "vgg19": "ADAIN_JAX_VGG19_URL"}
 
+# Full sha256 of each default download, checked before the file is parsed.
+# Not verified by downloading here: each value is the one several independent
+# public projects pin for the same URL (download scripts, model inventories),
+# and torchvision's agrees with the prefix in its own file name.
+SHA256 = {
+    "vgg_normalised.pth": "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+    "decoder.pth": "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
+    "vgg19-dcbb9e9d.pth": "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+}
+
+
+def sha256_env(name: str) -> str:
+    """The variable that overrides the pinned sha256 of ``name`` (mirrors, tests).
+
+    ``vgg_normalised.pth`` -> ``ADAIN_JAX_SHA256_VGG_NORMALISED``. Its value is
+    the full hex digest the served file must have; there is no way to turn the
+    check off.
+    """
+    stem = name.removesuffix(".pth").split("-")[0]
+    return "ADAIN_JAX_SHA256_" + stem.upper()
+
+
+def expected_sha256(name: str) -> str:
+    """The sha256 ``name`` must have: ``$ADAIN_JAX_SHA256_<NAME>``, else the pinned one."""
+    return os.environ.get(sha256_env(name)) or SHA256[name]
+
+
 OFFLINE_HINT = (
     "to run without network, pass local files: --vgg vgg_normalised.pth --decoder decoder.pth "
     "(the PyTorch port's release files), or --weights DIR (from python -m adain_jax.convert)"
@@ -35,7 +62,7 @@ def _validator(network: str):
     return validate
 
 
-def _converted(cache: Path, name: str, network: str, url: str, sha256_prefix=None) -> Path:
+def _converted(cache: Path, name: str, network: str, url: str) -> Path:
     """Download ``name`` (if needed), convert it (if needed), return the converted file."""
     target = cache / "converted" / name.removesuffix(".pth") / weights_io.file_name(network)
     if target.is_file():
@@ -49,7 +76,7 @@ def _converted(cache: Path, name: str, network: str, url: str, sha256_prefix=Non
         return download.fetch(
             url,
             cache / "downloads" / name,
-            sha256_prefix=sha256_prefix,
+            sha256=expected_sha256(name),
             validate=_validator(network),
         )
 
@@ -84,8 +111,7 @@ def torchvision_vgg19(cache: str | os.PathLike | None = None) -> Path:
     """Path of the converted torchvision VGG-19 encoder (file sha256 checked)."""
     cache = Path(cache) if cache is not None else download.cache_dir()
     url = os.environ.get(URL_ENV["vgg19"], TORCHVISION_VGG19_URL)
-    prefix = "dcbb9e9d"  # torchvision puts the sha256 prefix in the file name
     try:
-        return _converted(cache, "vgg19-dcbb9e9d.pth", "encoder", url, sha256_prefix=prefix)
+        return _converted(cache, "vgg19-dcbb9e9d.pth", "encoder", url)
     except download.DownloadError as e:
         raise download.DownloadError(f"{e}; pass a local VGG-19 file with --vgg FILE") from None

@@ -50,8 +50,15 @@ class _Server:
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    """A local server; downloads are expected to have the sha256 of the file it serves."""
     s = _Server()
+
+    def served_sha256(name: str) -> str:  # test-made files differ from the pinned ones
+        bodies = [b for p, b in s.files.items() if p.endswith("/" + name)]
+        return hashlib.sha256(bodies[0]).hexdigest() if bodies else pretrained.SHA256[name]
+
+    monkeypatch.setattr(pretrained, "expected_sha256", served_sha256)
     yield s
     s.close()
 
@@ -165,6 +172,7 @@ def test_fetch_checks_sha256_prefix(tmp_path, server):
 
 
 def test_torchvision_vgg19_sha256_mismatch(tmp_path, server, torchvision_file, monkeypatch):
+    monkeypatch.undo()  # the pinned sha256, not the served file's
     path, _ = torchvision_file
     server.files["/vgg19-dcbb9e9d.pth"] = path.read_bytes()  # random weights: other sha256
     monkeypatch.setenv(pretrained.URL_ENV["vgg19"], server.url + "/vgg19-dcbb9e9d.pth")
@@ -195,3 +203,37 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.delenv(download.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert download.cache_dir() == tmp_path / "xdg" / "adain_jax"
+
+
+def test_pinned_sha256_env_override(monkeypatch):
+    assert pretrained.sha256_env("vgg_normalised.pth") == "ADAIN_JAX_SHA256_VGG_NORMALISED"
+    assert pretrained.sha256_env("vgg19-dcbb9e9d.pth") == "ADAIN_JAX_SHA256_VGG19"
+    assert pretrained.expected_sha256("decoder.pth") == pretrained.SHA256["decoder.pth"]
+    assert all(len(v) == 64 for v in pretrained.SHA256.values())
+    assert pretrained.SHA256["vgg19-dcbb9e9d.pth"].startswith("dcbb9e9d")
+    monkeypatch.setenv("ADAIN_JAX_SHA256_DECODER", "ab" * 32)
+    assert pretrained.expected_sha256("decoder.pth") == "ab" * 32
+
+
+def test_wrong_hash_is_deleted_and_never_parsed(tmp_path, server, port_bytes, monkeypatch):
+    """A served hostile pickle with the wrong sha256 is refused before the reader sees it."""
+    from tests import hostile_pth as h
+
+    monkeypatch.undo()  # the pinned hashes
+    canary = tmp_path / "pwned"
+    payload = h.call(h.global_("os", "system"), h.string(f"touch {canary}"))
+    hostile = h.record(payload)  # a legacy stream whose first record runs a command
+    server.files["/vgg_normalised.pth"] = hostile
+    server.files["/decoder.pth"] = port_bytes[1]
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    parsed = []
+    monkeypatch.setattr(convert, "load_torch_weights", lambda *a, **k: parsed.append(a))
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError) as info:
+        pretrained.adain_pretrained(cache)
+    message = str(info.value)
+    want = pretrained.SHA256["vgg_normalised.pth"]
+    assert "/vgg_normalised.pth" in message and want in message
+    assert hashlib.sha256(hostile).hexdigest() in message and "\n" not in message
+    assert parsed == [] and not canary.exists()
+    assert _files_in(tmp_path) == []
