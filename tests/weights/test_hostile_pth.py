@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adain_jax import torch_pickle
-from adain_jax.torch_pickle import TorchFileError
+from adain_jax.weights import torch_pickle
+from adain_jax.weights.torch_pickle import TorchFileError
 from tests import hostile_pth as h
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _refused(path: Path, canary: Path | None = None, match: str = "") -> str:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from adain_jax import torch_pickle
-from adain_jax.torch_pickle import TorchFileError
+from adain_jax.weights import torch_pickle
+from adain_jax.weights.torch_pickle import TorchFileError
 from tests import hostile_pth as h
 from tests.fuzz_util import mutations
 
