@@ -136,3 +136,29 @@ def test_convert_check_params_still_applies(tmp_path):
     path.write_bytes(_file(_valid_header(), np.zeros(3, "<f4").tobytes()))
     with pytest.raises(convert.WeightsError):
         convert.load_network(path, "decoder")
+
+
+def test_fuzzed_files_raise_only_the_format_error(tmp_path):
+    """2,000 seeded mutants of a real file: each loads or fails with WeightsFormatError."""
+    from tests.fuzz_util import mutations
+
+    params = {
+        "conv1": {
+            "kernel": np.arange(36, dtype=np.float32).reshape(3, 3, 2, 2),
+            "bias": np.ones(2),
+        },
+        "conv2": {"kernel": np.ones((1, 1, 2, 3), np.float32), "bias": np.zeros(3)},
+    }
+    good = tmp_path / "good.safetensors"
+    weights_io.save(good, "decoder", params)
+    path = tmp_path / "mutant.safetensors"
+    outcomes = {"loaded": 0, "refused": 0}
+    for mutant in mutations(good.read_bytes(), 2000, seed=9):
+        path.write_bytes(mutant)
+        try:
+            weights_io.load(path)
+            outcomes["loaded"] += 1
+        except WeightsFormatError as e:
+            assert "\n" not in str(e)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 1000  # the mutants really were damaged
