@@ -142,6 +142,7 @@ def case_video(size: int, frames: int, batch: int) -> dict:
     from fractions import Fraction
 
     from adain_jax.controls import mixing as controls
+    from adain_jax.io import images as image_io
     from adain_jax.io import video
 
     params = random_params()
@@ -150,14 +151,15 @@ def case_video(size: int, frames: int, batch: int) -> dict:
         src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
         writer = video.VideoWriter(src, Fraction(24), size, size)
         for _ in range(frames):
-            writer.write(video.to_uint8(rng.random((1, size, size, 3))))
+            writer.write(image_io.to_uint8(rng.random((1, size, size, 3))))
         writer.close()
         stats = controls.encode_style(params, rng.random((size, size, 3), dtype=np.float32))
         # compile outside the timing
         warm = np.zeros((batch, size, size, 3), np.float32)
         np.asarray(controls.stylize_with_stats(params, warm, stats))
         t = time.perf_counter()
-        n = video.stylize_video(params, src, dst, stats, batch_size=batch, progress=False)
+        fn = lambda frames: controls.stylize_with_stats(params, frames, stats)  # noqa: E731
+        n = video.transform_video(src, dst, fn, batch_size=batch, progress=False)
         elapsed = time.perf_counter() - t
     return {"frames_per_s": n / elapsed}
 

@@ -32,9 +32,9 @@ from adain_jax.controls import mixing as controls
 from adain_jax.controls.mixing import StyleStats
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.nn.models import DOWNSAMPLE
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-VIDEO_SUFFIXES = tuple(s for s in video.VIDEO_EXTENSIONS if s != ".gif")
+MIN_IMAGE_SIZE = DOWNSAMPLE + 1  # px per side: relu4_1 must be at least 2x2 to reflect-pad
 PRESERVE_MODES = ("coral", "luminance")
 
 
@@ -89,23 +89,6 @@ class Summary:
     written: list[Path] = dataclasses.field(default_factory=list)
     skipped: list[Path] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def find_images(directory: Path) -> list[Path]:
-    """Image files (by extension) under ``directory``, recursively, sorted; raises if none."""
-    files = sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-    if not files:
-        known = ", ".join(IMAGE_SUFFIXES)
-        raise image_io.ImageError(f"{directory}: no image files ({known}) in this directory tree")
-    return files
 
 
 def output_name(content: Path, styles: Sequence[Path], ext: str) -> str:
@@ -171,7 +154,9 @@ class Runner:
         for path in styles:
             if path not in self._styles:
                 o = self.opts
-                self._styles[path] = image_io.load_image(path, o.style_size, o.crop)
+                self._styles[path] = image_io.load_image(
+                    path, o.style_size, o.crop, min_size=MIN_IMAGE_SIZE
+                )
             out.append(self._styles[path])
         return out
 
@@ -362,7 +347,7 @@ def run_pairs(
             save(pair, out)
 
     for content_path, content_pairs in by_content.items():
-        if is_video(content_path):
+        if video.is_video(content_path):
             for pair in content_pairs:
                 try:
                     runner.style_images(pair.styles)  # fail early on a bad style
@@ -380,7 +365,9 @@ def run_pairs(
                     fail([pair], str(e))
             continue
         try:
-            content = image_io.load_image(content_path, opts.content_size, opts.crop)
+            content = image_io.load_image(
+                content_path, opts.content_size, opts.crop, min_size=MIN_IMAGE_SIZE
+            )
         except (OSError, ValueError) as e:
             fail(content_pairs, str(e))
             continue

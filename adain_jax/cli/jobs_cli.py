@@ -86,7 +86,7 @@ def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
     (one style set of K styles)."""
     path = Path(style)
     if path.is_dir():
-        return [(p,) for p in jobs.find_images(path)]
+        return [(p,) for p in image_io.find_images(path)]
     if path.exists():
         return [(path,)]
     parts = [Path(s.strip()) for s in style.split(",") if s.strip()]
@@ -146,7 +146,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> jobs.JobOpti
 
 
 def _ext_for(content: Path) -> str:
-    if jobs.is_video(content):
+    if video.is_video(content):
         suffix = content.suffix.lower()
         return suffix if suffix in video.OUTPUT_CODECS else ".mp4"
     return DEFAULT_EXT
@@ -166,7 +166,7 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[jobs.Pair]:
     if not content_path.exists():
         raise image_io.ImageError(f"{content_path}: no such file or directory (--content)")
     style_sets = parse_style_sets(style)
-    contents = jobs.find_images(content_path) if content_path.is_dir() else [content_path]
+    contents = image_io.find_images(content_path) if content_path.is_dir() else [content_path]
     many = content_path.is_dir() or Path(style).is_dir()
     out_is_dir = output is not None and (
         many or Path(output).is_dir() or output.endswith(("/", os.sep))
@@ -193,7 +193,7 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[jobs.Pair]:
             pairs.append(jobs.Pair(c, styles, target))
     inputs = {*contents, *(s for st in style_sets for s in st)}
     for pair in pairs:
-        if jobs.is_video(pair.content):
+        if video.is_video(pair.content):
             if pair.output.suffix.lower() not in video.OUTPUT_CODECS:
                 known = ", ".join(sorted(video.OUTPUT_CODECS))
                 raise UsageError(f"--output {pair.output}: a video output needs one of {known}")
@@ -212,12 +212,14 @@ def run(args: argparse.Namespace, load_params: Callable[[], dict]) -> int:
     if len(pairs) == 1:  # an explicit single output is always (re)written
         opts = dataclasses.replace(opts, overwrite=True)
     labels = jobs.load_mask(opts.mask, num_styles) if opts.mask else None
-    if len(pairs) == 1 and not jobs.is_video(pairs[0].content):
+    if len(pairs) == 1 and not video.is_video(pairs[0].content):
         # Fail fast on a bad image, before the weights (which may download).
-        image_io.load_image(pairs[0].content, opts.content_size, opts.crop)
+        image_io.load_image(
+            pairs[0].content, opts.content_size, opts.crop, min_size=jobs.MIN_IMAGE_SIZE
+        )
         for s in pairs[0].styles:
-            image_io.load_image(s, opts.style_size, opts.crop)
-    if jobs.is_video(pairs[0].content):
+            image_io.load_image(s, opts.style_size, opts.crop, min_size=jobs.MIN_IMAGE_SIZE)
+    if video.is_video(pairs[0].content):
         video.probe(pairs[0].content)  # a clear error if PyAV is missing or the file is bad
     params = load_params()
     summary = jobs.run_pairs(params, pairs, opts, labels)

@@ -1,28 +1,44 @@
-"""Read and write images for stylization (Pillow).
+"""Read and write images (Pillow): THE image module of training and inference.
 
-Reading gives float32 RGB ``[H, W, 3]`` in [0, 1], whatever the file holds:
+Both the training pipeline (``adain_jax.training.data``) and inference
+(``infer.py``, ``evaluate``) decode files here, so the same file gives the same
+pixels in both. Decoding gives float32 RGB ``[H, W, 3]`` in [0, 1]
+(``to_rgb_array``), one rule per case:
 
 * formats: anything Pillow opens (JPEG, PNG, WebP, BMP, TIFF, GIF, ...); the
-  first frame of an animation;
-* modes: grayscale (``L``, ``1``, 16-bit ``I;16``/``I``: scaled by 1/65535,
-  float ``F``: clipped to [0, 1]) is repeated to three channels; palette,
-  CMYK, YCbCr, LAB and HSV are converted to RGB (Pillow's conversions; ICC
-  profiles are not applied);
-* transparency (``RGBA``, ``LA``, ``PA``, palette with a transparent index)
-  is composited on white, so transparent regions read as white paper rather
-  than whatever colour the file stores under alpha 0;
-* EXIF orientation is honoured (``ImageOps.exif_transpose``): the image reads
-  as a photo viewer shows it.
+  first frame of an animation. Images larger than Pillow's decompression-bomb
+  limit are refused ("too large to decode safely");
+* EXIF orientation: ``ImageOps.exif_transpose``, so the image reads as a photo
+  viewer shows it;
+* 8-bit modes: ``RGB`` as stored / 255; grayscale ``L`` and ``1`` repeated to
+  three channels; palette ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` by
+  Pillow's conversion to RGB (ICC profiles are not applied);
+* 16/32-bit integer ``I;16``, ``I;16B``, ``I`` (16-bit PNGs open as ``I`` or
+  ``I;16``): value / 65535, clipped to [0, 1], whatever the largest value;
+* float ``F``: the values clipped to [0, 1] (not rescaled);
+* transparency (``RGBA``, ``LA``, ``PA``, a palette's transparent index) is
+  composited on white in float32: ``rgb * a + (1 - a)``, so transparent
+  regions read as white paper, not as the colour stored under alpha 0.
 
-Resizing follows the authors' tools (``test.lua``; the PyTorch port's
-``transforms.Resize(N)`` + ``CenterCrop(N)``): the shorter side is scaled to
-``N`` keeping the aspect ratio (bilinear, Pillow's antialiased filter; 0
-keeps the original size), then optionally the centre ``N x N`` square is
-cropped (with ``N = 0``, the centred square of the shorter side).
+Resizing (``resized_shape``, ``resize_rgb``) follows the authors' tools
+(``test.lua``; the PyTorch port's ``transforms.Resize(N)``): the shorter side
+becomes ``N``, the longer ``int(N * long / short)`` (truncated); bilinear with
+Pillow's antialiasing. ``RGB``, ``L`` and ``RGBA`` images are resized by Pillow
+in 8 bits (RGBA premultiplied, then composited), every other mode as float32
+channels (16-bit precision kept). ``center_crop`` places the window as
+torchvision's ``CenterCrop`` (offsets ``round((H - N) / 2)``, half to even).
+Training crops random windows of the same resize (``resize_rgb`` with a
+``box``) and stores them as uint8 with ``to_uint8`` (round half to even,
+clipped): the only conversion from float to 8 bits in the package.
 
-Writing picks PNG or JPEG (quality 95) from the extension, writes a
-temporary file in the target directory and renames it into place, and
-refuses to overwrite any input file.
+``find_images``: files with an image extension (``IMAGE_EXTENSIONS``, any
+case) under a folder, recursively, sorted; names starting with ``.`` (files
+and folders) skipped; symbolic links to files are followed, links to folders
+too, but each real folder is walked once (no loops, no duplicates).
+
+Writing picks PNG or JPEG (quality 95) from the extension, writes through
+``adain_jax.io.files`` (temporary file, renamed into place) and refuses to
+overwrite any input file.
 
 Every problem raises ``ImageError`` whose message is one line naming the file.
 """
@@ -36,20 +52,73 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adain_jax.controls.transfer import check_image_size
 from adain_jax.io import files
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_PILLOW_RESIZED = ("RGB", "L", "RGBA")  # resized by Pillow in 8 bits (as the PyTorch port)
 
 
 class ImageError(ValueError):
     """An image file that cannot be read or written; the message names the file."""
 
 
-def _open(path: Path) -> Image.Image:
-    """Open, fully decode and orient ``path``; raise ``ImageError`` on any problem."""
+# ------------------------------------------------------------------------- finding
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """Image files under ``root``, recursively, sorted (rules: module doc).
+
+    Raises:
+      ImageError: ``root`` is missing, not a folder, or holds no image file.
+    """
+    folder = Path(root)
+    if not folder.exists():
+        raise ImageError(f"{folder}: no such directory")
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a directory")
+    found = []
+    seen = set()  # real paths of the folders walked: each once, so symlink loops end
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if (
+                not name.startswith(".")
+                and name.lower().endswith(IMAGE_EXTENSIONS)
+                and path.is_file()  # follows file symlinks; drops broken ones
+            ):
+                found.append(path)
+    if not found:
+        known = ", ".join(IMAGE_EXTENSIONS)
+        raise ImageError(f"{folder}: no image files ({known}) in this directory tree")
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------- decoding
+
+
+def open_image(path: str | os.PathLike, *, draft_size: int = 0) -> Image.Image:
+    """Open, fully decode and orient ``path`` (EXIF); the Pillow image in its own mode.
+
+    Args:
+      path: an image file.
+      draft_size: JPEG only (the training pipeline's speed option): when > 0, let
+        the decoder downscale by 1/2, 1/4 or 1/8 in the DCT domain while the
+        shorter side stays at least ``draft_size`` px. 0 decodes at full size.
+
+    Raises:
+      ImageError: missing file, not an image, truncated or corrupt, too large to
+        decode safely, or empty; one line naming the file.
+    """
+    path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -62,6 +131,10 @@ def _open(path: Path) -> Image.Image:
         raise ImageError(f"{path}: empty file (0 bytes), not an image")
     try:
         with Image.open(path) as img:
+            if draft_size > 0 and img.format == "JPEG" and img.mode in ("RGB", "L"):
+                height, width = resized_shape(img.height, img.width, draft_size)
+                if height <= img.height and width <= img.width:
+                    img.draft(img.mode, (width, height))
             img.load()
             img = ImageOps.exif_transpose(img)
             img.load()
@@ -81,7 +154,7 @@ def _open(path: Path) -> Image.Image:
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:
-    """Convert a decoded Pillow image to float32 RGB ``[H, W, 3]`` in [0, 1] (see module doc)."""
+    """A decoded Pillow image as float32 RGB ``[H, W, 3]`` in [0, 1] (rules: module doc)."""
     mode = img.mode
     if mode == "P" and "transparency" in img.info:
         img, mode = img.convert("RGBA"), "RGBA"
@@ -100,8 +173,20 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float ``[..., 3]`` in [0, 1] to uint8: clipped, rounded to nearest (half to even)."""
+    return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------- geometry
+
+
 def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """``(H, W)`` with the shorter side scaled to ``size`` (torchvision's ``Resize(size)``)."""
+    """``(H, W)`` with the shorter side scaled to ``size`` (torchvision's ``Resize(size)``).
+
+    The longer side is ``int(size * long / short)`` (truncated, at least 1); ``size``
+    0 keeps the shape.
+    """
     if size == 0:
         return height, width
     if height <= width:
@@ -109,18 +194,28 @@ def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, int(size * height / width)), size
 
 
-def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
-    """Resize (shorter side to ``size``) and convert to float32 RGB ``[H, W, 3]``."""
-    height, width = resized_shape(img.height, img.width, size)
-    if (height, width) == (img.height, img.width):
+def resize_rgb(
+    img: Image.Image,
+    height: int,
+    width: int,
+    box: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
+    """Resize a decoded image (any mode) to float32 RGB ``[height, width, 3]`` in [0, 1].
+
+    Bilinear, antialiased (Pillow). ``box``: ``(left, top, right, bottom)`` of the
+    source region to resample (Pillow's ``resize(box=...)``); ``None``: all of it.
+    ``RGB``/``L``/``RGBA`` resize in Pillow's 8 bits (as the PyTorch port), other
+    modes as float32 channels, clipped to [0, 1].
+    """
+    if box is None and (height, width) == (img.height, img.width):
         return to_rgb_array(img)
-    if img.mode in ("RGB", "L", "RGBA"):
-        # 8-bit images resize as the PyTorch port's transforms.Resize does.
-        return to_rgb_array(img.resize((width, height), Image.Resampling.BILINEAR))
-    # Other modes (16-bit, float, palette, CMYK...): resize the float RGB values.
+    if img.mode in _PILLOW_RESIZED:
+        return to_rgb_array(img.resize((width, height), Image.Resampling.BILINEAR, box=box))
     rgb = to_rgb_array(img)
     channels = [
-        np.asarray(Image.fromarray(rgb[..., c]).resize((width, height), Image.Resampling.BILINEAR))
+        np.asarray(
+            Image.fromarray(rgb[..., c]).resize((width, height), Image.Resampling.BILINEAR, box=box)
+        )
         for c in range(3)
     ]
     return np.clip(np.stack(channels, -1), 0.0, 1.0).astype(np.float32)
@@ -129,7 +224,8 @@ def _resized_rgb(img: Image.Image, size: int) -> np.ndarray:
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     """The centre ``size x size`` of ``[H, W, C]`` (``size = 0``: the shorter side's square).
 
-    Offsets round as torchvision's ``CenterCrop`` does.
+    Offsets round as torchvision's ``CenterCrop`` does (``round``, half to even); a
+    side shorter than ``size`` is kept whole.
     """
     height, width = image.shape[:2]
     size = size or min(height, width)
@@ -139,17 +235,27 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size_h, left : left + size_w]
 
 
+def check_min_size(height: int, width: int, minimum: int, name: str = "image") -> None:
+    """Raise ``ValueError`` unless both sides are at least ``minimum`` px.
+
+    The network's minimum is ``adain_jax.nn.models.DOWNSAMPLE + 1`` (9 px: relu4_1
+    must be at least 2x2 to reflect-pad it); callers pass it (io imports no network).
+    """
+    if min(height, width) < minimum:
+        raise ValueError(f"{name} is {height}x{width}; each side must be at least {minimum} px")
+
+
 def load_image(
-    path: str | os.PathLike, size: int = 0, crop: bool = False, check_size: bool = True
+    path: str | os.PathLike, size: int = 0, crop: bool = False, *, min_size: int = 0
 ) -> np.ndarray:
-    """Read an image file for stylization.
+    """Read an image file for stylization (inference and evaluation).
 
     Args:
       path: image file (see the module doc for formats and modes).
       size: shorter side in pixels after resizing; 0 keeps the original size.
       crop: then take the centre ``size x size`` square.
-      check_size: raise if the result is too small for the network (each
-        side at least ``adain_jax.stylize``'s minimum, 9 px).
+      min_size: raise if a side of the result is shorter (the command line passes
+        the network's minimum, 9 px); 0: no check.
 
     Returns:
       float32 RGB ``[H, W, 3]`` in [0, 1].
@@ -161,22 +267,19 @@ def load_image(
     if size < 0:
         raise ValueError(f"size must be >= 0, got {size}")
     path = Path(path)
-    img = _open(path)
-    image = _resized_rgb(img, size)
+    img = open_image(path)
+    image = resize_rgb(img, *resized_shape(img.height, img.width, size))
     if crop:
         image = center_crop(image, size)
-    if check_size:
-        try:
-            check_image_size(*image.shape[:2], name="image")
-        except ValueError as e:
-            how = f" after resizing to {size}" if size else ""
-            raise ImageError(f"{path}: too small for the network{how}: {e}") from None
+    try:
+        check_min_size(*image.shape[:2], min_size, name="image")
+    except ValueError as e:
+        how = f" after resizing to {size}" if size else ""
+        raise ImageError(f"{path}: too small for the network{how}: {e}") from None
     return np.ascontiguousarray(image, np.float32)
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float ``[H, W, 3]`` in [0, 1] to uint8, rounding to nearest (values clipped)."""
-    return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+# ------------------------------------------------------------------------- writing
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -8,7 +8,8 @@ subtitle streams are not copied.
 Output codecs by extension: ``.mp4``/``.mov``/``.mkv`` H.264 (``libx264``,
 yuv420p, or yuv444p when a side is odd), ``.webm`` VP9, ``.avi`` MPEG-4 part 2.
 Inputs: anything FFmpeg decodes (``VIDEO_EXTENSIONS`` are the ones the
-command line treats as video).
+command line treats as video, ``is_video``; a ``.gif`` reads as an image, its
+first frame).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import NamedTuple
 import numpy as np
 
 from adain_jax.io import files
+from adain_jax.io.images import to_uint8
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
     ".mp4": "libx264",
     ".m4v": "libx264",
@@ -147,11 +149,6 @@ class VideoWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float ``[..., 3]`` in [0, 1] -> uint8 (rounded)."""
-    return np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
 def transform_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -200,36 +197,3 @@ def transform_video(
         raise VideoError(f"{src}: no frames")
     writer.close()
     return count
-
-
-def stylize_video(
-    params: dict,
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
-    stats,
-    alpha: float = 1.0,
-    *,
-    weights=None,
-    mask=None,
-    batch_size: int = 8,
-    dtype=None,
-    progress: bool = True,
-) -> int:
-    """Stylize every frame of ``src`` against cached ``StyleStats`` into ``dst``.
-
-    The style is encoded once (``controls.encode_style``); each batch of
-    frames costs the content encoder and the decoder. ``weights``, ``mask``
-    and ``alpha`` as in ``controls.stylize_with_stats``. Returns the frame count.
-    """
-    import jax.numpy as jnp
-
-    from adain_jax.controls import mixing as controls
-
-    dtype = jnp.float32 if dtype is None else dtype
-
-    def fn(frames: np.ndarray) -> np.ndarray:
-        return controls.stylize_with_stats(
-            params, frames, stats, alpha, weights=weights, mask=mask, dtype=dtype
-        )
-
-    return transform_video(src, dst, fn, batch_size, progress)

@@ -13,8 +13,12 @@ so the output is identical for any ``num_workers`` and the iterator state is jus
 number of batches consumed (``PairIterator.get_state``), which restores exactly,
 also into a pipeline with a different number of workers.
 
-Sources: a folder (recursive; jpg/jpeg/png/webp/bmp) or ``"tfds:NAME[:SPLIT]"``
-(``tensorflow_datasets.data_source``, the ``image`` feature; install the ``tfds`` extra).
+Sources: a folder (``adain_jax.io.images.find_images``: recursive, the 8 image extensions)
+or ``"tfds:NAME[:SPLIT]"`` (``tensorflow_datasets.data_source``, the ``image`` feature;
+install the ``tfds`` extra). Images are decoded, resized and converted by
+``adain_jax.io.images`` exactly as for inference (same pixels from the same file); the
+crops are stored as uint8 with ``images.to_uint8``. The one training-only difference:
+``jpeg_draft`` lets large JPEGs decode at 1/2, 1/4 or 1/8 scale.
 
 Usage::
 
@@ -43,9 +47,8 @@ import numpy as np
 from grain.experimental import ZipMapDataset
 from PIL import Image
 
-from adain_jax.io import decode as image_decode
+from adain_jax.io import images
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TFDS_PREFIX = "tfds:"
 STATE_VERSION = 1
 
@@ -115,57 +118,80 @@ class PipelineConfig:
 # --------------------------------------------------------------------------- sources
 
 
-def find_images(root: str | os.PathLike) -> list[str]:
-    """Image files under ``root`` (recursive), sorted.
-
-    Extensions jpg, jpeg, png, webp, bmp in any case; hidden files and folders are
-    skipped. Raises ``DataError`` naming ``root`` if it is missing, not a folder or holds
-    no image.
-    """
-    folder = Path(root)
-    if not folder.exists():
-        raise DataError(f"image folder {str(root)!r} does not exist")
-    if not folder.is_dir():
-        raise DataError(f"{str(root)!r} is not a folder")
-    found = []
-    seen = set()  # real paths of visited folders: symlink cycles are walked once
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(os.path.join(dirpath, name))
-    if not found:
-        raise DataError(
-            f"image folder {str(root)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)})"
-        )
-    return sorted(found)
-
-
 class _FolderReader:
     """Records are indices into a sorted list of image files."""
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.paths = find_images(root)
+        self.paths = _find_images(root)
         self.description = f"image folder {str(root)!r}"
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def name(self, record: int) -> str:
-        return self.paths[record]
+        return str(self.paths[record])
 
     def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
-        return image_decode.open_rgb(
-            self.paths[record],
-            image_size=cfg.image_size,
-            min_size=cfg.crop_size,
-            draft=cfg.jpeg_draft,
+        draft = max(cfg.image_size, cfg.crop_size) if cfg.jpeg_draft and cfg.image_size else 0
+        return images.open_image(self.paths[record], draft_size=draft)
+
+
+def _find_images(root: str | os.PathLike) -> list[Path]:
+    """``images.find_images``, its error as a ``DataError``."""
+    try:
+        return images.find_images(root)
+    except images.ImageError as e:
+        reason = str(e).removeprefix(f"{Path(root)}: ")
+        raise DataError(f"image folder {str(root)!r}: {reason}") from None
+
+
+def target_shape(height: int, width: int, image_size: int, min_size: int) -> tuple[int, int]:
+    """``(H, W)`` an image is resized to before cropping (``images.resized_shape``).
+
+    The shorter side becomes ``image_size`` (0: the original size), but at least
+    ``min_size`` (the crop): smaller images are upscaled.
+    """
+    shorter = max(image_size or min(height, width), min_size)
+    return images.resized_shape(height, width, shorter)
+
+
+def random_resized_crop(
+    image: Image.Image, image_size: int, crop: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A uniformly random ``crop x crop`` window of the image resized to ``target_shape``.
+
+    ``uint8 [crop, crop, 3]`` (``images.to_uint8`` of ``images.resize_rgb``). Only the
+    window is resampled (``resize_rgb`` with a source ``box``), which equals cropping the
+    fully resized image up to +-1 rounding on rare pixels, several times faster.
+    """
+    th, tw = target_shape(image.height, image.width, image_size, crop)
+    top = int(rng.integers(0, th - crop + 1))
+    left = int(rng.integers(0, tw - crop + 1))
+    if (th, tw) == (image.height, image.width):
+        window = images.resize_rgb(image.crop((left, top, left + crop, top + crop)), crop, crop)
+    else:
+        sx, sy = image.width / tw, image.height / th
+        box = (
+            left * sx,
+            top * sy,
+            min((left + crop) * sx, image.width),
+            min((top + crop) * sy, image.height),
         )
+        window = images.resize_rgb(image, crop, crop, box=box)
+    return images.to_uint8(window)
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """A ``PIL.Image`` (``L``, ``RGB`` or ``RGBA``) from a decoded uint8 ``[H, W]`` or
+    ``[H, W, 1|3|4]`` array (TFDS's ``image`` feature); read like a file's pixels."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {array.dtype}")
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        raise ValueError(f"expected an [H, W, 1|3|4] image, got shape {array.shape}")
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
 def parse_tfds_spec(spec: str) -> tuple[str, str]:
@@ -211,7 +237,7 @@ class _TfdsReader:
         example = self.source[record]
         if "image" not in example:
             raise DataError(f"{self.description} has no 'image' feature")
-        return image_decode.array_to_image(example["image"])
+        return array_to_image(example["image"])
 
 
 def _open_source(source: Any) -> _FolderReader | _TfdsReader:
@@ -280,7 +306,7 @@ class _DecodedDataset(grain.MapDataset):
 class _RandomCrop:
     """``random_map`` transform: a random crop of the resized ``element["image"]``.
 
-    ``PIL.Image`` in, ``uint8 [crop, crop, 3]`` out (``image_decode.random_resized_crop``).
+    ``PIL.Image`` in, ``uint8 [crop, crop, 3]`` out (``random_resized_crop``).
     """
 
     def __init__(self, cfg: PipelineConfig) -> None:
@@ -288,9 +314,7 @@ class _RandomCrop:
 
     def __call__(self, element: dict, rng: np.random.Generator) -> dict:
         cfg = self.cfg
-        crop = image_decode.random_resized_crop(
-            element["image"], cfg.image_size, cfg.crop_size, cfg.crop_size, rng
-        )
+        crop = random_resized_crop(element["image"], cfg.image_size, cfg.crop_size, rng)
         return {**element, "image": crop}
 
 
@@ -509,22 +533,21 @@ def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[n
     """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
 
     Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size``
-    then centre-cropped. Unreadable files are skipped with a ``BadImageWarning``.
+    then centre-cropped: ``images.load_image(path, size, crop=True)``, as inference
+    reads it. Unreadable files are skipped with a ``BadImageWarning``.
     """
-    images = []
-    for path in find_images(folder):
-        if len(images) >= limit:
+    loaded = []
+    for path in _find_images(folder):
+        if len(loaded) >= limit:
             break
         try:
-            image = image_decode.load_rgb(path, image_size=size, min_size=size)
+            loaded.append(images.load_image(path, size, crop=True))
         except Exception as e:  # noqa: BLE001 - skip like the training pipeline
             warnings.warn(
                 f"skipping unreadable image {path} ({type(e).__name__}: {e})",
                 BadImageWarning,
                 stacklevel=2,
             )
-            continue
-        images.append(image_decode.center_crop(image, size).astype(np.float32) / 255.0)
-    if not images:
+    if not loaded:
         raise DataError(f"image folder {str(folder)!r} holds no readable image")
-    return images
+    return loaded

@@ -28,7 +28,7 @@ import numpy as np
 
 from adain_jax.nn import ops
 from adain_jax.nn.models import Decoder, VGGEncoder
-from adain_jax.training import losses, monitoring
+from adain_jax.training import data, losses, monitoring
 from adain_jax.training.step import DTYPES
 from adain_jax.weights import convert
 
@@ -98,8 +98,6 @@ def evaluate_pairs(
 
 def _load_images(folder: str, size: int, limit: int | None) -> list[np.ndarray]:
     """Shorter side resized to ``size``, centre-cropped (``data.load_eval_images``)."""
-    from adain_jax.training import data
-
     return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 

@@ -14,15 +14,11 @@ import numpy as np
 from PIL import Image
 
 from adain_jax.io import files
+from adain_jax.io.images import to_uint8
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 SAMPLES_DIR = "samples"
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float ``[..., 3]`` in [0, 1] (clipped) -> uint8 in [0, 255]."""
-    return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def pair_grid(contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], outputs) -> np.ndarray:

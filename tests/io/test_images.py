@@ -1,4 +1,5 @@
-"""Image reading, resizing and writing against hand-made arrays."""
+"""Image reading (training and inference: one reader), resizing, finding and writing,
+against arrays computed with NumPy."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from adain_jax.io import images as image_io
 from adain_jax.io.images import ImageError
+from adain_jax.training import data
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -182,6 +184,176 @@ def test_resize_then_crop_is_square(tmp_path):
     assert image_io.load_image(tmp_path / "c.png", size=16, crop=True).shape == (16, 16, 3)
 
 
+# ------------------------------------------- one reader: training and inference agree
+
+S = 12  # square, so that the training pipeline's crop (crop_size S, image_size 0) is all of it
+
+
+def _case_1(path):
+    bits = np.random.default_rng(1).random((S, S)) < 0.5
+    Image.fromarray(bits).save(path.with_suffix(".png"))
+    return path.with_suffix(".png"), np.repeat(bits[..., None], 3, -1).astype(np.float32)
+
+
+def _case_l(path):
+    gray = np.random.default_rng(2).integers(0, 256, (S, S), dtype=np.uint8)
+    Image.fromarray(gray).save(path.with_suffix(".png"))
+    return path.with_suffix(".png"), np.repeat(gray[..., None], 3, -1) / np.float32(255)
+
+
+def _case_la(path):
+    la = np.random.default_rng(3).integers(0, 256, (S, S, 2), dtype=np.uint8)
+    Image.fromarray(la, mode="LA").save(path.with_suffix(".png"))
+    gray, a = la[..., :1] / np.float32(255), la[..., 1:] / np.float32(255)
+    return path.with_suffix(".png"), np.repeat(gray * a + (1 - a), 3, -1)
+
+
+def _case_p_transparent(path):
+    index = np.random.default_rng(4).integers(0, 4, (S, S), dtype=np.uint8)
+    palette = np.array([[0, 0, 0], [200, 40, 10], [3, 250, 99], [70, 71, 72]], np.uint8)
+    img = Image.fromarray(index, mode="P")
+    img.putpalette(palette.ravel().tolist())
+    img.save(path.with_suffix(".png"), transparency=2)  # index 2 is fully transparent
+    expected = palette[index] / np.float32(255)
+    expected[index == 2] = 1.0
+    return path.with_suffix(".png"), expected
+
+
+def _case_rgba(path):
+    rgba = np.random.default_rng(5).integers(0, 256, (S, S, 4), dtype=np.uint8)
+    rgba[0, :, 3] = 0
+    Image.fromarray(rgba).save(path.with_suffix(".png"))
+    rgb, a = rgba[..., :3] / np.float32(255), rgba[..., 3:] / np.float32(255)
+    return path.with_suffix(".png"), rgb * a + (1 - a)
+
+
+def _case_cmyk(path):
+    cmyk = np.random.default_rng(6).integers(0, 256, (S, S, 4), dtype=np.uint8)
+    Image.fromarray(cmyk, mode="CMYK").save(path.with_suffix(".tiff"))
+    ink, black = cmyk[..., :3].astype(np.int64), cmyk[..., 3:].astype(np.int64)
+    rgb = np.rint((255 - ink) * (255 - black) / 255.0)  # Pillow's CMYK -> RGB, no ICC
+    return path.with_suffix(".tiff"), rgb / np.float32(255)
+
+
+def _case_i16(path):
+    values = np.random.default_rng(7).integers(0, 65536, (S, S), dtype=np.uint16)
+    values[0, :3] = (0, 255, 65535)  # values <= 255 are 16-bit values too, not 8-bit ones
+    Image.fromarray(values).save(path.with_suffix(".png"))
+    assert Image.open(path.with_suffix(".png")).mode in ("I;16", "I")
+    return path.with_suffix(".png"), np.repeat(values[..., None] / np.float32(65535), 3, -1)
+
+
+def _case_i32(path):
+    values = np.random.default_rng(8).integers(-1000, 70000, (S, S), dtype=np.int32)
+    values[0, :2] = (200, 255)  # an all-small image would read the same: / 65535
+    Image.fromarray(values).save(path.with_suffix(".tiff"))
+    assert Image.open(path.with_suffix(".tiff")).mode == "I"
+    expected = np.clip(values / np.float32(65535), 0, 1)
+    return path.with_suffix(".tiff"), np.repeat(expected[..., None], 3, -1)
+
+
+def _case_f(path):
+    values = np.random.default_rng(9).uniform(-0.5, 1.5, (S, S)).astype(np.float32)
+    Image.fromarray(values).save(path.with_suffix(".tiff"))
+    assert Image.open(path.with_suffix(".tiff")).mode == "F"
+    return path.with_suffix(".tiff"), np.repeat(np.clip(values, 0, 1)[..., None], 3, -1)
+
+
+def _case_exif_jpeg(path):
+    pixels = _rgb(S, S, seed=10)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the viewer turns the stored image 90 degrees clockwise
+    Image.fromarray(pixels).save(path.with_suffix(".jpg"), quality=95, exif=exif)
+    with Image.open(path.with_suffix(".jpg")) as stored:  # as stored: no orientation
+        raw = np.asarray(stored.convert("RGB"))
+    return path.with_suffix(".jpg"), np.rot90(raw, -1) / np.float32(255)
+
+
+def _case_rgb(path):
+    pixels = _rgb(S, S, seed=11)
+    Image.fromarray(pixels).save(path.with_suffix(".png"))
+    return path.with_suffix(".png"), pixels / np.float32(255)
+
+
+EIGHT_BIT = ("1", "L", "CMYK", "RGB", "EXIF-JPEG")  # every value is k / 255
+
+
+CASES = {
+    "1": _case_1, "L": _case_l, "LA": _case_la, "P-transparent": _case_p_transparent,
+    "RGBA": _case_rgba, "CMYK": _case_cmyk, "I;16": _case_i16, "I": _case_i32, "F": _case_f,
+    "EXIF-JPEG": _case_exif_jpeg, "RGB": _case_rgb,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_training_and_inference_read_the_same_pixels(tmp_path, name):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    path, expected = CASES[name](folder / "img")
+    expected = np.asarray(expected, np.float32)
+    assert expected.shape == (S, S, 3)
+
+    inference = image_io.load_image(path)
+    assert inference.dtype == np.float32 and inference.shape == (S, S, 3)
+    np.testing.assert_allclose(inference, expected, rtol=0, atol=1e-6)
+
+    # The training pipeline end to end: all of the image as its one crop, stored as uint8.
+    cfg = data.PipelineConfig(batch_size=1, image_size=0, crop_size=S, prefetch=1)
+    with data.make_pair_iterator(folder, folder, cfg, shard_index=0, shard_count=1) as it:
+        batch = next(it)
+    for training in (batch["content"][0], batch["style"][0]):
+        assert training.dtype == np.uint8
+        np.testing.assert_array_equal(training, image_io.to_uint8(inference))
+        np.testing.assert_array_equal(training, np.rint(np.clip(expected, 0, 1) * 255))
+        if name in EIGHT_BIT:  # 8-bit sources: the very same float pixels
+            np.testing.assert_array_equal(training / np.float32(255), inference)
+
+    # Evaluation images (training/evaluate.py, training samples) read as inference does.
+    (evaluated,) = data.load_eval_images(folder, S, 1)
+    np.testing.assert_array_equal(evaluated, inference)
+
+
+@pytest.mark.parametrize("shape", [(40, 60), (61, 40), (33, 33), (479, 640), (1001, 300)])
+@pytest.mark.parametrize("size", [9, 20, 256])
+def test_training_resize_shape_is_the_inference_rule(shape, size):
+    height, width = shape
+    short, long = min(shape), max(shape)
+    expected_long = int(size * long / short)  # test.lua / torchvision Resize: truncated
+    expected = (size, expected_long) if height <= width else (expected_long, size)
+    assert image_io.resized_shape(height, width, size) == expected
+    assert data.target_shape(height, width, size, min_size=size) == expected
+
+
+def test_find_images_extensions_hidden_and_symlinks(tmp_path):
+    root = tmp_path / "root"
+    for rel in ["a.JPG", "b.jpeg", "c.png", "d.webp", "e.bmp", "f.tif", "g.TIFF", "h.gif",
+                "sub/i.png", ".hidden.png", ".git/j.png", "k.txt", "l.pngx"]:  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.png").write_bytes(b"x")
+    (root / "linked").symlink_to(outside, target_is_directory=True)  # followed
+    (root / "loop").symlink_to(root, target_is_directory=True)  # walked once
+    (root / "filelink.png").symlink_to(outside / "m.png")  # followed
+    (root / "broken.png").symlink_to(tmp_path / "nowhere.png")  # not a file
+    found = image_io.find_images(root)
+    assert all(isinstance(p, os.PathLike) for p in found)
+    assert [p.relative_to(root).as_posix() for p in found] == [
+        "a.JPG", "b.jpeg", "c.png", "d.webp", "e.bmp", "f.tif", "filelink.png", "g.TIFF",
+        "h.gif", "linked/m.png", "sub/i.png",
+    ]  # fmt: skip
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(ImageError, match=r"empty: no image files \(.jpg, .jpeg, .png, .webp"):
+        image_io.find_images(empty)
+    with pytest.raises(ImageError, match="nope: no such directory"):
+        image_io.find_images(tmp_path / "nope")
+    with pytest.raises(ImageError, match="m.png: not a directory"):
+        image_io.find_images(outside / "m.png")
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -229,14 +401,22 @@ def _write(path, data: bytes) -> str:
     return str(path)
 
 
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    Image.fromarray(_rgb(40, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 40 // 2 - 1)  # Pillow: > 2x raises
+    with pytest.raises(ImageError, match="big.png: too large to decode safely"):
+        image_io.load_image(tmp_path / "big.png")
+
+
 def test_too_small_image(tmp_path):
     Image.fromarray(_rgb(8, 20)).save(tmp_path / "small.png")
-    with pytest.raises(ImageError, match="too small"):
-        image_io.load_image(tmp_path / "small.png")
+    with pytest.raises(ImageError, match="too small.*image is 8x20; each side must be at least 9"):
+        image_io.load_image(tmp_path / "small.png", min_size=9)
+    assert image_io.load_image(tmp_path / "small.png").shape == (8, 20, 3)  # no minimum
     Image.fromarray(_rgb(20, 20)).save(tmp_path / "ok.png")
     with pytest.raises(ImageError, match="too small for the network after resizing to 8"):
-        image_io.load_image(tmp_path / "ok.png", size=8)
-    assert image_io.load_image(tmp_path / "ok.png", size=9).shape == (9, 9, 3)
+        image_io.load_image(tmp_path / "ok.png", size=8, min_size=9)
+    assert image_io.load_image(tmp_path / "ok.png", size=9, min_size=9).shape == (9, 9, 3)
 
 
 # ---------------------------------------------------------------- writing

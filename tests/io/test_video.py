@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("av")
 
 from adain_jax.controls import mixing as controls
+from adain_jax.io import images as image_io  # noqa: E402
 from adain_jax.io import video  # noqa: E402
 from tests import soft_weights  # noqa: E402
 from tests.conftest import random_images  # noqa: E402
@@ -22,7 +23,7 @@ def make_clip(path, frames: int = 10, fps=Fraction(12), h: int = 32, w: int = 48
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     clip = np.stack([np.stack([x + t / frames, y, 1 - x * y], -1) for t in range(frames)])
     clip = 0.3 * clip + 0.2
-    clip = video.to_uint8(clip)
+    clip = image_io.to_uint8(clip)
     writer = video.VideoWriter(path, fps, w, h)
     writer.write(clip)
     writer.close()
@@ -52,14 +53,15 @@ def test_video_round_trip_keeps_count_rate_and_size(tmp_path):
     assert not [p for p in dst.parent.iterdir() if p.name.startswith(".tmp")]
 
 
-def test_stylize_video_matches_per_frame_stylize(tmp_path, soft_nets):
+def test_stylizing_a_video_matches_per_frame_stylize(tmp_path, soft_nets):
     _, _, params = soft_nets
     src = tmp_path / "clip.mkv"
     make_clip(src, frames=5)
     style = random_images(3, 1, 32, 32)[0]
     stats = controls.encode_style(params, style)
     dst = tmp_path / "styl.mp4"
-    assert video.stylize_video(params, src, dst, stats, 0.9, batch_size=2, progress=False) == 5
+    fn = lambda frames: controls.stylize_with_stats(params, frames, stats, 0.9)  # noqa: E731
+    assert video.transform_video(src, dst, fn, batch_size=2, progress=False) == 5
     frames = np.concatenate(list(video.iter_batches(src, 8))).astype(np.float32) / 255
     want = np.asarray(controls.stylize_with_stats(params, frames, stats, 0.9))
     got = np.concatenate(list(video.iter_batches(dst, 8))).astype(np.float32) / 255
@@ -72,5 +74,7 @@ def test_unreadable_video_fails_clearly(tmp_path):
     bad.write_bytes(b"not a video at all")
     with pytest.raises(video.VideoError, match="bad.mp4"):
         video.probe(bad)
+    assert video.is_video(tmp_path / "a.MP4") and video.is_video("b.webm")
+    assert not video.is_video("c.gif") and not video.is_video("d.png")  # a GIF is an image
     with pytest.raises(video.VideoError, match="cannot write .xyz"):
         video.VideoWriter(tmp_path / "o.xyz", Fraction(10), 8, 8)

@@ -13,9 +13,9 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
-from adain_jax.io import decode as image_decode
+from adain_jax.io import images
 from adain_jax.training import data
 
 CROP = 16
@@ -93,24 +93,24 @@ def noise(tmp_path_factory):
 
 
 def test_find_images_recursive_sorted_case_insensitive(colours, noise):
-    found = data.find_images(noise)
+    found = images.find_images(noise)
     rel = [str(p.relative_to(noise)) for p in map(type(noise), found)]
     assert rel == ["a.png", "b.JPG", "sub/c.webp", "sub/deeper/d.bmp"]
-    assert len(data.find_images(colours)) == 7  # .txt and .jpgx ignored
+    assert len(images.find_images(colours)) == 7  # .txt and .jpgx ignored
 
 
 def test_missing_and_empty_folders_name_the_folder(tmp_path):
     missing = tmp_path / "nope"
-    with pytest.raises(data.DataError, match="nope"):
-        data.find_images(missing)
     empty = tmp_path / "empty_dir"
     (empty / "sub").mkdir(parents=True)
     (empty / "readme.md").write_text("x")
-    with pytest.raises(data.DataError, match="empty_dir"):
-        data.find_images(empty)
     cfg = data.PipelineConfig(batch_size=2, crop_size=CROP)
-    with pytest.raises(data.DataError, match="empty_dir"):
+    with pytest.raises(data.DataError, match="image folder '.*nope': no such directory"):
+        data.make_pair_iterator(missing, empty, cfg, shard_index=0, shard_count=1)
+    with pytest.raises(data.DataError, match="image folder '.*empty_dir': no image files"):
         data.make_pair_iterator(empty, empty, cfg, shard_index=0, shard_count=1)
+    with pytest.raises(data.DataError, match="empty_dir"):
+        data.load_eval_images(empty, 16, 2)
     assert issubclass(data.DataError, ValueError)
 
 
@@ -121,37 +121,6 @@ def test_batch_not_divisible_by_processes(colours):
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def test_modes_become_rgb(tmp_path):
-    rng = np.random.default_rng(0)
-    gray = rng.integers(0, 256, (20, 18), dtype=np.uint8)
-    rgba = rng.integers(0, 256, (20, 18, 4), dtype=np.uint8)
-    deep = rng.integers(0, 65536, (20, 18), dtype=np.uint16)
-    rgb = _noise(5, 20, 18)
-
-    out = image_decode.load_rgb(_save(tmp_path / "g.png", gray), image_size=0)
-    np.testing.assert_array_equal(out, np.repeat(gray[..., None], 3, axis=-1))
-
-    out = image_decode.load_rgb(_save(tmp_path / "a.png", rgba), image_size=0)
-    alpha = rgba[..., 3:].astype(np.float64) / 255
-    expected = rgba[..., :3] * alpha + 255 * (1 - alpha)  # over white
-    np.testing.assert_allclose(out, expected, atol=1.01)
-
-    path = tmp_path / "deep.png"
-    Image.fromarray(deep).save(path)  # 16-bit grayscale PNG
-    out = image_decode.load_rgb(path, image_size=0)
-    np.testing.assert_allclose(out[..., 0], deep / 257.0, atol=0.51)
-
-    pal = Image.fromarray(rgb).quantize(16)
-    pal.save(tmp_path / "p.png")
-    out = image_decode.load_rgb(tmp_path / "p.png", image_size=0)
-    np.testing.assert_array_equal(out, np.asarray(pal.convert("RGB")))
-
-    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", quality=100)
-    out = image_decode.load_rgb(tmp_path / "c.jpg", image_size=0)
-    assert out.shape == (20, 18, 3) and out.dtype == np.uint8
-    assert np.abs(out.astype(int) - rgb).mean() < 12  # CMYK JPEG round trip is lossy
 
 
 def test_any_mode_and_tiny_images_in_a_folder_give_rgb_batches(tmp_path):
@@ -165,7 +134,7 @@ def test_any_mode_and_tiny_images_in_a_folder_give_rgb_batches(tmp_path):
     Image.fromarray(rng.integers(0, 65536, (26, 22), dtype=np.uint16)).save(root / "deep.png")
     _save(root / "tiny.png", _noise(11, 5, 7))  # far smaller than the crop
     (root / "loop").symlink_to(root, target_is_directory=True)  # walked once
-    assert len(data.find_images(root)) == 6
+    assert len(images.find_images(root)) == 6
     cfg = data.PipelineConfig(batch_size=6, image_size=20, crop_size=CROP)
     with data.make_pair_iterator(root, root, cfg) as it:  # shard: jax process 0 of 1
         for batch in _collect(it, 3):
@@ -174,37 +143,20 @@ def test_any_mode_and_tiny_images_in_a_folder_give_rgb_batches(tmp_path):
         assert it.skipped == 0 and not it.bad_files
 
 
-def test_exif_orientation_applied(tmp_path):
-    base = Image.fromarray(_noise(6, 20, 40))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    path = tmp_path / "rot.jpg"
-    base.save(path, quality=100, exif=exif)
-    out = image_decode.load_rgb(path, image_size=0, draft=False)
-    with Image.open(path) as im:
-        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    assert out.shape == (40, 20, 3)
-    np.testing.assert_array_equal(out, expected)
-
-
-def test_resize_shorter_side_matches_pillow(tmp_path):
-    src = _noise(7, 50, 70)
-    path = _save(tmp_path / "n.png", src)
-    out = image_decode.load_rgb(path, image_size=40)
-    expected = np.asarray(Image.fromarray(src).resize((56, 40), Image.Resampling.BILINEAR))
-    np.testing.assert_array_equal(out, expected)
-
-
 def test_jpeg_draft_is_close_to_full_decode(tmp_path):
     # Smooth content so that DCT-domain downscaling and a full decode agree closely.
     y, x = np.mgrid[0:600, 0:800]
     img = np.stack([x * 255 // 800, y * 255 // 600, (x + y) * 255 // 1400], -1).astype(np.uint8)
-    path = _save(tmp_path / "big.jpg", img, quality=95)
-    fast = image_decode.load_rgb(path, image_size=64, draft=True)
-    full = image_decode.load_rgb(path, image_size=64, draft=False)
-    assert fast.shape == full.shape == (64, 85, 3)
+    _save(tmp_path / "big.jpg", img, quality=95)
+    cfg = data.PipelineConfig(image_size=64, crop_size=CROP)
+    fast = data._FolderReader(tmp_path).load(0, cfg)
+    full = data._FolderReader(tmp_path).load(0, dataclasses.replace(cfg, jpeg_draft=False))
+    assert full.size == (800, 600) and fast.size == (100, 75)  # 1/8: still >= 85 x 64
+    shape = data.target_shape(600, 800, 64, CROP)
+    assert shape == (64, 85)
+    fast, full = (images.resize_rgb(im, *shape) for im in (fast, full))
     assert not np.array_equal(fast, full)  # the draft path was taken
-    assert np.abs(fast.astype(int) - full).mean() < 3
+    assert np.abs(fast - full).mean() < 3 / 255
 
 
 # --------------------------------------------------------------------------- crops
@@ -213,11 +165,12 @@ def test_jpeg_draft_is_close_to_full_decode(tmp_path):
 def test_batches_shapes_and_crops_are_windows_of_resized_images(noise):
     cfg = data.PipelineConfig(batch_size=4, image_size=24, crop_size=CROP, seed=3)
     resized = []
-    for path in data.find_images(noise):
+    for path in images.find_images(noise):
         with Image.open(path) as im:
             w, h = im.size
             short = 24
-            size = (short, round(h * short / w)) if w <= h else (round(w * short / h), short)
+            # test.lua / torchvision Resize: the long side truncated
+            size = (short, int(h * short / w)) if w <= h else (int(w * short / h), short)
             resized.append(np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR)))
     with data.make_pair_iterator(noise, noise, cfg, shard_index=0, shard_count=1) as it:
         batches = _collect(it, 3)
@@ -383,14 +336,15 @@ def test_tfds_spec_parsing():
 
 
 def test_load_eval_images_sorted_first_limit_centre_crop(noise):
-    images = data.load_eval_images(noise, size=20, limit=2)
-    assert len(images) == 2
-    for path, image in zip(data.find_images(noise)[:2], images, strict=True):
+    loaded = data.load_eval_images(noise, size=20, limit=2)
+    assert len(loaded) == 2
+    for path, image in zip(images.find_images(noise)[:2], loaded, strict=True):
         with Image.open(path) as im:
-            w, h = im.size
-            size = (20, round(h * 20 / w)) if w <= h else (round(w * 20 / h), 20)
+            w, h = im.size  # the long side truncated, as test.lua / torchvision Resize
+            size = (20, int(h * 20 / w)) if w <= h else (int(w * 20 / h), 20)
             resized = np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR))
-        top, left = (size[1] - 20) // 2, (size[0] - 20) // 2
+        # torchvision CenterCrop: offsets round((H - 20) / 2), half to even
+        top, left = round((size[1] - 20) / 2), round((size[0] - 20) / 2)
         expected = resized[top : top + 20, left : left + 20].astype(np.float32) / 255
         assert image.dtype == np.float32 and image.shape == (20, 20, 3)
         np.testing.assert_array_equal(image, expected)
