@@ -9,6 +9,7 @@ branch lands, a compatibility shim maps them onto the old functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +48,9 @@ def stylize_with_stats(
 
 
 # --- end of the shim ----------------------------------------------------------------------
+
+if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
+    from adain_jax.inference.plan import Plan
 
 __all__ = [
     "MIN_TILE",
@@ -94,21 +98,22 @@ def preserve_color(
     return content, list(styles), lambda out: out
 
 
-def stylize_tiled_one(params: dict, content: np.ndarray, stats: StyleStats, plan) -> np.ndarray:
+def _options(plan: Plan) -> dict:
+    """The keyword options every back-end gets: the plan's style weights (``None`` under a
+    mask, ``plan.resolve_weights``), mask labels and compute dtype."""
+    return {"weights": plan.weights, "mask": plan.labels, "dtype": plan.dtype}
+
+
+def stylize_tiled_one(
+    params: dict, content: np.ndarray, stats: StyleStats, plan: Plan
+) -> np.ndarray:
     """One large content ``[H, W, 3]`` in overlapping windows of ``plan.max_tile`` px."""
     return stylize_tiled(
-        params,
-        content,
-        stats,
-        plan.alpha,
-        weights=plan.weights,
-        mask=plan.labels,
-        max_tile=plan.max_tile,
-        dtype=plan.dtype,
+        params, content, stats, plan.alpha, max_tile=plan.max_tile, **_options(plan)
     )
 
 
-def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan) -> np.ndarray:
+def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
     """Same-size contents ``[N, H, W, 3]``, unpadded: calls of at most ``plan.per_call(H, W)``
     images, the last one padded by repeating its last image (one compiled shape)."""
     n, h, w, _ = contents.shape
@@ -119,15 +124,7 @@ def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan) -
         pad = step - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        out = stylize_with_stats(
-            params,
-            chunk,
-            stats,
-            plan.alpha,
-            weights=plan.weights,
-            mask=plan.labels,
-            dtype=plan.dtype,
-        )
+        out = stylize_with_stats(params, chunk, stats, plan.alpha, **_options(plan))
         outs.append(np.asarray(out)[: step - pad])
     return np.concatenate(outs)
 
@@ -140,7 +137,7 @@ def _pow2_at_least(n: int) -> int:
 
 
 def stylize_padded(
-    params: dict, contents: Sequence[np.ndarray], stats: StyleStats, plan
+    params: dict, contents: Sequence[np.ndarray], stats: StyleStats, plan: Plan
 ) -> list[np.ndarray]:
     """Contents of one size bucket (each ``[H_i, W_i, 3]``), reflect-padded to the bucket
     shape and run with their valid sizes (exact); calls of at most ``plan.batch_size``
@@ -155,15 +152,10 @@ def stylize_padded(
         padded = [pad_to_bucket(c, plan.bucket) for c in chunk]
         padded += [padded[-1]] * extra
         sizes = np.array([c.shape[:2] for c in chunk] + [chunk[-1].shape[:2]] * extra, np.int32)
-        out = stylize_with_stats(
-            params,
-            np.stack(padded),
-            stats,
-            plan.alpha,
-            weights=plan.weights,
-            sizes=sizes,
-            dtype=plan.dtype,
+        out = np.asarray(
+            stylize_with_stats(
+                params, np.stack(padded), stats, plan.alpha, sizes=sizes, **_options(plan)
+            )
         )
-        out = np.asarray(out)
         results += [out[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(chunk)]
     return results
