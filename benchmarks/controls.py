@@ -103,7 +103,7 @@ def case_dirjob(size: int, n: int, batch: int) -> dict:
     Timed on a second run with --overwrite (compilation excluded)."""
     from PIL import Image
 
-    from adain_jax.cli import jobs
+    from adain_jax.inference import paths, plan, run
 
     params = random_params()
     rng = np.random.default_rng(0)
@@ -121,17 +121,16 @@ def case_dirjob(size: int, n: int, batch: int) -> dict:
             Image.fromarray(pixels).save(root / "s" / f"s{k}.jpg")
             styles.append((root / "s" / f"s{k}.jpg",))
         pairs = [
-            jobs.Pair(c, st, root / "out" / jobs.output_name(c, st, ".jpg"))
+            paths.Pair(c, st, root / "out" / paths.output_name(c, st, ".jpg"))
             for c in sorted((root / "c").iterdir())
             for st in styles
         ]
-        opts = jobs.JobOptions(content_size=size, style_size=size, batch_size=batch, progress=False)
+        opts = plan.JobOptions(content_size=size, style_size=size, batch_size=batch, progress=False)
         quiet = lambda msg: None  # noqa: E731
-        jobs.run_pairs(params, pairs, opts, log=quiet)  # compiles
+        run.run_job(params, plan.make_plan(opts, pairs), log=quiet)  # compiles
+        again = plan.make_plan(dataclasses.replace(opts, overwrite=True), pairs)
         t = time.perf_counter()
-        summary = jobs.run_pairs(
-            params, pairs, dataclasses.replace(opts, overwrite=True), log=quiet
-        )
+        summary = run.run_job(params, again, log=quiet)
         elapsed = time.perf_counter() - t
     assert len(summary.written) == len(pairs), summary
     return {"images_per_s": len(pairs) / elapsed, "outputs": len(pairs)}

@@ -1,11 +1,12 @@
-"""The ``infer.py`` command: stylize image files with AdaIN.
+"""The ``infer.py`` command: its flags (all of them, here), validation, and ``main``.
 
-``main(argv)`` parses flags, loads the weights once and stylizes every
-(content, style) pair: one pair for two files, every content x every style
-when ``--content`` and/or ``--style`` is a directory (its image files,
-recursively), written as ``<content>_stylized_<style>.png``. The runtime
-controls (style mixing, masks, colour preservation, tiling, video, batching)
-are in ``adain_jax.cli.jobs_cli`` / ``adain_jax.cli.jobs``.
+``main(argv)`` parses the flags, expands ``--content``/``--style``/``--output``
+into pairs (``adain_jax.inference.paths``), validates the runtime controls into
+``JobOptions``, plans the job once (``adain_jax.inference.plan``), loads the
+weights and runs it (``adain_jax.inference.run``): one pair for two files,
+every content x every style when ``--content`` and/or ``--style`` is a
+directory (its image files, recursively), written as
+``<content>_stylized_<style>.png``.
 
 Errors are reported as one line ``error: ...`` on stderr, no traceback: exit
 code 2 for bad flags, 1 for anything that fails while running (missing or
@@ -15,12 +16,19 @@ bad image or weight files, downloads).
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 
-from adain_jax.cli import jobs_cli
+from adain_jax.inference import backend, paths
+from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
+from adain_jax.inference.run import load_mask, run_job
+from adain_jax.io import images as image_io
+from adain_jax.io import video
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
 
@@ -28,8 +36,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 DEFAULT_SIZE = 512
 
-
-UsageError = jobs_cli.UsageError  # bad command-line flags (exit code 2)
+UsageError = paths.UsageError  # bad command-line flags (exit code 2)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,58 +50,59 @@ def build_parser() -> argparse.ArgumentParser:
         prog="infer.py",
         description="AdaIN style transfer (Huang & Belongie, ICCV 2017) of image files.",
     )
-    parser.add_argument(
+    add = parser.add_argument
+    add(
         "--content",
         required=True,
         metavar="PATH",
         help="content image or video, or a directory of images (recursive; every content)",
     )
-    parser.add_argument(
+    add(
         "--style",
         required=True,
         metavar="PATH",
         help="style image, a directory of them (every style), or a comma list a.jpg,b.jpg "
         "of styles to mix (--style-weights) or to place by --mask",
     )
-    parser.add_argument(
+    add(
         "--output",
         metavar="PATH",
         help="output file (.png, .jpg, .jpeg) or directory; default: "
         "<content>_stylized_<style>.png in the current directory",
     )
-    parser.add_argument(
+    add(
         "--alpha",
         type=float,
         metavar="A",
         default=1.0,
         help="content-style trade-off in [0, 1]; 1 = full style (default 1)",
     )
-    parser.add_argument(
+    add(
         "--content-size",
         type=int,
         default=DEFAULT_SIZE,
         metavar="N",
         help=f"resize the content so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
     )
-    parser.add_argument(
+    add(
         "--style-size",
         type=int,
         default=DEFAULT_SIZE,
         metavar="N",
         help=f"resize the style so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
     )
-    parser.add_argument(
+    add(
         "--crop",
         action="store_true",
         help="centre-crop content and style to N x N after resizing (N = 0: the shorter side)",
     )
-    parser.add_argument(
+    add(
         "--vgg",
         metavar="FILE",
         help="encoder weights: the PyTorch port's vgg_normalised.pth, torchvision vgg19 .pth, "
         "or a converted encoder.safetensors (overrides the default / --weights one)",
     )
-    parser.add_argument(
+    add(
         "--decoder",
         metavar="FILE",
         help="decoder weights: decoder.pth or a converted decoder.safetensors "
@@ -107,19 +115,90 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--checkpoint", metavar="DIR", help="training workdir (train.py): its latest decoder"
     )
-    parser.add_argument(
+    add(
         "--dtype",
         choices=("float32", "bfloat16"),
         default="float32",
         help="compute dtype of the convolutions (default float32)",
     )
-    jobs_cli.add_arguments(parser)
-    return parser
+    g = parser.add_argument_group("runtime controls")
+    g.add_argument(
+        "--style-weights",
+        metavar="W1,W2,...",
+        help="style interpolation: one weight >= 0 per style of a comma list given to "
+        "--style (normalised to sum 1; default equal weights)",
+    )
+    g.add_argument(
+        "--preserve-color",
+        nargs="?",
+        const="coral",
+        choices=PRESERVE_MODES,
+        help="keep the content's colours: coral (default: the style's RGB mean and "
+        "covariance matched to the content's) or luminance (stylize luminance, keep "
+        "the content's chrominance)",
+    )
+    g.add_argument(
+        "--mask",
+        metavar="PATH",
+        help="spatial control: with two styles, style 1 goes to the mask's white and "
+        "style 2 to its black; with K styles, a mask of K flat colours, brightest -> "
+        "style 1",
+    )
+    g.add_argument(
+        "--max-tile",
+        type=int,
+        metavar="PX",
+        help="process images larger than PX per side in overlapping tiles (bounded "
+        f"memory, same result; >= {backend.MIN_TILE}); default: from the available "
+        "memory; 0: never tile",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        metavar="N",
+        help="contents (or video frames) per compiled call (default 4)",
+    )
+    g.add_argument(
+        "--bucket",
+        type=int,
+        default=64,
+        metavar="PX",
+        help="batch images of mixed sizes by padding to multiples of PX (exact; "
+        "0: one compilation per size; default 64)",
+    )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo outputs that already exist (default: skip them)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser  # fmt: skip
+
+
+_NEGATIVE_VALUE = re.compile(r"-[\d.]")
+
+
+def _attach_negative_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``--flag -1,2`` -> ``--flag=-1,2`` for flags taking one value: argparse takes a value
+    starting with ``-`` for an option unless it is a plain number (``--style-weights -1,2``)."""
+    one_value = {s for a in parser._actions if a.nargs is None for s in a.option_strings}
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in one_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse and validate flags; raise ``UsageError`` with one line."""
-    args = build_parser().parse_args(argv)
+    """Parse and check the flags that need no file; raise ``UsageError`` with one line."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_attach_negative_values(parser, argv))
     if not 0.0 <= args.alpha <= 1.0:  # also rejects nan
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
     for flag in ("content_size", "style_size"):
@@ -128,19 +207,93 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> int:
-    """Stylize every planned pair with the runtime controls (``adain_jax.cli.jobs_cli``)."""
-    return jobs_cli.run(
-        args,
-        lambda: load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder),
+def parse_weights(text: str | None, num_styles: int) -> tuple[float, ...] | None:
+    """``--style-weights``: K comma-separated numbers >= 0 with a positive sum."""
+    if text is None:
+        return None
+    try:
+        weights = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise UsageError(f"--style-weights {text!r}: not a comma list of numbers") from None
+    if len(weights) != num_styles:
+        raise UsageError(
+            f"--style-weights has {len(weights)} values but --style gives {num_styles} styles"
+        )
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise UsageError(f"--style-weights must be >= 0 with a positive sum, got {text}")
+    return weights
+
+
+def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
+    """Validate the runtime-control flags into ``JobOptions`` (``num_styles``: styles per
+    style set, known once ``--style`` is expanded)."""
+    if args.mask is not None and args.style_weights is not None:
+        raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
+    if args.mask is not None and num_styles < 2:
+        raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
+    max_tile = args.max_tile
+    if max_tile is not None and max_tile != 0 and max_tile < backend.MIN_TILE:
+        raise UsageError(f"--max-tile must be 0 or at least {backend.MIN_TILE}, got {max_tile}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.bucket < 0 or (args.bucket and args.bucket % 8):
+        raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
+    return JobOptions(
+        alpha=args.alpha,
+        content_size=args.content_size,
+        style_size=args.style_size,
+        crop=args.crop,
+        dtype=args.dtype,
+        style_weights=parse_weights(args.style_weights, num_styles),
+        preserve_color=args.preserve_color,
+        mask=Path(args.mask) if args.mask else None,
+        max_tile=NEVER_TILE if max_tile == 0 else max_tile,
+        batch_size=args.batch_size,
+        bucket=args.bucket,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        video_batch=args.batch_size,
     )
+
+
+def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> int:
+    """Expand, validate, plan, load the weights, run; returns the exit code.
+
+    ``params``: loads the weights (default: from ``--weights``/``--checkpoint``/
+    ``--vgg``/``--decoder``), called after every input has been checked.
+    """
+    pairs = paths.plan_pairs(args.content, args.style, args.output)
+    num_styles = len(pairs[0].styles)
+    opts = options_from_args(args, num_styles)
+    labels = load_mask(opts.mask, num_styles) if opts.mask else None
+    plan = make_plan(opts, pairs, labels)
+    first = pairs[0]
+    if len(pairs) == 1 and not video.is_video(first.content):
+        # Fail fast on a bad image, before the weights (which may download).
+        image_io.load_image(
+            first.content, opts.content_size, opts.crop, min_size=paths.MIN_IMAGE_SIZE
+        )
+        for s in first.styles:
+            image_io.load_image(s, opts.style_size, opts.crop, min_size=paths.MIN_IMAGE_SIZE)
+    if video.is_video(first.content):
+        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+    if params is None:
+        loaded = load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
+    else:
+        loaded = params()
+    summary = run_job(loaded, plan)
+    if len(pairs) > 1:
+        print(
+            f"done: {len(summary.written)} written, {len(summary.skipped)} skipped (already "
+            f"exist; --overwrite redoes them), {len(summary.failed)} failed"
+        )
+    return 1 if summary.failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``infer.py``; returns the exit code (0 ok, 1 runtime error, 2 bad flags)."""
     try:
-        args = parse_args(argv)
-        return run(args)
+        return run(parse_args(argv))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

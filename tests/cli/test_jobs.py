@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from adain_jax.cli import infer as infer_cli
-from adain_jax.controls import color
-from adain_jax.controls import mixing as controls
+from adain_jax.inference import backend
 from adain_jax.io import images as image_io
 from tests import soft_weights
 from tests.controls.test_mixing import _torch_masked, _torch_mix
@@ -65,11 +64,17 @@ def test_directory_job_bad_file_skip_and_overwrite(
     (contents / "notes.txt").write_text("skipped by extension")
     _save(styles / "x.png", _img(3, 32, 32))
     _save(styles / "y.png", _img(4, 40, 36))
-    encoded, traces = [], controls.stylize_padded._cache_size()
-    real_encode = controls.encode_style
+    encoded, calls = [], []
+    real_encode, real_stylize = backend.encode_style, backend.stylize_with_stats
     monkeypatch.setattr(
-        controls, "encode_style", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
+        backend, "encode_style", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
     )
+
+    def stylize(params, content, *a, sizes=None, **k):
+        calls.append((content.shape, sizes is not None))
+        return real_stylize(params, content, *a, sizes=sizes, **k)
+
+    monkeypatch.setattr(backend, "stylize_with_stats", stylize)
     argv = [*soft_files, "--content", contents, "--style", styles, "--output", out_dir,
             "--content-size", 0, "--style-size", 0, "--quiet"]  # fmt: skip
     code, out, err = _main(capsys, *argv)
@@ -82,7 +87,8 @@ def test_directory_job_bad_file_skip_and_overwrite(
     ]  # fmt: skip
     assert out.count("wrote ") == 6 and "6 written, 0 skipped" in out
     assert len(encoded) == 2  # each style encoded once
-    assert controls.stylize_padded._cache_size() - traces == 1  # one bucket, one compilation
+    # one 64 x 64 bucket: 3 contents (padded to 4) per style, one shape -> one compilation
+    assert calls == [((4, 64, 64, 3), True)] * 2
     for content, style in (("sub/b.jpg", "y.png"), ("c.png", "x.png")):
         c = image_io.load_image(contents / content)[None]
         s = image_io.load_image(styles / style)
@@ -158,6 +164,10 @@ def test_mask_cli_routes_white_to_first_style(tmp_path, soft_nets, soft_files, c
     [
         (["--style-weights", "1,2,3"], "3 values but --style gives 2 styles"),
         (["--style-weights", "1,-1"], ">= 0"),
+        (["--style-weights", "-1,2"], "must be >= 0 with a positive sum, got -1,2"),
+        (["--style-weights=-1,2"], "must be >= 0 with a positive sum, got -1,2"),
+        (["--style-weights", "-1"], "1 values but --style gives 2 styles"),
+        (["--style-weights", "--quiet"], "expected one argument"),
         (["--mask", "m.png", "--style-weights", "1,1"], "cannot be combined"),
         (["--max-tile", "100"], "--max-tile"),
         (["--preserve-color", "hue"], "--preserve-color"),
@@ -185,9 +195,9 @@ def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
     content, style = image_io.load_image(c), image_io.load_image(s)
     code, _, err = _main(capsys, *common, "--preserve-color", "--output", tmp_path / "k.png")
     assert code == 0, err
-    stats = controls.encode_style(params, np.asarray(color.match_color(style, content)))
-    padded = controls.pad_to_bucket(content, 64)[None]  # the CLI's bucket: no new compilation
-    want = controls.stylize_padded(params, padded, np.array([content.shape[:2]]), stats)
+    stats = backend.encode_style(params, np.asarray(backend.match_color(content, style)))
+    padded = backend.pad_to_bucket(content, 64)[None]  # the CLI's bucket: no new compilation
+    want = backend.stylize_with_stats(params, padded, stats, sizes=np.array([content.shape[:2]]))
     _close(_read(tmp_path / "k.png"), _u8(np.asarray(want)[0, :170, :180]))
 
     out = tmp_path / "lum.png"

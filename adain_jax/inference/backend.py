@@ -1,0 +1,161 @@
+"""The stylize stage: every call into ``adain_jax.controls`` made by ``infer.py``.
+
+The calls below are written in the target API of the consolidation (content
+first, then style(s)/stats, ``alpha``, then keyword-only options;
+``stylize_with_stats(..., sizes=)`` for padded batches). Until the ``nn``
+branch lands, a compatibility shim maps them onto the old functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import jax.numpy as jnp
+import numpy as np
+
+# --- compatibility shim: DELETE at merge, replace with the import below ------------------
+# from adain_jax.controls import (
+#     StyleStats, encode_style, labels_from_mask_image, luminance_inputs, match_color,
+#     recombine_luminance, stack_stats, stylize_tiled, stylize_with_stats,
+# )
+from adain_jax.controls import color as _color
+from adain_jax.controls import mixing as _mixing
+from adain_jax.controls.color import luminance_inputs, recombine_luminance
+from adain_jax.controls.mixing import (
+    StyleStats,
+    encode_style,
+    labels_from_mask_image,
+    pad_to_bucket,
+    stack_stats,
+)
+from adain_jax.controls.tiling import MIN_TILE, auto_max_tile, needs_tiling, stylize_tiled
+
+
+def match_color(content, style, *, clip: bool = True):  # old: match_color(style, content)
+    return _color.match_color(style, content, clip)
+
+
+def stylize_with_stats(
+    params, content, stats, alpha=1.0, *, weights=None, mask=None, sizes=None, dtype=jnp.float32
+):  # old: stylize_padded(params, content, sizes, stats, alpha, normalized weights, dtype=)
+    if sizes is None:
+        return _mixing.stylize_with_stats(
+            params, content, stats, alpha, weights=weights, mask=mask, dtype=dtype
+        )
+    weights = _mixing.normalize_weights(weights, stats.num_styles)
+    return _mixing.stylize_padded(params, content, sizes, stats, alpha, weights, dtype=dtype)
+
+
+# --- end of the shim ----------------------------------------------------------------------
+
+if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
+    from adain_jax.inference.plan import Plan
+
+__all__ = [
+    "MIN_TILE",
+    "StyleStats",
+    "auto_max_tile",
+    "labels_from_mask_image",
+    "needs_tiling",
+    "pad_to_bucket",
+    "encode_styles",
+    "preserve_color",
+    "stylize_exact",
+    "stylize_padded",
+    "stylize_tiled_one",
+]
+
+Finish = Callable[[np.ndarray], np.ndarray]
+
+
+def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype) -> StyleStats:
+    """K style images (each float ``[Hs, Ws, 3]`` in [0, 1]) -> ``StyleStats`` with K styles."""
+    return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
+
+
+def preserve_color(
+    mode: str | None, content: np.ndarray, styles: Sequence[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray], Finish]:
+    """Colour preservation (paper section 7.3), THE one place it is applied.
+
+    Returns what the network sees (content, style images) and how its output
+    becomes the result: ``coral`` recolours each style to the content's RGB
+    mean and covariance; ``luminance`` stylizes the luminance channel (grey
+    RGB) and puts back the content's chrominance; ``None`` changes nothing.
+    Images are float ``[H, W, 3]`` in [0, 1].
+    """
+    if mode == "coral":
+        return content, [np.asarray(match_color(content, s)) for s in styles], lambda out: out
+    if mode == "luminance":
+        pairs = [luminance_inputs(content, s) for s in styles]
+        grey = np.asarray(pairs[0][0])
+        return (
+            grey,
+            [np.asarray(p[1]) for p in pairs],
+            lambda out: np.asarray(recombine_luminance(out, content)),
+        )
+    return content, list(styles), lambda out: out
+
+
+def _options(plan: Plan) -> dict:
+    """The keyword options every back-end gets: the plan's style weights (``None`` under a
+    mask, ``plan.resolve_weights``), mask labels and compute dtype."""
+    return {"weights": plan.weights, "mask": plan.labels, "dtype": plan.dtype}
+
+
+def stylize_tiled_one(
+    params: dict, content: np.ndarray, stats: StyleStats, plan: Plan
+) -> np.ndarray:
+    """One large content ``[H, W, 3]`` in overlapping windows of ``plan.max_tile`` px."""
+    return stylize_tiled(
+        params, content, stats, plan.alpha, max_tile=plan.max_tile, **_options(plan)
+    )
+
+
+def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
+    """Same-size contents ``[N, H, W, 3]``, unpadded: calls of at most ``plan.per_call(H, W)``
+    images, the last one padded by repeating its last image (one compiled shape)."""
+    n, h, w, _ = contents.shape
+    step = min(n, plan.per_call(h, w))
+    outs = []
+    for start in range(0, n, step):
+        chunk = contents[start : start + step]
+        pad = step - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        out = stylize_with_stats(params, chunk, stats, plan.alpha, **_options(plan))
+        outs.append(np.asarray(out)[: step - pad])
+    return np.concatenate(outs)
+
+
+def _pow2_at_least(n: int) -> int:
+    b = 1
+    while b < n:
+        b *= 2
+    return b
+
+
+def stylize_padded(
+    params: dict, contents: Sequence[np.ndarray], stats: StyleStats, plan: Plan
+) -> list[np.ndarray]:
+    """Contents of one size bucket (each ``[H_i, W_i, 3]``), reflect-padded to the bucket
+    shape and run with their valid sizes (exact); calls of at most ``plan.batch_size``
+    images and ``plan.max_tile**2`` pixels, padded to a power of two images so few
+    shapes compile. No mask here (``plan.backend_for`` never picks it with one)."""
+    hb, wb = pad_to_bucket(contents[0], plan.bucket).shape[:2]
+    per_call = min(plan.batch_size, plan.per_call(hb, wb))
+    results: list[np.ndarray] = []
+    for start in range(0, len(contents), per_call):
+        chunk = contents[start : start + per_call]
+        extra = _pow2_at_least(len(chunk)) - len(chunk)
+        padded = [pad_to_bucket(c, plan.bucket) for c in chunk]
+        padded += [padded[-1]] * extra
+        sizes = np.array([c.shape[:2] for c in chunk] + [chunk[-1].shape[:2]] * extra, np.int32)
+        out = np.asarray(
+            stylize_with_stats(
+                params, np.stack(padded), stats, plan.alpha, sizes=sizes, **_options(plan)
+            )
+        )
+        results += [out[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(chunk)]
+    return results

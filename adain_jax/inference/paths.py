@@ -1,0 +1,121 @@
+"""Which files a job reads and writes: ``--content``, ``--style``, ``--output`` -> ``Pair``s.
+
+One content file and one style set give one pair; a directory of contents
+(recursive) and/or of styles gives every content x every style, named
+``<content>_stylized_<style>.png`` (the authors' naming) and keeping the
+contents' sub-directories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from adain_jax.io import images as image_io
+from adain_jax.io import video
+from adain_jax.nn.models import DOWNSAMPLE
+
+DEFAULT_EXT = ".png"
+# px per side: relu4_1 must be at least 2x2 to reflect-pad it.
+MIN_IMAGE_SIZE = DOWNSAMPLE + 1
+
+
+class UsageError(Exception):
+    """Bad command-line flags (exit code 2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One output: ``content`` stylized with the style set ``styles`` into ``output``."""
+
+    content: Path
+    styles: tuple[Path, ...]
+    output: Path
+
+
+def output_name(content: Path, styles: Sequence[Path], ext: str) -> str:
+    """``<content>_stylized_<style>[_<style2>...]<ext>`` (the authors' naming)."""
+    return f"{content.stem}_stylized_{'_'.join(s.stem for s in styles)}{ext}"
+
+
+def output_ext(content: Path) -> str:
+    """Default output extension: ``.png`` for images, the content's container for videos."""
+    if video.is_video(content):
+        suffix = content.suffix.lower()
+        return suffix if suffix in video.OUTPUT_CODECS else ".mp4"
+    return DEFAULT_EXT
+
+
+def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
+    """``--style``: a file (one style), a directory (each image one style) or a comma list
+    (one style set of K styles)."""
+    path = Path(style)
+    if path.is_dir():
+        return [(p,) for p in image_io.find_images(path)]
+    if path.exists():
+        return [(path,)]
+    parts = [Path(s.strip()) for s in style.split(",") if s.strip()]
+    if len(parts) < 2:
+        raise image_io.ImageError(f"{path}: no such file or directory (--style)")
+    for p in parts:
+        if not p.is_file():
+            raise image_io.ImageError(f"{p}: no such file (--style list)")
+    return [tuple(parts)]
+
+
+def plan_pairs(content: str, style: str, output: str | None) -> list[Pair]:
+    """Every (content, style set) pair and its output path.
+
+    One content file and one style set: ``output`` is the output file, or a
+    directory (existing, or ending in ``/``) for the default name
+    ``<content>_stylized_<style>.png`` (the content's container for videos).
+    A directory of contents (recursive) and/or of styles: every pair into the
+    directory ``output`` (default: the current one), keeping the contents'
+    sub-directories. Raises ``ImageError`` (missing inputs, an output that is
+    an input) or ``UsageError`` (an ``--output`` that cannot be).
+    """
+    content_path = Path(content)
+    if not content_path.exists():
+        raise image_io.ImageError(f"{content_path}: no such file or directory (--content)")
+    style_sets = parse_style_sets(style)
+    contents = image_io.find_images(content_path) if content_path.is_dir() else [content_path]
+    many = content_path.is_dir() or Path(style).is_dir()
+    out_is_dir = output is not None and (
+        many or Path(output).is_dir() or output.endswith(("/", os.sep))
+    )
+    if many and output is not None and Path(output).suffix.lower() in image_io.WRITE_FORMATS:
+        raise UsageError(
+            f"--output {output}: with a directory of contents or styles, --output is a directory"
+        )
+    out_dir = Path(output) if out_is_dir else Path(".")
+    if content_path.is_dir() and out_is_dir:
+        # An output directory inside the content tree: its files are outputs, not contents.
+        out_abs = out_dir.resolve()
+        contents = [c for c in contents if out_abs not in c.resolve().parents]
+        if not contents:
+            raise image_io.ImageError(f"{content_path}: no image files outside --output")
+    pairs = []
+    for c in contents:
+        sub = c.parent.relative_to(content_path) if content_path.is_dir() else Path()
+        for styles in style_sets:
+            if output is not None and not out_is_dir:
+                target = Path(output)
+            else:
+                target = out_dir / sub / output_name(c, styles, output_ext(c))
+            pairs.append(Pair(c, styles, target))
+    _check_outputs(pairs, {*contents, *(s for st in style_sets for s in st)})
+    return pairs
+
+
+def _check_outputs(pairs: Sequence[Pair], inputs: set[Path]) -> None:
+    for pair in pairs:
+        if video.is_video(pair.content):
+            if pair.output.suffix.lower() not in video.OUTPUT_CODECS:
+                known = ", ".join(sorted(video.OUTPUT_CODECS))
+                raise UsageError(f"--output {pair.output}: a video output needs one of {known}")
+            if pair.output.resolve() in {p.resolve() for p in inputs}:
+                raise image_io.ImageError(f"{pair.output}: is an input file; refusing to overwrite")
+        else:
+            image_io.check_output_path(pair.output, inputs)
