@@ -253,6 +253,7 @@ def _run_video(plan: Plan, styles: Styles, stylizer: Stylizer, writer: Writer, p
             lambda frames: stylizer.frames(frames, pair.styles),
             plan.video_batch,
             plan.progress,
+            size=plan.content_size,
         )
         writer.wrote_video(pair)
     except _ERRORS as e:

@@ -2,8 +2,14 @@
 
 Reading and writing use PyAV (FFmpeg bindings; the optional ``video`` extra:
 ``pip install "adain-jax[video]"``). Only one batch of frames is in memory;
-the output has the source's frame size and average frame rate. Audio and
-subtitle streams are not copied.
+the output has the source's average frame rate and its frame size, or the
+size ``--content-size`` asks for (shorter side N as for images, each side then
+rounded down to an even number of pixels for the codecs' 4:2:0 chroma).
+
+Audio: the source's first audio stream is copied into the output packet by
+packet (no re-encoding) when the output container accepts its codec (AAC or
+MP3 into .mp4/.mov/.mkv/.m4v, Opus or Vorbis into .webm/.mkv, ...); otherwise
+the output has no audio and a warning says why. Subtitles are not copied.
 
 Output codecs by extension: ``.mp4``/``.mov``/``.mkv`` H.264 (``libx264``,
 yuv420p, or yuv444p when a side is odd), ``.webm`` VP9, ``.avi`` MPEG-4 part 2.
@@ -14,7 +20,9 @@ first frame).
 
 from __future__ import annotations
 
+import heapq
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from adain_jax.io import files
-from adain_jax.io.images import to_uint8
+from adain_jax.io.images import resize_rgb, resized_shape, to_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
@@ -87,14 +95,33 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(Fraction(rate), frames, stream.width, stream.height)
 
 
-def iter_batches(path: str | os.PathLike, batch_size: int) -> Iterator[np.ndarray]:
-    """Decoded RGB frames of ``path``, uint8 ``[B, H, W, 3]`` batches (the last may be shorter)."""
+def output_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(width, height)`` of frames resized so the shorter side is ``size`` (0: kept),
+    as ``io.images.resized_shape``; a resized side is then made even (rounded down)."""
+    if size == 0:
+        return width, height
+    new_h, new_w = resized_shape(height, width, size)
+    return max(2, new_w - new_w % 2), max(2, new_h - new_h % 2)
+
+
+def iter_batches(
+    path: str | os.PathLike, batch_size: int, size: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
+    """Decoded RGB frames of ``path``, uint8 ``[B, H, W, 3]`` batches (the last may be shorter).
+
+    ``size``: ``(width, height)`` to resize each frame to (bilinear, as images are);
+    ``None`` keeps the source size.
+    """
     av = _av()
     with _open_input(path) as container:
         batch: list[np.ndarray] = []
         try:
             for frame in container.decode(video=0):
-                batch.append(frame.to_ndarray(format="rgb24"))
+                if size is None or size == (frame.width, frame.height):
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    rgb = to_uint8(resize_rgb(frame.to_image(), size[1], size[0]))
+                batch.append(rgb)
                 if len(batch) == batch_size:
                     yield np.stack(batch)
                     batch = []
@@ -134,11 +161,24 @@ class VideoWriter:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
 
-    def close(self) -> None:
-        """Flush the encoder and move the finished file into place."""
+    def close(self, audio_from: str | os.PathLike | None = None) -> None:
+        """Flush the encoder and move the finished file into place, with the audio of
+        ``audio_from`` copied in when given (see ``add_audio``)."""
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
+        if audio_from is not None:
+            muxed = files.temp_path_beside(self.path, suffix=self.path.suffix)
+            try:
+                copied, why_not = add_audio(self._tmp, audio_from, muxed)
+                if copied:
+                    files.commit(muxed, self.path)
+                    self._tmp.unlink()
+                    return
+                if why_not:
+                    warnings.warn(f"{self.path}: no audio: {why_not}", stacklevel=2)
+            finally:
+                muxed.unlink(missing_ok=True)
         files.commit(self._tmp, self.path)
 
     def abort(self) -> None:
@@ -149,14 +189,63 @@ class VideoWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+def _packets(container, stream) -> Iterator[tuple[float, int, object]]:
+    """Demuxed packets of ``stream`` with a sort key (time in seconds, stream order)."""
+    for packet in container.demux(stream):
+        if packet.dts is None:  # the demuxer's end-of-stream marker
+            continue
+        yield float(packet.dts * packet.time_base), stream.index, packet
+
+
+def add_audio(
+    video_only: str | os.PathLike, source: str | os.PathLike, dst: str | os.PathLike
+) -> tuple[bool, str | None]:
+    """Write ``dst``: the video stream of ``video_only`` plus the first audio stream of
+    ``source``, both copied packet by packet (no re-encoding), interleaved by time.
+
+    Returns:
+      ``(copied, why_not)``: ``(True, None)`` when ``dst`` was written; ``(False, None)``
+      when ``source`` has no audio; ``(False, reason)`` when the container refuses
+      the codec (``dst`` is then left unwritten).
+    """
+    av = _av()
+    with av.open(os.fspath(source)) as src:
+        if not src.streams.audio:
+            return False, None
+        audio_in = src.streams.audio[0]
+        with av.open(os.fspath(video_only)) as vid:
+            video_in = vid.streams.video[0]
+            try:
+                with av.open(os.fspath(dst), mode="w") as out:
+                    video_out = out.add_stream_from_template(video_in)
+                    audio_out = out.add_stream_from_template(audio_in)
+                    targets = {0: video_out, 1: audio_out}
+                    merged = heapq.merge(
+                        ((t, 0, p) for t, _, p in _packets(vid, video_in)),
+                        ((t, 1, p) for t, _, p in _packets(src, audio_in)),
+                        key=lambda item: (item[0], item[1]),
+                    )
+                    for _, which, packet in merged:
+                        packet.stream = targets[which]
+                        out.mux(packet)
+            except (av.error.FFmpegError, ValueError) as e:
+                name = audio_in.codec_context.name
+                return False, f"{name} audio cannot go into {Path(dst).suffix} ({e})"
+    return True, None
+
+
 def transform_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     fn: FrameFn,
     batch_size: int = 8,
     progress: bool = True,
+    size: int = 0,
 ) -> int:
     """Apply ``fn`` to every frame of ``src`` and write ``dst`` at the source frame rate.
+
+    The source's audio is copied (see the module doc); the output is written to a
+    temporary file and renamed into place when complete.
 
     Args:
       src, dst: video paths; ``dst`` must not be ``src``.
@@ -165,6 +254,7 @@ def transform_video(
         repeating its last frame), so a jitted ``fn`` compiles once.
       batch_size: frames per call (memory: one batch in and out).
       progress: show a tqdm progress bar.
+      size: shorter side of the output frames in px (even sides); 0 keeps the size.
 
     Returns:
       The number of frames written.
@@ -172,7 +262,9 @@ def transform_video(
     if Path(src).resolve() == Path(dst).resolve():
         raise VideoError(f"{dst}: the output would overwrite the input video")
     info = probe(src)
-    writer = VideoWriter(dst, info.fps, info.width, info.height)
+    width, height = output_size(info.width, info.height, size)
+    frame_size = None if (width, height) == (info.width, info.height) else (width, height)
+    writer = VideoWriter(dst, info.fps, width, height)
     count = 0
     try:
         from tqdm import tqdm
@@ -180,7 +272,7 @@ def transform_video(
         with tqdm(
             total=info.frames, unit="frame", disable=not progress, desc=Path(src).name
         ) as bar:
-            for batch in iter_batches(src, batch_size):
+            for batch in iter_batches(src, batch_size, frame_size):
                 n = len(batch)
                 if n < batch_size:
                     pad = np.repeat(batch[-1:], batch_size - n, axis=0)
@@ -195,5 +287,5 @@ def transform_video(
     if count == 0:
         writer.abort()
         raise VideoError(f"{src}: no frames")
-    writer.close()
+    writer.close(audio_from=src)
     return count

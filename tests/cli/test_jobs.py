@@ -231,3 +231,22 @@ def test_video_cli(tmp_path, soft_files, capsys):
     info = video.probe(out)
     assert (info.fps, info.width, info.height) == (Fraction(15), 48, 32)
     assert sum(len(b) for b in video.iter_batches(out, 4)) == 7
+
+
+def test_video_cli_applies_content_size_and_keeps_audio(tmp_path, soft_files, capsys):
+    pytest.importorskip("av")
+    from adain_jax.io import video
+    from tests.io.test_video import _audio_packets, _clip_with_audio
+
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src, "aac", frames=6, w=128, h=96)
+    s = _save(tmp_path / "s.png", _img(13, 32, 32))
+    out = tmp_path / "styl.mp4"
+    code, _, err = _main(
+        capsys, *soft_files, "--content", src, "--style", s, "--content-size", 64,
+        "--style-size", 0, "--output", out, "--batch-size", 4, "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    info = video.probe(out)
+    assert (info.width, info.height) == (84, 64)
+    assert _audio_packets(out) == _audio_packets(src) != []

@@ -78,3 +78,71 @@ def test_unreadable_video_fails_clearly(tmp_path):
     assert not video.is_video("c.gif") and not video.is_video("d.png")  # a GIF is an image
     with pytest.raises(video.VideoError, match="cannot write .xyz"):
         video.VideoWriter(tmp_path / "o.xyz", Fraction(10), 8, 8)
+
+
+def _clip_with_audio(path, codec: str, frames: int = 12, fps: int = 12, w: int = 128, h: int = 96):
+    """A clip with a moving gradient and a 440 Hz tone (``codec``: aac, libopus, ...)."""
+    import av
+
+    rate = 48000
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = out.add_stream(codec, rate=rate)
+        aus.layout = "mono"
+        t = np.arange(int(rate * frames / fps)) / rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        for i in range(frames):
+            rgb = np.zeros((h, w, 3), np.uint8)
+            rgb[..., 0] = (np.arange(w) * 2 + 10 * i) % 256
+            for p in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(p)
+        chunk = 1024
+        for start in range(0, tone.shape[1], chunk):
+            frame = av.AudioFrame.from_ndarray(
+                tone[:, start : start + chunk], format="flt", layout="mono"
+            )
+            frame.sample_rate = rate
+            for p in aus.encode(frame):
+                out.mux(p)
+        for s in (vs, aus):
+            for p in s.encode():
+                out.mux(p)
+
+
+def _audio_packets(path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def test_content_size_resizes_frames_to_even_sides(tmp_path):
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_clip(src, 5, h=96, w=128)
+    assert video.output_size(128, 96, 64) == (84, 64)  # 85.33 -> 85 -> even 84
+    assert video.output_size(96, 128, 50) == (50, 66)
+    assert video.output_size(127, 95, 0) == (127, 95)
+    assert video.transform_video(src, dst, lambda f: f, batch_size=2, progress=False, size=64)
+    info = video.probe(dst)
+    assert (info.width, info.height) == (84, 64)
+
+
+def test_audio_is_copied_packet_for_packet(tmp_path):
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    _clip_with_audio(src, "aac")
+    assert video.transform_video(src, dst, lambda f: 1 - f, batch_size=4, progress=False) == 12
+    source_audio = _audio_packets(src)
+    assert source_audio and _audio_packets(dst) == source_audio  # remuxed, not re-encoded
+    assert video.probe(dst).frames in (None, 12)
+
+
+def test_audio_the_container_refuses_is_dropped_with_a_warning(tmp_path):
+    src, dst = tmp_path / "in.mkv", tmp_path / "out.avi"
+    _clip_with_audio(src, "libopus")
+    with pytest.warns(UserWarning, match="no audio"):
+        video.transform_video(src, dst, lambda f: f, batch_size=4, progress=False)
+    assert _audio_packets(dst) == [] and video.probe(dst).width == 128
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "out.avi"]
