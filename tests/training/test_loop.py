@@ -20,7 +20,7 @@ from adain_jax.cli import train as train_cli
 from adain_jax.training import checkpointing
 from adain_jax.training import step as train_lib
 from adain_jax.weights import convert
-from tests.test_train_lib import BATCH, CROP, STEP_CONFIG
+from tests.training.test_step import BATCH, CROP, STEP_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
