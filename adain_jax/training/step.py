@@ -6,7 +6,7 @@ State is a plain dict (big_vision style)::
 
 The step is compiled for a compute dtype and a mesh only: the learning rate,
 its decay and the loss weights are a small argument of float32 scalars
-(``StepConfig.hyperparams()``), so changing them never recompiles.
+(``TrainConfig.hyperparams()``), so changing them never recompiles.
 
 The frozen VGG encoder params are a separate argument of the step: never in
 the optimizer state, never checkpointed. The step is deterministic (no
@@ -20,7 +20,6 @@ replicated (``P()``); XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -33,37 +32,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn.models import DTYPES, decoder_shapes
 from adain_jax.training import losses
 
 State = dict
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # Setting it (host:port of process 0) turns on multi-process training without --distributed.
 COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
-
-
-@dataclasses.dataclass(frozen=True)
-class StepConfig:
-    """What the train step computes (paper defaults).
-
-    Attributes:
-      lr: Adam learning rate at step 0.
-      lr_decay: the rate is ``lr / (1 + lr_decay * step)``.
-      content_weight, style_weight: loss weights.
-      dtype: ``"float32"`` or ``"bfloat16"``, the compute dtype of the convolutions
-        (params, optimizer state, statistics and losses stay float32).
-    """
-
-    lr: float = 1e-4
-    lr_decay: float = 5e-5
-    content_weight: float = losses.CONTENT_WEIGHT
-    style_weight: float = losses.STYLE_WEIGHT
-    dtype: str = "float32"
-
-    def hyperparams(self) -> dict[str, np.ndarray]:
-        """The traced step arguments: float32 scalars ``lr``, ``lr_decay``, the weights."""
-        names = ("lr", "lr_decay", "content_weight", "style_weight")
-        return {n: np.float32(getattr(self, n)) for n in names}
 
 
 def lr_schedule(lr: float, decay: float) -> optax.Schedule:
@@ -93,36 +67,24 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P("data"))
 
 
-def init_decoder(seed: int) -> dict:
-    """Random decoder params (Flax default initialisers) from ``jax.random.key(seed)``."""
-    feats = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
-    return Decoder().init(jax.random.key(seed), feats)["params"]
+def _fresh_state(decoder: Mapping) -> State:
+    return {
+        "decoder": decoder,
+        "opt": make_optimizer().init(decoder),
+        "step": jnp.zeros((), jnp.int32),
+    }
 
 
 def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
-    """The step-0 state, replicated over ``mesh``."""
-
-    def init(decoder):
-        return {
-            "decoder": decoder,
-            "opt": make_optimizer().init(decoder),
-            "step": jnp.zeros((), jnp.int32),
-        }
-
+    """The step-0 state (e.g. from ``nn.models.init_decoder``), replicated over ``mesh``."""
     decoder_params = jax.tree.map(lambda a: np.asarray(a, np.float32), dict(decoder_params))
-    return jax.jit(init, out_shardings=replicated(mesh))(decoder_params)
+    return jax.jit(_fresh_state, out_shardings=replicated(mesh))(decoder_params)
 
 
 def abstract_state(mesh: Mesh) -> State:
     """Shapes, dtypes and shardings of the state (the restore target)."""
     sharding = replicated(mesh)
-
-    def init():
-        decoder = init_decoder(0)
-        return {"decoder": decoder, "opt": make_optimizer().init(decoder), "step": 0}
-
-    shapes = jax.eval_shape(init)
-    shapes["step"] = jax.ShapeDtypeStruct((), jnp.int32)
+    shapes = jax.eval_shape(_fresh_state, decoder_shapes())
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
@@ -152,7 +114,7 @@ def make_train_step(
       vgg_params: the frozen encoder; replicated.
       batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of
         8), sharded on ``data``; converted to float32 in [0, 1] inside.
-      hparams: ``StepConfig.hyperparams()`` (float32 scalars); replicated.
+      hparams: ``TrainConfig.hyperparams()`` (float32 scalars); replicated.
 
     ``metrics``: float32 scalars ``content``, ``style``, ``total`` (the weighted
     losses of the params *before* the update), ``lr`` (the rate applied in
