@@ -124,12 +124,16 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path, capsys):
+# Saving every step reads each step's metrics before its save; every 3 steps, most
+# steps' metrics are read only after the next step is dispatched.
+@pytest.mark.parametrize("save_every", [1, 3])
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path, capsys, save_every):
     workdir = tmp_path / "nan"
     assert train_cli.main(_flags(folders, workdir, 2)) == 0
     capsys.readouterr()
     # Resume with an absurd learning rate: the params blow up, the loss goes non-finite.
-    status = train_cli.main(_flags(folders, workdir, 8, "--lr=1e30", "--save-every=1"))
+    flags = _flags(folders, workdir, 8, "--lr=1e30", f"--save-every={save_every}")
+    status = train_cli.main(flags)
     err = capsys.readouterr().err
     assert status == 1
     assert "non-finite loss at step" in err and "Last good checkpoint: step" in err
