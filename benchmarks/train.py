@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # adain_jax, tests (torch ref)
 
 from adain_jax.training import step as train_lib  # noqa: E402
+from adain_jax.training.config import TrainConfig  # noqa: E402
 from adain_jax.weights.params import init_params  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     add_malloc_flag,
@@ -40,6 +41,9 @@ from benchmarks.common import (  # noqa: E402
     median,
     time_calls,
 )
+
+# train.py's defaults (the paper's lr, loss weights, batch and crop size).
+DEFAULTS = TrainConfig(workdir="", content="", style="")
 
 
 def device_name() -> str:
@@ -60,7 +64,7 @@ def make_jax_step(
     """
     mesh = train_lib.make_mesh()
     step_fn = train_lib.make_train_step(dtype, mesh)
-    hp = train_lib.put_replicated(train_lib.StepConfig().hyperparams(), mesh)
+    hp = train_lib.put_replicated(DEFAULTS.hyperparams(), mesh)
     params = init_params(jax.random.key(seed), 64)
     vgg = train_lib.put_replicated(params["encoder"], mesh)
     box = {"state": train_lib.init_state(params["decoder"], mesh)}
@@ -102,8 +106,10 @@ def torch_step(batch: int, size: int) -> Callable[[], float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch-size", type=int, default=8, help="global batch (pairs)")
-    p.add_argument("--size", type=int, default=256, help="crop size in px")
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULTS.batch_size, help="global batch (pairs)"
+    )
+    p.add_argument("--size", type=int, default=DEFAULTS.crop_size, help="crop size in px")
     p.add_argument("--steps", type=int, default=20, help="timed steps")
     p.add_argument(
         "--warmup", type=int, default=2, help="untimed steps (the first compiles), at least 1"

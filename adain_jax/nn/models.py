@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn.layers import ReflectConv, max_pool_ceil, upsample_nearest_2x
 
 Dtype = Any
+# Compute dtypes by name (flags, configs): convolutions run in it, statistics in float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # (name, output channels) of the encoder's 3x3 convs; "pool" marks a max-pool.
 ENCODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
@@ -117,3 +120,15 @@ class Decoder(nn.Module):
             if layer is not last:
                 x = nn.relu(x)
         return x.astype(jnp.float32)
+
+
+def init_decoder(rng: Array) -> dict:
+    """Random ``Decoder`` params (Flax default initialisers): ``{layer: {"kernel": HWIO
+    float32, "bias": [C] float32}}``. THE decoder init (training, checkpoint shapes)."""
+    features = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
+    return Decoder().init(rng, features)["params"]
+
+
+def decoder_shapes() -> dict:
+    """``init_decoder``'s tree as ``jax.ShapeDtypeStruct`` leaves (nothing computed)."""
+    return jax.eval_shape(init_decoder, jax.random.key(0))

@@ -1,14 +1,8 @@
-"""Checkpoints of a training workdir (orbax), and reading its latest decoder.
+"""Checkpoints of a training workdir (orbax): ``(state, data iterator state)`` pairs.
 
-Layout of a workdir ``DIR``::
-
-    DIR/config.json                 the run's settings (adain_jax.cli.train)
-    DIR/encoder.safetensors         the frozen VGG encoder the run trains against
-    DIR/checkpoints/<step>/state    decoder params, Adam state, step (orbax StandardSave)
-    DIR/checkpoints/<step>/data     the data iterator's state (JSON)
-
-The encoder is never in a checkpoint: it is saved once, as a weights file, so
-a workdir is self-contained (``adain_jax.load_params(DIR)``).
+The workdir layout (``DIR/checkpoints/<step>/{state,data}``, ``DIR/encoder.safetensors``)
+and reading a workdir's latest decoder live in ``adain_jax.weights.workdir`` (inference
+needs them without the training half).
 """
 
 from __future__ import annotations
@@ -17,19 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
-from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
 from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights.workdir import (
+    DATA_ITEM,
+    STATE_ITEM,
+    CheckpointError,
+    checkpoints_dir,
+    encoder_path,
+)
 
-CHECKPOINTS = "checkpoints"
-ENCODER_FILE = "encoder.safetensors"
-
-
-class CheckpointError(RuntimeError):
-    """A workdir without a usable checkpoint."""
+__all__ = ["CheckpointError", "Checkpointer", "encoder_path", "save_encoder"]
 
 
 class Checkpointer:
@@ -47,9 +40,7 @@ class Checkpointer:
             create=True,
             enable_async_checkpointing=async_save,
         )
-        self._manager = ocp.CheckpointManager(
-            Path(workdir).absolute() / CHECKPOINTS, options=options
-        )
+        self._manager = ocp.CheckpointManager(checkpoints_dir(workdir), options=options)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -59,7 +50,10 @@ class Checkpointer:
         self._manager.save(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+                **{
+                    STATE_ITEM: ocp.args.StandardSave(state),
+                    DATA_ITEM: ocp.args.JsonSave(data_state),
+                }
             ),
             force=True,
         )
@@ -73,10 +67,13 @@ class Checkpointer:
         restored = self._manager.restore(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+                **{
+                    STATE_ITEM: ocp.args.StandardRestore(abstract_state),
+                    DATA_ITEM: ocp.args.JsonRestore(),
+                }
             ),
         )
-        return restored.state, dict(restored.data)
+        return restored[STATE_ITEM], dict(restored[DATA_ITEM])
 
     def wait_until_finished(self) -> None:
         self._manager.wait_until_finished()
@@ -89,56 +86,6 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def encoder_path(workdir: str | os.PathLike) -> Path:
-    return Path(workdir) / ENCODER_FILE
-
-
-def latest_decoder_params(workdir: str | os.PathLike) -> dict:
-    """The latest checkpointed decoder of a training workdir.
-
-    Returns:
-      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}} float32 numpy,
-      "vgg": str path of the encoder weights the run used}``.
-
-    Raises:
-      CheckpointError: no checkpoint or no encoder file in ``workdir``.
-    """
-    workdir = Path(workdir)
-    enc = encoder_path(workdir)
-    if not enc.is_file():
-        raise CheckpointError(f"{workdir}: training workdir without {ENCODER_FILE}")
-    directory = (workdir / CHECKPOINTS).absolute()
-    options = ocp.CheckpointManagerOptions(create=False)
-    with ocp.CheckpointManager(directory, options=options) as manager:
-        step = manager.latest_step()
-        if step is None:
-            raise CheckpointError(f"{workdir}: no checkpoint yet in {CHECKPOINTS}/")
-        cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-        decoder_target = jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
-            jax.eval_shape(_decoder_shapes),
-        )
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(
-                    item={"decoder": decoder_target},
-                    restore_args=ocp.checkpoint_utils.construct_restore_args(
-                        {"decoder": decoder_target}
-                    ),
-                    partial_restore=True,
-                )
-            ),
-        )
-    decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored.state["decoder"])
-    return {"decoder": decoder, "vgg": str(enc)}
-
-
-def _decoder_shapes() -> dict:
-    feats = jax.numpy.zeros((1, 2, 2, FEATURE_CHANNELS), np.float32)
-    return Decoder().init(jax.random.key(0), feats)["params"]
 
 
 def save_encoder(workdir: str | os.PathLike, params: dict, source: str) -> Path:

@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.nn import ops
-from adain_jax.nn.models import Decoder, VGGEncoder
+from adain_jax.nn.models import DTYPES, Decoder, VGGEncoder
 from adain_jax.training import data, losses, monitoring
-from adain_jax.training.step import DTYPES
 from adain_jax.weights import convert
+from adain_jax.weights.params import load_params
 
 DEFAULT_CHUNK = 8
 
@@ -145,13 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error("give both --vgg and --decoder (or --weights / --checkpoint)")
     if args.grid and not args.grid.lower().endswith(".png"):
         return _error(f"--grid {args.grid}: must end in .png")
-    import adain_jax
-
     try:
         contents = _load_images(args.content_dir, args.size, args.limit)
         styles = _load_images(args.style_dir, args.size, args.limit)
         source = args.weights or args.checkpoint
-        params = adain_jax.load_params(source, vgg=args.vgg, decoder=args.decoder)
+        params = load_params(source, vgg=args.vgg, decoder=args.decoder)
         loss_enc = (
             jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
             if args.loss_vgg

@@ -6,7 +6,7 @@ State is a plain dict (big_vision style)::
 
 The step is compiled for a compute dtype and a mesh only: the learning rate,
 its decay and the loss weights are a small argument of float32 scalars
-(``StepConfig.hyperparams()``), so changing them never recompiles.
+(``TrainConfig.hyperparams()``), so changing them never recompiles.
 
 The frozen VGG encoder params are a separate argument of the step: never in
 the optimizer state, never checkpointed. The step is deterministic (no
@@ -20,7 +20,6 @@ replicated (``P()``); XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -33,37 +32,12 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn.models import DTYPES, decoder_shapes
 from adain_jax.training import losses
 
 State = dict
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # Setting it (host:port of process 0) turns on multi-process training without --distributed.
 COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
-
-
-@dataclasses.dataclass(frozen=True)
-class StepConfig:
-    """What the train step computes (paper defaults).
-
-    Attributes:
-      lr: Adam learning rate at step 0.
-      lr_decay: the rate is ``lr / (1 + lr_decay * step)``.
-      content_weight, style_weight: loss weights.
-      dtype: ``"float32"`` or ``"bfloat16"``, the compute dtype of the convolutions
-        (params, optimizer state, statistics and losses stay float32).
-    """
-
-    lr: float = 1e-4
-    lr_decay: float = 5e-5
-    content_weight: float = losses.CONTENT_WEIGHT
-    style_weight: float = losses.STYLE_WEIGHT
-    dtype: str = "float32"
-
-    def hyperparams(self) -> dict[str, np.ndarray]:
-        """The traced step arguments: float32 scalars ``lr``, ``lr_decay``, the weights."""
-        names = ("lr", "lr_decay", "content_weight", "style_weight")
-        return {n: np.float32(getattr(self, n)) for n in names}
 
 
 def lr_schedule(lr: float, decay: float) -> optax.Schedule:
@@ -93,36 +67,24 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P("data"))
 
 
-def init_decoder(seed: int) -> dict:
-    """Random decoder params (Flax default initialisers) from ``jax.random.key(seed)``."""
-    feats = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
-    return Decoder().init(jax.random.key(seed), feats)["params"]
+def _fresh_state(decoder: Mapping) -> State:
+    return {
+        "decoder": decoder,
+        "opt": make_optimizer().init(decoder),
+        "step": jnp.zeros((), jnp.int32),
+    }
 
 
 def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
-    """The step-0 state, replicated over ``mesh``."""
-
-    def init(decoder):
-        return {
-            "decoder": decoder,
-            "opt": make_optimizer().init(decoder),
-            "step": jnp.zeros((), jnp.int32),
-        }
-
+    """The step-0 state (e.g. from ``nn.models.init_decoder``), replicated over ``mesh``."""
     decoder_params = jax.tree.map(lambda a: np.asarray(a, np.float32), dict(decoder_params))
-    return jax.jit(init, out_shardings=replicated(mesh))(decoder_params)
+    return jax.jit(_fresh_state, out_shardings=replicated(mesh))(decoder_params)
 
 
 def abstract_state(mesh: Mesh) -> State:
     """Shapes, dtypes and shardings of the state (the restore target)."""
     sharding = replicated(mesh)
-
-    def init():
-        decoder = init_decoder(0)
-        return {"decoder": decoder, "opt": make_optimizer().init(decoder), "step": 0}
-
-    shapes = jax.eval_shape(init)
-    shapes["step"] = jax.ShapeDtypeStruct((), jnp.int32)
+    shapes = jax.eval_shape(_fresh_state, decoder_shapes())
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
@@ -141,64 +103,72 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
+def train_step(state: State, vgg: dict, batch: dict, hp: dict, *, dtype: str) -> tuple[State, dict]:
+    """One Adam step of the decoder (pure; ``make_train_step`` compiles it).
+
+    Args:
+      state: ``{"decoder", "opt", "step"}``.
+      vgg: the frozen encoder params.
+      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of 8);
+        converted to float32 in [0, 1] here.
+      hp: ``TrainConfig.hyperparams()`` (float32 scalars).
+      dtype: the convolutions' compute dtype, a key of ``DTYPES``.
+
+    Returns:
+      ``(new_state, metrics)``; ``metrics``: float32 scalars ``content``, ``style``,
+      ``total`` (the weighted losses of the params *before* the update), ``lr`` (the
+      rate applied in this update), ``grad_norm`` (global L2 norm), and the bool
+      ``finite``: loss, gradients and updated params all finite (a state after a
+      non-finite step must not be saved).
+    """
+    content = batch["content"].astype(jnp.float32) / 255.0
+    style = batch["style"].astype(jnp.float32) / 255.0
+
+    def loss_fn(decoder):
+        parts, _ = losses.adain_losses(
+            vgg,
+            decoder,
+            content,
+            style,
+            content_weight=hp["content_weight"],
+            style_weight=hp["style_weight"],
+            dtype=DTYPES[dtype],
+        )
+        return parts.total, parts
+
+    grads, parts = jax.grad(loss_fn, has_aux=True)(state["decoder"])
+    direction, opt = make_optimizer().update(grads, state["opt"], state["decoder"])
+    lr = lr_schedule(hp["lr"], hp["lr_decay"])(state["step"])
+    decoder = optax.apply_updates(state["decoder"], jax.tree.map(lambda u: -lr * u, direction))
+    finite = jnp.isfinite(parts.total) & jnp.all(
+        jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
+    )
+    new_state = {"decoder": decoder, "opt": opt, "step": state["step"] + 1}
+    metrics = {
+        "content": parts.content,
+        "style": parts.style,
+        "total": parts.total,
+        "lr": lr,
+        "grad_norm": optax.tree.norm(grads),
+        "finite": finite,
+    }
+    return new_state, metrics
+
+
 @functools.cache
 def make_train_step(
     dtype: str, mesh: Mesh
 ) -> Callable[[State, dict, dict, dict], tuple[State, dict]]:
-    """Build the jit-compiled step ``(state, vgg_params, batch, hparams) -> (state, metrics)``.
-
-    Args of the returned function:
-      state: donated; replicated.
-      vgg_params: the frozen encoder; replicated.
-      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of
-        8), sharded on ``data``; converted to float32 in [0, 1] inside.
-      hparams: ``StepConfig.hyperparams()`` (float32 scalars); replicated.
-
-    ``metrics``: float32 scalars ``content``, ``style``, ``total`` (the weighted
-    losses of the params *before* the update), ``lr`` (the rate applied in
-    this update), ``grad_norm`` (global L2 norm), and the bool ``finite``:
-    loss, gradients and updated params all finite (a state after a non-finite
-    step must not be saved).
+    """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams) -> (state,
+    metrics)``; ``state`` is donated, the batch sharded on ``data``, the rest replicated.
 
     ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
     runs in one process share one function and its compiled executables.
     """
-    optimizer = make_optimizer()
-    compute = DTYPES[dtype]
 
     def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
-        content = batch["content"].astype(jnp.float32) / 255.0
-        style = batch["style"].astype(jnp.float32) / 255.0
-
-        def loss_fn(decoder):
-            parts, _ = losses.adain_losses(
-                vgg,
-                decoder,
-                content,
-                style,
-                content_weight=hp["content_weight"],
-                style_weight=hp["style_weight"],
-                dtype=compute,
-            )
-            return parts.total, parts
-
-        grads, parts = jax.grad(loss_fn, has_aux=True)(state["decoder"])
-        direction, opt = optimizer.update(grads, state["opt"], state["decoder"])
-        lr = lr_schedule(hp["lr"], hp["lr_decay"])(state["step"])
-        decoder = optax.apply_updates(state["decoder"], jax.tree.map(lambda u: -lr * u, direction))
-        finite = jnp.isfinite(parts.total) & jnp.all(
-            jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
-        )
-        new_state = {"decoder": decoder, "opt": opt, "step": state["step"] + 1}
-        metrics = {
-            "content": parts.content,
-            "style": parts.style,
-            "total": parts.total,
-            "lr": lr,
-            "grad_norm": optax.tree.norm(grads),
-            "finite": finite,
-        }
-        return new_state, metrics
+        # `train_step` is looked up when tracing (tests count the traces with chex).
+        return train_step(state, vgg, batch, hp, dtype=dtype)
 
     repl = replicated(mesh)
     return jax.jit(

@@ -15,21 +15,13 @@ import jax.numpy as jnp
 
 from adain_jax.nn.models import Decoder, VGGEncoder
 from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights import workdir
 
 Params = dict
 
 
 def _to_device(tree) -> dict:
     return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
-
-
-def _workdir_decoder(path: Path) -> dict | None:
-    """The latest decoder of a training workdir, or ``None`` if ``path`` is not one."""
-    if not (path / "checkpoints").is_dir():
-        return None
-    from adain_jax.training import checkpointing  # the training half; imported only when needed
-
-    return checkpointing.latest_decoder_params(path)
 
 
 def load_params(
@@ -71,7 +63,8 @@ def load_params(
         root = Path(source)
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such weights directory")
-        workdir_params = _workdir_decoder(root)
+        if workdir.is_workdir(root):
+            workdir_params = workdir.latest_decoder_params(root)
         if workdir_params is not None:
             enc_path = enc_path or workdir_params["vgg"]
         else:

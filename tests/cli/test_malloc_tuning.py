@@ -12,7 +12,7 @@ from adain_jax.cli import malloc_tuning
 
 SCRIPT = (
     "import os\n"
-    "from adain_jax import malloc_tuning\n"
+    "from adain_jax.cli import malloc_tuning\n"
     "print('start', flush=True)\n"
     "malloc_tuning.reexec_with_tuned_malloc()\n"
     "print([os.environ.get(k) for k in sorted(malloc_tuning.SETTINGS)])\n"

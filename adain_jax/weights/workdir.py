@@ -1,0 +1,90 @@
+"""Reading a training workdir's latest decoder (for ``load_params(DIR)``, ``infer.py
+--checkpoint``), and the workdir layout that ``adain_jax.training`` writes.
+
+Layout of a workdir ``DIR``::
+
+    DIR/config.json                 the run's settings (adain_jax.training.config)
+    DIR/encoder.safetensors         the frozen VGG encoder the run trains against
+    DIR/checkpoints/<step>/state    decoder params, Adam state, step (orbax StandardSave)
+    DIR/checkpoints/<step>/data     the data iterator's state (JSON)
+
+The encoder is never in a checkpoint: it is saved once, as a weights file, so
+a workdir is self-contained.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from adain_jax.nn.models import decoder_shapes
+
+CHECKPOINTS = "checkpoints"
+ENCODER_FILE = "encoder.safetensors"
+STATE_ITEM, DATA_ITEM = "state", "data"
+
+
+class CheckpointError(RuntimeError):
+    """A workdir without a usable checkpoint."""
+
+
+def encoder_path(workdir: str | os.PathLike) -> Path:
+    """``DIR/encoder.safetensors``."""
+    return Path(workdir) / ENCODER_FILE
+
+
+def checkpoints_dir(workdir: str | os.PathLike) -> Path:
+    """``DIR/checkpoints``, absolute (orbax wants absolute paths)."""
+    return Path(workdir).absolute() / CHECKPOINTS
+
+
+def is_workdir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a training workdir (has ``checkpoints/``)."""
+    return (Path(path) / CHECKPOINTS).is_dir()
+
+
+def latest_decoder_params(workdir: str | os.PathLike) -> dict:
+    """The latest checkpointed decoder of a training workdir (only the decoder is read).
+
+    Returns:
+      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}} float32 numpy,
+      "vgg": str path of the encoder weights the run used}``.
+
+    Raises:
+      CheckpointError: no checkpoint or no encoder file in ``workdir``.
+    """
+    # orbax takes ~1-3 s to import: only a workdir read pays it, not `import adain_jax`.
+    import orbax.checkpoint as ocp
+
+    workdir = Path(workdir)
+    enc = encoder_path(workdir)
+    if not enc.is_file():
+        raise CheckpointError(f"{workdir}: training workdir without {ENCODER_FILE}")
+    options = ocp.CheckpointManagerOptions(create=False)
+    with ocp.CheckpointManager(checkpoints_dir(workdir), options=options) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise CheckpointError(f"{workdir}: no checkpoint yet in {CHECKPOINTS}/")
+        cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+        target = {
+            "decoder": jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu), decoder_shapes()
+            )
+        }
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                **{
+                    STATE_ITEM: ocp.args.PyTreeRestore(
+                        item=target,
+                        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                        partial_restore=True,
+                    )
+                }
+            ),
+        )
+    decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored[STATE_ITEM]["decoder"])
+    return {"decoder": decoder, "vgg": str(enc)}
