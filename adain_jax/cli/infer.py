@@ -44,10 +44,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     """The ``infer.py`` argument parser (see README, "Stylize: infer.py")."""
     parser = _Parser(
-        prog="infer.py",
+        prog=prog,
         description="AdaIN style transfer (Huang & Belongie, ICCV 2017) of image files.",
     )
     add = parser.add_argument
@@ -194,9 +194,9 @@ def _attach_negative_values(parser: argparse.ArgumentParser, argv: Sequence[str]
     return out
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.Namespace:
     """Parse and check the flags that need no file; raise ``UsageError`` with one line."""
-    parser = build_parser()
+    parser = build_parser(prog)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(_attach_negative_values(parser, argv))
     if not 0.0 <= args.alpha <= 1.0:  # also rejects nan
@@ -290,10 +290,10 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     return 1 if summary.failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "infer.py") -> int:
     """Run ``infer.py``; returns the exit code (0 ok, 1 runtime error, 2 bad flags)."""
     try:
-        return run(parse_args(argv))
+        return run(parse_args(argv, prog))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

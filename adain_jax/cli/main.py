@@ -19,8 +19,8 @@ from collections.abc import Sequence
 SUBCOMMANDS = {
     "stylize": ("adain_jax.cli.infer", "stylize images, directories or videos (= infer.py)"),
     "train": ("adain_jax.cli.train", "train a decoder; resumes from --workdir (= train.py)"),
-    "convert": ("adain_jax.weights.convert", "convert .pth weights to .safetensors"),
-    "evaluate": ("adain_jax.training.evaluate", "content and style losses of a decoder"),
+    "convert": ("adain_jax.cli.convert", "convert .pth weights to .safetensors"),
+    "evaluate": ("adain_jax.cli.evaluate", "content and style losses of a decoder"),
 }
 EXIT_USAGE = 2
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         malloc_tuning.reexec_with_tuned_malloc()
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest)
+    return module.main(rest, prog=f"adain-jax {name}")
 
 
 if __name__ == "__main__":

@@ -49,11 +49,11 @@ def _help(field: dataclasses.Field) -> str | None:
     return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     """The flags: one per ``TrainConfig`` field (``adain_jax.training.config``), and
     ``--distributed`` (process setup, not a setting of the run)."""
     p = argparse.ArgumentParser(
-        prog="train.py",
+        prog=prog,
         description="Train an AdaIN decoder (Huang & Belongie 2017) with the paper's defaults. "
         "Re-running the same command resumes from the latest checkpoint in --workdir.",
     )
@@ -103,9 +103,9 @@ def _check_devices(cfg: TrainConfig) -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     """Parse, validate, run. Returns the exit status (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         cfg = config_from_args(args)
     except RunError as e:

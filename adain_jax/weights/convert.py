@@ -18,16 +18,14 @@ writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from adain_jax.nn.models import DECODER_LAYERS, ENCODER_LAYERS
 from adain_jax.weights import safetensors_io as weights_io
-from adain_jax.weights.torch_pickle import TorchFileError, load_state_dict
+from adain_jax.weights.torch_pickle import load_state_dict
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -211,27 +209,3 @@ def convert(
         weights_io.save(target, network, params, source=os.path.basename(source))
         written.append(target)
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m adain_jax.convert",
-        description="Convert PyTorch VGG-19 / AdaIN decoder weights to adain-jax's format.",
-    )
-    parser.add_argument("--vgg", help="torchvision vgg19 .pth or the port's vgg_normalised.pth")
-    parser.add_argument("--decoder", help="the PyTorch port's decoder.pth (or one it trained)")
-    parser.add_argument("--out", required=True, help="output directory")
-    args = parser.parse_args(argv)
-    if args.vgg is None and args.decoder is None:
-        parser.error("give --vgg and/or --decoder")
-    try:
-        for path in convert(args.out, args.vgg, args.decoder):
-            print(f"wrote {path}")
-    except (OSError, TorchFileError, WeightsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -115,3 +115,19 @@ def torchvision_vgg19(cache: str | os.PathLike | None = None) -> Path:
         return _converted(cache, "vgg19-dcbb9e9d.pth", "encoder", url)
     except download.DownloadError as e:
         raise download.DownloadError(f"{e}; pass a local VGG-19 file with --vgg FILE") from None
+
+
+def download_help() -> str:
+    """The published files, their URLs and sha256, and where manual downloads go."""
+    cache = download.cache_dir() / "downloads"
+    lines = [
+        "published weights (downloaded on first use; put manually downloaded files in",
+        f"{cache} -- i.e. $ADAIN_JAX_CACHE/downloads -- to use them offline):",
+    ]
+    for name, url, size in (
+        ("vgg_normalised.pth", ADAIN_RELEASE_URL + "vgg_normalised.pth", "~80 MB"),
+        ("decoder.pth", ADAIN_RELEASE_URL + "decoder.pth", "~14 MB"),
+        ("vgg19-dcbb9e9d.pth", TORCHVISION_VGG19_URL, "~548 MB, for training"),
+    ):
+        lines += [f"  {name} ({size})", f"    {url}", f"    sha256 {SHA256[name]}"]
+    return "\n".join(lines)

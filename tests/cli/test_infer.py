@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adain_jax.cli import convert as convert_cli
 from adain_jax.cli import infer as infer_cli
-from adain_jax.weights import convert
 from tests import torch_reference as ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_weights_dir_from_convert(tmp_path, images, port_weight_files, torch_net
     content_path, style_path, content, style = images
     vgg, dec = port_weight_files
     weights = tmp_path / "weights"
-    assert convert.main(["--vgg", str(vgg), "--decoder", str(dec), "--out", str(weights)]) == 0
+    assert convert_cli.main(["--vgg", str(vgg), "--decoder", str(dec), "--out", str(weights)]) == 0
     capsys.readouterr()
     want = _reference(torch_nets, content, style)
     common = ["--content", content_path, "--style", style_path, "--content-size", 0]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import adain_jax
+from adain_jax.cli import convert as convert_cli
 from adain_jax.weights import convert, torch_pickle
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.convert import WeightsError
@@ -178,7 +179,7 @@ def test_bad_file_api(case, bad_files, tmp_path):
 @pytest.mark.parametrize("case", CASES)
 def test_bad_file_command_line(case, bad_files, tmp_path, capsys):
     path, text = bad_files[case]
-    code = convert.main(["--decoder", str(path), "--out", str(tmp_path / "out")])
+    code = convert_cli.main(["--decoder", str(path), "--out", str(tmp_path / "out")])
     out, err = capsys.readouterr()
     assert code == 1
     assert err.startswith(f"error: {path}") and err.count("\n") == 1 and text in err
