@@ -318,3 +318,7 @@ def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename and e.strerror:
         text = f"{e.filename}: {e.strerror}"
     return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

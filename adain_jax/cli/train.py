@@ -121,3 +121,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     except KeyboardInterrupt:  # before the loop's handlers are installed
         print("interrupted before training started", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
