@@ -29,6 +29,7 @@ from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, mak
 from adain_jax.inference.run import load_mask, run_job
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
 
@@ -278,7 +279,12 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     if video.is_video(first.content):
         video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     if params is None:
-        loaded = load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
+        try:
+            loaded = load_params(
+                args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder
+            )
+        except DownloadError as e:
+            raise e.with_hint(pretrained.OFFLINE_HINT) from None
     else:
         loaded = params()
     summary = run_job(loaded, plan)

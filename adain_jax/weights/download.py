@@ -19,7 +19,19 @@ _CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):
-    """A download that failed or produced a file that did not pass its check."""
+    """A download that failed or produced a file that did not pass its check.
+
+    ``reason`` is what went wrong; the message may add a ``hint`` (how to work
+    offline), which each caller words for its own users (API arguments or flags).
+    """
+
+    def __init__(self, reason: str, hint: str = ""):
+        super().__init__(f"{reason}; {hint}" if hint else reason)
+        self.reason = reason
+
+    def with_hint(self, hint: str) -> DownloadError:
+        """The same error with ``hint`` in place of any earlier one."""
+        return DownloadError(self.reason, hint)
 
 
 def cache_dir() -> Path:

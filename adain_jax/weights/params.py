@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 
 from adain_jax.nn.models import Decoder, VGGEncoder
+from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights import safetensors_io as weights_io
-from adain_jax.weights import workdir
+from adain_jax.weights.download import DownloadError
 
 Params = dict
 
@@ -52,12 +53,11 @@ def load_params(
         naming the file and the problem.
       download.DownloadError: the default weights could not be downloaded.
     """
-    # Imported here so that importing adain_jax does not import adain_jax.weights.convert
-    # (`python -m adain_jax.weights.convert` would warn that it is already imported).
-    from adain_jax.weights import convert, pretrained
-
     enc_path = os.fspath(vgg) if vgg is not None else None
     dec_path = os.fspath(decoder) if decoder is not None else None
+    for given in (enc_path, dec_path):  # before anything is downloaded
+        if given is not None and not os.path.isfile(given):
+            raise FileNotFoundError(f"{given}: no such file")
     workdir_params = None
     if source is not None:
         root = Path(source)
@@ -79,7 +79,10 @@ def load_params(
             enc_path = enc_path or str(root / weights_io.file_name("encoder"))
             dec_path = dec_path or str(root / weights_io.file_name("decoder"))
     if enc_path is None or (dec_path is None and workdir_params is None):
-        default_enc, default_dec = pretrained.adain_pretrained()
+        try:
+            default_enc, default_dec = pretrained.adain_pretrained()
+        except DownloadError as e:
+            raise e.with_hint(pretrained.OFFLINE_HINT_API) from None
         enc_path = enc_path or str(default_enc)
         dec_path = dec_path or str(default_dec)
     encoder = convert.load_network(enc_path, "encoder")

@@ -49,9 +49,16 @@ def expected_sha256(name: str) -> str:
     return os.environ.get(sha256_env(name)) or SHA256[name]
 
 
+# How to work offline, in the words of the command line and of the Python API.
 OFFLINE_HINT = (
     "to run without network, pass local files: --vgg vgg_normalised.pth --decoder decoder.pth "
-    "(the PyTorch port's release files), or --weights DIR (from python -m adain_jax.convert)"
+    "(the PyTorch port's release files), or --weights DIR (from python -m adain_jax.convert); "
+    "adain-jax convert --help lists the download URLs"
+)
+OFFLINE_HINT_API = (
+    "to run without network, pass local files: load_params(vgg='vgg_normalised.pth', "
+    "decoder='decoder.pth') (the PyTorch port's release files) or load_params('weights_dir') "
+    "(from python -m adain_jax.convert); adain-jax convert --help lists the download URLs"
 )
 
 
@@ -95,7 +102,8 @@ def adain_pretrained(cache: str | os.PathLike | None = None) -> tuple[Path, Path
     """Paths of the converted ``vgg_normalised`` encoder and the authors' decoder.
 
     Raises:
-      download.DownloadError: with a hint naming the flags for local files.
+      download.DownloadError: with a hint naming the flags for local files
+        (``OFFLINE_HINT``; ``load_params`` puts ``OFFLINE_HINT_API`` in its place).
     """
     cache = Path(cache) if cache is not None else download.cache_dir()
     base = os.environ.get(URL_ENV["adain"], ADAIN_RELEASE_URL)
@@ -103,7 +111,7 @@ def adain_pretrained(cache: str | os.PathLike | None = None) -> tuple[Path, Path
         encoder = _converted(cache, "vgg_normalised.pth", "encoder", base + "vgg_normalised.pth")
         decoder = _converted(cache, "decoder.pth", "decoder", base + "decoder.pth")
     except download.DownloadError as e:
-        raise download.DownloadError(f"{e}; {OFFLINE_HINT}") from None
+        raise e.with_hint(OFFLINE_HINT) from None
     return encoder, decoder
 
 
@@ -114,7 +122,7 @@ def torchvision_vgg19(cache: str | os.PathLike | None = None) -> Path:
     try:
         return _converted(cache, "vgg19-dcbb9e9d.pth", "encoder", url)
     except download.DownloadError as e:
-        raise download.DownloadError(f"{e}; pass a local VGG-19 file with --vgg FILE") from None
+        raise e.with_hint("pass a local VGG-19 file with --vgg FILE") from None
 
 
 def download_help() -> str:

@@ -9,7 +9,9 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
+import adain_jax
 from adain_jax.weights import convert, download, pretrained
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.download import DownloadError
@@ -237,3 +239,31 @@ def test_wrong_hash_is_deleted_and_never_parsed(tmp_path, server, port_bytes, mo
     assert hashlib.sha256(hostile).hexdigest() in message and "\n" not in message
     assert parsed == [] and not canary.exists()
     assert _files_in(tmp_path) == []
+
+
+def test_given_files_are_checked_before_any_download(tmp_path, server, monkeypatch):
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="missing.pth: no such file"):
+        adain_jax.load_params(vgg=tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError, match="gone.safetensors: no such file"):
+        adain_jax.load_params(decoder=tmp_path / "gone.safetensors")
+    assert server.requests == [] and not (tmp_path / "cache").exists()
+
+
+def test_offline_errors_name_the_api_or_the_flags(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    with pytest.raises(DownloadError) as info:
+        adain_jax.load_params()
+    message = str(info.value)
+    assert "load_params(vgg=" in message and "--vgg" not in message and "\n" not in message
+
+    from adain_jax.cli import infer
+
+    image = tmp_path / "c.png"
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(image)
+    assert infer.main(["--content", str(image), "--style", str(image), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: could not download") and "--vgg" in err
+    assert "load_params" not in err and "\n" not in err
