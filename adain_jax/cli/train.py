@@ -3,15 +3,21 @@
 Every flag is checked before any work starts; a bad one ends the program
 with one line on stderr naming it, and exit status 2. Exit statuses:
 0 finished (or already past ``--max-steps``), 1 non-finite loss (the last
-good checkpoint is kept), 2 bad flags or inputs, 130 / 143 stopped by
-SIGINT / SIGTERM after saving a checkpoint (re-run the same command to resume).
+good checkpoint is kept), 2 bad flags or inputs, 65 checkpoints exist but none
+restores (they are moved to ``DIR/damaged_checkpoints``), 70 an internal error
+(a bug: the traceback is printed), 74 a file could not be written or read (a
+full disk; the earlier checkpoints are kept: free space and re-run), 75 another
+run holds the workdir, 130 / 143 stopped by SIGINT / SIGTERM after saving a
+checkpoint (re-run the same command to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 import jax
@@ -21,7 +27,15 @@ from adain_jax.training import config as config_lib
 from adain_jax.training import loop as trainer
 from adain_jax.training import step as train_lib
 from adain_jax.training.config import RunError, TrainConfig
-from adain_jax.training.loop import EXIT_USAGE
+from adain_jax.training.faults import (
+    EXIT_BUSY,
+    EXIT_INTERNAL,
+    EXIT_IO,
+    EXIT_NO_CHECKPOINT,
+    EXIT_USAGE,
+    WriteFailed,
+)
+from adain_jax.training.lock import WorkdirBusyError
 from adain_jax.weights import convert, download
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.torch_pickle import TorchFileError
@@ -111,16 +125,35 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    # orbax logs each failed background write with a long traceback; the loop reports
+    # it in one line instead (training.faults).
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
     train_lib.maybe_initialize_distributed(args.distributed)
     try:
         _check_devices(cfg)
         return trainer.train(cfg)
+    except WorkdirBusyError as e:
+        return _fail(e, EXIT_BUSY)
+    except WriteFailed as e:
+        return _fail(e, EXIT_IO)
+    except checkpointing.NoCheckpointRestores as e:
+        return _fail(e, EXIT_NO_CHECKPOINT)
     except EXPECTED_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(e, EXIT_USAGE)
+    except OSError as e:  # e.g. an unwritable cache or workdir
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}", EXIT_IO)
     except KeyboardInterrupt:  # before the loop's handlers are installed
         print("interrupted before training started", file=sys.stderr)
         return 130
+    except Exception:  # a bug: keep the traceback, but not the status of a NaN
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _fail(error, status: int) -> int:
+    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

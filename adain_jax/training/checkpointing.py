@@ -8,6 +8,9 @@ needs them without the training half).
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,15 @@ from adain_jax.weights.workdir import (
     encoder_path,
 )
 
-__all__ = ["CheckpointError", "Checkpointer", "encoder_path", "save_encoder"]
+__all__ = [
+    "CheckpointError",
+    "Checkpointer",
+    "NoCheckpointRestores",
+    "encoder_path",
+    "move_aside",
+    "restore_latest_good",
+    "save_encoder",
+]
 
 
 class Checkpointer:
@@ -44,6 +55,18 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """The steps of the complete checkpoints, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def check_for_errors(self) -> None:
+        """Raise the error of a background save that failed (e.g. ``OSError`` ENOSPC)."""
+        self._manager.check_for_errors()
+
+    def reload(self) -> None:
+        """Re-read the checkpoint directory (after a checkpoint was moved aside)."""
+        self._manager.reload()
 
     def save(self, step: int, state: Any, data_state: dict) -> None:
         """Save ``state`` (a pytree of arrays) and the JSON-able ``data_state`` as ``step``."""
@@ -93,3 +116,56 @@ def save_encoder(workdir: str | os.PathLike, params: dict, source: str) -> Path:
     path = encoder_path(workdir)
     weights_io.save(path, "encoder", params, source=source)
     return path
+
+
+DAMAGED = "damaged_checkpoints"
+
+
+class NoCheckpointRestores(CheckpointError):
+    """Checkpoints exist but none of them restores."""
+
+
+def move_aside(workdir: str | os.PathLike, step: int) -> Path:
+    """Rename ``DIR/checkpoints/<step>`` to ``DIR/damaged_checkpoints/<step>-<time>``
+    (never deleted: the files may still be worth a look)."""
+    source = checkpoints_dir(workdir) / str(step)
+    target = Path(workdir).absolute() / DAMAGED / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    return target
+
+
+def restore_latest_good(
+    ckpt: Checkpointer,
+    workdir: str | os.PathLike,
+    abstract_state: Any,
+    move: bool = True,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> tuple[int, Any, dict] | None:
+    """Restore the newest checkpoint that restores; damaged newer ones are reported in
+    one line each and moved aside (``move``; process 0 only in a multi-host run).
+
+    Returns:
+      ``(step, state, data_state)``, or ``None`` when there is no checkpoint.
+
+    Raises:
+      CheckpointError: there are checkpoints but none restores.
+    """
+    steps = ckpt.all_steps()
+    for step in reversed(steps):
+        try:
+            state, data_state = ckpt.restore(abstract_state, step)
+            return step, state, data_state
+        except Exception as e:  # orbax/tensorstore raise many types for damaged files
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            where = ""
+            if move:
+                where = f"; moved aside to {move_aside(workdir, step)}"
+            log(f"warning: checkpoint {step} does not restore ({reason}){where}")
+            ckpt.reload()
+    if steps:
+        raise NoCheckpointRestores(
+            f"{checkpoints_dir(workdir)}: none of the checkpoints {steps} restores "
+            f"(moved to {Path(workdir).absolute() / DAMAGED}); re-running starts from step 0"
+        )
+    return None

@@ -10,16 +10,21 @@ The loop never waits for the device between steps: step N+1 is dispatched
 before step N's metrics are read (logged, checked for NaN). A step whose
 state is saved, sampled or evaluated has its metrics read first, so a
 non-finite step is never saved.
+
+Faults: one run per workdir (``training.lock``); a failed write (checkpoint,
+metrics, TensorBoard, samples; e.g. a full disk) ends the run at once with one
+line and ``EXIT_IO``, the earlier checkpoints untouched; a checkpoint that does
+not restore is moved aside and the next older one used; after the first
+SIGINT/SIGTERM the process ends within ``stop_timeout_s()`` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
-import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +32,9 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import Mesh
-from tqdm import tqdm
 
 from adain_jax.nn.models import init_decoder
-from adain_jax.training import checkpointing, data, evaluate, monitoring
+from adain_jax.training import checkpointing, data
 from adain_jax.training import step as train_lib
 from adain_jax.training.config import (
     TrainConfig,
@@ -40,11 +44,18 @@ from adain_jax.training.config import (
     read_config,
     write_config,
 )
+from adain_jax.training.faults import (
+    EXIT_IO,
+    EXIT_NONFINITE,
+    EXIT_OK,
+    EXIT_SIGNAL,
+    Stopper,
+    WriteFailed,
+    writing,
+)
+from adain_jax.training.lock import WorkdirLock
+from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
-
-# Exit statuses: finished; a bad setting or input; non-finite loss; stopped by a signal.
-EXIT_OK, EXIT_USAGE, EXIT_NONFINITE = 0, 2, 1
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def params_sha256(params: dict) -> str:
@@ -69,31 +80,6 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
     else:
         source = str(pretrained.torchvision_vgg19())
     return convert.load_network(source, "encoder"), source
-
-
-class _Stopper:
-    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and exits."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous = {}
-
-    def __enter__(self) -> _Stopper:
-        for sig in EXIT_SIGNAL:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:  # a second signal: stop waiting, die the default way
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        self.signum = signum
-        name = signal.Signals(signum).name
-        print(f"\n{name}: saving a checkpoint at the end of this step", file=sys.stderr)
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
@@ -134,6 +120,10 @@ class _Run:
     held_out: tuple[list, list] | None
     is_main: bool
 
+    @property
+    def ckpt_dir(self) -> Path:
+        return Path(self.cfg.workdir) / "checkpoints"
+
     def next_batch(self) -> dict:
         return train_lib.shard_batch(next(self.iterator), self.mesh)
 
@@ -147,118 +137,20 @@ class _Run:
         return do_sample, do_eval
 
 
-@dataclasses.dataclass
-class _Dispatched:
-    """A step whose metrics are still on the device."""
-
-    step: int
-    metrics: dict  # device scalars (train_lib.make_train_step)
-    skipped: int  # the data pipeline's skipped-image count when its batch was fetched
-    final: bool  # the last step of this process (the end or a signal)
-
-
-class _NonFinite(Exception):
-    """A step's loss, gradients or updated params are not finite."""
-
-
-class _Reporter:
-    """Reads dispatched steps' metrics: NaN guard, scalars, progress bar, plain log lines."""
-
-    def __init__(self, run: _Run, start: int):
-        cfg = run.cfg
-        self.run, self.start = run, start
-        self.writer = monitoring.MetricsWriter(cfg.workdir, resume_step=start, enabled=run.is_main)
-        self.bar = tqdm(
-            total=cfg.max_steps,
-            initial=start,
-            unit="step",
-            disable=not (run.is_main and cfg.progress),
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
-        self._timer_step, self._timer = start, time.perf_counter()
-
-    def read(self, d: _Dispatched) -> None:
-        """Wait for ``d``'s metrics, then log them. Raises ``_NonFinite``."""
-        m = jax.device_get(d.metrics)
-        if not m["finite"]:
-            raise _NonFinite(d.step, m)
-        if d.step == self.start + 1:  # rates exclude the first step (compilation)
-            self._timer_step, self._timer = d.step, time.perf_counter()
-        cfg = self.run.cfg
-        if d.step % cfg.log_every == 0 or d.final:
-            self._log(d, m)
-        self.bar.update(1)
-
-    def _log(self, d: _Dispatched, m: dict) -> None:
-        now = time.perf_counter()
-        rate = (d.step - self._timer_step) / max(now - self._timer, 1e-9)
-        self._timer_step, self._timer = d.step, now
-        self.writer.scalars(
-            d.step,
-            {
-                "loss/content": m["content"],
-                "loss/style": m["style"],
-                "loss/total": m["total"],
-                "lr": m["lr"],
-                "grad_norm": m["grad_norm"],
-                "steps_per_sec": rate,
-                "images_per_sec": rate * self.run.cfg.batch_size,
-                "data/skipped_images": d.skipped,
-            },
-        )
-        self.bar.set_postfix(
-            content=f"{m['content']:.3f}",
-            style=f"{m['style']:.3f}",
-            total=f"{m['total']:.3f}",
-            refresh=False,
-        )
-        if self.run.is_main and not self.run.cfg.progress:  # plain lines for batch-job logs
-            print(
-                f"step {d.step}: content {m['content']:.4g} style {m['style']:.4g} "
-                f"total {m['total']:.4g} lr {m['lr']:.3g} {rate:.3g} steps/s",
-                flush=True,
-            )
-
-    def held_out(self, step: int, state: dict, do_sample: bool, do_eval: bool) -> None:
-        """A PNG grid of the held-out pairs and/or their losses, for ``state``."""
-        run = self.run
-        contents, styles = run.held_out
-        params = {"encoder": run.encoder_np, "decoder": jax.device_get(state["decoder"])}
-        res = evaluate.evaluate_pairs(
-            params,
-            run.encoder_np,
-            contents,
-            styles,
-            chunk=len(contents) * len(styles),
-            dtype=run.cfg.dtype,
-        )
-        if do_eval:
-            self.writer.scalars(
-                step,
-                {
-                    "eval/content": float(np.mean(res.content)),
-                    "eval/style": float(np.mean(res.style)),
-                },
-            )
-        if do_sample and self.writer.enabled:
-            grid = monitoring.pair_grid(contents, styles, res.outputs)
-            path = Path(run.cfg.workdir) / monitoring.SAMPLES_DIR / f"step_{step:06d}.png"
-            monitoring.write_png(path, grid)
-            self.writer.image(step, "samples", grid)
-            self.writer.flush()
-
-    def close(self) -> None:
-        self.bar.close()
-        self.writer.close()
-
-
 def train(cfg: TrainConfig) -> int:
     """Run (or resume) training; returns the process exit status.
 
-    Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs
-    (the CLI prints them as one line).
+    Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs,
+    ``WorkdirBusyError`` when another run holds the workdir, ``WriteFailed`` when a
+    file of the run cannot be written (the CLI prints each as one line).
     """
+    with contextlib.ExitStack() as stack:
+        if jax.process_index() == 0:  # one lock per run: process 0 holds it
+            stack.enter_context(WorkdirLock(cfg.workdir))
+        return _train_locked(cfg)
+
+
+def _train_locked(cfg: TrainConfig) -> int:
     saved = read_config(cfg.workdir)
     check_config(cfg, saved, None)  # cheap checks first
     iterator = data.make_pair_iterator(
@@ -274,11 +166,15 @@ def train(cfg: TrainConfig) -> int:
         iterator.close()
         raise
     try:
-        return _resume_and_loop(run)
+        status = _resume_and_loop(run)
+        with writing(f"a checkpoint in {run.ckpt_dir}"):
+            run.ckpt.wait_until_finished()
+            run.ckpt.check_for_errors()
+        return status
     finally:
         iterator.close()
-        run.ckpt.wait_until_finished()
-        run.ckpt.close()
+        with contextlib.suppress(Exception):  # an error is already on its way out
+            run.ckpt.close()
 
 
 def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) -> _Run:
@@ -297,12 +193,13 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) 
     is_main = jax.process_index() == 0
     if is_main:
         workdir = Path(cfg.workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        if not checkpointing.encoder_path(workdir).is_file():
-            checkpointing.save_encoder(workdir, encoder_np, os.path.basename(encoder_source))
-        config = config_dict(cfg, encoder_sha)
-        config["encoder_source"] = (saved or {}).get("encoder_source", encoder_source)
-        write_config(workdir, config)
+        with writing(f"the workdir {workdir}"):
+            workdir.mkdir(parents=True, exist_ok=True)
+            if not checkpointing.encoder_path(workdir).is_file():
+                checkpointing.save_encoder(workdir, encoder_np, os.path.basename(encoder_source))
+            config = config_dict(cfg, encoder_sha)
+            config["encoder_source"] = (saved or {}).get("encoder_source", encoder_source)
+            write_config(workdir, config)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -324,25 +221,28 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) 
 def _resume_and_loop(run: _Run) -> int:
     """Restore the latest checkpoint (or initialise), then run the steps."""
     cfg = run.cfg
-    start = run.ckpt.latest_step() or 0
-    if start:
-        state, data_state = run.ckpt.restore(train_lib.abstract_state(run.mesh))
+    restored = checkpointing.restore_latest_good(
+        run.ckpt, cfg.workdir, train_lib.abstract_state(run.mesh), move=run.is_main
+    )
+    if restored is not None:
+        start, state, data_state = restored
         run.iterator.set_state(data_state)
-        print(f"resuming from step {start} ({Path(cfg.workdir) / 'checkpoints'})", file=sys.stderr)
+        print(f"resuming from step {start} ({run.ckpt_dir})", file=sys.stderr)
     else:
+        start = 0
         state = train_lib.init_state(init_decoder(jax.random.key(cfg.seed)), run.mesh)
     if start >= cfg.max_steps:
         print(f"already at step {start} >= --max-steps {cfg.max_steps}; nothing to do")
         return EXIT_OK
-    reporter = _Reporter(run, start)
+    reporter = Reporter(run, start)
     try:
-        with _Stopper() as stopper:
+        with Stopper() as stopper:
             return _loop(run, reporter, stopper, state, start)
     finally:
         reporter.close()
 
 
-def _loop(run: _Run, reporter: _Reporter, stopper: _Stopper, state: Any, start: int) -> int:
+def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: int) -> int:
     """Steps ``start + 1 ...`` until --max-steps or a signal; returns the exit status.
 
     Each iteration dispatches step N, fetches the next batch, then reads step
@@ -351,7 +251,7 @@ def _loop(run: _Run, reporter: _Reporter, stopper: _Stopper, state: Any, start: 
     """
     cfg, iterator = run.cfg, run.iterator
     step, last_saved = start, start or None
-    pending: _Dispatched | None = None  # a step whose metrics are not read yet
+    pending: Dispatched | None = None  # a step whose metrics are not read yet
     batch = run.next_batch()
     try:
         while True:
@@ -369,7 +269,9 @@ def _loop(run: _Run, reporter: _Reporter, stopper: _Stopper, state: Any, start: 
                     final = True  # Ctrl-C also reached the decoding workers
             if pending is not None:
                 reporter.read(pending)
-            pending = _Dispatched(step, metrics, iterator.skipped, final)
+            with writing(f"a checkpoint in {run.ckpt_dir}"):
+                run.ckpt.check_for_errors()  # a background save that failed ends the run now
+            pending = Dispatched(step, metrics, iterator.skipped, final)
             do_sample, do_eval = run.held_out_due(step, final)
             do_save = step % cfg.save_every == 0 or final
             if not (do_sample or do_eval or do_save):
@@ -379,11 +281,12 @@ def _loop(run: _Run, reporter: _Reporter, stopper: _Stopper, state: Any, start: 
             if do_sample or do_eval:
                 reporter.held_out(step, state, do_sample, do_eval)
             if do_save:
-                run.ckpt.save(step, state, data_state or iterator.get_state())
+                with writing(f"a checkpoint in {run.ckpt_dir}"):
+                    run.ckpt.save(step, state, data_state or iterator.get_state())
                 last_saved = step
             if final:
                 break
-    except _NonFinite as e:
+    except NonFinite as e:
         bad_step, m = e.args
         kept = f"step {last_saved}" if last_saved else "none"
         print(
@@ -394,6 +297,14 @@ def _loop(run: _Run, reporter: _Reporter, stopper: _Stopper, state: Any, start: 
             file=sys.stderr,
         )
         return EXIT_NONFINITE
+    except WriteFailed as e:
+        kept = f"step {last_saved}" if last_saved else "none"
+        print(
+            f"error: {e}; stopped at step {step}. Last checkpoint: {kept} in {run.ckpt_dir}; "
+            "free space (or fix the path) and re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_IO
     if stopper.signum is not None:
         print(f"stopped at step {step}; checkpoint saved", file=sys.stderr)
         return EXIT_SIGNAL[stopper.signum]

@@ -1,17 +1,25 @@
 """What a researcher watches: scalars (TensorBoard + ``metrics.jsonl``) and image grids.
 
 Only process 0 writes (``MetricsWriter(enabled=jax.process_index() == 0)``).
+Every write happens in the calling thread and raises ``OSError`` at once when
+it fails (a full disk): there is no background writer whose death could leave
+the training loop blocked on a full queue.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tensorboardX import event_file_writer as _tb_events
+from tensorboardX import summary as _tb_summary
+from tensorboardX.proto import event_pb2 as _tb_event_pb2
 
 from adain_jax.io import files
 from adain_jax.io.images import to_uint8
@@ -48,19 +56,32 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records of a ``metrics.jsonl``; lines that are not JSON objects (cut by
+    ``kill -9``, or damaged bytes) are dropped, with one warning counting them."""
+    records, dropped = [], 0
+    for raw in Path(path).read_bytes().splitlines():
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            dropped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        else:
+            dropped += 1
+    if dropped:
+        warnings.warn(f"{path}: dropped {dropped} damaged line(s)", stacklevel=2)
+    return records
+
+
 def truncate_jsonl(path: Path, after_step: int) -> None:
-    """Drop lines logged after ``after_step`` (a resumed run logs them again)."""
+    """Drop records logged after ``after_step`` (a resumed run logs them again)."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= after_step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut by kill -9
+    kept = [r for r in read_jsonl(path) if r["step"] <= after_step]
     with files.atomic_open(path) as f:
-        f.write("".join(line + "\n" for line in kept))
+        f.write("".join(json.dumps(r) + "\n" for r in kept))
 
 
 class MetricsWriter:
@@ -80,31 +101,54 @@ class MetricsWriter:
         self._jsonl_path = workdir / METRICS_FILE
         truncate_jsonl(self._jsonl_path, resume_step)
         self._jsonl = open(self._jsonl_path, "a")  # noqa: SIM115 (closed in close())
-        from tensorboardX import SummaryWriter
-
-        self._tb = SummaryWriter(
-            str(workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None
-        )
+        self._tb = _EventFile(workdir / TENSORBOARD_DIR, purge_step=resume_step + 1)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        """Append one record to ``metrics.jsonl`` and the scalars to TensorBoard."""
         if not self.enabled:
             return
         record = {"step": int(step), **{k: float(v) for k, v in values.items()}}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
         for name, value in values.items():
-            self._tb.add_scalar(name, float(value), int(step))
+            self._tb.write(step, _tb_summary.scalar(name, float(value)))
+        self._tb.flush()
 
     def image(self, step: int, name: str, image: np.ndarray) -> None:
         """Log a uint8 ``[H, W, 3]`` image."""
         if self.enabled:
-            self._tb.add_image(name, image, int(step), dataformats="HWC")
+            self._tb.write(step, _tb_summary.image(name, image, dataformats="HWC"))
 
     def flush(self) -> None:
         if self.enabled:
             self._tb.flush()
 
     def close(self) -> None:
+        """Close the files; a failure to flush them (a full disk) is not raised again."""
         if self.enabled:
-            self._jsonl.close()
-            self._tb.close()
+            for f in (self._jsonl, self._tb):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+
+class _EventFile:
+    """A TensorBoard event file written synchronously (tensorboardX's record format)."""
+
+    def __init__(self, logdir: Path, purge_step: int):
+        logdir.mkdir(parents=True, exist_ok=True)
+        self._writer = _tb_events.EventsWriter(str(logdir / "events"))
+        if purge_step > 1:  # TensorBoard drops the older run's events from this step on
+            start = _tb_event_pb2.SessionLog(status=_tb_event_pb2.SessionLog.START)
+            self._writer.write_event(_tb_event_pb2.Event(step=purge_step, session_log=start))
+
+    def write(self, step: int, summary) -> None:
+        event = _tb_event_pb2.Event(summary=summary, step=int(step), wall_time=time.time())
+        self._writer.write_event(event)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()

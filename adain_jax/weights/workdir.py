@@ -15,6 +15,7 @@ a workdir is self-contained.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -53,8 +54,11 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
       ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}} float32 numpy,
       "vgg": str path of the encoder weights the run used}``.
 
+    A checkpoint that does not restore (damaged files) is reported in one line on
+    stderr and the next older one is used; the workdir is not changed.
+
     Raises:
-      CheckpointError: no checkpoint or no encoder file in ``workdir``.
+      CheckpointError: no encoder file, no checkpoint, or none that restores.
     """
     # orbax takes ~1-3 s to import: only a workdir read pays it, not `import adain_jax`.
     import orbax.checkpoint as ocp
@@ -65,8 +69,8 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
         raise CheckpointError(f"{workdir}: training workdir without {ENCODER_FILE}")
     options = ocp.CheckpointManagerOptions(create=False)
     with ocp.CheckpointManager(checkpoints_dir(workdir), options=options) as manager:
-        step = manager.latest_step()
-        if step is None:
+        steps = sorted(manager.all_steps(), reverse=True)
+        if not steps:
             raise CheckpointError(f"{workdir}: no checkpoint yet in {CHECKPOINTS}/")
         cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
         target = {
@@ -74,17 +78,26 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu), decoder_shapes()
             )
         }
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    STATE_ITEM: ocp.args.PyTreeRestore(
-                        item=target,
-                        restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-                        partial_restore=True,
-                    )
-                }
-            ),
+        args = ocp.args.Composite(
+            **{
+                STATE_ITEM: ocp.args.PyTreeRestore(
+                    item=target,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                    partial_restore=True,
+                )
+            }
         )
+        for step in steps:
+            try:
+                restored = manager.restore(step, args=args)
+                break
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                reason = " ".join(str(e).split())[:200] or type(e).__name__
+                print(
+                    f"warning: checkpoint {step} of {workdir} does not restore ({reason})",
+                    file=sys.stderr,
+                )
+        else:
+            raise CheckpointError(f"{workdir}: none of the checkpoints {steps} restores")
     decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored[STATE_ITEM]["decoder"])
     return {"decoder": decoder, "vgg": str(enc)}

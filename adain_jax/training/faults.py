@@ -1,0 +1,103 @@
+"""How a training run ends when something goes wrong: exit statuses, write failures
+turned into one line, and a bounded shutdown after SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import threading
+
+# Exit statuses (README "Training"): finished; non-finite loss; a bad setting or input;
+# no checkpoint restores; an internal error; a failed write; another run holds the
+# workdir; stopped by a signal.
+EXIT_OK, EXIT_NONFINITE, EXIT_USAGE = 0, 1, 2
+EXIT_NO_CHECKPOINT, EXIT_INTERNAL, EXIT_IO, EXIT_BUSY = 65, 70, 74, 75
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STOP_TIMEOUT_ENV = "ADAIN_JAX_STOP_TIMEOUT"  # seconds from the first signal to a forced exit
+
+
+def stop_timeout_s() -> float:
+    """``$ADAIN_JAX_STOP_TIMEOUT`` (default 120 s): the bound on a signalled shutdown."""
+    return float(os.environ.get(STOP_TIMEOUT_ENV, "120"))
+
+
+class WriteFailed(Exception):
+    """A file of the run could not be written; the message names it and the OS error."""
+
+
+# How tensorstore (under orbax) words an OS error: '... Failed writing: "PATH": ...
+# [os_error_code='28']'.
+_TS_PATH = re.compile(r'Failed (?:writing|to write)[^"]*"([^"]+)"')
+_TS_CODE = re.compile(r"os_error_code='(\d+)'")
+
+
+def _one_line_os_error(e: BaseException) -> str:
+    """``path: strerror`` of the first OS error in ``e``'s chain (a Python ``OSError``
+    or one reported by tensorstore), else ``e`` on one line."""
+    seen = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            name = seen.filename or ""
+            return f"{name}: {seen.strerror}" if name else seen.strerror
+        code = _TS_CODE.search(str(seen))
+        if code:
+            path = _TS_PATH.search(str(seen))
+            reason = os.strerror(int(code.group(1)))
+            return f"{path.group(1)}: {reason}" if path else reason
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(str(e).split())[:300]
+
+
+@contextlib.contextmanager
+def writing(what: str):
+    """Turn any failure to write ``what`` into one ``WriteFailed`` line."""
+    try:
+        yield
+    except (OSError, ValueError) as e:  # orbax wraps OSErrors in ValueError/RuntimeError
+        raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
+    except RuntimeError as e:
+        raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
+
+
+class Stopper:
+    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and exits.
+
+    A watchdog then ends the process after ``stop_timeout_s()`` even if the loop is
+    stuck (a hung file system); a second signal ends it at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self) -> Stopper:
+        for sig in EXIT_SIGNAL:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:  # a second signal: stop waiting, die the default way
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.signum = signum
+        name = signal.Signals(signum).name
+        print(f"\n{name}: saving a checkpoint at the end of this step", file=sys.stderr)
+        timeout = stop_timeout_s()
+
+        def force_exit() -> None:
+            print(
+                f"error: {name}: not stopped after {timeout:g} s; exiting without saving",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(EXIT_SIGNAL[signum])
+
+        watchdog = threading.Timer(timeout, force_exit)
+        watchdog.daemon = True
+        watchdog.start()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
