@@ -7,7 +7,7 @@ stylizes them all:
 - each style image is read and encoded once (``controls.StyleStats``),
   unless colour preservation makes the style depend on the content;
 - contents of one size bucket (``bucket`` px multiples, padded at the
-  bottom/right, exact: ``controls.stylize_padded``) are batched through one
+  bottom/right, exact: ``controls.stylize_with_stats(..., sizes=)``) are batched through one
   compiled function; batches are padded to a power of two so a handful of
   shapes compile, and hold at most ``max_tile**2`` pixels (the memory bound
   of one tile);
@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.controls import color, tiling
-from adain_jax.controls import mixing as controls
-from adain_jax.controls.mixing import StyleStats
+import adain_jax.controls as controls
+from adain_jax.controls import StyleStats
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 
@@ -226,9 +226,14 @@ class Runner:
         return self._padded(padded, sizes, stats)[:, :h, :w]
 
     def _padded(self, padded: np.ndarray, sizes: np.ndarray, stats: StyleStats) -> np.ndarray:
-        weights = controls.normalize_weights(self.opts.style_weights, stats.num_styles)
-        out = controls.stylize_padded(
-            self.params, padded, sizes, stats, self.opts.alpha, weights, dtype=self.dtype
+        out = controls.stylize_with_stats(
+            self.params,
+            padded,
+            stats,
+            self.opts.alpha,
+            weights=self.opts.style_weights,
+            sizes=sizes,
+            dtype=self.dtype,
         )
         return np.asarray(out)
 
@@ -236,7 +241,7 @@ class Runner:
         """Stylize one ``[H, W, 3]`` content with one style set (any controls)."""
         mode = self.opts.preserve_color
         if mode == "coral":
-            matched = [np.asarray(color.match_color(s, content)) for s in self.style_images(styles)]
+            matched = [np.asarray(color.match_color(content, s)) for s in self.style_images(styles)]
             return self._one(content, self._encode(matched))
         if mode == "luminance":
             pairs = [color.luminance_inputs(content, s) for s in self.style_images(styles)]

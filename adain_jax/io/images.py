@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adain_jax.controls.transfer import check_image_size
+from adain_jax.nn.forward import check_image_size
 from adain_jax.io import files
 
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

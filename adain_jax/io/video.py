@@ -223,7 +223,7 @@ def stylize_video(
     """
     import jax.numpy as jnp
 
-    from adain_jax.controls import mixing as controls
+    from adain_jax.controls import transfer as controls
 
     dtype = jnp.float32 if dtype is None else dtype
 

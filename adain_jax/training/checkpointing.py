@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn import models
 from adain_jax.weights import safetensors_io as weights_io
 
 CHECKPOINTS = "checkpoints"
@@ -118,7 +118,7 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
         cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
         decoder_target = jax.tree.map(
             lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
-            jax.eval_shape(_decoder_shapes),
+            models.decoder_shapes(),
         )
         restored = manager.restore(
             step,
@@ -134,11 +134,6 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
         )
     decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored.state["decoder"])
     return {"decoder": decoder, "vgg": str(enc)}
-
-
-def _decoder_shapes() -> dict:
-    feats = jax.numpy.zeros((1, 2, 2, FEATURE_CHANNELS), np.float32)
-    return Decoder().init(jax.random.key(0), feats)["params"]
 
 
 def save_encoder(workdir: str | os.PathLike, params: dict, source: str) -> Path:

@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.nn import ops
-from adain_jax.nn.models import Decoder, VGGEncoder
+from adain_jax.nn import forward, ops
 from adain_jax.training import losses, monitoring
 from adain_jax.training.step import DTYPES
 from adain_jax.weights import convert
@@ -51,10 +50,10 @@ def pair_function(dtype: str = "float32") -> Callable:
 
     def one(enc, dec, loss_enc, c, s):
         c, s = c[None], s[None]
-        encoder = VGGEncoder(dtype=compute)
-        cf = encoder.apply({"params": enc}, c).relu4_1
-        sf = encoder.apply({"params": enc}, s).relu4_1
-        out = Decoder(dtype=compute).apply({"params": dec}, ops.adain(cf, sf))
+        params = {"encoder": enc, "decoder": dec}
+        cf = forward.encode(params, c, dtype=compute).relu4_1
+        sf = forward.encode(params, s, dtype=compute).relu4_1
+        out = forward.decode(params, ops.adain(cf, sf), dtype=compute)
         out = jnp.clip(out, 0.0, 1.0)
         lc, ls = losses.output_losses(loss_enc, out, c, s, dtype=compute)
         return lc, ls, out[0]

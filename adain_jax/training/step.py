@@ -33,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adain_jax.nn.models import FEATURE_CHANNELS, Decoder
+from adain_jax.nn import models
 from adain_jax.training import losses
 
 State = dict
@@ -94,9 +94,8 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def init_decoder(seed: int) -> dict:
-    """Random decoder params (Flax default initialisers) from ``jax.random.key(seed)``."""
-    feats = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
-    return Decoder().init(jax.random.key(seed), feats)["params"]
+    """Random decoder params (``adain_jax.nn.models.init_decoder``) from ``jax.random.key(seed)``."""
+    return models.init_decoder(jax.random.key(seed))
 
 
 def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
