@@ -35,7 +35,7 @@ def random_params(seed: int = 0) -> dict:
 
     import adain_jax
 
-    shapes = jax.eval_shape(lambda k: adain_jax.init_params(k, 16), jax.random.key(0))
+    shapes = jax.eval_shape(lambda k: adain_jax.init_params(k), jax.random.key(0))
     rng = np.random.default_rng(seed)
 
     def make(path, leaf):
