@@ -32,6 +32,7 @@ from jax import Array
 from adain_jax.nn import conv
 from adain_jax.nn.conv import reflect_pad
 
+
 class _Winograd:
     """Transform matrices of Winograd F(m x m, 3 x 3): tile size ``t = m + 2``."""
 
@@ -40,6 +41,7 @@ class _Winograd:
         self.g = np.asarray(g, np.float64)  # [t, 3] kernel transform G
         self.at = np.asarray(at, np.float64)  # [m, t] output transform A^T
         self.m, self.t = self.at.shape
+
 
 # Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016),
 # interpolation points 0, 1, -1 (F2) and 0, +-1, +-2 (F4).

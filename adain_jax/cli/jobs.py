@@ -27,9 +27,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.controls import color, tiling
 import adain_jax.controls as controls
-from adain_jax.controls import StyleStats
+from adain_jax.controls import StyleStats, color, tiling
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 

@@ -147,7 +147,10 @@ def region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, A
 
 
 def check_mask(mask: Array | None, stats: StyleStats) -> Array | None:
-    """``mask`` as int32 labels after ``check_labels``; ``ValueError`` unless ``[H, W]``/``[N, H, W]``."""
+    """``mask`` as int32 labels after ``check_labels``.
+
+    Raises ``ValueError`` unless the mask is ``[H, W]`` or ``[N, H, W]``.
+    """
     if mask is None:
         return None
     if jnp.ndim(mask) not in (2, 3):

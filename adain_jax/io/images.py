@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adain_jax.nn.forward import check_image_size
 from adain_jax.io import files
+from adain_jax.nn.forward import check_image_size
 
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95

@@ -30,7 +30,6 @@ jit cache sees it):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +40,7 @@ _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 IMPLEMENTATIONS = ("direct", "valid")
 DEFAULT_IMPL = "direct"
 # A formulation name from IMPLEMENTATIONS, or a function (x, kernel, bias) -> y.
-ConvImpl = Union[str, Callable[[Array, Array, Array], Array]]
+ConvImpl = str | Callable[[Array, Array, Array], Array]
 
 
 def reflect_pad(x: Array, pad: int) -> Array:

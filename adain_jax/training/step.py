@@ -94,7 +94,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def init_decoder(seed: int) -> dict:
-    """Random decoder params (``adain_jax.nn.models.init_decoder``) from ``jax.random.key(seed)``."""
+    """Random decoder params (``nn.models.init_decoder``) from ``jax.random.key(seed)``."""
     return models.init_decoder(jax.random.key(seed))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adain_jax.controls import color
 import adain_jax.controls as controls
+from adain_jax.controls import color
 from tests import soft_weights
 from tests.conftest import random_images
 

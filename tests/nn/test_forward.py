@@ -48,7 +48,9 @@ def test_encode_decode_with_sizes_equal_unpadded_images(params):
             diff = np.max(np.abs(np.asarray(got_tap[i, :h, :w]) - np.asarray(want_tap[0])))
             assert diff <= 1e-5 * _scale(want_tap), (i, name, diff)
 
-    feats = [np.asarray(forward.encode(params, jnp.asarray(img[None])).relu4_1[0]) for img in images]
+    feats = [
+        np.asarray(forward.encode(params, jnp.asarray(img[None])).relu4_1[0]) for img in images
+    ]
     cells = np.array([f.shape[:2] for f in feats], np.int32)
     padded = np.full((2, 8, 8, feats[0].shape[-1]), -3.0, np.float32)
     for i, f in enumerate(feats):
@@ -92,6 +94,7 @@ def test_public_stylize_under_jit_vmap_and_grad(params):
     content = jnp.asarray(random_images(6, 2, 24, 32))
     style = jnp.asarray(random_images(7, 1, 32, 24))
     want = adain_jax.stylize(params, content, style, 0.7)
+
     def user_fn(p, c, s, a):  # a user's function around the public one, traced once
         return adain_jax.stylize(p, c, s, a)
 
@@ -104,7 +107,9 @@ def test_public_stylize_under_jit_vmap_and_grad(params):
         adain_jax.stylize(params, content, style, 0.7, dtype=jnp.bfloat16),
         atol=1e-6,
     )
-    mapped = jax.vmap(adain_jax.stylize, in_axes=(None, 0, None, None))(params, content, style[0], 0.7)
+    mapped = jax.vmap(adain_jax.stylize, in_axes=(None, 0, None, None))(
+        params, content, style[0], 0.7
+    )
     chex.assert_trees_all_close(mapped, want, atol=1e-5)
 
     def loss(c):
@@ -114,6 +119,7 @@ def test_public_stylize_under_jit_vmap_and_grad(params):
     # jit fuses differently: the same gradient up to float32 reassociation.
     chex.assert_trees_all_close(jax.jit(jax.grad(loss))(content), grad, atol=1e-5 * _scale(grad))
     chex.assert_tree_all_finite(grad)
+
     # Against autodiff of the textbook convolution ("valid": no custom conv VJP).
     def reference_loss(c):
         cf = forward.encode(params, c, conv_impl="valid").relu4_1
