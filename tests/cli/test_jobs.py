@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import adain_jax.controls as controls
 from adain_jax.cli import infer as infer_cli
-from adain_jax.controls import color
-from adain_jax.controls import mixing as controls
+from adain_jax.controls import color, transfer
 from adain_jax.io import images as image_io
 from tests import soft_weights
 from tests.test_controls import _torch_masked, _torch_mix
@@ -65,7 +65,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
     (contents / "notes.txt").write_text("skipped by extension")
     _save(styles / "x.png", _img(3, 32, 32))
     _save(styles / "y.png", _img(4, 40, 36))
-    encoded, traces = [], controls.stylize_padded._cache_size()
+    encoded, traces = [], transfer._stylize_with_stats._cache_size()
     real_encode = controls.encode_style
     monkeypatch.setattr(
         controls, "encode_style", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
@@ -82,7 +82,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
     ]  # fmt: skip
     assert out.count("wrote ") == 6 and "6 written, 0 skipped" in out
     assert len(encoded) == 2  # each style encoded once
-    assert controls.stylize_padded._cache_size() - traces == 1  # one bucket, one compilation
+    assert transfer._stylize_with_stats._cache_size() - traces == 1  # one bucket, one compilation
     for content, style in (("sub/b.jpg", "y.png"), ("c.png", "x.png")):
         c = image_io.load_image(contents / content)[None]
         s = image_io.load_image(styles / style)
@@ -185,9 +185,9 @@ def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
     content, style = image_io.load_image(c), image_io.load_image(s)
     code, _, err = _main(capsys, *common, "--preserve-color", "--output", tmp_path / "k.png")
     assert code == 0, err
-    stats = controls.encode_style(params, np.asarray(color.match_color(style, content)))
+    stats = controls.encode_style(params, np.asarray(color.match_color(content, style)))
     padded = controls.pad_to_bucket(content, 64)[None]  # the CLI's bucket: no new compilation
-    want = controls.stylize_padded(params, padded, np.array([content.shape[:2]]), stats)
+    want = controls.stylize_with_stats(params, padded, stats, sizes=[content.shape[:2]])
     _close(_read(tmp_path / "k.png"), _u8(np.asarray(want)[0, :170, :180]))
 
     out = tmp_path / "lum.png"
