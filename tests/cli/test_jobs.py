@@ -14,7 +14,7 @@ from adain_jax.cli import infer as infer_cli
 from adain_jax.controls import color, transfer
 from adain_jax.io import images as image_io
 from tests import soft_weights
-from tests.test_controls import _torch_masked, _torch_mix
+from tests.controls.test_mixing import _torch_masked, _torch_mix
 
 soft_nets = soft_weights.soft_nets  # the shared fixtures
 soft_files = soft_weights.soft_files
