@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import platform
 import sys
@@ -11,10 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.cli import malloc_tuning
-from adain_jax.nn import conv
+from adain_jax.nn import forward, ops
+from benchmarks import conv_formulations
 
 
 def cpu_model() -> str:
@@ -30,14 +31,12 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
-    """One line naming the JAX device, the CPU, its core count, the conv formulation and the
-    malloc settings."""
+    """One line naming the JAX device, the CPU, its core count and the malloc settings."""
     dev = jax.devices()[0]
-    impl = os.environ.get(conv.ENV_VAR, "auto") or "auto"
     return (
         f"device: {dev.platform} ({dev.device_kind}) x{jax.device_count()}; "
         f"CPU: {cpu_model()}, {os.cpu_count()} cores; jax {jax.__version__}; "
-        f"{conv.ENV_VAR}={impl}; malloc: {malloc_mode()}"
+        f"malloc: {malloc_mode()}"
     )
 
 
@@ -82,10 +81,21 @@ def parse_list(text: str, kind: Callable, flag: str) -> list:
     return values
 
 
-def fresh_stylize() -> Callable:
-    """A newly jitted ``stylize``: traced again, so it sees the current ``$ADAIN_JAX_CONV``."""
-    st = importlib.import_module("adain_jax.stylize")
-    return jax.jit(functools.partial(st.stylize.__wrapped__), static_argnames=("dtype",))
+def stylize_fn(conv: str = "direct") -> Callable:
+    """``adain_jax.stylize``'s computation, jitted, with the convolution formulation ``conv``
+    (a name of ``benchmarks.conv_formulations.FORMULATIONS``) in every layer."""
+    impl = conv_formulations.conv_impl(conv)
+
+    @functools.partial(jax.jit, static_argnames=("dtype",))
+    def stylize(params, content, style, alpha=1.0, *, dtype=jnp.float32):
+        height, width = content.shape[1:3]
+        cf = forward.encode(params, content, dtype=dtype, conv_impl=impl).relu4_1
+        sf = forward.encode(params, style, dtype=dtype, conv_impl=impl).relu4_1
+        target = ops.blend(cf, ops.adain(cf, sf), alpha)
+        image = forward.decode(params, target, dtype=dtype, conv_impl=impl)
+        return jnp.clip(image[:, :height, :width], 0.0, 1.0)
+
+    return stylize
 
 
 def time_calls(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:

@@ -35,7 +35,7 @@ def random_params(seed: int = 0) -> dict:
 
     import adain_jax
 
-    shapes = jax.eval_shape(lambda k: adain_jax.init_params(k, 16), jax.random.key(0))
+    shapes = jax.eval_shape(lambda k: adain_jax.init_params(k), jax.random.key(0))
     rng = np.random.default_rng(seed)
 
     def make(path, leaf):
@@ -66,7 +66,7 @@ def case_untiled(size: int) -> dict:
 
 def case_tiled(size: int, max_tile: int | None) -> dict:
     """A size x size image through tiling.stylize_tiled (default: automatic max_tile)."""
-    from adain_jax.controls import mixing as controls
+    import adain_jax.controls as controls
     from adain_jax.controls import tiling
 
     params = random_params()
@@ -83,7 +83,7 @@ def case_tiled(size: int, max_tile: int | None) -> dict:
 
 def case_batch(size: int, n: int, batch: int) -> dict:
     """n same-size contents x one cached style, ``batch`` per call (a directory job's core)."""
-    from adain_jax.controls import mixing as controls
+    import adain_jax.controls as controls
 
     params = random_params()
     rng = np.random.default_rng(0)
@@ -140,7 +140,7 @@ def case_video(size: int, frames: int, batch: int) -> dict:
     """Stylize a generated size x size clip (H.264 in and out), frames/s including I/O."""
     from fractions import Fraction
 
-    from adain_jax.controls import mixing as controls
+    import adain_jax.controls as controls
     from adain_jax.io import images as image_io
     from adain_jax.io import video
 

@@ -11,7 +11,6 @@ VALID ``lax.conv`` formulation and (b) the independent PyTorch network::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import jax
@@ -23,7 +22,8 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("conv_error: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from adain_jax.nn import conv
+from adain_jax.nn import forward
+from benchmarks import conv_formulations
 from benchmarks.common import machine_line
 from benchmarks.vs_torch import random_nets_and_params
 from tests import torch_reference as ref
@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     content = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)
     style = rng.random((args.batch, args.size, args.size, 3), dtype=np.float32)
 
-    def network(p, c, s):
-        cf = adain_jax.encode(p, c).relu4_1
-        return cf, adain_jax.decode(p, adain_jax.adain(cf, adain_jax.encode(p, s).relu4_1))
+    def network(p, c, s, impl):
+        cf = forward.encode(p, c, conv_impl=impl).relu4_1
+        sf = forward.encode(p, s, conv_impl=impl).relu4_1
+        return cf, forward.decode(p, adain_jax.adain(cf, sf), conv_impl=impl)
 
     with torch.no_grad():
         to_nchw = lambda a: torch.from_numpy(a.transpose(0, 3, 1, 2).copy())  # noqa: E731
@@ -57,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     torch_out = out_t.permute(0, 2, 3, 1).numpy()
 
     results = {}
-    for impl in ("valid", *[i for i in conv.IMPLEMENTATIONS if i not in ("auto", "valid")]):
-        os.environ[conv.ENV_VAR] = impl
-        fn = jax.jit(lambda p, c, s: network(p, c, s))  # fresh trace per formulation
-        results[impl] = [np.asarray(a) for a in fn(params, content, style)]
+    names = ("valid", *[n for n in conv_formulations.FORMULATIONS if n != "valid"])
+    for name in names:
+        impl = conv_formulations.conv_impl(name)
+        fn = jax.jit(lambda p, c, s, impl=impl: network(p, c, s, impl))
+        results[name] = [np.asarray(a) for a in fn(params, content, style)]
     print(machine_line().rsplit(";", 1)[0])
     print(f"\n{args.batch} x {args.size} px, max |error| / max |reference|\n")
     print("| conv | relu4_1 vs valid | output vs valid | relu4_1 vs torch | output vs torch |")

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.nn import conv
 from benchmarks.common import machine_line, median, parse_list, time_calls
+from benchmarks.conv_formulations import FORMULATIONS
 
 # (batch, height = width, in channels, out channels): the encoder/decoder at 512 px.
 SHAPES = ((1, 256, 64, 64), (1, 128, 128, 128), (1, 64, 256, 256), (1, 32, 512, 256))
@@ -28,7 +28,7 @@ def _contenders(impl: str, x, k, b, dy):
     """Zero-argument callables: the forward, and forward + backward (``jax.vjp``)."""
 
     def conv_fn(x, k):
-        return conv.reflect_conv(x, k, b, impl=impl)
+        return FORMULATIONS[impl](x, k, b)
 
     f = jax.jit(conv_fn)
     g = jax.jit(lambda x, k, dy: jax.vjp(conv_fn, x, k)[1](dy))
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     impls = parse_list(args.conv, str, "--conv")
-    if any(i not in conv.IMPLEMENTATIONS for i in impls) or args.repeats < 1:
-        sys.exit(f"conv_layers: --conv takes {conv.IMPLEMENTATIONS}; --repeats must be >= 1")
+    if any(i not in FORMULATIONS for i in impls) or args.repeats < 1:
+        sys.exit(f"conv_layers: --conv takes {tuple(FORMULATIONS)}; --repeats must be >= 1")
     print(machine_line().rsplit(";", 1)[0])
     print("\n| N x H x W x Cin -> Cout | pass | " + " | ".join(impls) + " |")
     print("|---|---|" + "---|" * len(impls))

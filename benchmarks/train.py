@@ -65,7 +65,7 @@ def make_jax_step(
     mesh = train_lib.make_mesh()
     step_fn = train_lib.make_train_step(dtype, mesh)
     hp = train_lib.put_replicated(DEFAULTS.hyperparams(), mesh)
-    params = init_params(jax.random.key(seed), 64)
+    params = init_params(jax.random.key(seed))
     vgg = train_lib.put_replicated(params["encoder"], mesh)
     box = {"state": train_lib.init_state(params["decoder"], mesh)}
     images = np.random.default_rng(seed).integers(0, 256, (2, batch, size, size, 3), np.uint8)

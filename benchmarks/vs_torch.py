@@ -46,17 +46,16 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("vs_torch: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from adain_jax.nn import conv
-from adain_jax.training import step as train_lib
+from benchmarks import conv_formulations
 from benchmarks import train as train_bench
 from benchmarks.common import (
     add_malloc_flag,
     apply_malloc_flag,
     format_ms,
-    fresh_stylize,
     machine_line,
     median,
     parse_list,
+    stylize_fn,
     time_calls,
 )
 from tests import torch_reference as ref
@@ -208,8 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-repeats", type=int, default=3, help="0 skips the train step")
     parser.add_argument(
         "--conv",
-        default=os.environ.get(conv.ENV_VAR, "auto") or "auto",
-        help=f"comma-separated reflect_conv formulations to time, each a row ({conv.ENV_VAR})",
+        default="direct",
+        help="comma-separated conv formulations (benchmarks.conv_formulations) to time, each a "
+        "row; the train step runs 'direct' only",
     )
     parser.add_argument(
         "--dtype",
@@ -229,8 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     sizes = parse_list(args.sizes, int, "--sizes")
     impls = parse_list(args.conv, str, "--conv")
     for impl in impls:
-        if impl not in conv.IMPLEMENTATIONS:
-            sys.exit(f"vs_torch: --conv: unknown {impl!r}; choose from {conv.IMPLEMENTATIONS}")
+        if impl not in conv_formulations.FORMULATIONS:
+            names = tuple(conv_formulations.FORMULATIONS)
+            sys.exit(f"vs_torch: --conv: unknown {impl!r}; choose from {names}")
     if min(sizes) < 9 or args.repeats < 0 or args.train_repeats < 0 or args.train_batch < 1:
         sys.exit("vs_torch: --sizes must be >= 9 px, --repeats and --train-repeats >= 0")
     device = args.torch_device or default_torch_device()
@@ -261,8 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         fns = {"torch": lambda c=c_t, s=s_t: stylizer(c, s)}
         compile_s, diff = {}, {}
         for impl in impls:
-            os.environ[conv.ENV_VAR] = impl  # read when the fresh function is traced
-            fn = fresh_stylize()
+            fn = stylize_fn(impl)
             c_j, s_j = jax.device_put(content), jax.device_put(style)
             start = time.perf_counter()
             got = np.asarray(fn(params, c_j, s_j, dtype=jax_dtype))
@@ -279,9 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         s_t = to_torch(rng.random((b, s, s, 3), dtype=np.float32), device)
         fns = {"torch": lambda: trainer.step(c_t, s_t)}
         compile_s = {}
-        for impl in impls:
-            os.environ[conv.ENV_VAR] = impl
-            train_lib.make_train_step.cache_clear()  # trace again with this formulation
+        # The train step runs the product's convolution only (no formulation switch).
+        train_impls = [i for i in impls if i == "direct"] or ["direct"]
+        for impl in train_impls:
             fns[impl], _ = train_bench.make_jax_step(args.dtype, b, s)
             start = time.perf_counter()
             jax.block_until_ready(fns[impl]())
@@ -289,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"(compiled train step {impl}: {compile_s[impl]:.1f} s)", file=sys.stderr)
         trainer.step(c_t, s_t)  # warm-up
         times = time_calls(fns, args.train_repeats)
-        print_rows(f"train step {b}x{s} px (adain_jax.training.step)", impls, times, compile_s)
+        print_rows(
+            f"train step {b}x{s} px (adain_jax.training.step)", train_impls, times, compile_s
+        )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def identity_params() -> dict:
                 arr[k, k, i, i] = 1.0
         return arr
 
-    shapes = jax.eval_shape(lambda key: adain_jax.init_params(key, 16), jax.random.key(0))
+    shapes = jax.eval_shape(lambda key: adain_jax.init_params(key), jax.random.key(0))
     return jax.tree_util.tree_map_with_path(ident, shapes)
 
 

@@ -56,18 +56,18 @@ def rgb_mean_cov(image: Array) -> tuple[Array, Array]:
     return mean, cov
 
 
-def match_color(style: Array, content: Array, clip: bool = True) -> Array:
+def match_color(content: Array, style: Array, *, clip: bool = True) -> Array:
     """The style image recoloured to the content's RGB mean and covariance.
 
     Args:
-      style: ``[..., Hs, Ws, 3]`` float in [0, 1] (the image to recolour).
       content: ``[..., H, W, 3]`` float in [0, 1] (the colours to take);
         leading axes broadcast against the style's.
+      style: ``[..., Hs, Ws, 3]`` float in [0, 1] (the image to recolour).
       clip: clip the result to [0, 1] (the exact-statistics property holds
         before clipping).
 
     Returns:
-      float32 ``[..., Hs, Ws, 3]``.
+      float32 ``[..., Hs, Ws, 3]``: the STYLE image, recoloured.
     """
     s = _pixels(style)
     s_mean, s_cov = rgb_mean_cov(style)

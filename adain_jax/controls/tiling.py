@@ -16,7 +16,7 @@ difference spreads inward by the receptive-field radius: 37 px for relu4_1
 (under 4 feature cells) for the decoder. The margins are larger than both,
 so tiled equals untiled up to float rounding (measured: max abs difference
 0, bit-identical, in [0, 1] pixel units on a 321x290 image with 160 and
-256 px windows; ``tests/test_tiling.py`` asserts <= 1e-5).
+256 px windows; ``tests/controls/test_tiling.py`` asserts <= 1e-5).
 
 Memory: a window of ``max_tile`` px per side needs about
 ``BYTES_PER_PIXEL`` bytes per pixel in float32 (encoder or decoder
@@ -36,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax.controls import mixing as controls
-from adain_jax.controls.mixing import StyleStats
-from adain_jax.controls.transfer import check_image_size, decode, encode
+from adain_jax.controls.masks import check_labels, resize_labels
+from adain_jax.controls.stats import StyleStats, normalize_weights
+from adain_jax.controls.targets import apply_coefficients, target_coefficients
+from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
 from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS
 
 Dtype = Any
@@ -122,16 +123,16 @@ def _check_max_tile(max_tile: int) -> None:
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
 def _encode_window(params, window, dtype):
-    return encode(params, window, dtype).relu4_1.astype(jnp.float32)
+    return encode(params, window, dtype=dtype).relu4_1.astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
 def _decode_window(params, feat, scale, shift, alpha, labels, dtype):
-    target = controls.apply_coefficients(feat, scale, shift, alpha, labels)
-    return jnp.clip(decode(params, target, dtype), 0.0, 1.0)
+    target = apply_coefficients(feat, scale, shift, alpha, labels)
+    return jnp.clip(decode(params, target, dtype=dtype), 0.0, 1.0)
 
 
-_coefficients = jax.jit(controls.target_coefficients)
+_coefficients = jax.jit(target_coefficients)
 
 
 def encode_tiled(
@@ -142,7 +143,7 @@ def encode_tiled(
     _check_max_tile(max_tile)
     n, height, width, _ = content.shape
     tile = (max_tile - 2 * ENCODER_MARGIN) // DOWNSAMPLE * DOWNSAMPLE
-    h, w = controls.feature_size(height, width)
+    h, w = feature_size(height, width)
     feat = np.empty((n, h, w, FEATURE_CHANNELS), np.float32)
     rows = plan_axis(height, tile, ENCODER_MARGIN, DOWNSAMPLE)
     cols = plan_axis(width, tile, ENCODER_MARGIN, DOWNSAMPLE)
@@ -206,7 +207,7 @@ def stylize_tiled(
     max_tile: int | None = None,
     dtype: Dtype = jnp.float32,
 ) -> np.ndarray:
-    """``controls.stylize_with_stats`` in bounded memory (same arguments, NumPy in and out).
+    """``stylize_with_stats`` in bounded memory (same arguments, NumPy in and out).
 
     Args:
       content: float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1], any size.
@@ -227,12 +228,12 @@ def stylize_tiled(
     feat = encode_tiled(params, content, max_tile, dtype)
     labels = None
     if mask is not None:
-        controls.check_labels(mask, stats.num_styles)
-        labels = controls.resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
+        check_labels(mask, stats.num_styles)
+        labels = resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
         weights = None
     else:
-        weights = controls.normalize_weights(weights, stats.num_styles)
+        weights = normalize_weights(weights, stats.num_styles)
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)
     out = decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
     out = out[:, :height, :width]

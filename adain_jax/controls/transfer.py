@@ -1,49 +1,31 @@
-"""The public, pure stylization functions.
+"""The stylization functions: one style (``stylize``), K styles mixed or by
+region (``stylize_mix``), cached statistics (``stylize_with_stats``).
 
-``stylize`` is ``jax.jit``-compiled once here (``dtype`` static, everything
-else traced), so repeated calls at one shape reuse one executable; it also
-composes with ``jax.vmap`` and ``jax.grad``.
+All are pure; ``stylize`` and the core of ``stylize_with_stats`` are
+``jax.jit``-compiled here (``dtype`` static, everything else traced), so
+repeated calls at one shape reuse one executable. They compose with
+``jax.jit``, ``jax.vmap`` and ``jax.grad``. Parameter order everywhere:
+params, content, style(s) or stats, alpha, then keyword-only options.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
+from adain_jax.controls.buckets import valid_cells
+from adain_jax.controls.masks import check_mask, resize_labels_within
+from adain_jax.controls.stats import StyleStats, encode_style, normalize_weights, stack_stats
+from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
 from adain_jax.nn import ops
-from adain_jax.nn.models import DOWNSAMPLE, Decoder, EncoderTaps, VGGEncoder
+from adain_jax.nn.forward import as_batch, check_image_size, decode, encode, feature_sizes
 
 Dtype = Any
-
-
-def encode(params: dict, images: Array, dtype: Dtype = jnp.float32) -> EncoderTaps:
-    """VGG taps of RGB ``[N, H, W, 3]`` images in [0, 1] (see ``VGGEncoder``)."""
-    return VGGEncoder(dtype=dtype).apply({"params": params["encoder"]}, images)
-
-
-def decode(params: dict, features: Array, dtype: Dtype = jnp.float32) -> Array:
-    """Decode ``[N, h, w, 512]`` features to float32 RGB ``[N, 8h, 8w, 3]`` (unclipped)."""
-    return Decoder(dtype=dtype).apply({"params": params["decoder"]}, features)
-
-
-def _as_batch(x: Array, name: str) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
-    return x
-
-
-def check_image_size(height: int, width: int, name: str = "image") -> None:
-    """Raise ``ValueError`` for images too small for relu4_1's reflection padding."""
-    smallest = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
-    if min(height, width) < smallest:
-        raise ValueError(f"{name} is {height}x{width}; each side must be at least {smallest} px")
 
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
@@ -75,15 +57,122 @@ def stylize(
       float32 image with the content's shape, clipped to [0, 1].
     """
     single = jnp.ndim(content) == 3
-    content = _as_batch(content, "content")
-    style = _as_batch(style, "style")
+    content = as_batch(content, "content")
+    style = as_batch(style, "style")
     height, width = content.shape[1:3]
     check_image_size(height, width, "content")
     check_image_size(*style.shape[1:3], "style")
-    content_feat = encode(params, content, dtype).relu4_1
-    style_feat = encode(params, style, dtype).relu4_1
+    content_feat = encode(params, content, dtype=dtype).relu4_1
+    style_feat = encode(params, style, dtype=dtype).relu4_1
     alpha = jnp.asarray(alpha, jnp.float32).reshape(-1, 1, 1, 1)
     target = ops.blend(content_feat, ops.adain(content_feat, style_feat), alpha)
-    image = decode(params, target, dtype)[:, :height, :width, :]
+    image = decode(params, target, dtype=dtype)[:, :height, :width, :]
     image = jnp.clip(image, 0.0, 1.0)
     return image[0] if single else image
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype):
+    height, width = content.shape[1:3]
+    if sizes is None:
+        feat = encode(params, content, dtype=dtype).relu4_1
+        target = stylize_features(feat, stats, alpha, weights, mask)
+        image = decode(params, target, dtype=dtype)
+    else:
+        feat = encode(params, content, dtype=dtype, sizes=sizes).relu4_1
+        cells = feature_sizes(sizes)
+        h, w = feat.shape[1:3]
+        labels = None if mask is None else resize_labels_within(mask, cells, h, w)
+        scale, shift = target_coefficients(feat, stats, weights, labels, valid_cells(cells, h, w))
+        target = apply_coefficients(feat, scale, shift, alpha, labels)
+        image = decode(params, target, dtype=dtype, sizes=cells)
+    return jnp.clip(image[:, :height, :width, :], 0.0, 1.0)
+
+
+def stylize_with_stats(
+    params: dict,
+    content: Array,
+    stats: StyleStats,
+    alpha: Array | float = 1.0,
+    *,
+    weights: Array | Sequence[float] | None = None,
+    mask: Array | None = None,
+    sizes: Array | None = None,
+    dtype: Dtype = jnp.float32,
+) -> Array:
+    """Stylize against cached style statistics (``encode_style``).
+
+    Args:
+      params: ``{"encoder", "decoder"}``.
+      content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1], sides >= 9 px.
+      stats: K >= 1 styles, shared by every content image.
+      alpha: content-style trade-off in [0, 1], scalar or ``[N]``.
+      weights: ``[K]`` interpolation weights, normalised to sum 1 (equal if
+        ``None``); used without ``mask``.
+      mask: int region labels ``[Hm, Wm]`` or ``[N, Hm, Wm]`` in ``0..K-1``,
+        any size (resized to the relu4_1 grid by nearest neighbour); region k
+        takes style k.
+      sizes: optional int ``[N, 2]`` (traced): ``content`` is a batch
+        ``[N, Hb, Wb, 3]`` of images padded at the bottom/right
+        (``pad_to_bucket``) and ``sizes[n]`` is image n's ``(H, W)`` (each at
+        least 9 px). Each image is stylized exactly as unpadded (its own
+        reflection borders, content statistics over its own relu4_1 cells,
+        a mask stretched over its own area): crop output n to ``sizes[n]``.
+        One compilation serves every mix of sizes in a padded shape.
+      dtype: compute dtype of the convolutions.
+
+    Returns:
+      float32 image with the content's shape, clipped to [0, 1]. Compiled
+      once per shape and dtype; ``alpha``, ``weights``, ``sizes`` and the
+      mask's values are traced.
+    """
+    single = jnp.ndim(content) == 3
+    content = as_batch(content, "content")
+    check_image_size(*content.shape[1:3], "content")
+    if sizes is not None:
+        if single:
+            raise ValueError("sizes needs a batch [N, Hb, Wb, 3] of padded contents")
+        sizes = jnp.asarray(sizes, jnp.int32)
+        if sizes.shape != (content.shape[0], 2):
+            raise ValueError(f"sizes must be [N, 2] for {content.shape[0]} contents")
+    weights = normalize_weights(weights, stats.num_styles) if mask is None else None
+    mask = check_mask(mask, stats)
+    out = _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype)
+    return out[0] if single else out
+
+
+def stylize_mix(
+    params: dict,
+    content: Array,
+    styles: Array | Sequence[Array],
+    alpha: Array | float = 1.0,
+    *,
+    weights: Array | Sequence[float] | None = None,
+    mask: Array | None = None,
+    dtype: Dtype = jnp.float32,
+) -> Array:
+    """Stylize with several styles: interpolation (``weights``) or spatial control (``mask``).
+
+    Args:
+      params: ``{"encoder", "decoder"}``.
+      content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1].
+      styles: ``[K, Hs, Ws, 3]`` or a sequence of K images ``[Hs_k, Ws_k, 3]``
+        (sizes may differ) in [0, 1].
+      alpha: in [0, 1]; applies after mixing.
+      weights: ``[K]`` floats >= 0, normalised to sum 1 (equal if ``None``).
+      mask: int labels ``[Hm, Wm]`` (or ``[N, Hm, Wm]``) in ``0..K-1``; region
+        k gets style k and content statistics of region k only (the authors'
+        semantics); overrides ``weights``. Use ``labels_from_mask_image`` for
+        mask images.
+      dtype: compute dtype.
+
+    Returns:
+      float32 image with the content's shape, in [0, 1].
+    """
+    if isinstance(styles, (list, tuple)):
+        stats = stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
+    else:
+        stats = encode_style(params, styles, dtype=dtype)
+    return stylize_with_stats(
+        params, content, stats, alpha, weights=weights, mask=mask, dtype=dtype
+    )

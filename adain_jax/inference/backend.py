@@ -1,9 +1,8 @@
 """The stylize stage: every call into ``adain_jax.controls`` made by ``infer.py``.
 
-The calls below are written in the target API of the consolidation (content
-first, then style(s)/stats, ``alpha``, then keyword-only options;
-``stylize_with_stats(..., sizes=)`` for padded batches). Until the ``nn``
-branch lands, a compatibility shim maps them onto the old functions.
+Every call follows the public API's order (content first, then style(s)/stats,
+``alpha``, then keyword-only options; ``stylize_with_stats(..., sizes=)`` for
+padded batches).
 """
 
 from __future__ import annotations
@@ -11,43 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import jax.numpy as jnp
 import numpy as np
 
-# --- compatibility shim: DELETE at merge, replace with the import below ------------------
-# from adain_jax.controls import (
-#     StyleStats, encode_style, labels_from_mask_image, luminance_inputs, match_color,
-#     recombine_luminance, stack_stats, stylize_tiled, stylize_with_stats,
-# )
-from adain_jax.controls import color as _color
-from adain_jax.controls import mixing as _mixing
-from adain_jax.controls.color import luminance_inputs, recombine_luminance
-from adain_jax.controls.mixing import (
+from adain_jax.controls import (
     StyleStats,
     encode_style,
     labels_from_mask_image,
+    luminance_inputs,
+    match_color,
     pad_to_bucket,
+    recombine_luminance,
     stack_stats,
+    stylize_with_stats,
 )
 from adain_jax.controls.tiling import MIN_TILE, auto_max_tile, needs_tiling, stylize_tiled
-
-
-def match_color(content, style, *, clip: bool = True):  # old: match_color(style, content)
-    return _color.match_color(style, content, clip)
-
-
-def stylize_with_stats(
-    params, content, stats, alpha=1.0, *, weights=None, mask=None, sizes=None, dtype=jnp.float32
-):  # old: stylize_padded(params, content, sizes, stats, alpha, normalized weights, dtype=)
-    if sizes is None:
-        return _mixing.stylize_with_stats(
-            params, content, stats, alpha, weights=weights, mask=mask, dtype=dtype
-        )
-    weights = _mixing.normalize_weights(weights, stats.num_styles)
-    return _mixing.stylize_padded(params, content, sizes, stats, alpha, weights, dtype=dtype)
-
-
-# --- end of the shim ----------------------------------------------------------------------
 
 if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
     from adain_jax.inference.plan import Plan

@@ -95,23 +95,3 @@ def blend(content_feat: Array, target_feat: Array, alpha: Array | float) -> Arra
     return (1.0 - alpha) * content_feat.astype(jnp.float32) + alpha * target_feat.astype(
         jnp.float32
     )
-
-
-def adain_from_stats(
-    content_feat: Array, style_mean: Array, style_std: Array, eps: float = EPS
-) -> Array:
-    """AdaIN against precomputed style statistics (see ``channel_mean_std``).
-
-    Args:
-      content_feat: ``[..., H, W, C]`` features of the content.
-      style_mean, style_std: ``[..., 1, 1, C]`` float32 statistics of the style
-        features, broadcasting against the content's leading axes.
-      eps: added to the content's variance before the square root.
-
-    Returns:
-      float32 ``[..., H, W, C]``; equals ``adain(content_feat, style_feat)``
-      when the statistics are ``channel_mean_std(style_feat, eps)``.
-    """
-    c_mean, c_std = channel_mean_std(content_feat, eps)
-    normalised = (content_feat.astype(jnp.float32) - c_mean) / c_std
-    return normalised * style_std + style_mean

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.nn import ops
-from adain_jax.nn.models import DTYPES, Decoder, VGGEncoder
+from adain_jax.nn import forward, ops
+from adain_jax.nn.models import DTYPES
 from adain_jax.training import losses
 
 DEFAULT_CHUNK = 8
@@ -42,10 +42,10 @@ def pair_function(dtype: str = "float32") -> Callable:
 
     def one(enc, dec, loss_enc, c, s):
         c, s = c[None], s[None]
-        encoder = VGGEncoder(dtype=compute)
-        cf = encoder.apply({"params": enc}, c).relu4_1
-        sf = encoder.apply({"params": enc}, s).relu4_1
-        out = Decoder(dtype=compute).apply({"params": dec}, ops.adain(cf, sf))
+        params = {"encoder": enc, "decoder": dec}
+        cf = forward.encode(params, c, dtype=compute).relu4_1
+        sf = forward.encode(params, s, dtype=compute).relu4_1
+        out = forward.decode(params, ops.adain(cf, sf), dtype=compute)
         out = jnp.clip(out, 0.0, 1.0)
         lc, ls = losses.output_losses(loss_enc, out, c, s, dtype=compute)
         return lc, ls, out[0]

@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.nn import ops
-from adain_jax.nn.models import Decoder, EncoderTaps, VGGEncoder
+from adain_jax.nn import forward, ops
+from adain_jax.nn.models import EncoderTaps
 
 Dtype = Any
 
@@ -75,9 +75,9 @@ def adain_losses(
     """The paper's losses of one batch of content/style pairs.
 
     Args:
-      encoder_params: frozen ``VGGEncoder`` params (no gradient flows to them
+      encoder_params: frozen encoder params (no gradient flows to them
         through the targets; differentiate w.r.t. ``decoder_params`` only).
-      decoder_params: ``Decoder`` params.
+      decoder_params: decoder params (``adain_jax.nn.models.init_decoder``).
       content: RGB float ``[N, H, W, 3]`` in [0, 1]; H and W multiples of 8, at least 16.
       style: RGB float ``[N, Hs, Ws, 3]`` in [0, 1].
       content_weight, style_weight: loss weights (paper/port: 1 and 10).
@@ -87,8 +87,8 @@ def adain_losses(
       ``(Losses, output)``: float32 scalars and the decoder output ``g(t)``,
       float32 ``[N, H, W, 3]`` (unclipped).
     """
-    encoder = VGGEncoder(dtype=dtype)
-    encode = lambda x: encoder.apply({"params": encoder_params}, x)  # noqa: E731
+    params = {"encoder": encoder_params, "decoder": decoder_params}
+    encode = lambda x: forward.encode(params, x, dtype=dtype)  # noqa: E731
     if content.shape == style.shape:  # one encoder pass for both halves of the batch
         both = encode(jnp.concatenate([content, style]))
         n = content.shape[0]
@@ -99,7 +99,7 @@ def adain_losses(
         style_taps = encode(style)
     style_taps = jax.tree.map(jax.lax.stop_gradient, style_taps)
     target = jax.lax.stop_gradient(ops.adain(content_feat, style_taps.relu4_1))
-    output = Decoder(dtype=dtype).apply({"params": decoder_params}, target)
+    output = forward.decode(params, target, dtype=dtype)
     output_taps = encode(output)
     c = content_loss(output_taps.relu4_1, target)
     s = style_loss(output_taps, style_taps)
@@ -126,8 +126,7 @@ def output_losses(
     Returns:
       ``(content_loss, style_loss)``, float32 scalars (unweighted, batch means).
     """
-    encoder = VGGEncoder(dtype=dtype)
-    encode = lambda x: encoder.apply({"params": encoder_params}, x)  # noqa: E731
+    encode = lambda x: forward.encode({"encoder": encoder_params}, x, dtype=dtype)  # noqa: E731
     style_taps = encode(style)
     target = ops.adain(encode(content).relu4_1, style_taps.relu4_1)
     output_taps = encode(output)

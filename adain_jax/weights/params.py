@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from adain_jax.nn.models import Decoder, VGGEncoder
+from adain_jax.nn import models
 from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.download import DownloadError
@@ -93,11 +93,8 @@ def load_params(
     return {"encoder": _to_device(encoder), "decoder": _to_device(decoder_params)}
 
 
-def init_params(rng: jax.Array, image_size: int = 64) -> Params:
-    """Random parameters (Flax default initialisers), e.g. for tests and benchmarks."""
+def init_params(rng: jax.Array) -> Params:
+    """Random ``{"encoder", "decoder"}`` parameters (Flax default initialisers), float32,
+    e.g. for tests and benchmarks; the decoder is ``adain_jax.nn.models.init_decoder``'s."""
     enc_rng, dec_rng = jax.random.split(rng)
-    images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-    encoder = VGGEncoder().init(enc_rng, images)["params"]
-    feats = jnp.zeros((1, image_size // 8, image_size // 8, 512), jnp.float32)
-    decoder = Decoder().init(dec_rng, feats)["params"]
-    return {"encoder": encoder, "decoder": decoder}
+    return {"encoder": models.init_encoder(enc_rng), "decoder": models.init_decoder(dec_rng)}

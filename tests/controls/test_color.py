@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import adain_jax.controls as controls
 from adain_jax.controls import color
-from adain_jax.controls import mixing as controls
 from tests import soft_weights
 from tests.conftest import random_images
 
@@ -44,17 +44,17 @@ def _numpy_coral(style: np.ndarray, content: np.ndarray) -> np.ndarray:
 def test_match_color_takes_content_mean_and_covariance():
     style = _tinted(0, 24, 40, (1.0, 0.5, 0.2), (0.0, 0.1, 0.3))
     content = _tinted(1, 32, 16, (0.3, 0.8, 0.6), (0.2, 0.0, 0.1))
-    got = np.asarray(color.match_color(style, content, clip=False))
+    got = np.asarray(color.match_color(content, style, clip=False))
     assert got.shape == style.shape
     c_mean, c_cov = _stats(content)
     g_mean, g_cov = _stats(got)
     np.testing.assert_allclose(g_mean, c_mean, atol=1e-5)
     np.testing.assert_allclose(g_cov, c_cov, atol=2e-5 * np.abs(c_cov).max() + 1e-7)
     np.testing.assert_allclose(got, _numpy_coral(style, content), atol=2e-3)
-    clipped = np.asarray(color.match_color(style, content))
+    clipped = np.asarray(color.match_color(content, style))
     assert clipped.min() >= 0 and clipped.max() <= 1
     # batched: leading axes broadcast
-    both = np.asarray(color.match_color(np.stack([style, style]), content[None], clip=False))
+    both = np.asarray(color.match_color(content[None], np.stack([style, style]), clip=False))
     np.testing.assert_allclose(both[1], got, atol=1e-5)
 
 
@@ -72,7 +72,7 @@ def test_preserve_color_moves_output_colours_to_content():
     content = _blocky(2, 32, 64, (0.2, 0.9, 0.4), (0.1, 0.0, 0.3))
     style = _blocky(3, 32, 32, (1.0, 0.3, 0.1), (0.0, 0.2, 0.0))
     plain = np.asarray(controls.stylize_mix(params, content, [style]))
-    kept = controls.stylize_mix(params, content, [np.asarray(color.match_color(style, content))])
+    kept = controls.stylize_mix(params, content, [np.asarray(color.match_color(content, style))])
     c_mean, c_cov = _stats(content)
     s_mean, _ = _stats(style)
     np.testing.assert_allclose(_stats(plain)[0], s_mean, atol=1e-4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adain_jax.controls import mixing as controls
+import adain_jax.controls as controls
 from adain_jax.controls import tiling
 from tests import soft_weights
 from tests.conftest import random_images
@@ -37,7 +37,7 @@ def test_plan_axis_partitions_with_margins(n, tile, margin, align):
         assert len(windows) > 1
 
 
-@pytest.mark.parametrize("use_mask", [True])  # the CLI test covers tiles without a mask
+@pytest.mark.parametrize("use_mask", [False, True])
 def test_tiled_equals_untiled(soft_nets, use_mask):
     _, _, params = soft_nets
     content = random_images(0, 1, 179, 170)  # odd sizes: ceil pooling at the border; 2x2 windows

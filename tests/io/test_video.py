@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("av")
 
-from adain_jax.controls import mixing as controls
+import adain_jax.controls as controls
 from adain_jax.io import images as image_io  # noqa: E402
 from adain_jax.io import video  # noqa: E402
 from tests import soft_weights  # noqa: E402

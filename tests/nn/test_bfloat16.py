@@ -29,10 +29,10 @@ def port_params(port_weight_files):
 
 def _decoded(params, content, style, dtype):
     feat = adain_jax.adain(
-        adain_jax.encode(params, content, dtype).relu4_1,
-        adain_jax.encode(params, style, dtype).relu4_1,
+        adain_jax.encode(params, content, dtype=dtype).relu4_1,
+        adain_jax.encode(params, style, dtype=dtype).relu4_1,
     )
-    return np.asarray(adain_jax.decode(params, feat, dtype), np.float64)
+    return np.asarray(adain_jax.decode(params, feat, dtype=dtype), np.float64)
 
 
 def test_bfloat16_stylize_close_to_float32(port_params):

@@ -1,0 +1,92 @@
+"""Style statistics: the style-feature cache of the runtime controls.
+
+``encode_style`` turns style images into ``StyleStats`` (relu4_1 channel
+mean/std) once, so many contents against one style cost only the content's
+encoder and decoder (``adain_jax.controls.transfer.stylize_with_stats``).
+Style interpolation mixes K styles with weights normalised to sum 1: AdaIN
+is affine in the style statistics, so the mix equals AdaIN with the weighted
+mean of the styles' means and stds.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from adain_jax.nn import ops
+from adain_jax.nn.forward import as_batch, check_image_size, encode
+
+Dtype = Any
+
+
+class StyleStats(NamedTuple):
+    """Channel statistics of K styles' relu4_1 features (a pytree).
+
+    Attributes:
+      mean: float32 ``[K, 1, 1, 512]``.
+      std: float32 ``[K, 1, 1, 512]`` (biased variance + ``ops.EPS``, square-rooted).
+    """
+
+    mean: Array
+    std: Array
+
+    @property
+    def num_styles(self) -> int:
+        return self.mean.shape[0]
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def encode_style(params: dict, style: Array, *, dtype: Dtype = jnp.float32) -> StyleStats:
+    """Encode style images once into ``StyleStats``.
+
+    Args:
+      params: ``{"encoder", ...}``.
+      style: RGB float ``[Hs, Ws, 3]`` (one style) or ``[K, Hs, Ws, 3]`` (K
+        styles of one size) in [0, 1]; each side at least 9 px.
+      dtype: compute dtype of the convolutions.
+
+    Returns:
+      ``StyleStats`` with ``K`` (1 for a single image) leading entries.
+    """
+    style = as_batch(style, "style")
+    check_image_size(*style.shape[1:3], "style")
+    mean, std = ops.channel_mean_std(encode(params, style, dtype=dtype).relu4_1)
+    return StyleStats(mean, std)
+
+
+def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:
+    """Concatenate several ``StyleStats`` along the style axis (in order)."""
+    if not stats:
+        raise ValueError("need at least one style")
+    return StyleStats(
+        jnp.concatenate([s.mean for s in stats]), jnp.concatenate([s.std for s in stats])
+    )
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether ``x`` is a value known now (not ``None``, not a tracer under ``jax.jit``)."""
+    return x is not None and not isinstance(x, jax.core.Tracer)
+
+
+def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) -> Array:
+    """Interpolation weights as float32 ``[K]`` summing to 1 (equal if ``None``).
+
+    Raises ``ValueError`` (when the values are concrete) for a wrong count,
+    negative weights or a zero sum.
+    """
+    if weights is None:
+        return jnp.full((num_styles,), 1.0 / num_styles, jnp.float32)
+    if is_concrete(weights):
+        w = np.asarray(weights, np.float64)
+        if w.shape != (num_styles,):
+            raise ValueError(f"got {w.size} style weights for {num_styles} styles")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"style weights must be >= 0 with a positive sum, got {w.tolist()}")
+    w = jnp.asarray(weights, jnp.float32)
+    return w / jnp.sum(w)

@@ -1,0 +1,99 @@
+"""THE forward pass: ``encode`` and ``decode``, used by every caller of the networks.
+
+Stylization (``adain_jax.controls``), tiling, padded size buckets,
+evaluation and the training losses all run the networks through these two
+functions; padded batches pass ``sizes`` instead of taking another path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from jax import Array
+
+from adain_jax.nn import conv
+from adain_jax.nn.models import DOWNSAMPLE, EncoderTaps, VGGEncoder, make_decoder
+
+Dtype = Any
+
+
+def encode(
+    params: dict,
+    images: Array,
+    *,
+    dtype: Dtype = jnp.float32,
+    sizes: Array | None = None,
+    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+) -> EncoderTaps:
+    """VGG taps (relu1_1 ... relu4_1) of RGB images.
+
+    Args:
+      params: ``{"encoder": ..., ...}``.
+      images: float ``[N, H, W, 3]`` in [0, 1].
+      dtype: compute dtype of the convolutions (float32 or bfloat16); the
+        taps come back in it.
+      sizes: optional int ``[N, 2]``, the ``(height, width)`` of each image in
+        a batch padded at the bottom/right; each image is then encoded as if
+        unpadded (reflection at its own border) on its valid cells,
+        ``ceil(sizes / 2**k)`` of tap k (k = 0..3). Traced.
+      conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
+
+    Returns:
+      ``EncoderTaps``; relu4_1 is ``[N, ceil(H/8), ceil(W/8), 512]``.
+    """
+    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl)
+    return module.apply({"params": params["encoder"]}, images, sizes)
+
+
+def decode(
+    params: dict,
+    features: Array,
+    *,
+    dtype: Dtype = jnp.float32,
+    sizes: Array | None = None,
+    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+) -> Array:
+    """Decode relu4_1-sized features to an image.
+
+    Args:
+      params: ``{"decoder": ..., ...}``.
+      features: ``[N, h, w, 512]``, any float dtype.
+      dtype: compute dtype of the convolutions.
+      sizes: optional int ``[N, 2]``: valid feature cells of each image in a
+        padded batch; image n is then valid on its ``8 * sizes[n]`` pixels.
+      conv_impl: convolution formulation, static.
+
+    Returns:
+      float32 RGB ``[N, 8h, 8w, 3]``, unclipped (roughly [0, 1]).
+    """
+    module = make_decoder(dtype=dtype, conv_impl=conv_impl)
+    return module.apply({"params": params["decoder"]}, features, sizes)
+
+
+def as_batch(x: Array, name: str) -> Array:
+    """``[H, W, 3]`` or ``[N, H, W, 3]`` as ``[N, H, W, 3]``; ``ValueError`` naming ``name``
+    for any other shape."""
+    x = jnp.asarray(x)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
+    return x
+
+
+def check_image_size(height: int, width: int, name: str = "image") -> None:
+    """Raise ``ValueError`` for images too small for relu4_1's reflection padding."""
+    smallest = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
+    if min(height, width) < smallest:
+        raise ValueError(f"{name} is {height}x{width}; each side must be at least {smallest} px")
+
+
+def feature_size(height: int, width: int) -> tuple[int, int]:
+    """relu4_1 grid size of an ``height x width`` image (three ceil-mode pools)."""
+    return -(-height // DOWNSAMPLE), -(-width // DOWNSAMPLE)
+
+
+def feature_sizes(sizes: Array) -> Array:
+    """relu4_1 valid cells, int32 ``[N, 2]``, of images of ``sizes`` ``[N, 2]``."""
+    return -(-jnp.asarray(sizes, jnp.int32) // DOWNSAMPLE)
