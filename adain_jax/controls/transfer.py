@@ -23,12 +23,19 @@ from adain_jax.controls.masks import check_mask, resize_labels_within
 from adain_jax.controls.stats import StyleStats, encode_style, normalize_weights, stack_stats
 from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
 from adain_jax.nn import ops
-from adain_jax.nn.forward import as_batch, check_image_size, decode, encode, feature_sizes
+from adain_jax.nn.forward import (
+    as_batch,
+    check_batches,
+    check_image_size,
+    decode,
+    encode,
+    feature_sizes,
+)
 
 Dtype = Any
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
+@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
 def stylize(
     params: dict,
     content: Array,
@@ -36,6 +43,7 @@ def stylize(
     alpha: Array | float = 1.0,
     *,
     dtype: Dtype = jnp.float32,
+    conv_impl: str = "direct",
 ) -> Array:
     """Render ``content`` in the style of ``style`` (Huang & Belongie, eq. 11).
 
@@ -52,9 +60,21 @@ def stylize(
         recompile.
       dtype: compute dtype of the convolutions (``jnp.float32`` or
         ``jnp.bfloat16``); statistics are always float32.
+      conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
+
+    Autodiff: reverse mode (``jax.grad``, ``jax.vjp``) works with respect to
+    every argument. Forward mode (``jax.jvp``, ``jax.jacfwd``) is NOT
+    supported: the channel statistics and the CPU convolution have hand-written
+    reverse-mode gradients (``jax.custom_vjp``, for memory and speed), which
+    JAX cannot differentiate forward; use ``jax.vjp`` instead.
 
     Returns:
       float32 image with the content's shape, clipped to [0, 1].
+
+    Raises (at trace time): ``TypeError`` for integer images (divide uint8 by
+    255), ``ValueError`` for bad shapes, a style batch other than 1 or N, an
+    ``alpha`` that is not a scalar or ``[N]``, or sides under 9 px. Values are
+    not checked (floats in 0..255 cannot be told from shapes): pass [0, 1].
     """
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
@@ -62,11 +82,12 @@ def stylize(
     height, width = content.shape[1:3]
     check_image_size(height, width, "content")
     check_image_size(*style.shape[1:3], "style")
-    content_feat = encode(params, content, dtype=dtype).relu4_1
-    style_feat = encode(params, style, dtype=dtype).relu4_1
+    check_batches(content.shape[0], style.shape[0], jnp.shape(alpha))
+    content_feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
+    style_feat = encode(params, style, dtype=dtype, conv_impl=conv_impl).relu4_1
     alpha = jnp.asarray(alpha, jnp.float32).reshape(-1, 1, 1, 1)
     target = ops.blend(content_feat, ops.adain(content_feat, style_feat), alpha)
-    image = decode(params, target, dtype=dtype)[:, :height, :width, :]
+    image = decode(params, target, dtype=dtype, conv_impl=conv_impl)[:, :height, :width, :]
     image = jnp.clip(image, 0.0, 1.0)
     return image[0] if single else image
 
@@ -129,6 +150,7 @@ def stylize_with_stats(
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     check_image_size(*content.shape[1:3], "content")
+    check_batches(content.shape[0], 1, jnp.shape(alpha))
     if sizes is not None:
         if single:
             raise ValueError("sizes needs a batch [N, Hb, Wb, 3] of padded contents")

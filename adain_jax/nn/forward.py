@@ -72,14 +72,38 @@ def decode(
 
 
 def as_batch(x: Array, name: str) -> Array:
-    """``[H, W, 3]`` or ``[N, H, W, 3]`` as ``[N, H, W, 3]``; ``ValueError`` naming ``name``
-    for any other shape."""
+    """``[H, W, 3]`` or ``[N, H, W, 3]`` float images as ``[N, H, W, 3]``.
+
+    Raises (naming ``name``, at trace time):
+      TypeError: integer or boolean images (e.g. uint8 0..255): the networks
+        expect float values in [0, 1].
+      ValueError: any other shape.
+    """
     x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; images must be floats in [0, 1] "
+            f"(for 8-bit images: {name}.astype(np.float32) / 255)"
+        )
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
     return x
+
+
+def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless the style batch is 1 or ``contents`` and ``alpha`` is a
+    scalar or one value per content (shapes are known at trace time)."""
+    if styles not in (1, contents):
+        raise ValueError(
+            f"style has a batch of {styles} for {contents} content image(s); give one style "
+            f"for all, or one per content ({contents})"
+        )
+    if len(alpha_shape) > 1 or (alpha_shape and alpha_shape[0] not in (1, contents)):
+        raise ValueError(
+            f"alpha has shape {alpha_shape}; give a scalar or one value per content [{contents}]"
+        )
 
 
 def check_image_size(height: int, width: int, name: str = "image") -> None:
