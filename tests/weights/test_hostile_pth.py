@@ -356,6 +356,11 @@ def _env() -> dict[str, str]:
 
 def test_pickle_module_is_not_used_directly():
     """Guard: the reader never calls ``pickle.load``/``pickle.Unpickler`` unrestricted."""
-    source = Path(torch_pickle.__file__).read_text()
-    assert "pickle.load(" not in source and "pickle.loads(" not in source
-    assert source.count("pickle.Unpickler") == 1  # the one restricted subclass
+    from adain_jax.weights import torch_records
+
+    reader = Path(torch_pickle.__file__).read_text()
+    records = Path(torch_records.__file__).read_text()
+    for source in (reader, records):
+        assert "pickle.load(" not in source and "pickle.loads(" not in source
+    assert reader.count("pickle.Unpickler") == 0
+    assert records.count("pickle.Unpickler") == 1  # the one restricted subclass
