@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             if args.format == "stablehlo":
                 Path(tmp).write_bytes(export.export_stablehlo(params))
             else:
-                export.export_onnx(params, tmp, args.size, args.style_size, args.batch)
+                Path(tmp).write_bytes(
+                    export.export_onnx(params, args.size, args.style_size, args.batch)
+                )
     except ImportError as e:
         print(f"error: {e} (pip install 'adain-jax[export]')", file=sys.stderr)
         return EXIT_RUNTIME

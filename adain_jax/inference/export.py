@@ -95,27 +95,27 @@ def export_stablehlo(params: dict) -> bytes:
 
 def export_onnx(
     params: dict,
-    path: str,
     size: tuple[int, int],
     style_size: tuple[int, int],
     batch: int = 1,
-) -> None:
-    """Write ``portable_stylize(params)`` as ONNX (``jax2onnx``) to ``path``: inputs
-    ``content [batch, H, W, 3]`` (``H, W = size``), ``style [1, Hs, Ws, 3]``
-    (``style_size``), ``alpha []``; output ``image [batch, H, W, 3]``. Fixed sizes: jax2onnx
-    0.17 fails on a symbolic batch or size here (docs/deploy.md). The convolutions are the
-    plain ``"valid"`` formulation (no custom VJP in the graph).
+) -> bytes:
+    """``portable_stylize(params)`` as one self-contained ONNX model (``jax2onnx``; the
+    weights inside, no external data file): inputs ``content [batch, H, W, 3]`` (``H, W =
+    size``), ``style [1, Hs, Ws, 3]`` (``style_size``), ``alpha []``; output ``image [batch,
+    H, W, 3]``. Fixed sizes: jax2onnx 0.17 fails on a symbolic batch or size here
+    (docs/deploy.md). The convolutions are the plain ``"valid"`` formulation (no custom VJP
+    in the graph).
 
     Raises ``ImportError`` without ``jax2onnx``; the converter's errors pass through.
     """
     import jax2onnx  # optional dependency: the [export] extra
 
-    jax2onnx.to_onnx(
+    model = jax2onnx.to_onnx(
         portable_stylize(params, conv_impl="valid"),
         [(batch, *size, 3), (1, *style_size, 3), ()],
         input_names=list(INPUT_NAMES),
         output_names=[OUTPUT_NAME],
         model_name="adain_stylize",
-        return_mode="file",
-        output_path=str(path),
+        return_mode="proto",
     )
+    return model.SerializeToString()

@@ -12,7 +12,6 @@ import pytest
 
 import adain_jax
 from adain_jax.cli import export as export_cli
-from adain_jax.inference import export
 
 # (N, H, W) of the contents and (Hs, Ws) of the style: none of them is a multiple of 8 and
 # none was seen at export time (the artifact is traced with symbolic sizes only).
@@ -33,14 +32,13 @@ LOADER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def params():
-    return adain_jax.init_params(jax.random.PRNGKey(7))
-
-
-def test_stablehlo_runs_in_a_fresh_process_at_unseen_sizes(params, tmp_path):
+def test_stablehlo_runs_in_a_fresh_process_at_unseen_sizes(port_weight_files, tmp_path, capsys):
+    vgg, dec = port_weight_files
     artifact = tmp_path / "adain.jaxexport"
-    artifact.write_bytes(export.export_stablehlo(params))
+    argv = ["--format", "stablehlo", "--output", str(artifact), "--vgg", str(vgg)]
+    assert export_cli.main([*argv, "--decoder", str(dec)]) == 0
+    assert f"wrote {artifact}" in capsys.readouterr().out
+    params = adain_jax.load_params(vgg=vgg, decoder=dec)
     rng = np.random.default_rng(0)
     inputs, refs = {"n": len(CASES)}, []
     for k, ((n, h, w), (hs, ws)) in enumerate(CASES):
@@ -67,7 +65,7 @@ def test_stablehlo_runs_in_a_fresh_process_at_unseen_sizes(params, tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_matches_stylize(params, tmp_path):
+def test_onnx_matches_stylize(tmp_path, monkeypatch):
     """jax2onnx takes ~95 s here, so this runs only with ADAIN_ONNX_TEST=1 (see docs/deploy.md)."""
     import os
 
@@ -76,8 +74,12 @@ def test_onnx_matches_stylize(params, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("jax2onnx")
     (n, h, w), (hs, ws) = CASES[0]
+    params = adain_jax.init_params(jax.random.PRNGKey(7))
+    monkeypatch.setattr(export_cli, "load_params", lambda *a, **k: params)
     path = tmp_path / "adain.onnx"
-    export.export_onnx(params, str(path), (h, w), (hs, ws), n)
+    argv = ["--format", "onnx", "--output", str(path), "--size", f"{h}x{w}"]
+    assert export_cli.main([*argv, "--style-size", f"{hs}x{ws}", "--batch", str(n)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adain.onnx"]  # self-contained
     session = ort.InferenceSession(str(path))
     assert [i.name for i in session.get_inputs()] == ["content", "style", "alpha"]
     rng = np.random.default_rng(1)
