@@ -114,9 +114,9 @@ def build_app(params: dict, examples: Path = EXAMPLES):
                 mask = gr.Image(label="mask: white -> style 1, black -> style 2", **image)
         button = gr.Button("Stylize", variant="primary", elem_id="run")
         took = gr.Textbox(label="time", elem_id="took", interactive=False)
-        gr.Examples(
-            [[str(c), str(s)] for c, s in _example_pairs(examples)], inputs=[content, style]
-        )
+        pairs = _example_pairs(examples)  # none in a non-editable install: no examples row
+        if pairs:
+            gr.Examples([[str(c), str(s)] for c, s in pairs], inputs=[content, style])
         button.click(
             run,
             [content, style, alpha, color, style2, mix, mask, size],
