@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "train": ("adain_jax.cli.train", "train a decoder; resumes from --workdir (= train.py)"),
     "convert": ("adain_jax.cli.convert", "convert .pth weights to .safetensors"),
     "evaluate": ("adain_jax.cli.evaluate", "content and style losses of a decoder"),
+    "export": ("adain_jax.cli.export", "stylize as a StableHLO or ONNX file (no Python needed)"),
+    "demo": ("adain_jax.cli.demo", "the Gradio web page and its /stylize API"),
 }
 EXIT_USAGE = 2
 

@@ -23,6 +23,7 @@ from adain_jax.controls.masks import check_mask, resize_labels_within
 from adain_jax.controls.stats import StyleStats, encode_style, normalize_weights, stack_stats
 from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
 from adain_jax.nn import ops
+from adain_jax.nn.conv import DEFAULT_IMPL, ConvImpl
 from adain_jax.nn.forward import (
     as_batch,
     check_batches,
@@ -43,7 +44,7 @@ def stylize(
     alpha: Array | float = 1.0,
     *,
     dtype: Dtype = jnp.float32,
-    conv_impl: str = "direct",
+    conv_impl: ConvImpl = DEFAULT_IMPL,
 ) -> Array:
     """Render ``content`` in the style of ``style`` (Huang & Belongie, eq. 11).
 
@@ -92,21 +93,21 @@ def stylize(
     return image[0] if single else image
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
-def _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype):
+@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
+def _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl):
     height, width = content.shape[1:3]
     if sizes is None:
-        feat = encode(params, content, dtype=dtype).relu4_1
+        feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
         target = stylize_features(feat, stats, alpha, weights, mask)
-        image = decode(params, target, dtype=dtype)
+        image = decode(params, target, dtype=dtype, conv_impl=conv_impl)
     else:
-        feat = encode(params, content, dtype=dtype, sizes=sizes).relu4_1
+        feat = encode(params, content, dtype=dtype, sizes=sizes, conv_impl=conv_impl).relu4_1
         cells = feature_sizes(sizes)
         h, w = feat.shape[1:3]
         labels = None if mask is None else resize_labels_within(mask, cells, h, w)
         scale, shift = target_coefficients(feat, stats, weights, labels, valid_cells(cells, h, w))
         target = apply_coefficients(feat, scale, shift, alpha, labels)
-        image = decode(params, target, dtype=dtype, sizes=cells)
+        image = decode(params, target, dtype=dtype, sizes=cells, conv_impl=conv_impl)
     return jnp.clip(image[:, :height, :width, :], 0.0, 1.0)
 
 
@@ -120,6 +121,7 @@ def stylize_with_stats(
     mask: Array | None = None,
     sizes: Array | None = None,
     dtype: Dtype = jnp.float32,
+    conv_impl: ConvImpl = DEFAULT_IMPL,
 ) -> Array:
     """Stylize against cached style statistics (``encode_style``).
 
@@ -141,6 +143,7 @@ def stylize_with_stats(
         a mask stretched over its own area): crop output n to ``sizes[n]``.
         One compilation serves every mix of sizes in a padded shape.
       dtype: compute dtype of the convolutions.
+      conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
 
     Returns:
       float32 image with the content's shape, clipped to [0, 1]. Compiled
@@ -159,7 +162,7 @@ def stylize_with_stats(
             raise ValueError(f"sizes must be [N, 2] for {content.shape[0]} contents")
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     mask = check_mask(mask, stats)
-    out = _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype)
+    out = _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
     return out[0] if single else out
 
 

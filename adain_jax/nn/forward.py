@@ -109,7 +109,7 @@ def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> N
 def check_image_size(height: int, width: int, name: str = "image") -> None:
     """Raise ``ValueError`` for images too small for relu4_1's reflection padding."""
     smallest = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
-    if min(height, width) < smallest:
+    if height < smallest or width < smallest:  # no min(): decidable for symbolic sizes
         raise ValueError(f"{name} is {height}x{width}; each side must be at least {smallest} px")
 
 

@@ -20,7 +20,7 @@ ROOT = PACKAGE.parent
 def test_top_level_help_lists_the_subcommands(capsys):
     assert cli_main.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("stylize", "train", "convert", "evaluate"):
+    for name in ("stylize", "train", "convert", "evaluate", "export", "demo"):
         assert f"  {name}" in out
 
 
@@ -30,7 +30,7 @@ def test_unknown_or_missing_subcommand_is_a_usage_error(capsys):
     assert cli_main.main([]) == 2
 
 
-@pytest.mark.parametrize("name", ["stylize", "convert", "evaluate", "train"])
+@pytest.mark.parametrize("name", ["stylize", "convert", "evaluate", "train", "export", "demo"])
 def test_each_subcommand_help_shows_its_defaults(name, capsys, monkeypatch):
     monkeypatch.setenv("ADAIN_JAX_MALLOC", "default")  # train would re-exec this process
     with pytest.raises(SystemExit) as info:

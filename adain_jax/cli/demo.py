@@ -1,0 +1,182 @@
+"""``adain-jax demo`` / ``python -m adain_jax.demo``: a Gradio page to try style transfer.
+
+    python -m adain_jax.demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
+                             [--host 127.0.0.1] [--port 7860]
+
+The page: content and style uploads (and the shipped examples), alpha, colour
+preservation (off / CORAL / luminance), a second style with a mix weight, an
+optional mask, the output size; the result (downloadable) and the time taken.
+API: ``api_name="/stylize"`` takes (content image, style image, alpha) and
+returns the image (``gradio_client``). The weights load once at start; each
+request runs the plan and back-ends of ``infer.py`` (``adain_jax.inference``),
+so sizes are padded to 64 px buckets and a bucket compiles once. A bad upload
+is one message on the page (``gr.Error``); the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from adain_jax.inference import backend
+from adain_jax.inference.paths import MIN_IMAGE_SIZE
+from adain_jax.inference.plan import Backend, JobOptions, make_plan
+from adain_jax.inference.run import load_mask
+from adain_jax.io import images as image_io
+from adain_jax.weights import pretrained
+from adain_jax.weights.download import DownloadError
+from adain_jax.weights.params import load_params
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+COLOR_MODES = {"off": None, "CORAL": "coral", "luminance": "luminance"}
+DEFAULT_SIZE = 512
+
+
+def stylize_files(
+    params: dict,
+    content: str,
+    style: str,
+    alpha: float = 1.0,
+    *,
+    color: str | None = None,
+    style2: str | None = None,
+    mix: float = 0.5,
+    mask: str | None = None,
+    size: int = 0,
+) -> np.ndarray:
+    """Stylize image files as ``infer.py`` does (its plan and back-ends); returns uint8
+    ``[H, W, 3]``. ``size``: shorter side of content and styles (0 = as uploaded);
+    ``mix``: weight of ``style2`` (ignored with ``mask``, which routes white -> style 1,
+    black -> style 2). Raises ``ValueError`` (``ImageError``) with a one-line message."""
+    content_img = image_io.load_image(content, size, min_size=MIN_IMAGE_SIZE)
+    paths = [style] if style2 is None else [style, style2]
+    styles = [image_io.load_image(p, size, min_size=MIN_IMAGE_SIZE) for p in paths]
+    labels = load_mask(mask, len(styles)) if mask is not None and style2 is not None else None
+    weights = None if style2 is None or labels is not None else (1.0 - mix, mix)
+    opts = JobOptions(
+        alpha=float(alpha), preserve_color=color, style_weights=weights, progress=False
+    )
+    plan = make_plan(opts, [], labels)
+    net_content, net_styles, finish = backend.preserve_color(color, content_img, styles)
+    stats = backend.encode_styles(params, net_styles, plan.dtype)
+    chosen = plan.backend_for(*net_content.shape[:2])
+    if chosen is Backend.TILED:
+        out = backend.stylize_tiled_one(params, net_content, stats, plan)
+    elif chosen is Backend.EXACT:
+        out = backend.stylize_exact(params, net_content[None], stats, plan)[0]
+    else:
+        out = backend.stylize_padded(params, [net_content], stats, plan)[0]
+    return image_io.to_uint8(np.asarray(finish(out)))
+
+
+def build_app(params: dict, examples: Path = EXAMPLES):
+    """The Gradio Blocks page for ``params`` (``{"encoder", "decoder"}``)."""
+    import gradio as gr  # optional dependency: the [demo] extra
+
+    def run(content, style, alpha, color, style2, mix, mask, size):
+        if content is None or style is None:
+            raise gr.Error("Upload a content image and a style image first.")
+        start = time.perf_counter()
+        try:
+            out = stylize_files(
+                params, content, style, alpha, color=COLOR_MODES[color], style2=style2,
+                mix=mix, mask=mask, size=int(size or 0),
+            )  # fmt: skip
+        except (ValueError, OSError) as e:
+            raise gr.Error(_message(e)) from None
+        took = time.perf_counter() - start
+        return out, f"{out.shape[1]}x{out.shape[0]} px in {took:.2f} s"
+
+    def api(content, style, alpha):
+        return run(content, style, alpha, "off", None, 0.5, None, 0)[0]
+
+    image = {"type": "filepath", "image_mode": None, "format": "png"}
+    with gr.Blocks(title="AdaIN style transfer (adain-jax)") as app:
+        gr.Markdown("# AdaIN style transfer\nHuang & Belongie, ICCV 2017, in JAX.")
+        with gr.Row():
+            content = gr.Image(label="content", elem_id="content", **image)
+            style = gr.Image(label="style", elem_id="style", **image)
+            result = gr.Image(label="result", elem_id="result", format="png", interactive=False)
+        with gr.Row():
+            alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="alpha (style strength)")
+            color = gr.Radio(list(COLOR_MODES), value="off", label="colour preservation")
+            size = gr.Number(DEFAULT_SIZE, precision=0, label="size (shorter side, 0 = as is)",
+                             elem_id="size")  # fmt: skip
+        with gr.Accordion("second style, mask", open=False):
+            with gr.Row():
+                style2 = gr.Image(label="second style (optional)", **image)
+                mix = gr.Slider(0, 1, value=0.5, step=0.05, label="weight of the second style")
+                mask = gr.Image(label="mask: white -> style 1, black -> style 2", **image)
+        button = gr.Button("Stylize", variant="primary", elem_id="run")
+        took = gr.Textbox(label="time", elem_id="took", interactive=False)
+        pairs = _example_pairs(examples)  # none in a non-editable install: no examples row
+        if pairs:
+            gr.Examples([[str(c), str(s)] for c, s in pairs], inputs=[content, style])
+        button.click(
+            run,
+            [content, style, alpha, color, style2, mix, mask, size],
+            [result, took],
+            api_name="stylize_full",
+        )
+        hidden = gr.Button(visible=False)
+        hidden.click(api, [content, style, alpha], [result], api_name="stylize")
+    return app
+
+
+def _example_pairs(root: Path) -> list[tuple[Path, Path]]:
+    contents = sorted((root / "content").glob("*.jpg"))
+    styles = sorted((root / "style").glob("*.jpg"))
+    return [(c, styles[i % len(styles)]) for i, c in enumerate(contents)] if styles else []
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{Path(e.filename).name}: {e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentParser:
+    """The demo flags."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve the AdaIN style-transfer web page (Gradio) and its /stylize API.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    add("--port", type=int, default=7860, help="port")
+    add("--vgg", metavar="FILE", help="encoder weights (.pth or .safetensors)")
+    add("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="DIR", help="directory from adain_jax.convert")
+    source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Load the weights once and serve until interrupted; returns the exit status."""
+    args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("error: the demo needs gradio: pip install 'adain-jax[demo]'", file=sys.stderr)
+        return 1
+    try:
+        params = load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
+    except DownloadError as e:
+        print(f"error: {e.with_hint(pretrained.OFFLINE_HINT)}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"error: {_message(e)}", file=sys.stderr)
+        return 1
+    build_app(params).queue().launch(server_name=args.host, server_port=args.port, show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The demo page: its /stylize API (gradio_client) and the page in a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import urllib.request
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import adain_jax
+from adain_jax.io.images import load_image
+
+gr = pytest.importorskip("gradio")
+from adain_jax.cli import demo  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"
+STYLE = ROOT / "examples" / "style" / "brick.jpg"
+SCREENSHOT = ROOT / "docs" / "demo.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(port_weight_files):
+    """(url, params) of the demo serving random torch-saved weights on 127.0.0.1."""
+    vgg, dec = port_weight_files
+    params = adain_jax.load_params(vgg=vgg, decoder=dec)
+    app = demo.build_app(params)
+    port = _free_port()
+    app.queue().launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+        show_error=True,
+    )  # fmt: skip
+    yield f"http://127.0.0.1:{port}/", params
+    app.close()
+
+
+def _reference(params, content, style, alpha, size=0) -> np.ndarray:
+    """``adain_jax.stylize`` on the images the page reads, as float levels 0..255."""
+    c, s = load_image(content, size), load_image(style, size)
+    return np.asarray(adain_jax.stylize(params, c, s, alpha)) * 255.0
+
+
+def test_api_stylize_matches_stylize_and_survives_bad_uploads(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, params = served
+    rng = np.random.default_rng(0)
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.fromarray((rng.random((40, 52, 3)) * 255).astype(np.uint8)).save(content)
+    Image.fromarray((rng.random((33, 30, 3)) * 255).astype(np.uint8)).save(style)
+    client = Client(url, verbose=False)
+    out = client.predict(handle_file(content), handle_file(style), 0.8, api_name="/stylize")
+    got = np.asarray(Image.open(out).convert("RGB"), np.float32)
+    ref = _reference(params, content, style, 0.8)
+    assert got.shape == ref.shape == (40, 52, 3)
+    assert np.abs(got - ref).max() <= 1.0  # within 1/255 (the PNG's rounding)
+    small, text = tmp_path / "small.png", tmp_path / "text.png"
+    Image.fromarray(np.zeros((5, 30, 3), np.uint8)).save(small)
+    text.write_text("not an image")
+    for bad, message in ((small, "each side must be at least 9 px"), (text, "cannot identify")):
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(bad), handle_file(style), 0.8, api_name="/stylize")
+    again = client.predict(handle_file(content), handle_file(style), 0.8, api_name="/stylize")
+    assert np.array_equal(np.asarray(Image.open(again).convert("RGB"), np.float32), got)
+
+
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.mark.skipif(
+    not os.path.exists(CHROMEDRIVER) or shutil.which("chromium") is None,
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+def test_page_in_headless_chromium(served, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, params = served
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,1100"):  # fmt: skip
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 120)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#content input[type=file]"))
+        driver.find_element(By.CSS_SELECTOR, "#content input[type=file]").send_keys(str(CONTENT))
+        driver.find_element(By.CSS_SELECTOR, "#style input[type=file]").send_keys(str(STYLE))
+        size = driver.find_element(By.CSS_SELECTOR, "#size input")
+        size.send_keys(Keys.CONTROL, "a")
+        size.send_keys("64", Keys.TAB)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#content img"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#style img"))
+        time.sleep(0.5)  # let the uploads settle into the components' values
+        driver.find_element(By.CSS_SELECTOR, "#run").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#result img"))
+        wait.until(lambda d: "px in" in d.find_element(By.CSS_SELECTOR, "#took textarea")
+                   .get_attribute("value"))  # fmt: skip
+        src = driver.find_element(By.CSS_SELECTOR, "#result img").get_attribute("src")
+        with urllib.request.urlopen(src, timeout=30) as response:
+            got = np.asarray(Image.open(BytesIO(response.read())).convert("RGB"), np.float32)
+        # The README's picture is refreshed only on request; a test run leaves the tree clean.
+        shot = (
+            SCREENSHOT if os.environ.get("ADAIN_JAX_UPDATE_SCREENSHOT") else tmp_path / "demo.png"
+        )
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
+    ref = _reference(params, CONTENT, STYLE, 1.0, size=64)
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1.0  # within 1/255
+
+
+def test_cli_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "127.0.0.1" in out and "7860" in out
