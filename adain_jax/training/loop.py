@@ -153,15 +153,18 @@ def train(cfg: TrainConfig) -> int:
 def _train_locked(cfg: TrainConfig) -> int:
     saved = read_config(cfg.workdir)
     check_config(cfg, saved, None)  # cheap checks first
+    mesh = train_lib.make_mesh()
+    # This process's rows of each global batch: the same global batches for any topology.
+    first, rows = train_lib.process_rows(mesh, cfg.batch_size)
     iterator = data.make_pair_iterator(
         cfg.content,
         cfg.style,
         _pipeline_config(cfg),
-        shard_index=jax.process_index(),
-        shard_count=jax.process_count(),
+        shard_index=first // rows,
+        shard_count=cfg.batch_size // rows,
     )
     try:
-        run = _prepare(cfg, saved, iterator)
+        run = _prepare(cfg, saved, iterator, mesh)
     except BaseException:
         iterator.close()
         raise
@@ -177,7 +180,9 @@ def _train_locked(cfg: TrainConfig) -> int:
             run.ckpt.close()
 
 
-def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) -> _Run:
+def _prepare(
+    cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, mesh: Mesh
+) -> _Run:
     """Held-out images, the encoder, ``config.json``, the compiled step: the run's pieces."""
     wants_held_out = bool(cfg.sample_every or cfg.eval_every)
     held_out = _held_out(cfg) if wants_held_out else None
@@ -203,7 +208,6 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) 
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
-    mesh = train_lib.make_mesh()
     return _Run(
         cfg=cfg,
         ckpt=checkpointing.Checkpointer(cfg.workdir, keep=cfg.keep),
