@@ -173,13 +173,23 @@ def make_train_step(
     """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams) -> (state,
     metrics)``; ``state`` is donated, the batch sharded on ``data``, the rest replicated.
 
+    Multi-process runs add ``batch["stop"]``, bool ``[B]`` (each process fills its rows with
+    "was I signalled?"); ``metrics["stop"]`` is then their ``any``: the processes agree on
+    when to stop inside the step's own collectives (a separate small collective program,
+    run concurrently with the step, can deadlock CPU gloo collectives).
+
     ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
     runs in one process share one function and its compiled executables.
     """
 
     def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
+        batch = dict(batch)
+        stop = batch.pop("stop", None)
         # `train_step` is looked up when tracing (tests count the traces with chex).
-        return train_step(state, vgg, batch, hp, dtype=dtype)
+        state, metrics = train_step(state, vgg, batch, hp, dtype=dtype)
+        if stop is not None:  # any process signalled: the same answer in every process
+            metrics = {**metrics, "stop": jnp.any(stop)}
+        return state, metrics
 
     repl = replicated(mesh)
     return jax.jit(
