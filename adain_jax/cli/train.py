@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from adain_jax.training.faults import (
     EXIT_INTERNAL,
     EXIT_IO,
     EXIT_NO_CHECKPOINT,
+    EXIT_SIGNAL,
     EXIT_USAGE,
     WriteFailed,
 )
@@ -128,7 +130,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     # orbax logs each failed background write with a long traceback; the loop reports
     # it in one line instead (training.faults).
     logging.getLogger("absl").setLevel(logging.CRITICAL)
-    train_lib.maybe_initialize_distributed(args.distributed)
+    distributed = train_lib.maybe_initialize_distributed(args.distributed)
+    status = _run(cfg)
+    if distributed and status not in (0, *EXIT_SIGNAL.values()):
+        # The other processes may wait for this one in a collective: end at once, so the
+        # distributed runtime ends them too (within its heartbeat timeout), not a hang.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(cfg: TrainConfig) -> int:
+    """Train; every failure becomes its exit status (one line, or a traceback for a bug)."""
     try:
         _check_devices(cfg)
         return trainer.train(cfg)

@@ -268,6 +268,9 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
     # process (``batch["stop"]``) and all stop after the first step whose any() was yes.
     asked = None  # metrics["stop"] of the previous step (multi-process runs)
     batch = run.next_batch(stopper)
+    if run.multi_process:  # compile first, then start the collectives together
+        run.step_fn.lower(state, run.vgg, batch, run.hparams).compile()
+        train_lib.wait_for_all_processes(f"adain_jax/first_step/{start}")
     try:
         while True:
             state, metrics = run.step_fn(state, run.vgg, batch, run.hparams)

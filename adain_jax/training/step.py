@@ -200,6 +200,20 @@ def make_train_step(
     )
 
 
+def wait_for_all_processes(name: str, timeout_s: float = 3600.0) -> None:
+    """Block until every process reaches the barrier ``name`` (the distributed runtime's
+    key-value service, no device collective); a no-op with one process.
+
+    Gloo (CPU collectives) gives up when the processes reach their first collective more
+    than 30 s apart (e.g. one compiles while the other loads the compilation cache), so
+    the loop compiles the step, then meets here, before the first step."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed
+
+    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
 HEARTBEAT_ENV = "ADAIN_JAX_HEARTBEAT_TIMEOUT"  # seconds until a silent process counts as dead
 
 
