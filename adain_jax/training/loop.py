@@ -332,6 +332,9 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
         print(f"stopped at step {step}; checkpoint saved", file=sys.stderr)
         return EXIT_SIGNAL[stopper.signum]
     if step < cfg.max_steps:  # another process was signalled
-        print(f"stopped at step {step} (another process was signalled); checkpoint saved")
+        print(
+            f"stopped at step {step} (another process was signalled); checkpoint saved",
+            file=sys.stderr,
+        )
         return EXIT_SIGNAL[signal.SIGTERM]
     return EXIT_OK

@@ -209,7 +209,10 @@ def test_two_processes_stop_resume_across_topologies_and_survive_a_kill(inputs, 
     waited = time.monotonic() - killed_at
     assert s1 == -signal.SIGKILL
     assert s0 != 0 and waited < 60, (s0, waited)
-    assert "another task died" in err0 or "coordination service" in err0, err0[-3000:]
+    # Either the runtime's own abort or our one line (a collective of the step or of a
+    # checkpoint save failed first): never a hang, never "disk full".
+    assert "another task died" in err0 or "lost another process" in err0, err0[-3000:]
+    assert "free space" not in err0
     last = _checkpoints(workdir)[-1]
     assert last >= stopped + 2  # the newest complete one (the kill may cut an async save)
 
