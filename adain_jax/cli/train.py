@@ -8,7 +8,8 @@ restores (they are moved to ``DIR/damaged_checkpoints``), 70 an internal error
 (a bug: the traceback is printed), 74 a file could not be written or read (a
 full disk; the earlier checkpoints are kept: free space and re-run), 75 another
 run holds the workdir, 130 / 143 stopped by SIGINT / SIGTERM after saving a
-checkpoint (re-run the same command to resume).
+checkpoint (re-run the same command to resume), 69 a multi-process run lost another of
+its processes (re-run the command on every host; ``docs/multi-host.md``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,8 +34,11 @@ from adain_jax.training.faults import (
     EXIT_INTERNAL,
     EXIT_IO,
     EXIT_NO_CHECKPOINT,
+    EXIT_PEER_LOST,
+    EXIT_SIGNAL,
     EXIT_USAGE,
     WriteFailed,
+    is_peer_lost,
 )
 from adain_jax.training.lock import WorkdirBusyError
 from adain_jax.weights import convert, download
@@ -128,7 +133,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     # orbax logs each failed background write with a long traceback; the loop reports
     # it in one line instead (training.faults).
     logging.getLogger("absl").setLevel(logging.CRITICAL)
-    train_lib.maybe_initialize_distributed(args.distributed)
+    distributed = train_lib.maybe_initialize_distributed(args.distributed)
+    status = _run(cfg)
+    if distributed and status not in (0, *EXIT_SIGNAL.values()):
+        # The other processes may wait for this one in a collective: end at once, so the
+        # distributed runtime ends them too (within its heartbeat timeout), not a hang.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(cfg: TrainConfig) -> int:
+    """Train; every failure becomes its exit status (one line, or a traceback for a bug)."""
     try:
         _check_devices(cfg)
         return trainer.train(cfg)
@@ -143,6 +160,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     except OSError as e:  # e.g. an unwritable cache or workdir
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{e.strerror or e}", EXIT_IO)
+    except jax.errors.JaxRuntimeError as e:
+        if not is_peer_lost(e):
+            traceback.print_exc()
+            return EXIT_INTERNAL
+        reason = str(e).strip().splitlines()[0][:300]
+        return _fail(
+            f"lost another process of this multi-process run ({reason}); re-run the same "
+            "command on every host to resume from the last checkpoint",
+            EXIT_PEER_LOST,
+        )
     except KeyboardInterrupt:  # before the loop's handlers are installed
         print("interrupted before training started", file=sys.stderr)
         return 130

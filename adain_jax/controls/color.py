@@ -22,14 +22,16 @@ All functions take float RGB ``[..., H, W, 3]`` in [0, 1] and compute in float32
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 EPS = 1e-5
 
-# NTSC RGB -> YIQ (rows: Y, I, Q).
-_RGB_TO_YIQ = jnp.array(
+# NTSC RGB -> YIQ (rows: Y, I, Q). NumPy, not jnp: a module-level jnp array would start the
+# XLA backend at import time, before ``jax.distributed.initialize`` (multi-host training).
+_RGB_TO_YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
-    jnp.float32,
+    np.float32,
 )
 
 

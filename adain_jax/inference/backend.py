@@ -3,14 +3,24 @@
 Every call follows the public API's order (content first, then style(s)/stats,
 ``alpha``, then keyword-only options; ``stylize_with_stats(..., sizes=)`` for
 padded batches).
+
+Batches (directory buckets, batch jobs, video frames) use every local device: each call's
+images are split over a 1-D mesh ``("data",)`` of ``jax.local_devices()`` (``P("data")``),
+the params replicated (``P()``), and the batch is padded to a multiple of the device
+count. ``jax.jit`` follows the inputs' shardings, so the one compiled
+``stylize_with_stats`` runs data-parallel. Single images (and tiles) stay on one device.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from adain_jax.controls import (
     StyleStats,
@@ -74,6 +84,32 @@ def preserve_color(
     return content, list(styles), lambda out: out
 
 
+@functools.cache
+def local_mesh() -> Mesh:
+    """A 1-D mesh ``("data",)`` over this process's devices (``jax.local_devices()``)."""
+    return Mesh(np.array(jax.local_devices()), ("data",))
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+_replicated: dict[int, tuple[dict, Any]] = {}  # id(params) -> (params, replicated copy)
+
+
+def _on_mesh(params: dict, *batch: np.ndarray) -> tuple[Any, ...]:
+    """``params`` replicated over ``local_mesh()`` (cached per params tree), each of
+    ``batch`` (leading axis a multiple of the device count) split over it."""
+    mesh = local_mesh()
+    if mesh.size == 1:
+        return (params, *batch)
+    if id(params) not in _replicated or _replicated[id(params)][0] is not params:
+        _replicated.clear()  # one params tree per job
+        _replicated[id(params)] = (params, jax.device_put(params, NamedSharding(mesh, P())))
+    split = NamedSharding(mesh, P("data"))
+    return (_replicated[id(params)][1], *(jax.device_put(b, split) for b in batch))
+
+
 def _options(plan: Plan) -> dict:
     """The keyword options every back-end gets: the plan's style weights (``None`` under a
     mask, ``plan.resolve_weights``), mask labels and compute dtype."""
@@ -91,16 +127,18 @@ def stylize_tiled_one(
 
 def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
     """Same-size contents ``[N, H, W, 3]``, unpadded: calls of at most ``plan.per_call(H, W)``
-    images, the last one padded by repeating its last image (one compiled shape)."""
+    images (rounded up to a multiple of the local devices, split over them), the last one
+    padded by repeating its last image (one compiled shape)."""
     n, h, w, _ = contents.shape
-    step = min(n, plan.per_call(h, w))
+    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
     outs = []
     for start in range(0, n, step):
         chunk = contents[start : start + step]
         pad = step - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        out = stylize_with_stats(params, chunk, stats, plan.alpha, **_options(plan))
+        placed, chunk = _on_mesh(params, np.asarray(chunk, np.float32))
+        out = stylize_with_stats(placed, chunk, stats, plan.alpha, **_options(plan))
         outs.append(np.asarray(out)[: step - pad])
     return np.concatenate(outs)
 
@@ -117,21 +155,21 @@ def stylize_padded(
 ) -> list[np.ndarray]:
     """Contents of one size bucket (each ``[H_i, W_i, 3]``), reflect-padded to the bucket
     shape and run with their valid sizes (exact); calls of at most ``plan.batch_size``
-    images and ``plan.max_tile**2`` pixels, padded to a power of two images so few
-    shapes compile. No mask here (``plan.backend_for`` never picks it with one)."""
+    images and ``plan.max_tile**2`` pixels, padded to a power of two images (and a
+    multiple of the local devices, split over them) so few shapes compile. No mask here
+    (``plan.backend_for`` never picks it with one)."""
     hb, wb = pad_to_bucket(contents[0], plan.bucket).shape[:2]
     per_call = min(plan.batch_size, plan.per_call(hb, wb))
     results: list[np.ndarray] = []
     for start in range(0, len(contents), per_call):
         chunk = contents[start : start + per_call]
-        extra = _pow2_at_least(len(chunk)) - len(chunk)
+        extra = _round_up(_pow2_at_least(len(chunk)), local_mesh().size) - len(chunk)
         padded = [pad_to_bucket(c, plan.bucket) for c in chunk]
         padded += [padded[-1]] * extra
         sizes = np.array([c.shape[:2] for c in chunk] + [chunk[-1].shape[:2]] * extra, np.int32)
+        placed, batch, sizes = _on_mesh(params, np.stack(padded).astype(np.float32), sizes)
         out = np.asarray(
-            stylize_with_stats(
-                params, np.stack(padded), stats, plan.alpha, sizes=sizes, **_options(plan)
-            )
+            stylize_with_stats(placed, batch, stats, plan.alpha, sizes=sizes, **_options(plan))
         )
         results += [out[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(chunk)]
     return results

@@ -2,16 +2,24 @@
 
 Each stream (content, style) is built as::
 
-    grain.MapDataset.range(num_records)[shard_index::shard_count]
+    grain.MapDataset.range(num_records)
         .seed(stream_seed).shuffle().repeat()         # per-epoch reshuffle, forever
     -> decode (Pillow; a bad file is replaced by the next good one in the shuffled order)
     -> .random_map(random crop)                       # rng from (seed, index): reproducible
 
-and the two streams are zipped, batched (``.batch``) and read with
+and the two streams are zipped, each process keeps its rows of every global batch
+(``_ProcessRows``), batches them (``.batch``) and reads them with
 ``.to_iter_dataset().mp_prefetch(...)``. Every batch is a pure function of its index,
 so the output is identical for any ``num_workers`` and the iterator state is just the
 number of batches consumed (``PairIterator.get_state``), which restores exactly,
-also into a pipeline with a different number of workers.
+also into a pipeline with a different number of workers or processes.
+
+Multi-process runs: the GLOBAL batch at every step is the same whatever the number of
+processes. Global batch ``b`` holds the pairs ``b * B ... (b + 1) * B - 1`` of the one
+zipped stream (``B = batch_size``); process ``k`` of ``n`` decodes only rows
+``k * B / n ... (k + 1) * B / n - 1`` of it, and the rows of all processes, in process
+order, are the one-process batch. Every process sees every file (the shuffle and crops
+depend on the seed only), so a run may resume with a different number of processes.
 
 Sources: a folder (``adain_jax.io.images.find_images``: recursive, the 8 image extensions)
 or ``"tfds:NAME[:SPLIT]"`` (``tensorflow_datasets.data_source``, the ``image`` feature;
@@ -331,18 +339,32 @@ def _stream_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint32)[0])
 
 
-def _stream(
-    reader: Any, cfg: PipelineConfig, seed: int, shard_index: int, shard_count: int
-) -> grain.MapDataset:
-    indices = grain.MapDataset.range(len(reader))[shard_index::shard_count]
-    if len(indices) == 0:
-        raise DataError(
-            f"{reader.description} has {len(reader)} images, fewer than the "
-            f"{shard_count} shards (processes) reading it"
-        )
+def _stream(reader: Any, cfg: PipelineConfig, seed: int) -> grain.MapDataset:
+    indices = grain.MapDataset.range(len(reader))
     endless = indices.seed(seed).shuffle().repeat()
     decoded = _DecodedDataset(endless, reader, cfg, lookahead=len(indices))
     return decoded.random_map(_RandomCrop(cfg))
+
+
+class _ProcessRows(grain.MapDataset):
+    """Element ``i``: the ``i % rows``-th of this process's ``rows`` rows of global batch
+    ``i // rows``, i.e. element ``(i // rows) * batch + first + i % rows`` of ``parent``."""
+
+    def __init__(self, parent: grain.MapDataset, batch: int, first: int, rows: int) -> None:
+        super().__init__(parent)
+        self._batch, self._first, self._rows = batch, first, rows
+
+    def __len__(self) -> int:
+        return len(self._parent) // self._batch * self._rows
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        batch, row = divmod(index, self._rows)
+        return self._parent[batch * self._batch + self._first + row]
+
+    def __str__(self) -> str:
+        return f"_ProcessRows(batch={self._batch}, first={self._first}, rows={self._rows})"
 
 
 def _ensure_absl_flags_parsed() -> None:
@@ -491,9 +513,10 @@ def make_pair_iterator(
     Args:
       content, style: a folder (searched recursively) or ``"tfds:NAME[:SPLIT]"``.
       cfg: pipeline settings; ``cfg.batch_size`` is global.
-      shard_index, shard_count: which part of each source this process reads
-        (default ``jax.process_index()`` / ``jax.process_count()``); each process yields
-        ``cfg.batch_size // shard_count`` pairs per batch.
+      shard_index, shard_count: which rows of each global batch this process yields
+        (default ``jax.process_index()`` / ``jax.process_count()``): the
+        ``cfg.batch_size // shard_count`` rows from ``shard_index * rows``. The shards of
+        all processes, concatenated in ``shard_index`` order, are the global batch.
 
     Raises:
       DataError: a missing or empty source, or a batch not divisible by the shards.
@@ -511,12 +534,12 @@ def make_pair_iterator(
         )
     readers = {"content": _open_source(content), "style": _open_source(style)}
     streams = [
-        _stream(readers[name], cfg, _stream_seed(cfg.seed, i), shard_index, shard_count)
+        _stream(readers[name], cfg, _stream_seed(cfg.seed, i))
         for i, name in enumerate(("content", "style"))
     ]
-    batched = ZipMapDataset(streams).batch(
-        cfg.batch_size // shard_count, drop_remainder=True, batch_fn=_collate
-    )
+    rows = cfg.batch_size // shard_count
+    mine = _ProcessRows(ZipMapDataset(streams), cfg.batch_size, shard_index * rows, rows)
+    batched = mine.batch(rows, drop_remainder=True, batch_fn=_collate)
     descriptions = {f"{name}_images": len(reader) for name, reader in readers.items()} | {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,

@@ -15,6 +15,7 @@ import threading
 # workdir; stopped by a signal.
 EXIT_OK, EXIT_NONFINITE, EXIT_USAGE = 0, 1, 2
 EXIT_NO_CHECKPOINT, EXIT_INTERNAL, EXIT_IO, EXIT_BUSY = 65, 70, 74, 75
+EXIT_PEER_LOST = 69  # multi-process: another process of the run died or failed
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 STOP_TIMEOUT_ENV = "ADAIN_JAX_STOP_TIMEOUT"  # seconds from the first signal to a forced exit
 
@@ -59,7 +60,17 @@ def writing(what: str):
     except (OSError, ValueError) as e:  # orbax wraps OSErrors in ValueError/RuntimeError
         raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
     except RuntimeError as e:
+        if is_peer_lost(e):  # a collective of the save failed: not the disk
+            raise
         raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
+
+
+def is_peer_lost(error: BaseException) -> bool:
+    """Whether ``error`` is a failed cross-process collective or runtime call of a
+    multi-process run (another process died or was stopped): ``EXIT_PEER_LOST``."""
+    import jax
+
+    return jax.process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError)
 
 
 class Stopper:

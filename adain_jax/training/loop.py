@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -124,8 +125,17 @@ class _Run:
     def ckpt_dir(self) -> Path:
         return Path(self.cfg.workdir) / "checkpoints"
 
-    def next_batch(self) -> dict:
-        return train_lib.shard_batch(next(self.iterator), self.mesh)
+    @property
+    def multi_process(self) -> bool:
+        return jax.process_count() > 1
+
+    def next_batch(self, stopper: Stopper) -> dict:
+        """The next global batch; with several processes, also ``stop``: bool ``[B]``."""
+        rows = next(self.iterator)
+        if self.multi_process:
+            count = len(rows["content"])
+            rows["stop"] = np.full((count,), stopper.signum is not None, dtype=bool)
+        return train_lib.shard_batch(rows, self.mesh)
 
     def held_out_due(self, step: int, final: bool) -> tuple[bool, bool]:
         """(sample, eval) at ``step``: every --sample-every / --eval-every, and at the end."""
@@ -153,15 +163,18 @@ def train(cfg: TrainConfig) -> int:
 def _train_locked(cfg: TrainConfig) -> int:
     saved = read_config(cfg.workdir)
     check_config(cfg, saved, None)  # cheap checks first
+    mesh = train_lib.make_mesh()
+    # This process's rows of each global batch: the same global batches for any topology.
+    first, rows = train_lib.process_rows(mesh, cfg.batch_size)
     iterator = data.make_pair_iterator(
         cfg.content,
         cfg.style,
         _pipeline_config(cfg),
-        shard_index=jax.process_index(),
-        shard_count=jax.process_count(),
+        shard_index=first // rows,
+        shard_count=cfg.batch_size // rows,
     )
     try:
-        run = _prepare(cfg, saved, iterator)
+        run = _prepare(cfg, saved, iterator, mesh)
     except BaseException:
         iterator.close()
         raise
@@ -177,7 +190,7 @@ def _train_locked(cfg: TrainConfig) -> int:
             run.ckpt.close()
 
 
-def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) -> _Run:
+def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, mesh: Mesh) -> _Run:
     """Held-out images, the encoder, ``config.json``, the compiled step: the run's pieces."""
     wants_held_out = bool(cfg.sample_every or cfg.eval_every)
     held_out = _held_out(cfg) if wants_held_out else None
@@ -203,7 +216,6 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator) 
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
-    mesh = train_lib.make_mesh()
     return _Run(
         cfg=cfg,
         ckpt=checkpointing.Checkpointer(cfg.workdir, keep=cfg.keep),
@@ -252,17 +264,28 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
     cfg, iterator = run.cfg, run.iterator
     step, last_saved = start, start or None
     pending: Dispatched | None = None  # a step whose metrics are not read yet
-    batch = run.next_batch()
+    # Several processes stop at the same step: each batch carries "signalled?" of every
+    # process (``batch["stop"]``) and all stop after the first step whose any() was yes.
+    asked = None  # metrics["stop"] of the previous step (multi-process runs)
+    batch = run.next_batch(stopper)
+    if run.multi_process:  # compile first, then start the collectives together
+        run.step_fn.lower(state, run.vgg, batch, run.hparams).compile()
+        train_lib.wait_for_all_processes(f"adain_jax/first_step/{start}")
     try:
         while True:
             state, metrics = run.step_fn(state, run.vgg, batch, run.hparams)
             step += 1
-            final = stopper.signum is not None or step >= cfg.max_steps
+            if run.multi_process:
+                stop = asked is not None and bool(asked)  # waits for the previous step only
+                asked = metrics["stop"]
+            else:
+                stop = stopper.signum is not None
+            final = stop or step >= cfg.max_steps
             data_state = None  # the iterator's state after `step` batches
             if not final:  # fetch the next batch while the device computes
                 data_state = iterator.get_state()
                 try:
-                    batch = run.next_batch()
+                    batch = run.next_batch(stopper)
                 except Exception:
                     if stopper.signum is None:
                         raise
@@ -308,4 +331,10 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
     if stopper.signum is not None:
         print(f"stopped at step {step}; checkpoint saved", file=sys.stderr)
         return EXIT_SIGNAL[stopper.signum]
+    if step < cfg.max_steps:  # another process was signalled
+        print(
+            f"stopped at step {step} (another process was signalled); checkpoint saved",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL[signal.SIGTERM]
     return EXIT_OK

@@ -97,6 +97,17 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
     )
 
 
+def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+    """``(first, count)``: the rows of a global batch of ``batch_size`` that this process's
+    devices hold under ``batch_sharding(mesh)`` (one contiguous block per process)."""
+    index_map = batch_sharding(mesh).addressable_devices_indices_map((batch_size,))
+    spans = sorted({(sl[0].start or 0, sl[0].stop or batch_size) for sl in index_map.values()})
+    first, stop = spans[0][0], spans[-1][1]
+    if any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        raise ValueError(f"this process's rows of the batch are not contiguous: {spans}")
+    return first, stop - first
+
+
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """This process's rows ``{"content", "style"}`` (uint8 ``[B_local, h, w, 3]``) -> global."""
     sharding = batch_sharding(mesh)
@@ -162,13 +173,23 @@ def make_train_step(
     """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams) -> (state,
     metrics)``; ``state`` is donated, the batch sharded on ``data``, the rest replicated.
 
+    Multi-process runs add ``batch["stop"]``, bool ``[B]`` (each process fills its rows with
+    "was I signalled?"); ``metrics["stop"]`` is then their ``any``: the processes agree on
+    when to stop inside the step's own collectives (a separate small collective program,
+    run concurrently with the step, can deadlock CPU gloo collectives).
+
     ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
     runs in one process share one function and its compiled executables.
     """
 
     def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
+        batch = dict(batch)
+        stop = batch.pop("stop", None)
         # `train_step` is looked up when tracing (tests count the traces with chex).
-        return train_step(state, vgg, batch, hp, dtype=dtype)
+        state, metrics = train_step(state, vgg, batch, hp, dtype=dtype)
+        if stop is not None:  # any process signalled: the same answer in every process
+            metrics = {**metrics, "stop": jnp.any(stop)}
+        return state, metrics
 
     repl = replicated(mesh)
     return jax.jit(
@@ -179,19 +200,45 @@ def make_train_step(
     )
 
 
+def wait_for_all_processes(name: str, timeout_s: float = 3600.0) -> None:
+    """Block until every process reaches the barrier ``name`` (the distributed runtime's
+    key-value service, no device collective); a no-op with one process.
+
+    Gloo (CPU collectives) gives up when the processes reach their first collective more
+    than 30 s apart (e.g. one compiles while the other loads the compilation cache), so
+    the loop compiles the step, then meets here, before the first step."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed
+
+    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
+HEARTBEAT_ENV = "ADAIN_JAX_HEARTBEAT_TIMEOUT"  # seconds until a silent process counts as dead
+
+
 def maybe_initialize_distributed(requested: bool) -> bool:
     """``jax.distributed.initialize()`` if requested or ``JAX_COORDINATOR_ADDRESS`` is set.
 
-    Must run before any other JAX call. Returns whether it initialised.
+    Must run before any other JAX call (nothing in ``adain_jax`` touches the XLA backend
+    at import time). Returns whether it initialised.
     On Cloud TPU, SLURM and Open MPI, ``--distributed`` alone lets JAX detect
     the cluster; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of
     process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every host.
+    CPU collectives use gloo unless ``JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise
+    (multi-process CPU runs need one; GPUs and TPUs do not use it). A process that stops
+    answering (killed, its host lost) is declared dead after ``$ADAIN_JAX_HEARTBEAT_TIMEOUT``
+    seconds (default 100, JAX's); the other processes then end with an error.
     """
     if not requested and not os.environ.get(COORDINATOR_ENV):
         return False
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for env, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
         if os.environ.get(env):
             kwargs[arg] = int(os.environ[env])
+    if os.environ.get(HEARTBEAT_ENV):
+        kwargs["heartbeat_timeout_seconds"] = max(1, round(float(os.environ[HEARTBEAT_ENV])))
+    if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**kwargs)
     return True

@@ -290,16 +290,26 @@ def test_state_restore_continues_exactly(noise):
     assert _same(batches, reference[5:7])
 
 
-def test_shards_are_disjoint_and_cover_the_folder(colours):
+def test_process_shards_concatenate_to_the_one_process_global_batch(colours):
+    """Multi-process runs: process k of n yields rows k*B/n ... of the SAME global batch."""
     cfg = data.PipelineConfig(batch_size=4, image_size=0, crop_size=CROP)
-    seen = []
-    for index in range(2):
-        with data.make_pair_iterator(colours, colours, cfg, shard_index=index, shard_count=2) as it:
-            batches = _collect(it, 6)
-        assert batches[0]["content"].shape[0] == 2  # per-process batch
-        seen.append({v for b in batches for v in _identity(b["content"])})
-    assert not seen[0] & seen[1]
-    assert seen[0] | seen[1] == {30 * i for i in range(7)}
+    with data.make_pair_iterator(colours, colours, cfg, shard_index=0, shard_count=1) as it:
+        whole = _collect(it, 5)
+    # The global batches cover the 7 files as two shuffled epochs would.
+    firsts = [v for b in whole for v in _identity(b["content"])]
+    assert set(firsts[:7]) == {30 * i for i in range(7)}
+    for count in (2, 4):
+        shards = []
+        for index in range(count):
+            with data.make_pair_iterator(
+                colours, colours, cfg, shard_index=index, shard_count=count
+            ) as it:
+                shards.append(_collect(it, 5))
+        for b, global_batch in enumerate(whole):
+            for key in ("content", "style"):
+                parts = [shard[b][key] for shard in shards]
+                assert parts[0].shape[0] == 4 // count  # per-process rows
+                np.testing.assert_array_equal(np.concatenate(parts), global_batch[key])
 
 
 # --------------------------------------------------------------------------- TFDS
