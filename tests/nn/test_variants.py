@@ -1,0 +1,164 @@
+"""The section 7.2 decoder variants (concat fusion, BatchNorm / InstanceNorm decoders)
+against independent torch implementations (tests/torch_variant_reference.py)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import adain_jax
+from adain_jax.nn import forward, models, ops
+from adain_jax.training import losses
+from adain_jax.weights import convert
+from tests import torch_variant_reference as vref
+from tests.conftest import random_images
+
+VARIANTS = [("concat", "none"), ("adain", "batch"), ("adain", "instance"), ("concat", "batch")]
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-30))
+
+
+@pytest.fixture(scope="module")
+def encoder(torch_nets):
+    sd = {k: v.numpy() for k, v in torch_nets[0].state_dict().items()}
+    return convert.params_from_state_dict(sd, "vgg")[1]
+
+
+def _torch_decoder(fusion, norm, seed=5):
+    dec = vref.variant_decoder(fusion, norm, seed)
+    if norm == "batch":  # non-trivial running statistics
+        g = torch.Generator().manual_seed(seed + 1)
+        for m in dec:
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return dec
+
+
+def _jax_params(dec):
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), vref.to_params(dec))
+
+
+@pytest.mark.parametrize(("fusion", "norm"), VARIANTS)
+def test_variant_is_read_from_the_params(fusion, norm):
+    params = models.init_decoder(jax.random.key(0), models.DecoderVariant(fusion, norm))
+    assert models.decoder_variant(params) == (fusion, norm)
+    shapes = jax.tree.map(lambda a: a.shape, _jax_params(_torch_decoder(fusion, norm)))
+    assert shapes == jax.tree.map(lambda a: a.shape, params)  # the torch layout maps 1:1
+
+
+@pytest.mark.parametrize(("fusion", "norm"), VARIANTS)
+def test_stylize_matches_torch(torch_nets, encoder, fusion, norm):
+    """Inference: BatchNorm with its running statistics, concat with a style whose relu4_1
+    grid (6x4) differs from the content's (4x5): resized by nearest (half-pixel)."""
+    dec = _torch_decoder(fusion, norm).eval()
+    content, style = random_images(20, 2, 32, 40), random_images(21, 1, 48, 32)
+    params = {"encoder": encoder, "decoder": _jax_params(dec)}
+    got = adain_jax.stylize(params, content, style)
+    c, s = vref._nchw(content), vref._nchw(style)
+    with torch.no_grad():
+        cf = vref.tref._encode_taps(torch_nets[0], c)[-1]
+        sf = vref.tref._encode_taps(torch_nets[0], s)[-1]
+        want = dec(vref.fuse(fusion, cf, sf)).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+    assert np.max(np.abs(np.asarray(got) - want)) < 2e-4
+
+
+def test_resize_nearest_matches_torch_nearest_exact():
+    x = np.random.default_rng(0).standard_normal((2, 5, 7, 3)).astype(np.float32)
+    for h, w in ((3, 4), (9, 11), (5, 7)):
+        want = torch.nn.functional.interpolate(
+            torch.from_numpy(x.transpose(0, 3, 1, 2)), size=(h, w), mode="nearest-exact"
+        )
+        np.testing.assert_array_equal(ops.resize_nearest(x, h, w), want.numpy().transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize(("fusion", "norm"), VARIANTS[:3])
+def test_train_losses_grads_and_running_stats_match_torch(torch_nets, encoder, fusion, norm):
+    """Training mode (BatchNorm on batch statistics): losses, every decoder gradient
+    (scale/offset included) and the updated running statistics, vs torch in float64."""
+    dec = _torch_decoder(fusion, norm)
+    # BatchNorm over 2 x 2x2 relu4_1 cells is ill-conditioned in float32 (torch float32 is
+    # 3% off its float64 gradient at 16 px, 1.6e-4 at 24 px): 24 px for it.
+    size = 24 if norm == "batch" else 16
+    content, style = random_images(22, 2, size, size), random_images(23, 2, size, size)
+    cw, sw = 0.5, 3.0
+    want_c, want_s, want_t, _, want_g, dec_after = vref.losses_and_grads(
+        torch_nets[0], dec, content, style, fusion, cw, sw
+    )
+    params = _jax_params(dec)
+    trainable, stats = models.split_stats(params)
+
+    def total(p):
+        parts, _, new = losses.train_losses(
+            encoder, models.merge_stats(p, stats), content, style, content_weight=cw,
+            style_weight=sw,
+        )  # fmt: skip
+        return parts.total, (parts, new)
+
+    with jax.default_matmul_precision("highest"):
+        grads, (parts, new) = jax.jit(jax.grad(total, has_aux=True))(trainable)
+    for got, want in ((parts.content, want_c), (parts.style, want_s), (parts.total, want_t)):
+        assert _rel(got, want) < 1e-4
+    scale = max(np.linalg.norm(leaf) for leaf in jax.tree.leaves(want_g))
+    for layer, leaves in want_g.items():
+        for leaf, want in leaves.items():
+            # a conv bias before BatchNorm has a zero gradient (the norm removes it)
+            err = np.linalg.norm(np.asarray(grads[layer][leaf], np.float64) - want)
+            tol = 1e-3 if norm == "batch" else 2e-4
+            assert err < tol * max(np.linalg.norm(want), 1e-3 * scale), (layer, leaf)
+    if norm == "batch":
+        after = vref.to_params(dec_after)
+        for layer in stats:
+            before_var = np.asarray(stats[layer]["var"], np.float64)
+            np.testing.assert_allclose(new[layer]["mean"], after[layer]["mean"], atol=2e-5)
+            # torch stores the unbiased batch variance, Flax (and adain-jax) the biased one
+            n = content.shape[0] * (layer_hw(layer) * size // 16) ** 2
+            batch_unbiased = (after[layer]["var"] - 0.9 * before_var) / 0.1
+            want_var = 0.9 * before_var + 0.1 * batch_unbiased * (n - 1) / n
+            np.testing.assert_allclose(new[layer]["var"], want_var, rtol=1e-4, atol=1e-5)
+            assert not np.allclose(new[layer]["var"], before_var)
+    else:
+        assert jax.tree.structure(new) == jax.tree.structure(params)
+
+
+def layer_hw(layer: str) -> int:
+    """Side of the feature map after the decoder conv of ``norm_<layer>`` for 16 px images."""
+    return {"conv4_1": 2, "conv3_4": 4, "conv3_3": 4, "conv3_2": 4, "conv3_1": 4,
+            "conv2_2": 8, "conv2_1": 8, "conv1_2": 16}[layer[5:]]  # fmt: skip
+
+
+def test_instance_norm_with_padded_sizes_matches_unpadded(encoder):
+    """A padded batch (``sizes``) decodes each image as if alone: IN statistics over
+    its own valid cells."""
+    dec = {"decoder": _jax_params(_torch_decoder("adain", "instance"))}
+    feats = jax.random.normal(jax.random.key(1), (2, 4, 5, 512))
+    sizes = jnp.array([[4, 5], [3, 2]])
+    padded = forward.decode(dec, feats, sizes=sizes)
+    alone = forward.decode(dec, feats[1:, :3, :2])
+    np.testing.assert_allclose(padded[1, :24, :16], alone[0], atol=1e-4)
+
+
+def test_controls_that_do_not_apply_fail_in_one_line(encoder):
+    params = {"encoder": encoder, "decoder": _jax_params(_torch_decoder("concat", "none"))}
+    content, style = random_images(24, 1, 16, 16), random_images(25, 1, 16, 16)
+    with pytest.raises(ValueError, match="alpha other than 1 does not apply"):
+        adain_jax.stylize(params, content, style, 0.5)
+    stats = adain_jax.encode_style(params, style)
+    with pytest.raises(ValueError, match="style statistics .* does not apply"):
+        adain_jax.stylize_with_stats(params, content, stats)
+    with pytest.raises(ValueError, match="does not apply"):
+        adain_jax.stylize_mix(params, content, [style[0], style[0]])
+    with pytest.raises(ValueError, match="tiling does not apply"):
+        adain_jax.stylize_tiled(params, content, stats, max_tile=64)
+    inorm = {"encoder": encoder, "decoder": _jax_params(_torch_decoder("adain", "instance"))}
+    with pytest.raises(ValueError, match="instance-norm"):
+        adain_jax.stylize_tiled(inorm, content, adain_jax.encode_style(inorm, style))
+    # jit(stylize) works with the variant read from the params' structure
+    out = jax.jit(adain_jax.stylize)(params, content, style)
+    np.testing.assert_allclose(out, adain_jax.stylize(params, content, style), atol=1e-6)
