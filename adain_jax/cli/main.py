@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "train": ("adain_jax.cli.train", "train a decoder; resumes from --workdir (= train.py)"),
     "convert": ("adain_jax.cli.convert", "convert .pth weights to .safetensors"),
     "evaluate": ("adain_jax.cli.evaluate", "content and style losses of a decoder"),
+    "optimize": ("adain_jax.cli.optimize", "optimization baseline (Gatys et al.) for one pair"),
+    "experiments": ("adain_jax.cli.experiments", "the paper's comparison report and curves"),
 }
 EXIT_USAGE = 2
 

@@ -75,7 +75,9 @@ def test_resize_nearest_matches_torch_nearest_exact():
         want = torch.nn.functional.interpolate(
             torch.from_numpy(x.transpose(0, 3, 1, 2)), size=(h, w), mode="nearest-exact"
         )
-        np.testing.assert_array_equal(ops.resize_nearest(x, h, w), want.numpy().transpose(0, 2, 3, 1))
+        np.testing.assert_array_equal(
+            ops.resize_nearest(x, h, w), want.numpy().transpose(0, 2, 3, 1)
+        )
 
 
 @pytest.mark.parametrize(("fusion", "norm"), VARIANTS[:3])
