@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from adain_jax.controls.transfer import stylize
 from adain_jax.experiments import optimize as opt_lib
@@ -123,7 +124,8 @@ def reference_method(which: str) -> Method:
     def run(content: np.ndarray, style: np.ndarray):
         if which == CONTENT_ROW:
             return content, {}
-        return image_io.resize_rgb(style, *content.shape[:2]), {}
+        pil = Image.fromarray(image_io.to_uint8(style))
+        return image_io.resize_rgb(pil, *content.shape[:2]), {}
 
     return run
 
