@@ -70,11 +70,11 @@ def build_parser(prog: str = "python -m adain_jax.experiments") -> argparse.Argu
 
 
 def _images(folder: str, size: int, limit: int | None, flag: str) -> list:
-    paths = image_io.find_images(folder) if Path(folder).is_dir() else None
-    if paths is None:
-        raise UsageError(f"{flag} {folder}: no such directory")
-    if not paths:
-        raise UsageError(f"{flag} {folder}: no images found")
+    """The folder's images (sorted, at most ``limit``), shorter side ``size`` (0: keep)."""
+    try:
+        paths = image_io.find_images(folder)
+    except image_io.ImageError as e:  # missing or empty folder: a bad flag
+        raise UsageError(f"{flag}: {e}") from None
     return [image_io.load_image(p, size, min_size=16) for p in paths[:limit]]
 
 

@@ -74,7 +74,7 @@ def test_compare_bad_inputs_one_line(inputs, tmp_path, capsys):
     argv = [*base, f"--content-dir={inputs / 'empty'}", f"--style-dir={inputs / 'style'}"]
     assert cli.main([*argv, f"--runs={inputs / 'weights'}"]) == 2
     err = capsys.readouterr().err
-    assert "--content-dir" in err and "no images found" in err
+    assert "--content-dir" in err and "no image files" in err
     argv = [*base, f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]
     assert cli.main([*argv, f"--runs={inputs / 'run_without_checkpoints'}"]) == 1
     err = capsys.readouterr().err

@@ -52,10 +52,14 @@ def _losses(workdir) -> list[tuple[float, float]]:
 
 def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, torch_nets, tmp_path):
     """--init-decoder decoder.pth, one fixed pair, --crop-size == --image-size: the 20
-    per-step losses of metrics.jsonl equal a torch Adam loop's (float64) within 2e-4
-    relative (float32 convolutions vs float64)."""
+    per-step losses of metrics.jsonl equal a torch Adam loop's (float64).
+
+    Tolerance: 1e-4 relative over the first 5 steps, 2e-2 over all 20. The first Adam
+    steps move every parameter by ~lr whatever its gradient's size, so float32 rounding
+    (convolutions, vs the float64 reference) in tiny gradients changes later updates:
+    the measured gap grows from ~1e-6 (step 1) to ~1e-2 (steps 10-20)."""
     vgg_path, dec_path = port_weight_files
-    steps, lr, decay, cw, sw = 20, 2e-3, 0.05, 0.7, 4.0
+    steps, lr, decay, cw, sw = 20, 1e-4, 0.05, 0.7, 4.0
     flags = [f"--image-size={SIZE}", f"--crop-size={SIZE}", f"--lr={lr}", f"--lr-decay={decay}"]
     flags += [f"--content-weight={cw}", f"--style-weight={sw}", f"--init-decoder={dec_path}"]
     assert _train(pair, vgg_path, tmp_path / "w", steps, *flags) == 0
@@ -69,8 +73,9 @@ def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, to
         vref.train_loop(torch_nets[0], torch_nets[1], content, style, steps, lr, decay, cw, sw)
     )
     assert got.shape == want.shape == (steps, 2)
-    assert want[-1, 1] < 0.5 * want[0, 1]  # the loop does train: the test can fail
-    np.testing.assert_allclose(got, want, rtol=2e-4)
+    assert want[-1, 1] < 0.2 * want[0, 1]  # the loop does train: the test can fail
+    np.testing.assert_allclose(got[:5], want[:5], rtol=1e-4)
+    np.testing.assert_allclose(got, want, rtol=2e-2)
     config = json.loads((tmp_path / "w" / "config.json").read_text())
     assert config["init_decoder"] == str(Path(dec_path).resolve())
 
