@@ -54,7 +54,7 @@ def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, to
     """--init-decoder decoder.pth, one fixed pair, --crop-size == --image-size: the 20
     per-step losses of metrics.jsonl equal a torch Adam loop's (float64).
 
-    Tolerance: 1e-4 relative over the first 5 steps, 2e-2 over all 20. The first Adam
+    Tolerance: 2e-4 relative over the first 7 steps, 2e-2 over all 20. The first Adam
     steps move every parameter by ~lr whatever its gradient's size, so float32 rounding
     (convolutions, vs the float64 reference) in tiny gradients changes later updates:
     the measured gap grows from ~1e-6 (step 1) to ~1e-2 (steps 10-20)."""
@@ -74,7 +74,7 @@ def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, to
     )
     assert got.shape == want.shape == (steps, 2)
     assert want[-1, 1] < 0.2 * want[0, 1]  # the loop does train: the test can fail
-    np.testing.assert_allclose(got[:5], want[:5], rtol=1e-4)
+    np.testing.assert_allclose(got[:7], want[:7], rtol=2e-4)
     np.testing.assert_allclose(got, want, rtol=2e-2)
     config = json.loads((tmp_path / "w" / "config.json").read_text())
     assert config["init_decoder"] == str(Path(dec_path).resolve())
@@ -111,6 +111,7 @@ def test_variant_trains_resumes_and_infers(pair, port_weight_files, tmp_path, ca
     got = np.asarray(Image.open(out), np.float32) / 255.0
     c = np.asarray(Image.open(content).convert("RGB"), np.float32) / 255.0
     s = np.asarray(Image.open(pair[1] / "a.png").convert("RGB"), np.float32) / 255.0
+    params = adain_jax.load_params(workdir)  # step 3, after the resume
     want = np.asarray(adain_jax.stylize(params, c, s))
     assert np.max(np.abs(got - want)) <= 1 / 255 + 1e-6
     if fusion == "concat":
