@@ -1,9 +1,10 @@
 #!/bin/bash
 # Small-scale CPU reproduction of sections 7.1/7.2 (random encoder, examples/ images).
 set -e
-cd /work/wt-exp
-PY="env PYTHONPATH=$PWD /work/main/.venv/bin/python"
+cd "$(dirname "$0")/../.."  # the repository root
+PY="env PYTHONPATH=$PWD ${PYTHON:-python}"
 OUT=${OUT:-/tmp/small}
+mkdir -p "$OUT"
 $PY -c "
 import torch, sys
 sys.path.insert(0, '.')
