@@ -29,6 +29,7 @@ from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, mak
 from adain_jax.inference.run import load_mask, run_job
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.nn.models import decoder_variant
 from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
@@ -257,6 +258,27 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
     )
 
 
+def check_variant(params: dict, opts: JobOptions, num_styles: int) -> None:
+    """``UsageError`` (one line) for a control the weights' decoder variant cannot do: the
+    concat variant (Enc-Concat-Dec) has no alpha, style mixing or mask."""
+    variant = decoder_variant(params["decoder"])
+    if variant.fusion != "concat":
+        return
+    used = [
+        name
+        for name, on in (
+            (f"--alpha {opts.alpha}", opts.alpha != 1.0),
+            ("several styles (mixing, --mask)", num_styles > 1),
+        )
+        if on
+    ]
+    if used:
+        raise UsageError(
+            f"{used[0]} does not apply to these weights: their decoder is {variant.describe()} "
+            "(concatenated features, no AdaIN); use one style at alpha 1"
+        )
+
+
 def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> int:
     """Expand, validate, plan, load the weights, run; returns the exit code.
 
@@ -287,6 +309,7 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
             raise e.with_hint(pretrained.OFFLINE_HINT) from None
     else:
         loaded = params()
+    check_variant(loaded, opts, num_styles)
     summary = run_job(loaded, plan)
     if len(pairs) > 1:
         print(

@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "evaluate": ("adain_jax.cli.evaluate", "content and style losses of a decoder"),
     "export": ("adain_jax.cli.export", "stylize as a StableHLO or ONNX file (no Python needed)"),
     "demo": ("adain_jax.cli.demo", "the Gradio web page and its /stylize API"),
+    "optimize": ("adain_jax.cli.optimize", "optimization baseline (Gatys et al.) for one pair"),
+    "experiments": ("adain_jax.cli.experiments", "the paper's comparison report and curves"),
 }
 EXIT_USAGE = 2
 

@@ -21,6 +21,7 @@ from jax import Array
 
 from adain_jax.nn import ops
 from adain_jax.nn.forward import as_batch, check_image_size, encode
+from adain_jax.nn.models import decoder_variant
 
 Dtype = Any
 
@@ -90,3 +91,14 @@ def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) 
             raise ValueError(f"style weights must be >= 0 with a positive sum, got {w.tolist()}")
     w = jnp.asarray(weights, jnp.float32)
     return w / jnp.sum(w)
+
+
+def require_adain_fusion(params: dict, what: str) -> None:
+    """``ValueError`` (one line) when ``params``' decoder is the concat variant, which
+    ``what`` (a runtime control built on AdaIN's statistics) does not apply to."""
+    if decoder_variant(params["decoder"]).fusion != "adain":
+        raise ValueError(
+            f"{what} does not apply to this decoder (Enc-Concat-Dec: it concatenates the "
+            "content and style features instead of AdaIN); stylize one content with one "
+            "style at alpha 1"
+        )

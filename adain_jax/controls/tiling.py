@@ -37,10 +37,10 @@ import numpy as np
 from jax import Array
 
 from adain_jax.controls.masks import check_labels, resize_labels
-from adain_jax.controls.stats import StyleStats, normalize_weights
+from adain_jax.controls.stats import StyleStats, normalize_weights, require_adain_fusion
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
-from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS
+from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS, decoder_variant
 
 Dtype = Any
 
@@ -218,6 +218,12 @@ def stylize_tiled(
       float32 NumPy array with the content's shape, in [0, 1]; equal to the
       untiled result up to float rounding.
     """
+    require_adain_fusion(params, "tiling")
+    if decoder_variant(params["decoder"]).norm == "instance":
+        raise ValueError(
+            "tiling does not apply to an instance-norm decoder (its statistics span the "
+            "whole image); stylize the image whole"
+        )
     single = content.ndim == 3
     content = np.asarray(content, np.float32)
     if single:

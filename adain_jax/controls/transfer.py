@@ -16,11 +16,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from adain_jax.controls.buckets import valid_cells
 from adain_jax.controls.masks import check_mask, resize_labels_within
-from adain_jax.controls.stats import StyleStats, encode_style, normalize_weights, stack_stats
+from adain_jax.controls.stats import (
+    StyleStats,
+    encode_style,
+    is_concrete,
+    normalize_weights,
+    require_adain_fusion,
+    stack_stats,
+)
 from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
 from adain_jax.nn import ops
 from adain_jax.nn.conv import DEFAULT_IMPL, ConvImpl
@@ -31,12 +39,13 @@ from adain_jax.nn.forward import (
     decode,
     encode,
     feature_sizes,
+    fuse,
 )
+from adain_jax.nn.models import decoder_variant
 
 Dtype = Any
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
 def stylize(
     params: dict,
     content: Array,
@@ -48,7 +57,11 @@ def stylize(
 ) -> Array:
     """Render ``content`` in the style of ``style`` (Huang & Belongie, eq. 11).
 
-    ``T(c, s) = g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))``.
+    ``T(c, s) = g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))``; for a decoder of the
+    concat variant ``g(concat(f(c), f(s)))`` (``adain_jax.nn.forward.fuse``), where a
+    concrete ``alpha`` other than 1 raises ``ValueError`` (a traced one is ignored).
+    Compiled once per shape, dtype, conv_impl and decoder variant (``stylize.lower``
+    gives the ahead-of-time form); composes with ``jax.jit``.
 
     Args:
       params: ``{"encoder", "decoder"}`` from ``load_params``.
@@ -77,6 +90,13 @@ def stylize(
     ``alpha`` that is not a scalar or ``[N]``, or sides under 9 px. Values are
     not checked (floats in 0..255 cannot be told from shapes): pass [0, 1].
     """
+    if is_concrete(alpha) and not np.all(np.asarray(alpha) == 1.0):
+        require_adain_fusion(params, "alpha other than 1")
+    return _stylize(params, content, style, alpha, dtype=dtype, conv_impl=conv_impl)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
+def _stylize(params, content, style, alpha, *, dtype, conv_impl):
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     style = as_batch(style, "style")
@@ -87,10 +107,16 @@ def stylize(
     content_feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
     style_feat = encode(params, style, dtype=dtype, conv_impl=conv_impl).relu4_1
     alpha = jnp.asarray(alpha, jnp.float32).reshape(-1, 1, 1, 1)
-    target = ops.blend(content_feat, ops.adain(content_feat, style_feat), alpha)
+    if decoder_variant(params["decoder"]).fusion == "adain":
+        target = ops.blend(content_feat, ops.adain(content_feat, style_feat), alpha)
+    else:
+        target = fuse(params, content_feat, style_feat)
     image = decode(params, target, dtype=dtype, conv_impl=conv_impl)[:, :height, :width, :]
     image = jnp.clip(image, 0.0, 1.0)
     return image[0] if single else image
+
+
+stylize.lower = _stylize.lower  # ahead-of-time lowering, as for a jax.jit function
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
@@ -150,6 +176,7 @@ def stylize_with_stats(
       once per shape and dtype; ``alpha``, ``weights``, ``sizes`` and the
       mask's values are traced.
     """
+    require_adain_fusion(params, "style statistics (mixing, masks, tiling, stylize_with_stats)")
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     check_image_size(*content.shape[1:3], "content")

@@ -25,11 +25,13 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from adain_jax.controls.transfer import stylize
 from adain_jax.inference import backend
 from adain_jax.inference.paths import MIN_IMAGE_SIZE, Pair
 from adain_jax.inference.plan import Backend, Plan
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.nn.models import decoder_variant
 
 _ERRORS = (OSError, ValueError)  # what a bad file raises (ImageError is a ValueError)
 
@@ -99,6 +101,17 @@ class Stylizer:
 
     def __init__(self, params: dict, plan: Plan, styles: Styles):
         self.params, self.plan, self.styles = params, plan, styles
+        # The concat variant (Enc-Concat-Dec) needs the style's feature map, not its
+        # statistics: each content goes whole through ``stylize`` with its one style.
+        self.concat = decoder_variant(params["decoder"]).fusion == "concat"
+
+    def _concat(self, content: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
+        seen, style_images, finish = backend.preserve_color(
+            self.plan.color, content, self.styles.images(styles)
+        )
+        return finish(
+            np.asarray(stylize(self.params, seen, style_images[0], dtype=self.plan.dtype))
+        )
 
     def _network(self, content: np.ndarray, stats: backend.StyleStats) -> np.ndarray:
         kind = self.plan.backend_for(*content.shape[:2])
@@ -110,6 +123,8 @@ class Stylizer:
 
     def one(self, content: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
         """One content ``[H, W, 3]`` with one style set, any controls."""
+        if self.concat:
+            return self._concat(content, styles)
         if self.plan.shared_stats:
             return self._network(content, self.styles.stats(styles))
         seen, style_images, finish = backend.preserve_color(
@@ -120,11 +135,13 @@ class Stylizer:
 
     def bucket(self, contents: list[np.ndarray], styles: tuple[Path, ...]) -> list[np.ndarray]:
         """Contents of one bucket shape (``Plan.batch_key``) with one style set."""
+        if self.concat:
+            return [self._concat(c, styles) for c in contents]
         return backend.stylize_padded(self.params, contents, self.styles.stats(styles), self.plan)
 
     def frames(self, frames: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
         """Video frames ``[B, H, W, 3]`` (``Plan.batches_frames``: one call, else each alone)."""
-        if self.plan.batches_frames(*frames.shape[1:3]):
+        if self.plan.batches_frames(*frames.shape[1:3]) and not self.concat:
             return backend.stylize_exact(self.params, frames, self.styles.stats(styles), self.plan)
         return np.stack([self.one(f, styles) for f in frames])
 

@@ -12,8 +12,17 @@ from typing import Any
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.nn import conv
-from adain_jax.nn.models import DOWNSAMPLE, EncoderTaps, VGGEncoder, make_decoder
+from adain_jax.nn import conv, ops
+from adain_jax.nn.models import (
+    DOWNSAMPLE,
+    EncoderTaps,
+    VGGEncoder,
+    decoder_variables,
+    decoder_variant,
+    make_decoder,
+    merge_stats,
+    split_stats,
+)
 
 Dtype = Any
 
@@ -54,11 +63,14 @@ def decode(
     sizes: Array | None = None,
     conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
 ) -> Array:
-    """Decode relu4_1-sized features to an image.
+    """Decode relu4_1-sized features to an image (any decoder variant; BatchNorm
+    decoders use their running statistics).
 
     Args:
-      params: ``{"decoder": ..., ...}``.
-      features: ``[N, h, w, 512]``, any float dtype.
+      params: ``{"decoder": ..., ...}``; its structure names the variant
+        (``adain_jax.nn.models.decoder_variant``).
+      features: ``[N, h, w, 512]`` (``[N, h, w, 1024]`` for the concat variant:
+        ``fuse``'s output), any float dtype.
       dtype: compute dtype of the convolutions.
       sizes: optional int ``[N, 2]``: valid feature cells of each image in a
         padded batch; image n is then valid on its ``8 * sizes[n]`` pixels.
@@ -67,8 +79,46 @@ def decode(
     Returns:
       float32 RGB ``[N, 8h, 8w, 3]``, unclipped (roughly [0, 1]).
     """
-    module = make_decoder(dtype=dtype, conv_impl=conv_impl)
-    return module.apply({"params": params["decoder"]}, features, sizes)
+    module = make_decoder(decoder_variant(params["decoder"]), dtype=dtype, conv_impl=conv_impl)
+    return module.apply(decoder_variables(params["decoder"]), features, sizes)
+
+
+def decode_train(
+    params: dict, features: Array, *, dtype: Dtype = jnp.float32
+) -> tuple[Array, dict]:
+    """``decode`` in training mode: BatchNorm normalises with the batch's statistics
+    (biased variance) and updates its running ones.
+
+    Returns:
+      ``(image, decoder)``: the float32 image ``[N, 8h, 8w, 3]`` and the decoder params
+      with the updated running statistics (unchanged for the other variants).
+    """
+    dec = params["decoder"]
+    variant = decoder_variant(dec)
+    module = make_decoder(variant, dtype=dtype)
+    if variant.norm != "batch":
+        return module.apply(decoder_variables(dec), features), dec
+    image, updates = module.apply(
+        decoder_variables(dec), features, None, True, mutable=["batch_stats"]
+    )
+    return image, merge_stats(split_stats(dec)[0], updates["batch_stats"])
+
+
+def fuse(params: dict, content_feat: Array, style_feat: Array) -> Array:
+    """The decoder's input from content and style relu4_1 features, as the variant fuses.
+
+    ``adain``: ``AdaIN(content_feat, style_feat)``, float32 ``[N, h, w, 512]``.
+    ``concat`` (Enc-Concat-Dec): the channel concatenation ``[content, style]``, float32
+    ``[N, h, w, 1024]``; a style grid that differs from the content's is first resized
+    to it by nearest neighbour (``ops.resize_nearest``, half-pixel centres), so any
+    style size works. ``style_feat`` broadcasts over the content batch.
+    """
+    if decoder_variant(params["decoder"]).fusion == "adain":
+        return ops.adain(content_feat, style_feat)
+    n, h, w, _ = content_feat.shape
+    style = ops.resize_nearest(style_feat, h, w)
+    style = jnp.broadcast_to(style, (n, *style.shape[1:]))
+    return jnp.concatenate([content_feat.astype(jnp.float32), style.astype(jnp.float32)], axis=-1)
 
 
 def as_batch(x: Array, name: str) -> Array:

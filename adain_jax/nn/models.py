@@ -7,8 +7,21 @@ by name. ``VGGEncoder`` maps RGB images in [0, 1] to the four loss taps;
 Both take an optional ``sizes`` (int ``[N, 2]``): each image's valid size in
 a batch padded at the bottom/right (see ``adain_jax.nn.layers``).
 ``make_decoder`` is the one place a decoder is built (``init_decoder``,
-``decoder_shapes``, ``adain_jax.nn.forward.decode``): a decoder variant
-plugs in there.
+``decoder_shapes``, ``adain_jax.nn.forward.decode``): the decoder variants of
+the paper's section 7.2 plug in there.
+
+Decoder variants (``DecoderVariant``): ``fusion`` ``adain`` (the paper's
+model) or ``concat`` (Enc-Concat-Dec: content and style relu4_1 concatenated,
+1024 channels in); ``norm`` ``none`` (the paper's), ``batch`` or ``instance``
+(a norm layer with learned scale/offset after each conv but the last). The
+variant travels WITH the params: it is read from the decoder tree's structure
+(``decoder_variant``: conv4_1's input channels, the ``norm_*`` layers and
+whether they hold running statistics), which is static under ``jax.jit``, so
+no flag or metadata has to follow the params around. A decoder params tree is
+one dict ``{layer: {leaf: array}}``: convs ``{"kernel", "bias"}``, norm layers
+``norm_<conv>`` ``{"scale", "bias"}`` plus, for BatchNorm, the running
+``{"mean", "var"}`` (Flax's ``batch_stats`` collection, merged in by layer;
+``decoder_variables`` splits it back for ``Module.apply``).
 """
 
 from __future__ import annotations
@@ -65,6 +78,41 @@ FEATURE_CHANNELS = 512
 # relu4_1 is 1/8 of the input size (three ceil-mode pools).
 DOWNSAMPLE = 8
 
+FUSIONS = ("adain", "concat")
+NORMS = ("none", "batch", "instance")
+NORM_PREFIX = "norm_"
+NORM_EPS = 1e-5  # as torch's BatchNorm2d / InstanceNorm2d
+# Flax convention: running = BN_MOMENTUM * running + (1 - BN_MOMENTUM) * batch statistic
+# (= PyTorch's momentum 0.1). The running variance is the biased batch variance (Flax's
+# rule; PyTorch stores the unbiased one).
+BN_MOMENTUM = 0.9
+STAT_LEAVES = ("mean", "var")
+
+
+class DecoderVariant(NamedTuple):
+    """A decoder of the paper's section 7.2; the default is the paper's model."""
+
+    fusion: str = "adain"
+    norm: str = "none"
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * FEATURE_CHANNELS if self.fusion == "concat" else FEATURE_CHANNELS
+
+    def describe(self) -> str:
+        dec = {"none": "Dec", "batch": "BNDec", "instance": "INDec"}[self.norm]
+        return f"Enc-{'Concat' if self.fusion == 'concat' else 'AdaIN'}-{dec}"
+
+    def check(self) -> DecoderVariant:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {FUSIONS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown decoder norm {self.norm!r}; expected one of {NORMS}")
+        return self
+
+
+PAPER = DecoderVariant()
+
 
 class EncoderTaps(NamedTuple):
     """The VGG-19 activations the losses use, each ``[N, h, w, C]``."""
@@ -113,21 +161,53 @@ class VGGEncoder(nn.Module):
         return EncoderTaps(**taps)
 
 
+class InstanceNorm(nn.Module):
+    """Per-sample, per-channel normalisation over the spatial axes (biased variance,
+    ``NORM_EPS``), then a learned ``scale``/``bias`` ``[C]``; statistics in float32.
+
+    With ``sizes`` (int ``[N, 2]``) the statistics cover each image's valid cells only.
+    """
+
+    @nn.compact
+    def __call__(self, x: Array, sizes: Array | None = None) -> Array:
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        xf = x.astype(jnp.float32)
+        if sizes is None:
+            mean = jnp.mean(xf, axis=(1, 2), keepdims=True)
+            var = jnp.mean(jnp.square(xf - mean), axis=(1, 2), keepdims=True)
+        else:
+            sizes = jnp.asarray(sizes, jnp.int32)
+            rows = jnp.arange(x.shape[1])[None, :, None] < sizes[:, 0, None, None]
+            cols = jnp.arange(x.shape[2])[None, None, :] < sizes[:, 1, None, None]
+            m = (rows & cols)[..., None].astype(jnp.float32)
+            count = jnp.sum(m, axis=(1, 2), keepdims=True)
+            mean = jnp.sum(xf * m, axis=(1, 2), keepdims=True) / count
+            var = jnp.sum(jnp.square(xf - mean) * m, axis=(1, 2), keepdims=True) / count
+        y = (xf - mean) * jax.lax.rsqrt(var + NORM_EPS) * scale + bias
+        return y.astype(x.dtype)
+
+
 class Decoder(nn.Module):
-    """Maps ``[N, h, w, 512]`` features to an RGB image ``[N, 8h, 8w, 3]``.
+    """Maps ``[N, h, w, C]`` features (C = 512; 1024 for the concat variant) to an RGB
+    image ``[N, 8h, 8w, 3]``.
 
     The output is not clipped: it is roughly in [0, 1] for a trained decoder.
     Returned in float32 whatever the compute ``dtype``. With ``sizes`` (int
     ``[N, 2]`` valid feature cells of each image in a padded batch) image n
-    is valid on its ``8 * sizes[n]`` pixels.
+    is valid on its ``8 * sizes[n]`` pixels. ``norm``: ``none``, ``batch``
+    (``train``: batch statistics, updating the ``batch_stats`` collection;
+    else the running ones) or ``instance``, after each conv but the last.
     """
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    norm: str = "none"
 
     @nn.compact
-    def __call__(self, features: Array, sizes: Array | None = None) -> Array:
+    def __call__(self, features: Array, sizes: Array | None = None, train: bool = False) -> Array:
         x = features
         last = DECODER_LAYERS[-1]
         for spec in DECODER_LAYERS:
@@ -139,23 +219,84 @@ class Decoder(nn.Module):
             x = ReflectConv(out, 3, self.dtype, self.param_dtype, self.conv_impl, name=name)(
                 x, sizes
             )
-            if spec is not last:
-                x = nn.relu(x)
+            if spec is last:
+                break
+            if self.norm == "batch":
+                x = nn.BatchNorm(
+                    use_running_average=not train,
+                    momentum=BN_MOMENTUM,
+                    epsilon=NORM_EPS,
+                    use_fast_variance=False,  # E[(x - mean)^2]: no float32 cancellation
+                    dtype=jnp.float32,
+                    name=NORM_PREFIX + name,
+                )(x.astype(jnp.float32)).astype(self.dtype)
+            elif self.norm == "instance":
+                x = InstanceNorm(name=NORM_PREFIX + name)(x, sizes)
+            x = nn.relu(x)
         return x.astype(jnp.float32)
 
 
 def make_decoder(
-    *, dtype: Dtype = jnp.float32, conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    variant: DecoderVariant = PAPER,
+    *,
+    dtype: Dtype = jnp.float32,
+    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
 ) -> nn.Module:
-    """THE decoder module (``Decoder``): a decoder variant plugs in here, and
-    ``init_decoder``, ``decoder_shapes`` and ``adain_jax.nn.forward.decode`` follow."""
-    return Decoder(dtype=dtype, conv_impl=conv_impl)
+    """THE decoder module (``Decoder``) of a variant: ``init_decoder``, ``decoder_shapes``
+    and ``adain_jax.nn.forward.decode`` follow. (The fusion, ``concat`` vs ``adain``, only
+    changes the input channels; it is applied before, by ``forward.fuse``.)"""
+    variant.check()
+    return Decoder(dtype=dtype, conv_impl=conv_impl, norm=variant.norm)
 
 
-def init_decoder(rng: Array) -> dict:
-    """Random decoder params (Flax default initialisers), float32, from a PRNG key."""
-    feats = jnp.zeros((1, 2, 2, FEATURE_CHANNELS), jnp.float32)
-    return make_decoder().init(rng, feats)["params"]
+def decoder_variant(decoder_params: dict) -> DecoderVariant:
+    """The variant a decoder params tree is (static: structure and shapes only).
+
+    Raises ``ValueError`` for a tree that is no decoder's.
+    """
+    try:
+        in_channels = decoder_params["conv4_1"]["kernel"].shape[2]
+    except (KeyError, TypeError, IndexError, AttributeError):
+        raise ValueError("not decoder params: no conv4_1 kernel") from None
+    if in_channels not in (FEATURE_CHANNELS, 2 * FEATURE_CHANNELS):
+        raise ValueError(f"decoder conv4_1 takes {in_channels} channels; expected 512 or 1024")
+    fusion = "concat" if in_channels == 2 * FEATURE_CHANNELS else "adain"
+    norms = [v for k, v in decoder_params.items() if k.startswith(NORM_PREFIX)]
+    norm = "none"
+    if norms:
+        norm = "batch" if "mean" in norms[0] else "instance"
+    return DecoderVariant(fusion, norm)
+
+
+def decoder_variables(decoder_params: dict) -> dict:
+    """The one params dict -> Flax variables ``{"params", "batch_stats"}`` (the running
+    statistics of the BatchNorm layers move to ``batch_stats``)."""
+    params, stats = split_stats(decoder_params)
+    return {"params": params, "batch_stats": stats} if stats else {"params": params}
+
+
+def split_stats(decoder_params: dict) -> tuple[dict, dict]:
+    """``(trainable, running statistics)`` of a decoder params tree (stats ``{}`` but BN)."""
+    params, stats = {}, {}
+    for layer, leaves in decoder_params.items():
+        params[layer] = {k: v for k, v in leaves.items() if k not in STAT_LEAVES}
+        held = {k: v for k, v in leaves.items() if k in STAT_LEAVES}
+        if held:
+            stats[layer] = held
+    return params, stats
+
+
+def merge_stats(params: dict, stats: dict) -> dict:
+    """Inverse of ``split_stats``: the one decoder params tree."""
+    return {layer: {**leaves, **stats.get(layer, {})} for layer, leaves in params.items()}
+
+
+def init_decoder(rng: Array, variant: DecoderVariant = PAPER) -> dict:
+    """Random decoder params of ``variant`` (Flax default initialisers; norm scale 1,
+    offset 0, running mean 0 and variance 1), float32, from a PRNG key."""
+    feats = jnp.zeros((1, 2, 2, variant.in_channels), jnp.float32)
+    variables = make_decoder(variant).init(rng, feats)
+    return merge_stats(variables["params"], variables.get("batch_stats", {}))
 
 
 def init_encoder(rng: Array) -> dict:
@@ -164,6 +305,6 @@ def init_encoder(rng: Array) -> dict:
     return VGGEncoder().init(rng, images)["params"]
 
 
-def decoder_shapes() -> dict:
-    """``jax.ShapeDtypeStruct`` tree of the decoder params (nothing computed)."""
-    return jax.eval_shape(init_decoder, jax.random.key(0))
+def decoder_shapes(variant: DecoderVariant = PAPER) -> dict:
+    """``jax.ShapeDtypeStruct`` tree of the decoder params of ``variant`` (nothing computed)."""
+    return jax.eval_shape(lambda rng: init_decoder(rng, variant), jax.random.key(0))

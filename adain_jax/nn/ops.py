@@ -95,3 +95,17 @@ def blend(content_feat: Array, target_feat: Array, alpha: Array | float) -> Arra
     return (1.0 - alpha) * content_feat.astype(jnp.float32) + alpha * target_feat.astype(
         jnp.float32
     )
+
+
+def resize_nearest(x: Array, height: int, width: int) -> Array:
+    """Nearest-neighbour resize of ``[N, h, w, C]`` to ``[N, height, width, C]``.
+
+    Half-pixel centres: output cell ``i`` takes input ``floor((i + 0.5) * h / height)``
+    (torch's ``interpolate(mode="nearest-exact")``). The identity when the sizes match.
+    """
+    h, w = x.shape[1:3]
+    if (h, w) == (height, width):
+        return x
+    rows = jnp.floor((jnp.arange(height) + 0.5) * h / height).astype(jnp.int32)
+    cols = jnp.floor((jnp.arange(width) + 0.5) * w / width).astype(jnp.int32)
+    return x[:, jnp.clip(rows, 0, h - 1)][:, :, jnp.clip(cols, 0, w - 1)]

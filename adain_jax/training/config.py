@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from adain_jax.io import files
-from adain_jax.nn.models import DTYPES
+from adain_jax.nn.models import DTYPES, FUSIONS, NORMS, DecoderVariant
 
 CONFIG_FILE = "config.json"
 TFDS_PREFIX = "tfds:"
@@ -118,6 +118,28 @@ class TrainConfig:
         1.0, help="weight of the content loss", check=NON_NEGATIVE, traced=True
     )
     seed: int = setting(0, help="decoder init and data order", resume=FIXED, check=NON_NEGATIVE)
+    fusion: str = setting(
+        "adain",
+        help="how content and style features enter the decoder: adain (the paper's model) "
+        "or concat (the section 7.2 ablation Enc-Concat-Dec, 1024 channels)",
+        resume=FIXED,
+        choices=FUSIONS,
+    )
+    decoder_norm: str = setting(
+        "none",
+        help="normalisation after each decoder conv but the last: none (the paper's), "
+        "batch or instance (the section 7.2 ablations BNDec / INDec)",
+        resume=FIXED,
+        choices=NORMS,
+    )
+    init_decoder: str | None = setting(
+        None,
+        help="start from this decoder instead of a random one (fine-tuning): decoder.pth, "
+        "a converted decoder.safetensors, or a training workdir (its latest decoder); "
+        "its layers must be the chosen variant's. Used at step 0 only",
+        resume=IGNORED,
+        metavar="FILE|DIR",
+    )
     save_every: int = setting(1000, help="checkpoint every N steps", check=POSITIVE)
     keep: int = setting(3, help="keep the newest K checkpoints", check=POSITIVE)
     log_every: int = setting(50, help="scalars every N steps", check=POSITIVE)
@@ -137,6 +159,10 @@ class TrainConfig:
     progress: bool = setting(
         True, help="no progress bar", resume=IGNORED, flag="--no-progress", action="store_false"
     )
+
+    def variant(self) -> DecoderVariant:
+        """The decoder variant the run trains (``--fusion``, ``--decoder-norm``)."""
+        return DecoderVariant(self.fusion, self.decoder_norm)
 
     def hyperparams(self) -> dict[str, np.ndarray]:
         """The traced step arguments: float32 scalars ``lr``, ``lr_decay``, the loss weights."""
@@ -188,6 +214,8 @@ def validate(cfg: TrainConfig) -> None:
             raise RunError(f"{flag(f.name)}-dir {value}: no such directory")
         if f.metadata["check"] == DIRECTORY and value is not None and not os.path.isdir(value):
             raise RunError(f"{flag(f.name)} {value}: no such directory")
+    if cfg.init_decoder is not None and not os.path.exists(cfg.init_decoder):
+        raise RunError(f"--init-decoder {cfg.init_decoder}: no such file or directory")
     if cfg.vgg is not None:
         if not os.path.isfile(cfg.vgg):
             raise RunError(f"--vgg {cfg.vgg}: no such file")
@@ -216,6 +244,8 @@ def config_dict(cfg: TrainConfig, encoder_sha: str | None) -> dict:
     for f in FIELDS:
         if f.metadata["source"]:
             d[f.name] = _source_key(d[f.name])
+    if cfg.init_decoder is not None:
+        d["init_decoder"] = str(Path(cfg.init_decoder).resolve())
     d["encoder_sha256"] = encoder_sha
     return d
 

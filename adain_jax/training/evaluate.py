@@ -1,7 +1,8 @@
 """Evaluate a decoder as the paper does: content and style losses averaged over
 every (content, style) pair (the command: ``adain_jax.cli.evaluate``).
 
-Each pair is stylized with the weights' own encoder and decoder (alpha 1),
+Each pair is stylized with the weights' own encoder and decoder (alpha 1; any
+decoder variant, read from the params: ``adain_jax.nn.forward.fuse``),
 clipped to [0, 1] (the image a user gets), then measured with one fixed *loss
 encoder* (``--loss-vgg``; default: the weights' encoder): content loss =
 MSE(f(out) at relu4_1, AdaIN(f(c), f(s))), style loss = sum over relu1_1..relu4_1
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.nn import forward, ops
+from adain_jax.nn import forward
 from adain_jax.nn.models import DTYPES
 from adain_jax.training import losses
 
@@ -45,7 +46,7 @@ def pair_function(dtype: str = "float32") -> Callable:
         params = {"encoder": enc, "decoder": dec}
         cf = forward.encode(params, c, dtype=compute).relu4_1
         sf = forward.encode(params, s, dtype=compute).relu4_1
-        out = forward.decode(params, ops.adain(cf, sf), dtype=compute)
+        out = forward.decode(params, forward.fuse(params, cf, sf), dtype=compute)
         out = jnp.clip(out, 0.0, 1.0)
         lc, ls = losses.output_losses(loss_enc, out, c, s, dtype=compute)
         return lc, ls, out[0]

@@ -57,6 +57,7 @@ from adain_jax.training.faults import (
 from adain_jax.training.lock import WorkdirLock
 from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
+from adain_jax.weights.params import load_decoder
 
 
 def params_sha256(params: dict) -> str:
@@ -81,6 +82,14 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
     else:
         source = str(pretrained.torchvision_vgg19())
     return convert.load_network(source, "encoder"), source
+
+
+def initial_decoder(cfg: TrainConfig) -> dict:
+    """The step-0 decoder: ``--init-decoder``'s (checked against the variant), else a
+    random one of ``cfg.variant()`` from ``--seed``."""
+    if cfg.init_decoder is not None:
+        return load_decoder(cfg.init_decoder, cfg.variant())
+    return init_decoder(jax.random.key(cfg.seed), cfg.variant())
 
 
 def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
@@ -212,6 +221,8 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, 
                 checkpointing.save_encoder(workdir, encoder_np, os.path.basename(encoder_source))
             config = config_dict(cfg, encoder_sha)
             config["encoder_source"] = (saved or {}).get("encoder_source", encoder_source)
+            if saved is not None and "init_decoder" in saved:  # the start of the run it resumes
+                config["init_decoder"] = saved["init_decoder"]
             write_config(workdir, config)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -234,7 +245,7 @@ def _resume_and_loop(run: _Run) -> int:
     """Restore the latest checkpoint (or initialise), then run the steps."""
     cfg = run.cfg
     restored = checkpointing.restore_latest_good(
-        run.ckpt, cfg.workdir, train_lib.abstract_state(run.mesh), move=run.is_main
+        run.ckpt, cfg.workdir, train_lib.abstract_state(run.mesh, cfg.variant()), move=run.is_main
     )
     if restored is not None:
         start, state, data_state = restored
@@ -242,7 +253,7 @@ def _resume_and_loop(run: _Run) -> int:
         print(f"resuming from step {start} ({run.ckpt_dir})", file=sys.stderr)
     else:
         start = 0
-        state = train_lib.init_state(init_decoder(jax.random.key(cfg.seed)), run.mesh)
+        state = train_lib.init_state(initial_decoder(cfg), run.mesh)
     if start >= cfg.max_steps:
         print(f"already at step {start} >= --max-steps {cfg.max_steps}; nothing to do")
         return EXIT_OK

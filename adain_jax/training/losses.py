@@ -72,7 +72,8 @@ def adain_losses(
     style_weight: float = STYLE_WEIGHT,
     dtype: Dtype = jnp.float32,
 ) -> tuple[Losses, Array]:
-    """The paper's losses of one batch of content/style pairs.
+    """The paper's losses of one batch of content/style pairs (``train_losses`` with
+    ``train=False``: a BatchNorm decoder uses its running statistics).
 
     Args:
       encoder_params: frozen encoder params (no gradient flows to them
@@ -87,6 +88,36 @@ def adain_losses(
       ``(Losses, output)``: float32 scalars and the decoder output ``g(t)``,
       float32 ``[N, H, W, 3]`` (unclipped).
     """
+    parts, output, _ = train_losses(
+        encoder_params,
+        decoder_params,
+        content,
+        style,
+        content_weight=content_weight,
+        style_weight=style_weight,
+        dtype=dtype,
+        train=False,
+    )
+    return parts, output
+
+
+def train_losses(
+    encoder_params: dict,
+    decoder_params: dict,
+    content: Array,
+    style: Array,
+    *,
+    content_weight: float = CONTENT_WEIGHT,
+    style_weight: float = STYLE_WEIGHT,
+    dtype: Dtype = jnp.float32,
+    train: bool = True,
+) -> tuple[Losses, Array, dict]:
+    """``adain_losses`` for any decoder variant, in training mode (``train``: a BatchNorm
+    decoder normalises with the batch's statistics and updates its running ones).
+
+    Returns:
+      ``(Losses, output, decoder_params)``, the last with the updated running statistics.
+    """
     params = {"encoder": encoder_params, "decoder": decoder_params}
     encode = lambda x: forward.encode(params, x, dtype=dtype)  # noqa: E731
     if content.shape == style.shape:  # one encoder pass for both halves of the batch
@@ -99,11 +130,15 @@ def adain_losses(
         style_taps = encode(style)
     style_taps = jax.tree.map(jax.lax.stop_gradient, style_taps)
     target = jax.lax.stop_gradient(ops.adain(content_feat, style_taps.relu4_1))
-    output = forward.decode(params, target, dtype=dtype)
+    fused = jax.lax.stop_gradient(forward.fuse(params, content_feat, style_taps.relu4_1))
+    if train:
+        output, decoder_params = forward.decode_train(params, fused, dtype=dtype)
+    else:
+        output = forward.decode(params, fused, dtype=dtype)
     output_taps = encode(output)
     c = content_loss(output_taps.relu4_1, target)
     s = style_loss(output_taps, style_taps)
-    return Losses(c, s, content_weight * c + style_weight * s), output
+    return Losses(c, s, content_weight * c + style_weight * s), output, decoder_params
 
 
 def output_losses(

@@ -4,6 +4,10 @@ State is a plain dict (big_vision style)::
 
     {"decoder": Decoder params (float32), "opt": optax Adam moments, "step": int32 []}
 
+The decoder may be any variant (``nn.models.DecoderVariant``; read from the params'
+structure). A BatchNorm decoder's running statistics live in ``state["decoder"]``
+(``nn.models.split_stats``): the forward pass updates them, Adam never sees them.
+
 The step is compiled for a compute dtype and a mesh only: the learning rate,
 its decay and the loss weights are a small argument of float32 scalars
 (``TrainConfig.hyperparams()``), so changing them never recompiles.
@@ -32,7 +36,14 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from adain_jax.nn.models import DTYPES, decoder_shapes
+from adain_jax.nn.models import (
+    DTYPES,
+    PAPER,
+    DecoderVariant,
+    decoder_shapes,
+    merge_stats,
+    split_stats,
+)
 from adain_jax.training import losses
 
 State = dict
@@ -70,7 +81,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def _fresh_state(decoder: Mapping) -> State:
     return {
         "decoder": decoder,
-        "opt": make_optimizer().init(decoder),
+        "opt": make_optimizer().init(split_stats(decoder)[0]),
         "step": jnp.zeros((), jnp.int32),
     }
 
@@ -81,10 +92,11 @@ def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
     return jax.jit(_fresh_state, out_shardings=replicated(mesh))(decoder_params)
 
 
-def abstract_state(mesh: Mesh) -> State:
-    """Shapes, dtypes and shardings of the state (the restore target)."""
+def abstract_state(mesh: Mesh, variant: DecoderVariant = PAPER) -> State:
+    """Shapes, dtypes and shardings of the state of a ``variant`` decoder (the restore
+    target)."""
     sharding = replicated(mesh)
-    shapes = jax.eval_shape(_fresh_state, decoder_shapes())
+    shapes = jax.eval_shape(_fresh_state, decoder_shapes(variant))
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
@@ -135,22 +147,25 @@ def train_step(state: State, vgg: dict, batch: dict, hp: dict, *, dtype: str) ->
     content = batch["content"].astype(jnp.float32) / 255.0
     style = batch["style"].astype(jnp.float32) / 255.0
 
-    def loss_fn(decoder):
-        parts, _ = losses.adain_losses(
+    trainable, stats = split_stats(state["decoder"])
+
+    def loss_fn(trainable):
+        parts, _, decoder = losses.train_losses(
             vgg,
-            decoder,
+            merge_stats(trainable, stats),
             content,
             style,
             content_weight=hp["content_weight"],
             style_weight=hp["style_weight"],
             dtype=DTYPES[dtype],
         )
-        return parts.total, parts
+        return parts.total, (parts, split_stats(decoder)[1])
 
-    grads, parts = jax.grad(loss_fn, has_aux=True)(state["decoder"])
-    direction, opt = make_optimizer().update(grads, state["opt"], state["decoder"])
+    grads, (parts, new_stats) = jax.grad(loss_fn, has_aux=True)(trainable)
+    direction, opt = make_optimizer().update(grads, state["opt"], trainable)
     lr = lr_schedule(hp["lr"], hp["lr_decay"])(state["step"])
-    decoder = optax.apply_updates(state["decoder"], jax.tree.map(lambda u: -lr * u, direction))
+    trainable = optax.apply_updates(trainable, jax.tree.map(lambda u: -lr * u, direction))
+    decoder = merge_stats(trainable, new_stats)
     finite = jnp.isfinite(parts.total) & jnp.all(
         jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
     )

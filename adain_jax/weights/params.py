@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adain_jax.nn import models
 from adain_jax.weights import convert, pretrained, workdir
@@ -91,6 +92,51 @@ def load_params(
     else:
         decoder_params = convert.load_network(dec_path, "decoder")
     return {"encoder": _to_device(encoder), "decoder": _to_device(decoder_params)}
+
+
+def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> dict:
+    """Decoder params of ``variant`` from a file or a workdir (``train.py --init-decoder``).
+
+    Args:
+      source: ``decoder.pth`` (the PyTorch port's layout) or a converted
+        ``decoder.safetensors`` (both hold the paper's decoder), a directory holding
+        ``decoder.safetensors``, or a training workdir (its latest decoder, any variant).
+      variant: the decoder the caller builds; every layer and shape must match it.
+
+    Returns:
+      ``{layer: {leaf: float32 numpy array}}``.
+
+    Raises:
+      FileNotFoundError, WeightsError (or the readers' errors): one line naming ``source``.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir() and workdir.is_workdir(path):
+        params = workdir.latest_decoder_params(path)["decoder"]
+    elif path.is_dir():
+        file = path / weights_io.file_name("decoder")
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{path}: neither a training workdir (no checkpoints/) nor a folder with "
+                f"{file.name}"
+            )
+        params = convert.load_network(file, "decoder")
+    else:
+        params = convert.load_network(path, "decoder")
+    expected = models.decoder_shapes(variant)
+    got_shapes = {k: {n: tuple(v.shape) for n, v in d.items()} for k, d in params.items()}
+    want_shapes = {k: {n: tuple(v.shape) for n, v in d.items()} for k, d in expected.items()}
+    if got_shapes != want_shapes:
+        try:
+            found = models.decoder_variant(params).describe()
+        except ValueError:
+            found = "another layout"
+        raise convert.WeightsError(
+            f"{path}: holds an {found} decoder, not the {variant.describe()} decoder chosen "
+            "(--fusion/--decoder-norm); its layers or shapes differ"
+        )
+    return jax.tree.map(lambda a: np.asarray(a, np.float32), params)
 
 
 def init_params(rng: jax.Array) -> Params:

@@ -3,7 +3,8 @@
 
 Layout of a workdir ``DIR``::
 
-    DIR/config.json                 the run's settings (adain_jax.training.config)
+    DIR/config.json                 the run's settings (adain_jax.training.config),
+                                    among them the decoder variant (fusion, decoder_norm)
     DIR/encoder.safetensors         the frozen VGG encoder the run trains against
     DIR/checkpoints/<step>/state    decoder params, Adam state, step (orbax StandardSave)
     DIR/checkpoints/<step>/data     the data iterator's state (JSON)
@@ -14,6 +15,7 @@ a workdir is self-contained.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from adain_jax.nn.models import decoder_shapes
+from adain_jax.nn.models import PAPER, DecoderVariant, decoder_shapes
 
 CHECKPOINTS = "checkpoints"
 ENCODER_FILE = "encoder.safetensors"
@@ -47,11 +49,29 @@ def is_workdir(path: str | os.PathLike) -> bool:
     return (Path(path) / CHECKPOINTS).is_dir()
 
 
+def workdir_variant(workdir: str | os.PathLike) -> DecoderVariant:
+    """The decoder variant a workdir trains: ``fusion`` and ``decoder_norm`` of its
+    ``config.json`` (the paper's model when absent: a workdir older than the variants)."""
+    path = Path(workdir) / "config.json"
+    try:
+        config = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    variant = DecoderVariant(
+        config.get("fusion", PAPER.fusion), config.get("decoder_norm", PAPER.norm)
+    )
+    try:
+        return variant.check()
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
 def latest_decoder_params(workdir: str | os.PathLike) -> dict:
     """The latest checkpointed decoder of a training workdir (only the decoder is read).
 
     Returns:
-      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}} float32 numpy,
+      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}, ...} float32 numpy (the
+      variant's layers, ``workdir_variant``: norm layers, running statistics),
       "vgg": str path of the encoder weights the run used}``.
 
     A checkpoint that does not restore (damaged files) is reported in one line on
@@ -64,6 +84,7 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
     import orbax.checkpoint as ocp
 
     workdir = Path(workdir)
+    variant = workdir_variant(workdir)
     enc = encoder_path(workdir)
     if not enc.is_file():
         raise CheckpointError(f"{workdir}: training workdir without {ENCODER_FILE}")
@@ -75,7 +96,8 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
         cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
         target = {
             "decoder": jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu), decoder_shapes()
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                decoder_shapes(variant),
             )
         }
         args = ocp.args.Composite(

@@ -16,6 +16,7 @@ CONFIG_JSON_KEYS = {
     "eval_every", "image_size", "keep", "log_every", "lr", "lr_decay", "max_steps",
     "num_samples", "num_workers", "progress", "sample_content_dir", "sample_every",
     "sample_style_dir", "save_every", "seed", "style", "style_weight", "vgg", "workdir",
+    "fusion", "decoder_norm", "init_decoder",
 }  # fmt: skip
 
 

@@ -1,0 +1,158 @@
+"""``adain-jax experiments`` / ``python -m adain_jax.experiments``: the paper's section 7.1
+comparison report and the section 7.2 training-curve figure.
+
+    python -m adain_jax.experiments compare --content-dir C --style-dir S --out DIR \\
+        --runs runs/adain,runs/concat --optimize-steps 10,100,500 --size 256,512
+    python -m adain_jax.experiments curves runs/adain runs/concat runs/bn --out curves.png
+
+``compare`` writes ``DIR/report.md``, ``DIR/results.json``, ``DIR/losses.png`` and
+``DIR/grid.png`` (``adain_jax.experiments.report``). Exit status: 0 done, 1 unreadable
+images, weights or runs, 2 bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from adain_jax.experiments import optimize as opt_lib
+from adain_jax.experiments import plots, report
+from adain_jax.io import images as image_io
+from adain_jax.nn.models import decoder_variant
+from adain_jax.training.monitoring import read_jsonl
+from adain_jax.weights import convert, workdir
+from adain_jax.weights.download import DownloadError
+from adain_jax.weights.params import load_params
+
+EXIT_RUNTIME, EXIT_USAGE = 1, 2
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: not a comma list of integers") from None
+    if any(v < 0 for v in values):
+        raise UsageError(f"{flag} {text!r}: values must be >= 0")
+    return values
+
+
+def build_parser(prog: str = "python -m adain_jax.experiments") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    c = sub.add_parser("compare", formatter_class=fmt, help="the section 7.1 comparison report")
+    c.add_argument("--content-dir", required=True)
+    c.add_argument("--style-dir", required=True)
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--runs", default="", help="comma list of training workdirs / weight folders")
+    c.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="leave out the pretrained default (else used when downloadable)",
+    )
+    c.add_argument("--optimize-steps", default="10,100,500", help="comma list ('' for none)")
+    c.add_argument("--optimizer", choices=opt_lib.OPTIMIZERS, default="lbfgs")
+    c.add_argument("--objective", choices=opt_lib.OBJECTIVES, default="gatys")
+    c.add_argument("--size", default="256,512", help="shorter side(s) in px; 0 keeps the size")
+    c.add_argument("--loss-vgg", help="loss encoder (default: the first run's encoder)")
+    c.add_argument("--limit", type=int, default=None, help="at most N images per folder")
+    k = sub.add_parser("curves", formatter_class=fmt, help="training loss curves of runs")
+    k.add_argument("runs", nargs="+", help="training workdirs (their metrics.jsonl)")
+    k.add_argument("--out", required=True, help="PNG to write")
+    return p
+
+
+def _images(folder: str, size: int, limit: int | None, flag: str) -> list:
+    """The folder's images (sorted, at most ``limit``), shorter side ``size`` (0: keep)."""
+    try:
+        paths = image_io.find_images(folder)
+    except image_io.ImageError as e:  # missing or empty folder: a bad flag
+        raise UsageError(f"{flag}: {e}") from None
+    return [image_io.load_image(p, size, min_size=16) for p in paths[:limit]]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    sizes = _int_list(args.size, "--size") or [0]
+    steps = _int_list(args.optimize_steps, "--optimize-steps")
+    runs = [r for r in args.runs.split(",") if r]
+    for run in runs:
+        if not Path(run).is_dir():
+            raise UsageError(f"--runs {run}: no such directory")
+    contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
+    styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
+    methods, encoders = [], []
+    for run in runs:
+        if workdir.is_workdir(run) and not any((Path(run) / "checkpoints").iterdir()):
+            raise workdir.CheckpointError(f"--runs {run}: training workdir without checkpoints")
+        params = load_params(run)
+        name = f"{Path(run).name} ({decoder_variant(params['decoder']).describe()})"
+        methods.append((name, lambda p=params: report.adain_method(p)))
+        encoders.append(params["encoder"])
+    if not args.no_pretrained:
+        try:
+            params = load_params()
+            methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
+            encoders.append(params["encoder"])
+        except DownloadError as e:
+            print(f"note: no pretrained row ({' '.join(str(e).split())[:120]})", file=sys.stderr)
+    if args.loss_vgg:
+        loss_encoder = convert.load_network(args.loss_vgg, "encoder")
+    elif encoders:
+        loss_encoder = encoders[0]
+    else:
+        raise UsageError("no run to take the loss encoder from: give --runs or --loss-vgg")
+    opt_encoder = loss_encoder
+    for n in steps:
+        settings = opt_lib.Settings(args.objective, args.optimizer)
+        methods.append(
+            (
+                f"optimization ({n} steps)",
+                lambda n=n, s=settings: report.optimize_method(opt_encoder, n, s),
+            )
+        )
+    for row in (report.CONTENT_ROW, report.STYLE_ROW):
+        methods.append((row, lambda r=row: report.reference_method(r)))
+    report.compare(contents, styles, methods, loss_encoder, args.out)
+    print(f"wrote {Path(args.out) / 'report.md'} (results.json, losses.png, grid.png)")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    runs = {}
+    for run in args.runs:
+        path = Path(run) / "metrics.jsonl"
+        if not path.is_file():
+            raise UsageError(f"{run}: no metrics.jsonl (not a training workdir?)")
+        recs = [r for r in read_jsonl(path) if "loss/content" in r and "loss/style" in r]
+        if not recs:
+            raise UsageError(f"{path}: no training losses logged yet")
+        runs[Path(run).name] = sorted(recs, key=lambda r: r["step"])
+    plots.loss_curves(args.out, runs)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.experiments"
+) -> int:
+    """Run ``compare`` or ``curves``; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return _compare(args) if args.command == "compare" else _curves(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError, workdir.CheckpointError, DownloadError) as e:
+        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

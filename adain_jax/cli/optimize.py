@@ -1,0 +1,135 @@
+"""``adain-jax optimize`` / ``python -m adain_jax.optimize``: the optimization baseline.
+
+    python -m adain_jax.optimize --content c.jpg --style s.jpg --output out.png --steps 500
+    python -m adain_jax.optimize ... --optimizer adam --init noise --objective adain --log l.tsv
+
+Optimizes the output image itself against the VGG loss network (Gatys et al.; the
+paper's section 7.1 baseline); see ``adain_jax.experiments.optimize``. Exit status:
+0 done, 1 unreadable images or weights, 2 bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from adain_jax.experiments import optimize as opt_lib
+from adain_jax.io import files
+from adain_jax.io import images as image_io
+from adain_jax.nn.models import DTYPES
+from adain_jax.weights import convert, pretrained
+
+EXIT_RUNTIME, EXIT_USAGE = 1, 2
+
+
+def build_parser(prog: str = "python -m adain_jax.optimize") -> argparse.ArgumentParser:
+    """The flags (``--help`` shows the defaults)."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Optimize an image against the VGG loss network (Gatys et al.), the "
+        "slow baseline of the AdaIN paper's section 7.1.",
+    )
+    p.add_argument("--content", required=True, help="content image")
+    p.add_argument("--style", required=True, help="style image")
+    p.add_argument("--output", required=True, help="output image (.png or .jpg)")
+    p.add_argument("--steps", type=int, default=500, help="optimizer steps")
+    p.add_argument("--optimizer", choices=opt_lib.OPTIMIZERS, default="lbfgs")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam's learning rate (logit space)")
+    p.add_argument("--init", choices=opt_lib.INITS, default="content", help="start image")
+    p.add_argument(
+        "--objective",
+        choices=opt_lib.OBJECTIVES,
+        default="gatys",
+        help="gatys: relu4_1 content + Gram style loss; adain: the paper's loss",
+    )
+    p.add_argument("--vgg", help="loss network weights (default: the pretrained vgg_normalised)")
+    p.add_argument("--content-size", type=int, default=512, help="shorter side (0: keep)")
+    p.add_argument("--style-size", type=int, default=512, help="shorter side (0: keep)")
+    p.add_argument("--content-weight", type=float, default=1.0)
+    p.add_argument("--style-weight", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0, help="noise init")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument("--log", help="write 'step total content style' per step to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if args.steps < 1:
+        return f"--steps must be >= 1, got {args.steps}"
+    for flag in ("content_size", "style_size"):
+        if getattr(args, flag) < 0:
+            return f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}"
+    for flag in ("content_weight", "style_weight", "lr"):
+        if not getattr(args, flag) >= 0:
+            return f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}"
+    if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
+        return f"--vgg {args.vgg}: expected a .pth or .safetensors file"
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.optimize") -> int:
+    """Parse, load, optimize, write; returns the exit status."""
+    args = build_parser(prog).parse_args(argv)
+    problem = _check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        image_io.check_output_path(args.output, [args.content, args.style])
+        content = image_io.load_image(args.content, args.content_size, min_size=9)
+        style = image_io.load_image(args.style, args.style_size, min_size=9)
+        vgg = args.vgg or str(pretrained.adain_pretrained()[0])
+        encoder = convert.load_network(vgg, "encoder")
+    except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError, download
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_RUNTIME
+    settings = opt_lib.Settings(
+        args.objective, args.optimizer, args.init, args.content_weight, args.style_weight, args.lr
+    )
+    bar = tqdm(total=args.steps, disable=args.quiet, unit="step", file=sys.stderr)
+
+    def progress(done: int, log) -> None:
+        total, lc, ls = np.asarray(log[-1])
+        bar.set_postfix(total=f"{total:.4g}", content=f"{lc:.4g}", style=f"{ls:.4g}")
+        bar.update(done - bar.n)
+
+    start = time.perf_counter()
+    image, log = opt_lib.optimize(
+        encoder,
+        content,
+        style,
+        steps=args.steps,
+        settings=settings,
+        seed=args.seed,
+        dtype=DTYPES[args.dtype],
+        chunk=max(1, args.steps // 50),
+        on_chunk=progress,
+    )
+    bar.close()
+    log = np.asarray(log)
+    try:
+        image_io.save_image(args.output, np.asarray(image), [args.content, args.style])
+        if args.log:
+            with files.atomic_open(args.log) as f:
+                f.write("step\ttotal\tcontent\tstyle\n")
+                for i, (t, lc, ls) in enumerate(log):
+                    f.write(f"{i}\t{t:.6g}\t{lc:.6g}\t{ls:.6g}\n")
+    except OSError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(
+        f"wrote {args.output} ({args.steps} {args.optimizer} steps, "
+        f"{time.perf_counter() - start:.1f} s; loss {log[0, 0]:.4g} -> {log[-1, 0]:.4g})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
