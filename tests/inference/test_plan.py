@@ -19,6 +19,7 @@ from adain_jax.cli import infer as infer_cli
 from adain_jax.inference import backend, run
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, JobOptions, make_plan, resolve_weights
+from adain_jax.nn.models import decoder_shapes
 
 LABELS = np.array([[0, 1], [1, 0]], np.int32)
 
@@ -148,7 +149,7 @@ def _stylizer(plan, style_hw=(20, 20)):
     styles = run.Styles({}, plan)
     for path in {s for p in plan.todo for s in p.styles}:
         styles._images[path] = np.full((*style_hw, 3), 0.5, np.float32)  # already read
-    return run.Stylizer({}, plan, styles)
+    return run.Stylizer({"decoder": decoder_shapes()}, plan, styles)  # the paper's variant
 
 
 def test_one_content_routes_to_the_planned_backend(tmp_path, fake_network):
