@@ -96,7 +96,7 @@ def stylize(
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
-def _stylize(params, content, style, alpha, *, dtype, conv_impl):
+def _stylize(params, content, style, alpha=1.0, *, dtype=jnp.float32, conv_impl=DEFAULT_IMPL):
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     style = as_batch(style, "style")
