@@ -47,24 +47,42 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import grain
 import numpy as np
 from grain.experimental import ZipMapDataset
-from PIL import Image
 
 from adain_jax.io import images
+from adain_jax.training.sources import (
+    TFDS_PREFIX,
+    DataError,
+    array_to_image,
+    find_image_files,
+    open_source,
+    parse_tfds_spec,
+    random_resized_crop,
+    target_shape,
+)
 
-TFDS_PREFIX = "tfds:"
+__all__ = [
+    "TFDS_PREFIX",
+    "BadImageWarning",
+    "DataError",
+    "PairIterator",
+    "PipelineConfig",
+    "array_to_image",
+    "default_num_workers",
+    "load_eval_images",
+    "make_pair_iterator",
+    "parse_tfds_spec",
+    "random_resized_crop",
+    "target_shape",
+]
+
 STATE_VERSION = 1
 
 Source = str | os.PathLike
-
-
-class DataError(ValueError):
-    """A data source is missing, empty, unreadable or misconfigured."""
 
 
 class BadImageWarning(UserWarning):
@@ -121,139 +139,6 @@ class PipelineConfig:
         for name in ("image_size", "num_workers"):
             if getattr(self, name) < 0:
                 raise DataError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class _FolderReader:
-    """Records are indices into a sorted list of image files."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.paths = _find_images(root)
-        self.description = f"image folder {str(root)!r}"
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def name(self, record: int) -> str:
-        return str(self.paths[record])
-
-    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
-        draft = max(cfg.image_size, cfg.crop_size) if cfg.jpeg_draft and cfg.image_size else 0
-        return images.open_image(self.paths[record], draft_size=draft)
-
-
-def _find_images(root: str | os.PathLike) -> list[Path]:
-    """``images.find_images``, its error as a ``DataError``."""
-    try:
-        return images.find_images(root)
-    except images.ImageError as e:
-        reason = str(e).removeprefix(f"{Path(root)}: ")
-        raise DataError(f"image folder {str(root)!r}: {reason}") from None
-
-
-def target_shape(height: int, width: int, image_size: int, min_size: int) -> tuple[int, int]:
-    """``(H, W)`` an image is resized to before cropping (``images.resized_shape``).
-
-    The shorter side becomes ``image_size`` (0: the original size), but at least
-    ``min_size`` (the crop): smaller images are upscaled.
-    """
-    shorter = max(image_size or min(height, width), min_size)
-    return images.resized_shape(height, width, shorter)
-
-
-def random_resized_crop(
-    image: Image.Image, image_size: int, crop: int, rng: np.random.Generator
-) -> np.ndarray:
-    """A uniformly random ``crop x crop`` window of the image resized to ``target_shape``.
-
-    ``uint8 [crop, crop, 3]`` (``images.to_uint8`` of ``images.resize_rgb``). Only the
-    window is resampled (``resize_rgb`` with a source ``box``), which equals cropping the
-    fully resized image up to +-1 rounding on rare pixels, several times faster.
-    """
-    th, tw = target_shape(image.height, image.width, image_size, crop)
-    top = int(rng.integers(0, th - crop + 1))
-    left = int(rng.integers(0, tw - crop + 1))
-    if (th, tw) == (image.height, image.width):
-        window = images.resize_rgb(image.crop((left, top, left + crop, top + crop)), crop, crop)
-    else:
-        sx, sy = image.width / tw, image.height / th
-        box = (
-            left * sx,
-            top * sy,
-            min((left + crop) * sx, image.width),
-            min((top + crop) * sy, image.height),
-        )
-        window = images.resize_rgb(image, crop, crop, box=box)
-    return images.to_uint8(window)
-
-
-def array_to_image(array: np.ndarray) -> Image.Image:
-    """A ``PIL.Image`` (``L``, ``RGB`` or ``RGBA``) from a decoded uint8 ``[H, W]`` or
-    ``[H, W, 1|3|4]`` array (TFDS's ``image`` feature); read like a file's pixels."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {array.dtype}")
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
-        raise ValueError(f"expected an [H, W, 1|3|4] image, got shape {array.shape}")
-    return Image.fromarray(np.ascontiguousarray(array))
-
-
-def parse_tfds_spec(spec: str) -> tuple[str, str]:
-    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``.
-
-    NAME may name a config and version with TFDS's slashes (``coco/2017``,
-    ``coco/2017/1.1.0``); the first ``:`` starts the split (e.g. ``train[:90%]``).
-    """
-    body = spec[len(TFDS_PREFIX) :]
-    name, _, split = body.partition(":")
-    if not name:
-        raise DataError(f"TFDS source {spec!r}: expected 'tfds:NAME[:SPLIT]'")
-    return name, split or "train"
-
-
-class _TfdsReader:
-    """Records are indices into a ``tfds.data_source``; images come from ``"image"``."""
-
-    def __init__(self, spec: str) -> None:
-        name, split = parse_tfds_spec(spec)
-        try:
-            import tensorflow_datasets as tfds
-        except ImportError as e:
-            raise DataError(
-                f"{spec!r} needs tensorflow-datasets: pip install 'adain-jax[tfds]'"
-            ) from e
-        try:
-            self.source = tfds.data_source(name, split=split)
-        except Exception as e:  # noqa: BLE001 - TFDS raises many types; report one line
-            raise DataError(f"cannot open TFDS source {spec!r}: {e}") from e
-        self.description = f"TFDS source {spec!r}"
-        if len(self.source) == 0:
-            raise DataError(f"{self.description} is empty")
-        self.spec = spec
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def name(self, record: int) -> str:
-        return f"{self.spec}[{record}]"
-
-    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
-        example = self.source[record]
-        if "image" not in example:
-            raise DataError(f"{self.description} has no 'image' feature")
-        return array_to_image(example["image"])
-
-
-def _open_source(source: Any) -> _FolderReader | _TfdsReader:
-    if isinstance(source, str) and source.startswith(TFDS_PREFIX):
-        return _TfdsReader(source)
-    if not isinstance(source, str | os.PathLike):
-        raise DataError(f"a data source must be a folder or 'tfds:NAME[:SPLIT]', got {source!r}")
-    return _FolderReader(source)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -532,7 +417,7 @@ def make_pair_iterator(
         raise DataError(
             f"batch size {cfg.batch_size} is not divisible by the {shard_count} processes"
         )
-    readers = {"content": _open_source(content), "style": _open_source(style)}
+    readers = {"content": open_source(content), "style": open_source(style)}
     streams = [
         _stream(readers[name], cfg, _stream_seed(cfg.seed, i))
         for i, name in enumerate(("content", "style"))
@@ -560,7 +445,7 @@ def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[n
     reads it. Unreadable files are skipped with a ``BadImageWarning``.
     """
     loaded = []
-    for path in _find_images(folder):
+    for path in find_image_files(folder):
         if len(loaded) >= limit:
             break
         try:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from adain_jax.io import images
-from adain_jax.training import data
+from adain_jax.training import data, sources
 
 CROP = 16
 
@@ -149,8 +149,8 @@ def test_jpeg_draft_is_close_to_full_decode(tmp_path):
     img = np.stack([x * 255 // 800, y * 255 // 600, (x + y) * 255 // 1400], -1).astype(np.uint8)
     _save(tmp_path / "big.jpg", img, quality=95)
     cfg = data.PipelineConfig(image_size=64, crop_size=CROP)
-    fast = data._FolderReader(tmp_path).load(0, cfg)
-    full = data._FolderReader(tmp_path).load(0, dataclasses.replace(cfg, jpeg_draft=False))
+    fast = sources.FolderReader(tmp_path).load(0, cfg)
+    full = sources.FolderReader(tmp_path).load(0, dataclasses.replace(cfg, jpeg_draft=False))
     assert full.size == (800, 600) and fast.size == (100, 75)  # 1/8: still >= 85 x 64
     shape = data.target_shape(600, 800, 64, CROP)
     assert shape == (64, 85)
