@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.inference import backend
 from adain_jax.inference.paths import MIN_IMAGE_SIZE
 from adain_jax.inference.plan import Backend, JobOptions, make_plan
 from adain_jax.inference.run import load_mask
 from adain_jax.io import images as image_io
-from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
-from adain_jax.weights.params import load_params
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COLOR_MODES = {"off": None, "CORAL": "coral", "luminance": "luminance"}
@@ -150,11 +149,7 @@ def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentPar
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     add("--port", type=int, default=7860, help="port")
-    add("--vgg", metavar="FILE", help="encoder weights (.pth or .safetensors)")
-    add("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help="directory from adain_jax.convert")
-    source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+    add_weight_flags(parser)
     return parser
 
 
@@ -167,11 +162,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print("error: the demo needs gradio: pip install 'adain-jax[demo]'", file=sys.stderr)
         return 1
     try:
-        params = load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
-    except DownloadError as e:
-        print(f"error: {e.with_hint(pretrained.OFFLINE_HINT)}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
+        params = load_weights(args)
+    except (OSError, ValueError, DownloadError) as e:
         print(f"error: {_message(e)}", file=sys.stderr)
         return 1
     build_app(params).queue().launch(server_name=args.host, server_port=args.port, show_error=True)

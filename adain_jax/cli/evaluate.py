@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.nn.models import DTYPES
 from adain_jax.training import data, monitoring
 from adain_jax.training.evaluate import DEFAULT_CHUNK, evaluate_pairs
 from adain_jax.weights import convert
-from adain_jax.weights.params import load_params
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -41,11 +41,7 @@ def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.Argumen
         description="The paper's content and style losses of a decoder, averaged over all "
         "content x style pairs, and a grid of the outputs.",
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", help="weights directory (encoder/decoder.safetensors)")
-    src.add_argument("--checkpoint", help="training workdir: its latest decoder and its encoder")
-    p.add_argument("--vgg", help="encoder weights file (.pth or .safetensors)")
-    p.add_argument("--decoder", help="decoder weights file (.pth or .safetensors)")
+    add_weight_flags(p)
     p.add_argument(
         "--loss-vgg",
         help="encoder the losses are measured with (default: the weights' encoder); "
@@ -83,8 +79,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     try:
         contents = _load_images(args.content_dir, args.size, args.limit)
         styles = _load_images(args.style_dir, args.size, args.limit)
-        source = args.weights or args.checkpoint
-        params = load_params(source, vgg=args.vgg, decoder=args.decoder)
+        params = load_weights(args)
         loss_enc = (
             jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
             if args.loss_vgg

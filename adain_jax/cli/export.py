@@ -20,11 +20,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.inference import export
 from adain_jax.io.files import atomic_path
-from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
-from adain_jax.weights.params import load_params
 
 EXIT_USAGE, EXIT_RUNTIME = 2, 1
 
@@ -52,11 +51,7 @@ def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentP
     add("--size", type=_size, default=(512, 512), help="onnx only: content HxW")
     add("--style-size", type=_size, default=(512, 512), help="onnx only: style HxW")
     add("--batch", type=int, default=1, help="onnx only: contents per call")
-    add("--vgg", metavar="FILE", help="encoder weights (.pth or .safetensors)")
-    add("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help="directory from adain_jax.convert")
-    source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+    add_weight_flags(parser)
     return parser
 
 
@@ -68,11 +63,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print(f"error: --output {out}: directory {out.parent} does not exist", file=sys.stderr)
         return EXIT_USAGE
     try:
-        params = load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
-    except DownloadError as e:
-        print(f"error: {e.with_hint(pretrained.OFFLINE_HINT)}", file=sys.stderr)
-        return EXIT_RUNTIME
-    except (OSError, ValueError) as e:
+        params = load_weights(args)
+    except (OSError, ValueError, DownloadError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_RUNTIME
     try:

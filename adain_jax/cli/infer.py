@@ -24,15 +24,14 @@ from pathlib import Path
 
 import jax
 
+from adain_jax.cli.weight_flags import load_weights
 from adain_jax.inference import backend, paths
 from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
 from adain_jax.inference.run import load_mask, run_job
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 from adain_jax.nn.models import decoder_variant
-from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
-from adain_jax.weights.params import load_params
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -301,12 +300,7 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     if video.is_video(first.content):
         video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     if params is None:
-        try:
-            loaded = load_params(
-                args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder
-            )
-        except DownloadError as e:
-            raise e.with_hint(pretrained.OFFLINE_HINT) from None
+        loaded = load_weights(args)
     else:
         loaded = params()
     check_variant(loaded, opts, num_styles)

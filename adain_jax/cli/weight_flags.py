@@ -1,0 +1,32 @@
+"""The weight-source flags shared by the commands that stylize (infer, demo, export,
+evaluate), and loading the weights they name with the command line's offline hint."""
+
+from __future__ import annotations
+
+import argparse
+
+from adain_jax.weights import pretrained
+from adain_jax.weights.download import DownloadError
+from adain_jax.weights.params import load_params
+
+
+def add_weight_flags(parser: argparse.ArgumentParser) -> None:
+    """``--vgg FILE``, ``--decoder FILE`` and one of ``--weights DIR`` / ``--checkpoint DIR``."""
+    parser.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth or .safetensors)")
+    parser.add_argument("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="DIR", help="directory from adain_jax.convert")
+    source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+
+
+def load_weights(args: argparse.Namespace) -> dict:
+    """``load_params`` of the flags above (the pretrained default when none is given).
+
+    Raises:
+      DownloadError: with the hint naming the flags that take local files.
+      OSError, ValueError: a missing or bad weight file, naming it.
+    """
+    try:
+        return load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
+    except DownloadError as e:
+        raise e.with_hint(pretrained.OFFLINE_HINT) from None
