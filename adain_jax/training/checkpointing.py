@@ -23,6 +23,7 @@ from adain_jax.weights.workdir import (
     CheckpointError,
     checkpoints_dir,
     encoder_path,
+    newest_that_restores,
 )
 
 __all__ = [
@@ -151,18 +152,17 @@ def restore_latest_good(
     Raises:
       CheckpointError: there are checkpoints but none restores.
     """
+
+    def damaged(step: int, reason: str) -> None:
+        where = f"; moved aside to {move_aside(workdir, step)}" if move else ""
+        log(f"warning: checkpoint {step} does not restore ({reason}){where}")
+        ckpt.reload()
+
     steps = ckpt.all_steps()
-    for step in reversed(steps):
-        try:
-            state, data_state = ckpt.restore(abstract_state, step)
-            return step, state, data_state
-        except Exception as e:  # orbax/tensorstore raise many types for damaged files
-            reason = " ".join(str(e).split())[:200] or type(e).__name__
-            where = ""
-            if move:
-                where = f"; moved aside to {move_aside(workdir, step)}"
-            log(f"warning: checkpoint {step} does not restore ({reason}){where}")
-            ckpt.reload()
+    found = newest_that_restores(steps, lambda step: ckpt.restore(abstract_state, step), damaged)
+    if found is not None:
+        step, (state, data_state) = found
+        return step, state, data_state
     if steps:
         raise NoCheckpointRestores(
             f"{checkpoints_dir(workdir)}: none of the checkpoints {steps} restores "

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,6 +44,25 @@ def encoder_path(workdir: str | os.PathLike) -> Path:
 def checkpoints_dir(workdir: str | os.PathLike) -> Path:
     """``DIR/checkpoints``, absolute (orbax wants absolute paths)."""
     return Path(workdir).absolute() / CHECKPOINTS
+
+
+def newest_that_restores(
+    steps: list[int],
+    restore: Callable[[int], Any],
+    on_damaged: Callable[[int, str], None],
+) -> tuple[int, Any] | None:
+    """``(step, restore(step))`` for the newest of ``steps`` whose restore succeeds.
+
+    A checkpoint that fails (orbax and tensorstore raise many types for damaged
+    files) is passed to ``on_damaged(step, reason)`` with the reason on one line,
+    and the next older one is tried. ``None`` when none restores.
+    """
+    for step in sorted(steps, reverse=True):
+        try:
+            return step, restore(step)
+        except Exception as e:  # noqa: BLE001 - any failure of a damaged checkpoint
+            on_damaged(step, " ".join(str(e).split())[:200] or type(e).__name__)
+    return None
 
 
 def is_workdir(path: str | os.PathLike) -> bool:
@@ -109,17 +130,16 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
                 )
             }
         )
-        for step in steps:
-            try:
-                restored = manager.restore(step, args=args)
-                break
-            except Exception as e:  # orbax/tensorstore raise many types for damaged files
-                reason = " ".join(str(e).split())[:200] or type(e).__name__
-                print(
-                    f"warning: checkpoint {step} of {workdir} does not restore ({reason})",
-                    file=sys.stderr,
-                )
-        else:
+        found = newest_that_restores(
+            steps,
+            lambda step: manager.restore(step, args=args),
+            lambda step, reason: print(
+                f"warning: checkpoint {step} of {workdir} does not restore ({reason})",
+                file=sys.stderr,
+            ),
+        )
+        if found is None:
             raise CheckpointError(f"{workdir}: none of the checkpoints {steps} restores")
+        restored = found[1]
     decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored[STATE_ITEM]["decoder"])
     return {"decoder": decoder, "vgg": str(enc)}
