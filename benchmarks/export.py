@@ -4,7 +4,7 @@ of the pretrained model's shapes, so the file sizes are those of a real export).
 For each ``--sizes`` (square px, one content, style of the same size): ``adain_jax.stylize``
 (jit, compile excluded), the StableHLO artifact (``jax.export.deserialize(...).call``, one
 artifact for every size, first call compiles) and, with ``--onnx``, the ONNX file in
-onnxruntime (one file per size: jax2onnx exports fixed sizes). Prints a Markdown table::
+onnxruntime (also one file, dynamic sizes). Prints a Markdown table::
 
     python -m benchmarks.export --sizes 256,512
     python -m benchmarks.export --sizes 256 --onnx
@@ -53,6 +53,16 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line())
     print(f"StableHLO export: {time.perf_counter() - start:.1f} s, {len(blob) / 2**20:.1f} MiB")
     exported = jax.export.deserialize(blob)
+    session, onnx_bytes = None, 0
+    if args.onnx:
+        import onnxruntime as ort
+
+        start = time.perf_counter()
+        path = os.path.join(tmp, "adain.onnx")
+        with open(path, "wb") as f:
+            f.write(export.export_onnx(params))
+        print(f"ONNX export: {time.perf_counter() - start:.1f} s")
+        session, onnx_bytes = ort.InferenceSession(path), os.path.getsize(path)
     print("\n| size | runtime | first call s | per call s | file MiB |")
     print("|---|---|---|---|---|")
     rng = np.random.default_rng(0)
@@ -63,18 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         stylize = functools.partial(adain_jax.stylize, params)
         _row(size, "adain_jax.stylize", stylize, (c, s, a), None, args.repeats)
         _row(size, "StableHLO (jax.export)", exported.call, (c, s, a), len(blob), args.repeats)
-        if args.onnx:
-            import onnxruntime as ort
-
-            path = os.path.join(tmp, f"adain{size}.onnx")
-            t = time.perf_counter()
-            with open(path, "wb") as f:
-                f.write(export.export_onnx(params, (size, size), (size, size), 1))
-            print(f"ONNX export at {size}: {time.perf_counter() - t:.1f} s")
-            sess = ort.InferenceSession(path)
+        if session is not None:
             feeds = {"content": c, "style": s, "alpha": a}
-            nbytes = os.path.getsize(path)
-            _row(size, "ONNX (onnxruntime)", sess.run, (["image"], feeds), nbytes, args.repeats)
+            run = (["image"], feeds)
+            _row(size, "ONNX (onnxruntime)", session.run, run, onnx_bytes, args.repeats)
 
 
 def _row(size: int, name: str, fn, fn_args: tuple, nbytes: int | None, repeats: int) -> None:

@@ -2,13 +2,12 @@
 this package.
 
     python -m adain_jax.export --format stablehlo --output adain.jaxexport
-    python -m adain_jax.export --format onnx --output adain.onnx --size 512x512 --batch 1
+    python -m adain_jax.export --format onnx --output adain.onnx
 
-``stablehlo``: a serialized ``jax.export.Exported`` with symbolic sizes (any
-batch N, any H, W, Hs, Ws >= 9); load it with ``jax.export.deserialize``.
-``onnx``: via ``jax2onnx`` with fixed sizes (``--batch``, ``--size``,
-``--style-size``): jax2onnx 0.17 fails on symbolic sizes here (docs/deploy.md).
-The weights are baked in.
+Both hold ``adain_jax.inference.export.portable_stylize`` with any batch N and
+any H, W, Hs, Ws >= 9. ``stablehlo``: a serialized ``jax.export.Exported`` with
+symbolic sizes; load it with ``jax.export.deserialize``. ``onnx``: via
+``jax2onnx``, dynamic sizes. The weights are baked in.
 
 Exit status: 0 written, 2 bad flags, 1 a weight file or the converter failed.
 """
@@ -28,16 +27,6 @@ from adain_jax.weights.download import DownloadError
 EXIT_USAGE, EXIT_RUNTIME = 2, 1
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW (e.g. 512x512)") from None
-    if min(h, w) < export.MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"{text}: each side must be >= {export.MIN_SIDE} px")
-    return h, w
-
-
 def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentParser:
     """The export flags."""
     parser = argparse.ArgumentParser(
@@ -48,9 +37,6 @@ def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentP
     add = parser.add_argument
     add("--format", required=True, choices=("stablehlo", "onnx"), help="artifact format")
     add("--output", required=True, metavar="FILE", help="file to write")
-    add("--size", type=_size, default=(512, 512), help="onnx only: content HxW")
-    add("--style-size", type=_size, default=(512, 512), help="onnx only: style HxW")
-    add("--batch", type=int, default=1, help="onnx only: contents per call")
     add_weight_flags(parser)
     return parser
 
@@ -69,12 +55,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         return EXIT_RUNTIME
     try:
         with atomic_path(out) as tmp:
-            if args.format == "stablehlo":
-                Path(tmp).write_bytes(export.export_stablehlo(params))
-            else:
-                Path(tmp).write_bytes(
-                    export.export_onnx(params, args.size, args.style_size, args.batch)
-                )
+            convert = export.export_stablehlo if args.format == "stablehlo" else export.export_onnx
+            Path(tmp).write_bytes(convert(params))
     except ImportError as e:
         print(f"error: {e} (pip install 'adain-jax[export]')", file=sys.stderr)
         return EXIT_RUNTIME

@@ -8,9 +8,7 @@ sizes=...)``, the ``sizes`` option of ``adain_jax.nn.forward``); the crop
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
-from jax import Array
 
 
 def pad_to_bucket(image: np.ndarray, bucket: int) -> np.ndarray:
@@ -20,12 +18,3 @@ def pad_to_bucket(image: np.ndarray, bucket: int) -> np.ndarray:
     if (hb, wb) == (h, w):
         return image
     return np.pad(image, ((0, hb - h), (0, wb - w), (0, 0)), mode="symmetric")
-
-
-def valid_cells(cells: Array, height: int, width: int) -> Array:
-    """bool ``[N, height, width]``: which cells of a padded grid lie in image n's
-    ``cells[n]`` (int ``[N, 2]``) area."""
-    cells = jnp.asarray(cells, jnp.int32)
-    rows = jnp.arange(height)[None, :, None] < cells[:, 0, None, None]
-    cols = jnp.arange(width)[None, None, :] < cells[:, 1, None, None]
-    return rows & cols

@@ -15,6 +15,7 @@ from jax import Array
 
 from adain_jax.controls.stats import StyleStats, is_concrete
 from adain_jax.nn import ops
+from adain_jax.nn.ops import positions
 
 
 def resize_labels(labels: Array, height: int, width: int) -> Array:
@@ -108,7 +109,7 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
 
     Args:
       labels: int ``[Hm, Wm]`` or ``[N, Hm, Wm]``.
-      cells: int ``[N, 2]`` valid cells of each image (traced).
+      cells: int ``[N, 2]`` valid cells of each image, or ``[1, 2]`` for all (traced).
 
     Returns:
       int ``[N, height, width]``: image n's labels stretched over its
@@ -117,12 +118,14 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
     """
     labels = jnp.asarray(labels)
     hm, wm = labels.shape[-2:]
-    labels = jnp.broadcast_to(labels, (cells.shape[0], hm, wm))
     cells = jnp.asarray(cells, jnp.int32)
+    batch = labels.shape[0] if labels.ndim == 3 else cells.shape[0]
+    labels = jnp.broadcast_to(labels, (batch, hm, wm))
+    cells = jnp.broadcast_to(cells, (batch, 2))
 
     def index(n: int, size: Array, m: int) -> Array:
         # floor((i + 1/2) * m / size) in integers: the same cells as resize_labels.
-        i = jnp.minimum(jnp.arange(n), size - 1)
+        i = jnp.minimum(positions(n), size - 1)
         return jnp.minimum((2 * i + 1) * m // (2 * size), m - 1)
 
     def one(lab: Array, cell: Array) -> Array:

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax.controls.buckets import valid_cells
 from adain_jax.controls.masks import check_mask, resize_labels_within
 from adain_jax.controls.stats import (
     StyleStats,
@@ -41,6 +40,7 @@ from adain_jax.nn.forward import (
     feature_sizes,
     fuse,
 )
+from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import decoder_variant
 
 Dtype = Any
@@ -164,7 +164,8 @@ def stylize_with_stats(
       sizes: optional int ``[N, 2]`` (traced): ``content`` is a batch
         ``[N, Hb, Wb, 3]`` of images padded at the bottom/right
         (``pad_to_bucket``) and ``sizes[n]`` is image n's ``(H, W)`` (each at
-        least 9 px). Each image is stylized exactly as unpadded (its own
+        least 9 px); ``[1, 2]``: one size for every image. Each image is stylized
+        exactly as unpadded (its own
         reflection borders, content statistics over its own relu4_1 cells,
         a mask stretched over its own area): crop output n to ``sizes[n]``.
         One compilation serves every mix of sizes in a padded shape.
@@ -185,8 +186,8 @@ def stylize_with_stats(
         if single:
             raise ValueError("sizes needs a batch [N, Hb, Wb, 3] of padded contents")
         sizes = jnp.asarray(sizes, jnp.int32)
-        if sizes.shape != (content.shape[0], 2):
-            raise ValueError(f"sizes must be [N, 2] for {content.shape[0]} contents")
+        if sizes.ndim != 2 or sizes.shape[1] != 2 or sizes.shape[0] not in (1, content.shape[0]):
+            raise ValueError(f"sizes must be [N, 2] or [1, 2] for {content.shape[0]} contents")
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     mask = check_mask(mask, stats)
     out = _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)

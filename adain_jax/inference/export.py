@@ -13,19 +13,23 @@ rounding (measured in ``tests/inference/test_export.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.controls.buckets import valid_cells
 from adain_jax.controls.masks import region_stats
 from adain_jax.controls.stats import StyleStats
 from adain_jax.controls.transfer import stylize_with_stats
 from adain_jax.nn import conv
-from adain_jax.nn.forward import encode, feature_sizes
+from adain_jax.nn.forward import encode, feature_size, feature_sizes
+from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import DOWNSAMPLE
+from adain_jax.nn.ops import positions
 
 MIN_SIDE = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
 INPUT_NAMES = ("content", "style", "alpha")
@@ -33,16 +37,21 @@ OUTPUT_NAME = "image"
 
 
 def _pad_to_multiple(images: Array) -> tuple[Array, Array]:
-    """``[N, H, W, 3]`` -> ``([N, Hp, Wp, 3], sizes int32 [N, 2])``, Hp, Wp the multiples of
-    8 at or above H, W; the padding repeats the last row/column (its values are don't-care:
-    the layers overwrite them from ``sizes``). Works on symbolic H, W."""
-    n, h, w, _ = images.shape
-    hp, wp = -(-h // DOWNSAMPLE) * DOWNSAMPLE, -(-w // DOWNSAMPLE) * DOWNSAMPLE
-    rows = jnp.minimum(jnp.arange(hp), h - 1)
-    cols = jnp.minimum(jnp.arange(wp), w - 1)
-    padded = images[:, rows][:, :, cols]
-    sizes = jnp.broadcast_to(jnp.array([h, w], jnp.int32), (n, 2))
-    return padded, sizes
+    """``[N, H, W, 3]`` -> ``([N, Hp, Wp, 3], sizes int32 [1, 2])``, Hp, Wp the multiples of
+    8 at or above H, W, and ``(H, W)`` shared by the batch; the padding repeats the last
+    row/column (its values are don't-care: the layers overwrite them from ``sizes``).
+    Gathers with ``positions``, so H, W (and N) may be symbolic."""
+    _, h, w, _ = images.shape
+    cells_h, cells_w = feature_size(h, w)
+    rows = jnp.minimum(positions(DOWNSAMPLE * cells_h), h - 1)
+    cols = jnp.minimum(positions(DOWNSAMPLE * cells_w), w - 1)
+    padded = jnp.take(jnp.take(images, rows, axis=1), cols, axis=2)
+    return padded, jnp.array([[h, w]], jnp.int32)
+
+
+def _crop(images: Array, h: Any, w: Any) -> Array:
+    """``images[:, :h, :w]`` as gathers (a converter may drop a slice to a symbolic end)."""
+    return jnp.take(jnp.take(images, positions(h), axis=1), positions(w), axis=2)
 
 
 def style_stats_padded(
@@ -67,9 +76,8 @@ def portable_stylize(
     def run(content: Array, style: Array, alpha: Array) -> Array:
         stats = style_stats_padded(params, style, conv_impl=conv_impl)
         padded, sizes = _pad_to_multiple(content)
-        h, w = content.shape[1:3]
         out = stylize_with_stats(params, padded, stats, alpha, sizes=sizes, conv_impl=conv_impl)
-        return out[:, :h, :w, :]
+        return _crop(out, *content.shape[1:3])
 
     return run
 
@@ -93,29 +101,57 @@ def export_stablehlo(params: dict) -> bytes:
     return bytes(exported.serialize())
 
 
-def export_onnx(
-    params: dict,
-    size: tuple[int, int],
-    style_size: tuple[int, int],
-    batch: int = 1,
-) -> bytes:
+def export_onnx(params: dict) -> bytes:
     """``portable_stylize(params)`` as one self-contained ONNX model (``jax2onnx``; the
-    weights inside, no external data file): inputs ``content [batch, H, W, 3]`` (``H, W =
-    size``), ``style [1, Hs, Ws, 3]`` (``style_size``), ``alpha []``; output ``image [batch,
-    H, W, 3]``. Fixed sizes: jax2onnx 0.17 fails on a symbolic batch or size here
-    (docs/deploy.md). The convolutions are the plain ``"valid"`` formulation (no custom VJP
-    in the graph).
+    weights inside, no external data file) with dynamic sizes: inputs ``content [N, H, W,
+    3]``, ``style [1, Hs, Ws, 3]``, ``alpha []``; output ``image [N, H, W, 3]``. The
+    convolutions are the plain ``"valid"`` formulation (no custom VJP in the graph).
 
     Raises ``ImportError`` without ``jax2onnx``; the converter's errors pass through.
     """
     import jax2onnx  # optional dependency: the [export] extra
 
-    model = jax2onnx.to_onnx(
-        portable_stylize(params, conv_impl="valid"),
-        [(batch, *size, 3), (1, *style_size, 3), ()],
-        input_names=list(INPUT_NAMES),
-        output_names=[OUTPUT_NAME],
-        model_name="adain_stylize",
-        return_mode="proto",
-    )
+    with _shared_symbolic_scopes(), _quiet_logger("onnx_ir"):
+        model = jax2onnx.to_onnx(
+            portable_stylize(params, conv_impl="valid"),
+            [("N", "H", "W", 3), (1, "Hs", "Ws", 3), ()],
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            model_name="adain_stylize",
+            return_mode="proto",
+        )
     return model.SerializeToString()
+
+
+@contextlib.contextmanager
+def _shared_symbolic_scopes() -> Iterator[None]:
+    """Deep copies of a symbolic dimension share its ``jax.export.SymbolicScope``.
+
+    jax2onnx 0.17 deep-copies gather parameters; copying a dimension copies its scope,
+    which fails once the scope has cached bounds (``AttributeError: 'SymbolicScope' object
+    has no attribute '_normalization_rules'``) and would give a scope that no longer
+    compares equal to the original. A scope is fixed once built, so sharing it is safe.
+    """
+    cls = jax.export.SymbolicScope
+    saved = cls.__dict__.get("__deepcopy__")
+    cls.__deepcopy__ = lambda self, memo: self
+    try:
+        yield
+    finally:
+        if saved is None:
+            del cls.__deepcopy__
+        else:
+            cls.__deepcopy__ = saved
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Raise logger ``name`` to ERROR for the block (onnx_ir warns once per untyped
+    shape constant: hundreds of lines that say nothing to the user)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

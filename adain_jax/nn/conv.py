@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from adain_jax.nn.ops import positions
+
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 IMPLEMENTATIONS = ("direct", "valid")
@@ -44,9 +46,22 @@ ConvImpl = str | Callable[[Array, Array, Array], Array]
 
 
 def reflect_pad(x: Array, pad: int) -> Array:
-    """Reflection-pad the two spatial axes of ``[..., H, W, C]`` by ``pad`` on each side."""
-    widths = [(0, 0)] * (x.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
-    return jnp.pad(x, widths, mode="reflect")
+    """Reflection-pad the two spatial axes of ``[..., H, W, C]`` by ``pad`` on each side.
+
+    Symbolic sizes (exports) take a gather: ``jnp.pad`` can only reflect a symbolic axis
+    that its constraints prove longer than ``pad``, and a converter's dynamic dimensions
+    carry no constraints.
+    """
+    if all(isinstance(d, int) for d in x.shape[-3:-1]):
+        widths = [(0, 0)] * (x.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
+        return jnp.pad(x, widths, mode="reflect")
+    return _reflect_take(_reflect_take(x, pad, x.ndim - 3), pad, x.ndim - 2)
+
+
+def _reflect_take(x: Array, pad: int, axis: int) -> Array:
+    n = x.shape[axis]
+    i = jnp.abs(positions(n + 2 * pad) - pad)
+    return jnp.take(x, jnp.where(i > n - 1, 2 * (n - 1) - i, i), axis=axis)
 
 
 def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: ConvImpl = DEFAULT_IMPL) -> Array:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -150,6 +151,7 @@ def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> N
             f"style has a batch of {styles} for {contents} content image(s); give one style "
             f"for all, or one per content ({contents})"
         )
+    alpha_shape = tuple(alpha_shape)  # a converter may trace jnp.shape to an array
     if len(alpha_shape) > 1 or (alpha_shape and alpha_shape[0] not in (1, contents)):
         raise ValueError(
             f"alpha has shape {alpha_shape}; give a scalar or one value per content [{contents}]"
@@ -157,17 +159,27 @@ def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> N
 
 
 def check_image_size(height: int, width: int, name: str = "image") -> None:
-    """Raise ``ValueError`` for images too small for relu4_1's reflection padding."""
+    """Raise ``ValueError`` for images too small for relu4_1's reflection padding.
+
+    Symbolic sizes pass when their constraints decide it (``jax.export``'s ``H >= 9``)
+    and also when nothing bounds them (a converter's dynamic dimensions): such an
+    artifact fails at run time on a too-small image, as the network itself would.
+    """
     smallest = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
-    if height < smallest or width < smallest:  # no min(): decidable for symbolic sizes
+    try:
+        too_small = height < smallest or width < smallest  # no min(): decidable symbolically
+    except jax.errors.InconclusiveDimensionOperation:
+        return
+    if too_small:
         raise ValueError(f"{name} is {height}x{width}; each side must be at least {smallest} px")
 
 
 def feature_size(height: int, width: int) -> tuple[int, int]:
     """relu4_1 grid size of an ``height x width`` image (three ceil-mode pools)."""
-    return -(-height // DOWNSAMPLE), -(-width // DOWNSAMPLE)
+    # (x + 7) // 8 rather than -(-x // 8): exporters lower integer division as truncation.
+    return (height + DOWNSAMPLE - 1) // DOWNSAMPLE, (width + DOWNSAMPLE - 1) // DOWNSAMPLE
 
 
 def feature_sizes(sizes: Array) -> Array:
     """relu4_1 valid cells, int32 ``[N, 2]``, of images of ``sizes`` ``[N, 2]``."""
-    return -(-jnp.asarray(sizes, jnp.int32) // DOWNSAMPLE)
+    return (jnp.asarray(sizes, jnp.int32) + DOWNSAMPLE - 1) // DOWNSAMPLE

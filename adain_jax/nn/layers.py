@@ -2,9 +2,10 @@
 
 Padded batches: every block takes an optional ``sizes``, int ``[N, 2]``, the
 valid ``(height, width)`` of each image inside a batch padded at the
-bottom/right. With it the block computes, on each image's valid area, what
-it computes on the unpadded image (up to float rounding); values outside the
-area are don't-care. Before a 3x3 convolution the first rows/columns past
+bottom/right, or ``[1, 2]``: one valid size shared by the whole batch. With
+it the block computes, on each image's valid area, what it computes on the
+unpadded image (up to float rounding); values outside the area are
+don't-care. Before a 3x3 convolution the first rows/columns past
 the area are overwritten with the reflection the unpadded image gets at its
 border (``fill_past``); before a pool the padding repeats the last valid
 row/column, so ceil-mode pooling of an odd size sees a window of one. Sizes
@@ -21,29 +22,43 @@ import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import conv
+from adain_jax.nn.ops import positions
 
 Dtype = Any
+
+
+def valid_cells(sizes: Array, height: Any, width: Any) -> Array:
+    """bool ``[N, height, width]``: which cells of a padded grid lie in image n's
+    ``sizes[n]`` (int ``[N, 2]``; ``[1, 2]`` gives ``[1, height, width]``) area."""
+    sizes = jnp.asarray(sizes, jnp.int32)
+    rows = positions(height)[None, :, None] < sizes[:, 0, None, None]
+    cols = positions(width)[None, None, :] < sizes[:, 1, None, None]
+    return rows & cols
 
 
 def _fill_axis(x: Array, valid: Array, axis: int, reflect: bool) -> Array:
     """Rewrite positions ``>= valid[n]`` along ``axis`` (1 or 2) of ``[N, H, W, C]``.
 
     ``reflect``: position ``v`` takes ``v - 2`` (the reflection about ``v - 1``);
-    else every position past the area takes ``v - 1``.
+    else every position past the area takes ``v - 1``. ``valid`` ``[1]`` applies to
+    every image (one gather along the axis instead of one per image).
     """
     n = x.shape[axis]
-    j = jnp.arange(n)[None, :]
+    j = positions(n)[None, :]
     v = valid[:, None]
     past = jnp.clip(2 * (v - 1) - j, 0, n - 1) if reflect else v - 1
     idx = jnp.where(j < v, j, past)
+    if valid.shape[0] == 1:
+        return jnp.take(x, idx[0], axis=axis)
     if axis == 1:
         return jax.vmap(lambda xi, ii: xi[ii])(x, idx)
     return jax.vmap(lambda xi, ii: xi[:, ii])(x, idx)
 
 
 def fill_past(x: Array, sizes: Array, *, reflect: bool) -> Array:
-    """``[N, H, W, C]`` with the cells past each image's ``sizes[n]`` (int ``[N, 2]``)
-    rewritten: reflected about the last valid row/column (``reflect``) or repeating it."""
+    """``[N, H, W, C]`` with the cells past each image's ``sizes[n]`` (int ``[N, 2]`` or
+    ``[1, 2]``) rewritten: reflected about the last valid row/column (``reflect``) or
+    repeating it."""
     sizes = jnp.asarray(sizes, jnp.int32)
     x = _fill_axis(x, sizes[:, 0], 1, reflect)
     return _fill_axis(x, sizes[:, 1], 2, reflect)

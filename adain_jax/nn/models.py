@@ -34,7 +34,13 @@ import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import conv
-from adain_jax.nn.layers import ReflectConv, max_pool_ceil, pooled_sizes, upsample_nearest_2x
+from adain_jax.nn.layers import (
+    ReflectConv,
+    max_pool_ceil,
+    pooled_sizes,
+    upsample_nearest_2x,
+    valid_cells,
+)
 
 Dtype = Any
 # Compute dtypes by name (flags, configs): convolutions run in it, statistics in float32.
@@ -178,10 +184,7 @@ class InstanceNorm(nn.Module):
             mean = jnp.mean(xf, axis=(1, 2), keepdims=True)
             var = jnp.mean(jnp.square(xf - mean), axis=(1, 2), keepdims=True)
         else:
-            sizes = jnp.asarray(sizes, jnp.int32)
-            rows = jnp.arange(x.shape[1])[None, :, None] < sizes[:, 0, None, None]
-            cols = jnp.arange(x.shape[2])[None, None, :] < sizes[:, 1, None, None]
-            m = (rows & cols)[..., None].astype(jnp.float32)
+            m = valid_cells(sizes, *x.shape[1:3])[..., None].astype(jnp.float32)
             count = jnp.sum(m, axis=(1, 2), keepdims=True)
             mean = jnp.sum(xf * m, axis=(1, 2), keepdims=True) / count
             var = jnp.sum(jnp.square(xf - mean) * m, axis=(1, 2), keepdims=True) / count

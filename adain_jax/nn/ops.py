@@ -9,6 +9,7 @@ authors' Lua code; ``eps`` is added to the variance before the square root.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,12 @@ from jax import Array
 EPS = 1e-5
 
 _SPATIAL = (-3, -2)
+
+
+def positions(n: Any) -> Array:
+    """int32 ``[n]``: ``0 .. n-1``. ``lax.iota`` rather than ``jnp.arange`` so that a
+    symbolic ``n`` (``jax.export`` or a converter's dynamic size) stays an array size."""
+    return jax.lax.iota(jnp.int32, n)
 
 
 def channel_mean_std(x: Array, eps: float = EPS) -> tuple[Array, Array]:
@@ -106,6 +113,6 @@ def resize_nearest(x: Array, height: int, width: int) -> Array:
     h, w = x.shape[1:3]
     if (h, w) == (height, width):
         return x
-    rows = jnp.floor((jnp.arange(height) + 0.5) * h / height).astype(jnp.int32)
-    cols = jnp.floor((jnp.arange(width) + 0.5) * w / width).astype(jnp.int32)
+    rows = jnp.floor((positions(height) + 0.5) * h / height).astype(jnp.int32)
+    cols = jnp.floor((positions(width) + 0.5) * w / width).astype(jnp.int32)
     return x[:, jnp.clip(rows, 0, h - 1)][:, :, jnp.clip(cols, 0, w - 1)]

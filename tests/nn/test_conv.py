@@ -149,3 +149,15 @@ def test_direct_kernel_gradient_over_bands_of_rows(monkeypatch, band_pixels):
         _, got_vjp = jax.vjp(run, x, kernel, bias)
         _, want_vjp = jax.vjp(_reference, x, kernel, bias)
         assert _rel_err(got_vjp(dy)[1], want_vjp(dy)[1]) < DEFAULT_LAYER_TOL, shape
+
+
+def test_reflect_pad_of_symbolic_sizes_matches_numpy():
+    """Exports trace symbolic sizes, where ``reflect_pad`` gathers instead of ``jnp.pad``:
+    the same values as NumPy's reflect mode at sizes unknown when traced."""
+    n, h, w = jax.export.symbolic_shape("N, H, W")
+    spec = jax.ShapeDtypeStruct((n, h, w, 3), jnp.float32)
+    exported = jax.export.export(jax.jit(lambda x: conv.reflect_pad(x, 1)))(spec)
+    for shape in [(1, 2, 5, 3), (2, 9, 4, 3)]:
+        x = random_images(11, *shape[:3])
+        want = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        np.testing.assert_array_equal(np.asarray(exported.call(x)), want)

@@ -88,6 +88,32 @@ def test_stylize_with_stats_sizes_equal_per_image_stylize(params):
         np.testing.assert_allclose(got[i, :h, :w], want, atol=1e-5)
 
 
+def test_one_shared_size_for_the_batch(params):
+    """``sizes`` ``[1, 2]`` (the exports' form: one size for the whole batch) gives each
+    image's ``stylize`` result, with a per-image mask too."""
+    images = list(random_images(8, 2, 37, 50))
+    style = random_images(9, 1, 30, 44)[0]
+    batch, _ = _padded(images, 64)
+    shared = np.array([[37, 50]], np.int32)
+    stats = adain_jax.encode_style(params, style)
+    got = np.asarray(adain_jax.stylize_with_stats(params, batch, stats, 0.6, sizes=shared))
+    for i, img in enumerate(images):
+        want = np.asarray(adain_jax.stylize(params, img, style, 0.6))
+        np.testing.assert_allclose(got[i, :37, :50], want, atol=1e-5)
+
+    styles = adain_jax.stack_stats([stats, adain_jax.encode_style(params, 1 - style)])
+    masks = np.zeros((2, 6, 6), np.int32)
+    masks[0, :3], masks[1, :, 4:] = 1, 1
+    got = np.asarray(
+        adain_jax.stylize_with_stats(params, batch, styles, 1.0, mask=masks, sizes=shared)
+    )
+    for i, img in enumerate(images):
+        want = adain_jax.stylize_with_stats(params, img, styles, 1.0, mask=masks[i])
+        np.testing.assert_allclose(got[i, :37, :50], np.asarray(want), atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[N, 2\] or \[1, 2\]"):
+        adain_jax.stylize_with_stats(params, batch, stats, sizes=np.zeros((3, 2), np.int32))
+
+
 def test_public_stylize_under_jit_vmap_and_grad(params):
     """``jax.jit``, ``jax.jit(partial(..., dtype=...))``, ``jax.vmap`` and ``jax.grad`` of
     the public function give the numbers of the untransformed call."""
