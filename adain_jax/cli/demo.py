@@ -29,6 +29,7 @@ from adain_jax.inference.paths import MIN_IMAGE_SIZE
 from adain_jax.inference.plan import Backend, JobOptions, make_plan
 from adain_jax.inference.run import load_mask
 from adain_jax.io import images as image_io
+from adain_jax.io.messages import one_line
 from adain_jax.weights.download import DownloadError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -136,7 +137,7 @@ def _example_pairs(root: Path) -> list[tuple[Path, Path]]:
 def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename and e.strerror:
         return f"{Path(e.filename).name}: {e.strerror}"
-    return " ".join(str(e).split()) or type(e).__name__
+    return one_line(e)
 
 
 def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from pathlib import Path
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import plots, report
 from adain_jax.io import images as image_io
+from adain_jax.io.messages import one_line
 from adain_jax.nn.models import decoder_variant
 from adain_jax.training.monitoring import read_jsonl
 from adain_jax.weights import convert, workdir
@@ -101,7 +102,7 @@ def _compare(args: argparse.Namespace) -> int:
             methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
             encoders.append(params["encoder"])
         except DownloadError as e:
-            print(f"note: no pretrained row ({' '.join(str(e).split())[:120]})", file=sys.stderr)
+            print(f"note: no pretrained row ({one_line(e, 120)})", file=sys.stderr)
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
     elif encoders:
@@ -150,7 +151,7 @@ def main(
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, ValueError, workdir.CheckpointError, DownloadError) as e:
-        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        print(f"error: {one_line(e, 300)}", file=sys.stderr)
         return EXIT_RUNTIME
 
 

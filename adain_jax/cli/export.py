@@ -22,6 +22,7 @@ from pathlib import Path
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.inference import export
 from adain_jax.io.files import atomic_path
+from adain_jax.io.messages import one_line
 from adain_jax.weights.download import DownloadError
 
 EXIT_USAGE, EXIT_RUNTIME = 2, 1
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     try:
         params = load_weights(args)
     except (OSError, ValueError, DownloadError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_RUNTIME
     try:
         with atomic_path(out) as tmp:
@@ -61,7 +62,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print(f"error: {e} (pip install 'adain-jax[export]')", file=sys.stderr)
         return EXIT_RUNTIME
     except Exception as e:  # the converter's own errors: one line, named
-        print(f"error: {args.format} export failed: {type(e).__name__}: {e}", file=sys.stderr)
+        print(
+            f"error: {args.format} export failed: {type(e).__name__}: {one_line(e, 300)}",
+            file=sys.stderr,
+        )
         return EXIT_RUNTIME
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0

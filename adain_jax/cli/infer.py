@@ -30,6 +30,7 @@ from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, mak
 from adain_jax.inference.run import load_mask, run_job
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.io.messages import one_line
 from adain_jax.nn.models import decoder_variant
 from adain_jax.weights.download import DownloadError
 
@@ -323,24 +324,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "infer.py") -> int:
     except (OSError, ValueError, DownloadError) as e:
         # ImageError, WeightsError, TorchFileError, WeightsFormatError are ValueErrors;
         # missing files are OSErrors. Their messages name the file.
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_RUNTIME
     except jax.errors.JaxRuntimeError as e:  # e.g. out of device memory
         print(
-            f"error: {_one_line(e)[:300]} (try a smaller --content-size / --style-size)",
+            f"error: {one_line(e, 300)} (try a smaller --content-size / --style-size)",
             file=sys.stderr,
         )
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    if isinstance(e, OSError) and e.filename and e.strerror:
-        text = f"{e.filename}: {e.strerror}"
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

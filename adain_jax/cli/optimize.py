@@ -21,6 +21,7 @@ from tqdm import tqdm
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.io import files
 from adain_jax.io import images as image_io
+from adain_jax.io.messages import one_line
 from adain_jax.nn.models import DTYPES
 from adain_jax.weights import convert, pretrained
 
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
         vgg = args.vgg or str(pretrained.adain_pretrained()[0])
         encoder = convert.load_network(vgg, "encoder")
     except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError, download
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_RUNTIME
     settings = opt_lib.Settings(
         args.objective, args.optimizer, args.init, args.content_weight, args.style_weight, args.lr
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
                 for i, (t, lc, ls) in enumerate(log):
                     f.write(f"{i}\t{t:.6g}\t{lc:.6g}\t{ls:.6g}\n")
     except OSError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_RUNTIME
     print(
         f"wrote {args.output} ({args.steps} {args.optimizer} steps, "

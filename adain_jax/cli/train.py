@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import jax
 
+from adain_jax.io.messages import one_line
 from adain_jax.training import checkpointing, data
 from adain_jax.training import config as config_lib
 from adain_jax.training import loop as trainer
@@ -179,7 +180,7 @@ def _run(cfg: TrainConfig) -> int:
 
 
 def _fail(error, status: int) -> int:
-    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    print(f"error: {one_line(error)}", file=sys.stderr)
     return status
 
 

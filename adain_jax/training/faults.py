@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 
+from adain_jax.io.messages import one_line
+
 # Exit statuses (README "Training"): finished; non-finite loss; a bad setting or input;
 # no checkpoint restores; an internal error; a failed write; another run holds the
 # workdir; stopped by a signal.
@@ -49,7 +51,7 @@ def _one_line_os_error(e: BaseException) -> str:
             reason = os.strerror(int(code.group(1)))
             return f"{path.group(1)}: {reason}" if path else reason
         seen = seen.__cause__ or seen.__context__
-    return " ".join(str(e).split())[:300]
+    return one_line(e, 300)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from adain_jax.io import files
+from adain_jax.io.messages import one_line
 
 SUFFIX = ".safetensors"
 FORMAT_VERSION = "1"
@@ -151,7 +152,7 @@ def load(path: str | os.PathLike) -> tuple[str, dict]:
     try:
         flat = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
-        message = " ".join(str(e).split())
+        message = one_line(e)
         raise WeightsFormatError(f"{path}: not a readable safetensors file ({message})") from None
     params: dict[str, dict[str, np.ndarray]] = {}
     for key, value in flat.items():

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from adain_jax.io.messages import one_line
 from adain_jax.weights.torch_records import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
@@ -214,10 +215,6 @@ def _read_legacy_storage(
 
 
 # ---------------------------------------------------------------- tensors
-def _one_line(text: str) -> str:
-    return " ".join(text.splitlines())
-
-
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load a PyTorch ``state_dict`` file as ``{key: numpy array}``.
 
@@ -246,7 +243,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             )
         return _load_legacy(path)
     except TorchFileError as e:
-        raise TorchFileError(_one_line(str(e))) from None
+        raise TorchFileError(one_line(str(e))) from None
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -266,5 +263,5 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         OSError,
     ) as e:
         raise TorchFileError(
-            _one_line(f"{path}: unreadable or truncated torch file ({e})"[:400])
+            one_line(f"{path}: unreadable or truncated torch file ({e})", 400)
         ) from None

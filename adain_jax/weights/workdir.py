@@ -25,6 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from adain_jax.io.messages import one_line
 from adain_jax.nn.models import PAPER, DecoderVariant, decoder_shapes
 
 CHECKPOINTS = "checkpoints"
@@ -61,7 +62,7 @@ def newest_that_restores(
         try:
             return step, restore(step)
         except Exception as e:  # noqa: BLE001 - any failure of a damaged checkpoint
-            on_damaged(step, " ".join(str(e).split())[:200] or type(e).__name__)
+            on_damaged(step, one_line(e, 200))
     return None
 
 
