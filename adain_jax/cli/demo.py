@@ -25,11 +25,11 @@ import numpy as np
 
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.inference import backend
-from adain_jax.inference.paths import MIN_IMAGE_SIZE
 from adain_jax.inference.plan import Backend, JobOptions, make_plan
 from adain_jax.inference.run import load_mask
 from adain_jax.io import images as image_io
 from adain_jax.io.messages import one_line
+from adain_jax.nn.models import MIN_IMAGE_SIZE
 from adain_jax.weights.download import DownloadError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -31,7 +31,7 @@ from adain_jax.inference.run import load_mask, run_job
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 from adain_jax.io.messages import one_line
-from adain_jax.nn.models import decoder_variant
+from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 from adain_jax.weights.download import DownloadError
 
 EXIT_RUNTIME = 1
@@ -293,11 +293,9 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     first = pairs[0]
     if len(pairs) == 1 and not video.is_video(first.content):
         # Fail fast on a bad image, before the weights (which may download).
-        image_io.load_image(
-            first.content, opts.content_size, opts.crop, min_size=paths.MIN_IMAGE_SIZE
-        )
+        image_io.load_image(first.content, opts.content_size, opts.crop, min_size=MIN_IMAGE_SIZE)
         for s in first.styles:
-            image_io.load_image(s, opts.style_size, opts.crop, min_size=paths.MIN_IMAGE_SIZE)
+            image_io.load_image(s, opts.style_size, opts.crop, min_size=MIN_IMAGE_SIZE)
     if video.is_video(first.content):
         video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     if params is None:

@@ -22,7 +22,7 @@ from adain_jax.experiments import optimize as opt_lib
 from adain_jax.io import files
 from adain_jax.io import images as image_io
 from adain_jax.io.messages import one_line
-from adain_jax.nn.models import DTYPES
+from adain_jax.nn.models import DTYPES, MIN_IMAGE_SIZE
 from adain_jax.weights import convert, pretrained
 
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
@@ -84,8 +84,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
         return EXIT_USAGE
     try:
         image_io.check_output_path(args.output, [args.content, args.style])
-        content = image_io.load_image(args.content, args.content_size, min_size=9)
-        style = image_io.load_image(args.style, args.style_size, min_size=9)
+        content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
+        style = image_io.load_image(args.style, args.style_size, min_size=MIN_IMAGE_SIZE)
         vgg = args.vgg or str(pretrained.adain_pretrained()[0])
         encoder = convert.load_network(vgg, "encoder")
     except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError, download

@@ -164,10 +164,10 @@ def stylize_with_stats(
       sizes: optional int ``[N, 2]`` (traced): ``content`` is a batch
         ``[N, Hb, Wb, 3]`` of images padded at the bottom/right
         (``pad_to_bucket``) and ``sizes[n]`` is image n's ``(H, W)`` (each at
-        least 9 px); ``[1, 2]``: one size for every image. Each image is stylized
-        exactly as unpadded (its own
-        reflection borders, content statistics over its own relu4_1 cells,
-        a mask stretched over its own area): crop output n to ``sizes[n]``.
+        least 9 px); ``[1, 2]``: one size for every image. Each image is
+        stylized exactly as unpadded (its own reflection borders, content
+        statistics over its own relu4_1 cells, a mask stretched over its own
+        area): crop output n to ``sizes[n]``.
         One compilation serves every mix of sizes in a padded shape.
       dtype: compute dtype of the convolutions.
       conv_impl: convolution formulation (``adain_jax.nn.conv``), static.

@@ -28,10 +28,9 @@ from adain_jax.controls.transfer import stylize_with_stats
 from adain_jax.nn import conv
 from adain_jax.nn.forward import encode, feature_size, feature_sizes
 from adain_jax.nn.layers import valid_cells
-from adain_jax.nn.models import DOWNSAMPLE
+from adain_jax.nn.models import DOWNSAMPLE, MIN_IMAGE_SIZE
 from adain_jax.nn.ops import positions
 
-MIN_SIDE = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAME = "image"
 
@@ -84,8 +83,9 @@ def portable_stylize(
 
 def symbolic_args() -> tuple[jax.ShapeDtypeStruct, ...]:
     """Abstract inputs with symbolic ``N, H, W, Hs, Ws`` (each side >= 9)."""
+    sides = ("H", "W", "Hs", "Ws")
     n, h, w, hs, ws = jax.export.symbolic_shape(
-        "N, H, W, Hs, Ws", constraints=tuple(f"{d} >= {MIN_SIDE}" for d in ("H", "W", "Hs", "Ws"))
+        "N, H, W, Hs, Ws", constraints=tuple(f"{d} >= {MIN_IMAGE_SIZE}" for d in sides)
     )
     f32 = jnp.float32
     return (

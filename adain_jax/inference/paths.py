@@ -15,11 +15,8 @@ from pathlib import Path
 
 from adain_jax.io import images as image_io
 from adain_jax.io import video
-from adain_jax.nn.models import DOWNSAMPLE
 
 DEFAULT_EXT = ".png"
-# px per side: relu4_1 must be at least 2x2 to reflect-pad it.
-MIN_IMAGE_SIZE = DOWNSAMPLE + 1
 
 
 class UsageError(Exception):

@@ -27,11 +27,11 @@ from tqdm import tqdm
 
 from adain_jax.controls.transfer import stylize
 from adain_jax.inference import backend
-from adain_jax.inference.paths import MIN_IMAGE_SIZE, Pair
+from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, Plan
 from adain_jax.io import images as image_io
 from adain_jax.io import video
-from adain_jax.nn.models import decoder_variant
+from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 
 _ERRORS = (OSError, ValueError)  # what a bad file raises (ImageError is a ValueError)
 

@@ -238,7 +238,7 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 def check_min_size(height: int, width: int, minimum: int, name: str = "image") -> None:
     """Raise ``ValueError`` unless both sides are at least ``minimum`` px.
 
-    The network's minimum is ``adain_jax.nn.models.DOWNSAMPLE + 1`` (9 px: relu4_1
+    The network's minimum is ``adain_jax.nn.models.MIN_IMAGE_SIZE`` (9 px: relu4_1
     must be at least 2x2 to reflect-pad it); callers pass it (io imports no network).
     """
     if min(height, width) < minimum:

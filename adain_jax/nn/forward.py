@@ -16,6 +16,7 @@ from jax import Array
 from adain_jax.nn import conv, ops
 from adain_jax.nn.models import (
     DOWNSAMPLE,
+    MIN_IMAGE_SIZE,
     EncoderTaps,
     VGGEncoder,
     decoder_variables,
@@ -165,13 +166,14 @@ def check_image_size(height: int, width: int, name: str = "image") -> None:
     and also when nothing bounds them (a converter's dynamic dimensions): such an
     artifact fails at run time on a too-small image, as the network itself would.
     """
-    smallest = DOWNSAMPLE + 1  # relu4_1 must be at least 2x2 to reflect-pad it
     try:
-        too_small = height < smallest or width < smallest  # no min(): decidable symbolically
+        too_small = height < MIN_IMAGE_SIZE or width < MIN_IMAGE_SIZE  # no min(): symbolic
     except jax.errors.InconclusiveDimensionOperation:
         return
     if too_small:
-        raise ValueError(f"{name} is {height}x{width}; each side must be at least {smallest} px")
+        raise ValueError(
+            f"{name} is {height}x{width}; each side must be at least {MIN_IMAGE_SIZE} px"
+        )
 
 
 def feature_size(height: int, width: int) -> tuple[int, int]:

@@ -83,6 +83,8 @@ DECODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
 FEATURE_CHANNELS = 512
 # relu4_1 is 1/8 of the input size (three ceil-mode pools).
 DOWNSAMPLE = 8
+# px per side of an input image: relu4_1 must be at least 2x2 to reflect-pad it.
+MIN_IMAGE_SIZE = DOWNSAMPLE + 1
 
 FUSIONS = ("adain", "concat")
 NORMS = ("none", "batch", "instance")
