@@ -44,13 +44,17 @@ def _pad_to_multiple(images: Array) -> tuple[Array, Array]:
     cells_h, cells_w = feature_size(h, w)
     rows = jnp.minimum(positions(DOWNSAMPLE * cells_h), h - 1)
     cols = jnp.minimum(positions(DOWNSAMPLE * cells_w), w - 1)
-    padded = jnp.take(jnp.take(images, rows, axis=1), cols, axis=2)
-    return padded, jnp.array([[h, w]], jnp.int32)
+    return _gather(images, rows, cols), jnp.array([[h, w]], jnp.int32)
 
 
 def _crop(images: Array, h: Any, w: Any) -> Array:
     """``images[:, :h, :w]`` as gathers (a converter may drop a slice to a symbolic end)."""
-    return jnp.take(jnp.take(images, positions(h), axis=1), positions(w), axis=2)
+    return _gather(images, positions(h), positions(w))
+
+
+def _gather(images: Array, rows: Array, cols: Array) -> Array:
+    """``images[:, rows][:, :, cols]`` for ``[N, H, W, C]`` and 1-D int ``rows``, ``cols``."""
+    return jnp.take(jnp.take(images, rows, axis=1), cols, axis=2)
 
 
 def style_stats_padded(
