@@ -15,18 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
+
+from benchmarks.local_cluster import free_port, process_env  # noqa: E402
+
 CONFIGS = ((1, 1), (1, 2), (1, 4), (2, 2))  # (processes, devices per process)
 
 
 def _worker(args: argparse.Namespace) -> None:
     """One process of one configuration: time the step, print a JSON line (process 0)."""
-    sys.path.insert(0, str(ROOT))
     from adain_jax.training import step as train_lib
 
     train_lib.maybe_initialize_distributed(False)  # on when JAX_COORDINATOR_ADDRESS is set
@@ -40,30 +42,14 @@ def _worker(args: argparse.Namespace) -> None:
         print(json.dumps({"seconds": seconds, "first": first, "devices": jax.device_count()}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _measure(processes: int, devices: int, args: argparse.Namespace) -> dict:
-    env = dict(
-        os.environ,
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-    )
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, __file__, "--worker", f"--batch-size={args.batch_size}"]
     cmd += [f"--size={args.size}", f"--steps={args.steps}"]
     procs = []
     for index in range(processes):
-        if processes > 1:
-            env.update(
-                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                JAX_NUM_PROCESSES=str(processes),
-                JAX_PROCESS_ID=str(index),
-            )
-        procs.append(subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, text=True))
+        env = process_env(os.environ, devices=devices, processes=processes, index=index, port=port)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True))
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit(f"{processes} x {devices}: a worker failed")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import urllib.request
 from io import BytesIO
@@ -19,17 +18,12 @@ from adain_jax.io.images import load_image
 
 gr = pytest.importorskip("gradio")
 from adain_jax.cli import demo  # noqa: E402
+from benchmarks.local_cluster import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"
 STYLE = ROOT / "examples" / "style" / "brick.jpg"
 SCREENSHOT = ROOT / "docs" / "demo.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,7 @@ def served(port_weight_files):
     vgg, dec = port_weight_files
     params = adain_jax.load_params(vgg=vgg, decoder=dec)
     app = demo.build_app(params)
-    port = _free_port()
+    port = free_port()
     app.queue().launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
         show_error=True,

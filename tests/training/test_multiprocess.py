@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from PIL import Image
 
 from adain_jax.nn.models import init_encoder
 from adain_jax.weights import safetensors_io
+from benchmarks.local_cluster import free_port, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 12
@@ -42,12 +42,6 @@ STEPS = 12
 RTOL = 1e-4
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -82,25 +76,18 @@ def _launch(inputs: Path, workdir: Path, processes: int, devices: int, *extra: s
         "--no-progress",
         *extra,
     ]
-    env = dict(
+    base = dict(
         os.environ,
         PYTHONPATH=str(ROOT),
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-        JAX_PLATFORMS="cpu",
         JAX_COMPILATION_CACHE_DIR=str(inputs / "jax_cache"),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         ADAIN_JAX_HEARTBEAT_TIMEOUT="5",
         ADAIN_JAX_STOP_TIMEOUT="60",
     )
-    port = _free_port()
+    port = free_port()
     procs = []
     for index in range(processes):
-        if processes > 1:
-            env.update(
-                JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                JAX_NUM_PROCESSES=str(processes),
-                JAX_PROCESS_ID=str(index),
-            )
+        env = process_env(base, devices=devices, processes=processes, index=index, port=port)
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "adain_jax", "train", *flags],
