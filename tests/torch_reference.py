@@ -87,6 +87,63 @@ def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
+def torchvision_vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict with torchvision ``vgg16``'s keys and shapes."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+           512, 512, 512, "M"]  # fmt: skip
+    sd, index, cin = {}, 0, 3
+    for v in cfg:
+        if v == "M":
+            index += 1
+            continue
+        sd[f"features.{index}.weight"] = (
+            torch.randn(v, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        )
+        sd[f"features.{index}.bias"] = torch.randn(v, generator=g) * 0.01
+        index, cin = index + 2, v
+    for i in (0, 3, 6):
+        sd[f"classifier.{i}.weight"] = torch.zeros(8, 16)
+        sd[f"classifier.{i}.bias"] = torch.zeros(8)
+    return sd
+
+
+def torchvision_vgg16_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Sequential:
+    """torchvision ``vgg16`` features up to relu4_1 written with ``torch.nn`` layers:
+    ImageNet normalisation as a 1x1 conv, reflection padding, ceil-mode pools.
+    Slice ends of the taps: ``VGG16_TAP_ENDS``."""
+    pool = lambda: nn.MaxPool2d((2, 2), (2, 2), (0, 0), ceil_mode=True)  # noqa: E731
+    relu = nn.ReLU
+    seq = nn.Sequential(
+        nn.Conv2d(3, 3, (1, 1)),
+        *_pad_conv(3, 64), relu(),  # relu1_1: index 3
+        *_pad_conv(64, 64), relu(),
+        pool(),
+        *_pad_conv(64, 128), relu(),  # relu2_1: index 10
+        *_pad_conv(128, 128), relu(),
+        pool(),
+        *_pad_conv(128, 256), relu(),  # relu3_1: index 17
+        *_pad_conv(256, 256), relu(),
+        *_pad_conv(256, 256), relu(),
+        pool(),
+        *_pad_conv(256, 512), relu(),  # relu4_1: index 27
+    )  # fmt: skip
+    mean = torch.tensor([0.485, 0.456, 0.406])
+    std = torch.tensor([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        seq[0].weight.copy_(torch.diag(1 / std)[:, :, None, None])
+        seq[0].bias.copy_(-mean / std)
+        ours = [2, 5, 9, 12, 16, 19, 22, 26]
+        theirs = [0, 2, 5, 7, 10, 12, 14, 17]
+        for o, t in zip(ours, theirs, strict=True):
+            seq[o].weight.copy_(state_dict[f"features.{t}.weight"])
+            seq[o].bias.copy_(state_dict[f"features.{t}.bias"])
+    return seq
+
+
+VGG16_TAP_ENDS = (4, 11, 18, 28)
+
+
 def torchvision_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """torchvision-style VGG-19 features with ImageNet normalisation in front,
     reflection padding and ceil-mode pools (the architecture adain-jax uses)."""
@@ -104,12 +161,14 @@ def torchvision_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     return seq
 
 
-def encoder_taps(seq: nn.Sequential, images_nhwc: np.ndarray) -> list[np.ndarray]:
-    """relu1_1..relu4_1 of NHWC images, returned NHWC."""
+def encoder_taps(
+    seq: nn.Sequential, images_nhwc: np.ndarray, ends: tuple[int, ...] = VGG_TAP_ENDS
+) -> list[np.ndarray]:
+    """relu1_1..relu4_1 of NHWC images, returned NHWC (``ends``: the taps' slice ends)."""
     x = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
     taps, start = [], 0
     with torch.no_grad():
-        for end in VGG_TAP_ENDS:
+        for end in ends:
             x = seq[start:end](x)
             taps.append(x.permute(0, 2, 3, 1).numpy())
             start = end

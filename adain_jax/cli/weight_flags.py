@@ -9,13 +9,21 @@ from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
 
+WEIGHTS_HELP = (
+    "directory from adain_jax.convert, or 'builtin': the weights shipped in the package "
+    "(VGG-16 and a decoder trained by adain-jax; the fallback when the default cannot be "
+    "downloaded)"
+)
+
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     """``--vgg FILE``, ``--decoder FILE`` and one of ``--weights DIR`` / ``--checkpoint DIR``."""
-    parser.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth or .safetensors)")
+    parser.add_argument(
+        "--vgg", metavar="FILE", help="encoder weights (.pth, vgg16.ckpt or .safetensors)"
+    )
     parser.add_argument("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help="directory from adain_jax.convert")
+    source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
 
 

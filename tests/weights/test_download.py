@@ -186,11 +186,13 @@ def test_torchvision_vgg19_sha256_mismatch(tmp_path, server, torchvision_file, m
 
 def test_http_error_and_unreachable_server(tmp_path, server, monkeypatch):
     monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/missing/")
-    with pytest.raises(DownloadError, match="404"):
+    with pytest.raises(DownloadError, match="404") as info:
         pretrained.adain_pretrained(tmp_path)
+    assert not info.value.unreachable  # the server answered
     monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
     with pytest.raises(DownloadError) as info:
         pretrained.adain_pretrained(tmp_path)
+    assert info.value.unreachable
     message = str(info.value)
     assert message.startswith("could not download http://127.0.0.1")
     for flag in ("--vgg", "--decoder", "--weights"):
@@ -251,8 +253,10 @@ def test_given_files_are_checked_before_any_download(tmp_path, server, monkeypat
     assert server.requests == [] and not (tmp_path / "cache").exists()
 
 
-def test_offline_errors_name_the_api_or_the_flags(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+def test_failed_download_errors_name_the_api_or_the_flags(tmp_path, server, monkeypatch, capsys):
+    # A server that answers 404: a failed download, not an unreachable network (which
+    # falls back to the built-in weights instead).
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
     with pytest.raises(DownloadError) as info:
         adain_jax.load_params()
