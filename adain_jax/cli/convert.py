@@ -32,9 +32,10 @@ def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.Argument
     parser.add_argument(
         "--normalise",
         metavar="DIR",
+        nargs="+",
         help="rescale the encoder as Gatys et al.'s normalised VGG (each filter's mean "
-        "activation 1 over the images in DIR, as the authors' vgg_normalised): the paper's "
-        "loss weights then suit torchvision encoders too",
+        "activation 1 over the images in these folders, as the authors' vgg_normalised): the "
+        "paper's loss weights then suit torchvision encoders too",
     )
     parser.add_argument(
         "--normalise-size",
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     try:
         normalise_on = None
         if args.normalise is not None:
-            paths = images.find_images(args.normalise)
+            paths = [p for folder in args.normalise for p in images.find_images(folder)]
             normalise_on = [images.load_image(p, args.normalise_size) for p in paths]
         for path in convert(args.out, args.vgg, args.decoder, normalise_on=normalise_on):
             print(f"wrote {path}")

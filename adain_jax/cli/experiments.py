@@ -23,7 +23,7 @@ from adain_jax.io import images as image_io
 from adain_jax.io.messages import one_line
 from adain_jax.nn.models import decoder_variant
 from adain_jax.training.monitoring import read_jsonl
-from adain_jax.weights import convert, workdir
+from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
 
@@ -98,7 +98,8 @@ def _compare(args: argparse.Namespace) -> int:
         encoders.append(params["encoder"])
     if not args.no_pretrained:
         try:
-            params = load_params()
+            enc, dec = pretrained.adain_pretrained()  # the authors' weights, never the built-in
+            params = load_params(vgg=enc, decoder=dec)
             methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
             encoders.append(params["encoder"])
         except DownloadError as e:

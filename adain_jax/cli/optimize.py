@@ -24,6 +24,7 @@ from adain_jax.io import images as image_io
 from adain_jax.io.messages import one_line
 from adain_jax.nn.models import DTYPES, MIN_IMAGE_SIZE
 from adain_jax.weights import convert, pretrained
+from adain_jax.weights.download import DownloadError
 
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 
@@ -86,9 +87,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
         image_io.check_output_path(args.output, [args.content, args.style])
         content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
         style = image_io.load_image(args.style, args.style_size, min_size=MIN_IMAGE_SIZE)
-        vgg = args.vgg or str(pretrained.adain_pretrained()[0])
+        how = "for the authors' encoder, pass --vgg vgg_normalised.pth"
+        vgg = args.vgg or str(pretrained.adain_or_builtin(how)[0])
         encoder = convert.load_network(vgg, "encoder")
-    except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError, download
+    except DownloadError as e:
+        print(f"error: {e.with_hint('or pass a local encoder with --vgg FILE')}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError
         print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_RUNTIME
     settings = opt_lib.Settings(

@@ -83,14 +83,9 @@ def load_params(
             dec_path = dec_path or str(root / weights_io.file_name("decoder"))
     if enc_path is None or (dec_path is None and workdir_params is None):
         try:
-            default_enc, default_dec = pretrained.adain_pretrained()
+            default_enc, default_dec = pretrained.adain_or_builtin()
         except DownloadError as e:
-            if not e.unreachable:
-                raise e.with_hint(pretrained.OFFLINE_HINT_API) from None
-            pretrained.note_builtin_fallback("adain", e, pretrained.AUTHORS_FILES_HOW)
-            builtin = pretrained.builtin_dir()
-            default_enc = builtin / weights_io.file_name("encoder")
-            default_dec = builtin / weights_io.file_name("decoder")
+            raise e.with_hint(pretrained.OFFLINE_HINT_API) from None
         enc_path = enc_path or str(default_enc)
         dec_path = dec_path or str(default_dec)
     encoder = convert.load_network(enc_path, "encoder")

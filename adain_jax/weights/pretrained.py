@@ -95,6 +95,23 @@ AUTHORS_FILES_HOW = (
 )
 
 
+def adain_or_builtin(how: str = AUTHORS_FILES_HOW) -> tuple[Path, Path]:
+    """``adain_pretrained()``, or the built-in files when its server cannot be reached at
+    all (one note on stderr, ending with ``how`` to get the authors' files).
+
+    Raises:
+      download.DownloadError: any other failed download (an HTTP error, a bad digest).
+    """
+    try:
+        return adain_pretrained()
+    except download.DownloadError as e:
+        if not e.unreachable:
+            raise
+        note_builtin_fallback("adain", e, how)
+        root = builtin_dir()
+        return root / weights_io.file_name("encoder"), root / weights_io.file_name("decoder")
+
+
 def _validator(network: str):
     def validate(path: Path) -> None:
         convert.load_torch_weights(path, expect=network)

@@ -22,7 +22,7 @@ from benchmarks.local_cluster import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"
-STYLE = ROOT / "examples" / "style" / "brick.jpg"
+STYLE = ROOT / "examples" / "style" / "starry_night.jpg"
 SCREENSHOT = ROOT / "docs" / "demo.png"
 
 
