@@ -310,7 +310,7 @@ class _Reader:
         if self.budget < 0:
             raise TorchFileError(f"{self.path}: tensors hold far more data than the file")
 
-    def materialise(self, value: Any, memo: dict[int, Any], where: str = "object") -> Any:
+    def materialise(self, value: Any, memo: dict[int, Any], where: str = "the object") -> Any:
         """``value`` with every tensor and storage read into an array (shared ones once)."""
         if not isinstance(value, (dict, TorchObject, Tensor, Storage)):
             return value
