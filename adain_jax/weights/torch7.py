@@ -61,8 +61,8 @@ TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH, TYPE_BOOLEAN = 0, 1,
 _FUNCTION_TAGS = (6, 7, 8)  # function, legacy recursive function, recursive function
 
 MAX_DEPTH = 64  # objects inside objects (a model file needs about 6)
-MAX_OBJECTS = 100_000  # tables and torch objects (the authors' VGG file has a few hundred)
-MAX_ENTRIES = 1_000_000  # table entries in all
+MAX_OBJECTS = 20_000  # tables and torch objects (the authors' VGG file has under 1,000)
+MAX_ENTRIES = 100_000  # table entries in all (the authors' VGG file has about 1,000)
 MAX_STRING = 1 << 20  # bytes of one string
 MAX_STRINGS = 16 << 20  # bytes of all strings
 MAX_NAME = 256  # bytes of a class name or version string
@@ -311,7 +311,12 @@ class _Reader:
             raise TorchFileError(f"{self.path}: tensors hold far more data than the file")
 
     def materialise(self, value: Any, memo: dict[int, Any], where: str = "the object") -> Any:
-        """``value`` with every tensor and storage read into an array (shared ones once)."""
+        """``value`` with every tensor and storage read into an array (shared ones once).
+
+        The walk follows the file's order, so each object is first met where it was
+        parsed (references only point back to finished objects): its depth is the
+        parse's, bounded by ``MAX_DEPTH``, and later meetings are ``memo`` hits.
+        """
         if not isinstance(value, (dict, TorchObject, Tensor, Storage)):
             return value
         key = id(value)

@@ -205,12 +205,39 @@ def test_deep_nesting(tmp_path):
     _refused(tmp_path, data + w.dumps(None), "nested deeper than 64")
 
 
-def test_too_many_objects(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch7, "MAX_OBJECTS", 1000)  # the same check as at 100,000, faster
-    n = torch7.MAX_OBJECTS + 1
+def _empty_tables(n: int) -> bytes:
+    """A table of ``n`` empty tables."""
     entries = b"".join(w.dumps(float(i + 1)) + _i(w.TABLE) + _i(i + 2) + _i(0) for i in range(n))
-    data = _i(w.TABLE) + _i(1) + _i(n) + entries
-    _refused(tmp_path, data, f"more than {torch7.MAX_OBJECTS} objects")
+    return _i(w.TABLE) + _i(1) + _i(n) + entries
+
+
+def _nil_entries(n: int) -> bytes:
+    """A table of ``n`` entries ``"<i>" = nil``."""
+    return _i(w.TABLE) + _i(1) + _i(n) + b"".join(w.dumps(str(i)) + _i(w.NIL) for i in range(n))
+
+
+def test_too_many_objects_or_entries(tmp_path):
+    _refused(tmp_path, _empty_tables(torch7.MAX_OBJECTS), f"more than {torch7.MAX_OBJECTS} objects")
+    _refused(
+        tmp_path, _nil_entries(torch7.MAX_ENTRIES + 1), f"more than {torch7.MAX_ENTRIES} entries"
+    )
+
+
+def test_files_at_the_bounds_stay_small_in_memory(tmp_path):
+    """The most objects and entries a file may hold load within a few tens of MiB."""
+    for data, n in (
+        (_empty_tables(torch7.MAX_OBJECTS - 1), torch7.MAX_OBJECTS - 1),
+        (_nil_entries(torch7.MAX_ENTRIES), torch7.MAX_ENTRIES),
+    ):
+        path = tmp_path / "bounds.t7"
+        path.write_bytes(data)
+        tracemalloc.start()
+        try:
+            assert len(torch7.load(path)) == n
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 32 << 20, peak
 
 
 def test_dangling_reference_reads_as_a_new_object(tmp_path):

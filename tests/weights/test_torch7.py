@@ -298,3 +298,10 @@ def test_content_similar_put_in_the_cache_by_hand(authors_mirror, tmp_path, port
     params = weight_flags.load_weights(args)
     want = convert.load_torch_weights(downloads / CS, "decoder")
     np.testing.assert_array_equal(params["decoder"]["conv2_1"]["kernel"], want["conv2_1"]["kernel"])
+
+
+def test_content_similar_checks_given_files_first(authors_mirror, tmp_path):
+    """A missing ``--vgg`` file is reported before the named decoder is looked up."""
+    with pytest.raises(FileNotFoundError, match="missing.pth: no such file"):
+        adain_jax.load_params(vgg=tmp_path / "missing.pth", decoder="content-similar")
+    assert not (tmp_path / "cache").exists()
