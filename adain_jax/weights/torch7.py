@@ -35,7 +35,10 @@ The file is hostile input, read under the rules of the ``.pth`` reader
 ``load_state_dict`` turns the authors' ``nn.Sequential`` models into the state dict the
 PyTorch port's ``.pth`` files hold for the same networks (``"<index>.weight"``,
 ``"<index>.bias"``, 0-based Sequential indices, OIHW), so ``adain_jax.weights.convert``'s
-layouts apply unchanged.
+layouts apply unchanged. The indices agree: the authors' ``test.lua`` keeps modules
+1..31 of the 53 in ``vgg_normalised.t7`` (relu4_1 is the 31st, the port's index 30),
+and their ``train.lua`` builds the 29-module decoder (convolutions 2, 6, 9, ..., 29,
+the port's 1, 5, 8, ..., 28) that ``decoder.t7`` and ``decoder-content-similar.t7`` hold.
 """
 
 from __future__ import annotations
