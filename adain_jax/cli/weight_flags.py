@@ -19,9 +19,14 @@ WEIGHTS_HELP = (
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     """``--vgg FILE``, ``--decoder FILE`` and one of ``--weights DIR`` / ``--checkpoint DIR``."""
     parser.add_argument(
-        "--vgg", metavar="FILE", help="encoder weights (.pth, vgg16.ckpt or .safetensors)"
+        "--vgg", metavar="FILE", help="encoder weights (.pth, .t7, vgg16.ckpt or .safetensors)"
     )
-    parser.add_argument("--decoder", metavar="FILE", help="decoder weights (.pth or .safetensors)")
+    parser.add_argument(
+        "--decoder",
+        metavar="FILE",
+        help="decoder weights (.pth, .t7 or .safetensors), or 'content-similar': the authors' "
+        "decoder-content-similar.t7 (keeps more of the content), fetched and converted once",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")

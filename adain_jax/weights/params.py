@@ -43,10 +43,13 @@ def load_params(
         ``decoder.safetensors``); or a training workdir (its latest decoder,
         with the encoder it was trained with).
       vgg: encoder weights file, ``.pth`` (torchvision ``vgg19`` or
-        ``vgg_normalised.pth``) or converted ``.safetensors``; overrides the
-        one from ``source``.
-      decoder: decoder weights file (``decoder.pth`` or ``.safetensors``);
-        overrides the one from ``source``.
+        ``vgg_normalised.pth``), the authors' ``vgg_normalised.t7`` or converted
+        ``.safetensors``; overrides the one from ``source``.
+      decoder: decoder weights file (``decoder.pth``, the authors' ``.t7`` or
+        ``.safetensors``), or ``"content-similar"``: the authors'
+        ``decoder-content-similar.t7``, downloaded and converted once
+        (``pretrained.content_similar_decoder``; no sha256 is published for it, see
+        ``pretrained.expected_sha256``); overrides the one from ``source``.
 
     Returns:
       ``{"encoder": params, "decoder": params}``.
@@ -58,9 +61,12 @@ def load_params(
     """
     enc_path = os.fspath(vgg) if vgg is not None else None
     dec_path = os.fspath(decoder) if decoder is not None else None
-    for given in (enc_path, dec_path):  # before anything is downloaded
+    named_decoder = dec_path == pretrained.CONTENT_SIMILAR
+    for given in (enc_path, None if named_decoder else dec_path):  # before any download
         if given is not None and not os.path.isfile(given):
             raise FileNotFoundError(f"{given}: no such file")
+    if named_decoder:
+        dec_path = str(pretrained.content_similar_decoder())
     workdir_params = None
     if source is not None:
         root = pretrained.builtin_dir() if source == pretrained.BUILTIN else Path(source)

@@ -4,6 +4,11 @@
   from the PyTorch port's release (paper-quality stylization, no training).
 * ``torchvision_vgg19()``: torchvision's ImageNet VGG-19, the encoder for
   training new decoders.
+* ``authors_weights(name)``: one of the authors' own Torch7 files (``AUTHORS_FILES``),
+  among them ``decoder-content-similar.t7``, which exists only there
+  (``content_similar_decoder()``, ``--decoder content-similar``). No sha256 of them is
+  published, so they are downloaded only with a digest the user states (see
+  ``expected_sha256``) or used from the cache when put there by hand.
 * ``builtin_dir()``: the weights shipped inside the package (a VGG-16 encoder and a
   decoder trained by this project, ``builtin/MODEL_CARD.md``), used offline.
 
@@ -24,7 +29,22 @@ from adain_jax.weights import safetensors_io as weights_io
 ADAIN_RELEASE_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 # Environment override of the two URLs above, for mirrors and tests.
-URL_ENV = {"adain": "ADAIN_JAX_ADAIN_URL", "vgg19": "ADAIN_JAX_VGG19_URL"}
+URL_ENV = {
+    "adain": "ADAIN_JAX_ADAIN_URL",
+    "vgg19": "ADAIN_JAX_VGG19_URL",
+    "authors": "ADAIN_JAX_AUTHORS_URL",
+}
+# The authors' own release (xunhuang1995/AdaIN-style, models/download_models.sh): Torch7
+# files, read by adain_jax.weights.torch7. The port's .pth files were converted from the
+# first two; decoder-content-similar.t7 (trained with a lower style weight, keeping more of
+# the content: the authors' advice when faces or details get lost) exists only here.
+AUTHORS_URL = "https://s3.amazonaws.com/xunhuang-public/adain/"
+AUTHORS_FILES = {  # name: network
+    "vgg_normalised.t7": "encoder",
+    "decoder.t7": "decoder",
+    "decoder-content-similar.t7": "decoder",
+}
+CONTENT_SIMILAR = "content-similar"  # the name --decoder / load_params(decoder=...) take
 
 # Full sha256 of each default download, checked before the file is parsed.
 # Not verified by downloading here: each value is the one several independent
@@ -35,6 +55,12 @@ SHA256 = {
     "decoder.pth": "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
     "vgg19-dcbb9e9d.pth": "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
 }
+# No sha256 of the authors' three .t7 files (AUTHORS_FILES) is published: their README and
+# download script give none, and none was found in other projects (one third-party README
+# gives an MD5 for vgg_normalised.t7, c637adfa9cee4b33b59c5a754883ba82, too weak to pin and
+# not verified). None was verified here by downloading either (no network). They are
+# therefore absent from SHA256, and expected_sha256 refuses to download them unless the
+# user states a digest; a file put into the cache by hand is used as it is.
 
 
 def sha256_env(name: str) -> str:
@@ -44,13 +70,26 @@ def sha256_env(name: str) -> str:
     the full hex digest the served file must have; there is no way to turn the
     check off.
     """
+    if name.endswith(".t7"):  # decoder-content-similar.t7 -> ..._DECODER_CONTENT_SIMILAR_T7
+        return "ADAIN_JAX_SHA256_" + name.removesuffix(".t7").upper().replace("-", "_") + "_T7"
     stem = name.removesuffix(".pth").split("-")[0]
     return "ADAIN_JAX_SHA256_" + stem.upper()
 
 
 def expected_sha256(name: str) -> str:
-    """The sha256 ``name`` must have: ``$ADAIN_JAX_SHA256_<NAME>``, else the pinned one."""
-    return os.environ.get(sha256_env(name)) or SHA256[name]
+    """The sha256 ``name`` must have: ``$ADAIN_JAX_SHA256_<NAME>``, else the pinned one.
+
+    Raises:
+      download.DownloadError: no digest is pinned (the authors' ``.t7`` files) and none
+        is set: the file is not downloaded unchecked.
+    """
+    digest = os.environ.get(sha256_env(name)) or SHA256.get(name)
+    if digest is None:
+        raise download.DownloadError(
+            f"{name}: no sha256 of this file is published, so it is not downloaded "
+            f"unchecked; set {sha256_env(name)} to the sha256 you trust"
+        )
+    return digest
 
 
 # How to work offline, in the words of the command line and of the Python API.
@@ -130,10 +169,12 @@ def _converted(cache: Path, name: str, network: str, url: str) -> Path:
             target.unlink()  # stale or damaged: convert again
 
     def fetch() -> Path:
+        dest = cache / "downloads" / name
         return download.fetch(
             url,
-            cache / "downloads" / name,
-            sha256=expected_sha256(name),
+            dest,
+            # A file already there (put there by hand) is used without a digest to check.
+            sha256=None if dest.is_file() else expected_sha256(name),
             validate=_validator(network),
         )
 
@@ -175,6 +216,34 @@ def torchvision_vgg19(cache: str | os.PathLike | None = None) -> Path:
         raise e.with_hint("pass a local VGG-19 file with --vgg FILE") from None
 
 
+def authors_weights(name: str, cache: str | os.PathLike | None = None) -> Path:
+    """Path of the converted weights of the authors' ``name`` (a key of ``AUTHORS_FILES``),
+    downloaded (from ``$ADAIN_JAX_AUTHORS_URL``, else ``AUTHORS_URL``) and converted once.
+
+    Raises:
+      download.DownloadError: also when no sha256 is known for ``name`` and the file is
+        not in ``<cache>/downloads/`` (``expected_sha256``).
+    """
+    cache = Path(cache) if cache is not None else download.cache_dir()
+    url = os.environ.get(URL_ENV["authors"], AUTHORS_URL) + name
+    try:
+        return _converted(cache, name, AUTHORS_FILES[name], url)
+    except download.DownloadError as e:
+        if name in SHA256 or os.environ.get(sha256_env(name)):
+            raise e.with_hint(f"or pass a local file: --vgg/--decoder {name}") from None
+        # Refused for want of a digest: how to provide the file, in the reason (kept by
+        # the callers that reword the hint).
+        raise download.DownloadError(
+            f"{e.reason}, or download {url} yourself into {cache / 'downloads'}/ "
+            f"(or pass the file itself with --vgg/--decoder)"
+        ) from None
+
+
+def content_similar_decoder(cache: str | os.PathLike | None = None) -> Path:
+    """The authors' ``decoder-content-similar.t7``, converted (``--decoder content-similar``)."""
+    return authors_weights("decoder-content-similar.t7", cache)
+
+
 def download_help() -> str:
     """The published files, their URLs and sha256, and where manual downloads go."""
     cache = download.cache_dir() / "downloads"
@@ -188,4 +257,9 @@ def download_help() -> str:
         ("vgg19-dcbb9e9d.pth", TORCHVISION_VGG19_URL, "~548 MB, for training"),
     ):
         lines += [f"  {name} ({size})", f"    {url}", f"    sha256 {SHA256[name]}"]
+    lines.append("the authors' Torch7 originals (no published sha256: put them there by hand or")
+    lines.append("set the variable named to the sha256 you trust; --decoder content-similar):")
+    for name, network in AUTHORS_FILES.items():
+        size = "~80 MB" if network == "encoder" else "~14 MB"
+        lines += [f"  {name} ({size})", f"    {AUTHORS_URL}{name}", f"    ${sha256_env(name)}"]
     return "\n".join(lines)

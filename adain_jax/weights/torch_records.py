@@ -245,11 +245,17 @@ def state_dict_specs(obj: Any, path: str) -> dict[str, _TensorSpec]:
     return dict(dict.items(obj))
 
 
+def output_budget(file_size: int) -> int:
+    """The bytes of arrays a file of ``file_size`` bytes may build (stride-0 views and
+    shared storages can describe more data than the file holds, but not much more)."""
+    return 2 * file_size + (64 << 20)
+
+
 def build_all(
     specs: dict[str, _TensorSpec], arrays: dict[str, np.ndarray], path: str, file_size: int
 ) -> dict[str, np.ndarray]:
     """Build every tensor; the total output is bounded by the file's size."""
-    budget = 2 * file_size + (64 << 20)
+    budget = output_budget(file_size)
     out = {}
     for key, spec in specs.items():
         out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {key!r}")
@@ -261,8 +267,21 @@ def build_all(
 
 def _build_tensor(spec: _TensorSpec, storage: np.ndarray, where: str) -> np.ndarray:
     """Build ``spec`` from its root ``storage`` after checking it lies inside it."""
-    ref, size, stride, offset = spec.storage, spec.size, spec.stride, spec.offset
+    ref = spec.storage
     data = storage[ref.view_offset : ref.view_offset + ref.view_numel]
+    return build_view(data, spec.offset, spec.size, spec.stride, where)
+
+
+def build_view(
+    data: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], where: str
+) -> np.ndarray:
+    """The tensor ``data[offset + sum(i_k * stride_k)]`` of shape ``size``, copied out of the
+    1-D storage ``data`` after proving every index inside it (also used for ``.t7`` files).
+
+    Raises:
+      TorchFileError: ``where: ...``, for a rank mismatch, a negative offset, size or
+        stride, more elements than the storage holds, or a view past its end.
+    """
     if len(size) != len(stride) or len(size) > _MAX_NDIM:
         raise TorchFileError(f"{where}: size {size} and stride {stride} do not match")
     if offset < 0 or any(s < 0 for s in size) or any(s < 0 for s in stride):
@@ -271,7 +290,7 @@ def _build_tensor(spec: _TensorSpec, storage: np.ndarray, where: str) -> np.ndar
     if numel > _MAX_NUMEL or numel > max(len(data), _MAX_BROADCAST):
         raise TorchFileError(f"{where}: {numel} elements, more than its storage holds")
     if numel == 0:
-        return np.zeros(size, storage.dtype)
+        return np.zeros(size, data.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     if last >= len(data):
         raise TorchFileError(
