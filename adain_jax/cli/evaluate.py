@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
+from adain_jax.io import images as image_io
 from adain_jax.nn.models import DTYPES
 from adain_jax.training import data, monitoring
 from adain_jax.training.evaluate import DEFAULT_CHUNK, evaluate_pairs
@@ -51,7 +52,7 @@ def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.Argumen
     p.add_argument("--style-dir", required=True)
     p.add_argument("--size", type=int, default=256, help="image side in px (multiple of 8)")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
-    p.add_argument("--grid", help="write the contents x styles grid to this PNG")
+    p.add_argument("--grid", help="write the contents x styles grid to this PNG or JPEG")
     p.add_argument("--grid-max", type=int, default=8, help="at most N contents and N styles")
     p.add_argument("--batch-size", type=int, default=DEFAULT_CHUNK, help="pairs per step")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
@@ -74,8 +75,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         return _error(f"--limit {args.limit}: must be positive")
     if (args.vgg is None) != (args.decoder is None) and not (args.weights or args.checkpoint):
         return _error("give both --vgg and --decoder (or --weights / --checkpoint)")
-    if args.grid and not args.grid.lower().endswith(".png"):
-        return _error(f"--grid {args.grid}: must end in .png")
+    if args.grid and not args.grid.lower().endswith((".png", ".jpg", ".jpeg")):
+        return _error(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
     try:
         contents = _load_images(args.content_dir, args.size, args.limit)
         styles = _load_images(args.style_dir, args.size, args.limit)
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         n_c, n_s = min(len(contents), args.grid_max), min(len(styles), args.grid_max)
         outs = res.outputs.reshape(len(contents), len(styles), *res.outputs.shape[1:])
         grid = monitoring.pair_grid(contents[:n_c], styles[:n_s], outs[:n_c, :n_s])
-        monitoring.write_png(args.grid, grid)
+        image_io.save_image(args.grid, grid.astype(np.float32) / 255.0)
         print(f"wrote {args.grid}")
     return 0
 
