@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def one_line(error: BaseException | str, limit: int | None = None) -> str:
     """``error`` as a single line of at most ``limit`` characters.
@@ -16,3 +18,15 @@ def one_line(error: BaseException | str, limit: int | None = None) -> str:
         text = str(error) or (type(error).__name__ if isinstance(error, BaseException) else "")
     text = " ".join(text.split())
     return text if limit is None else text[:limit]
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` for a message line: control characters (a newline in a file name, an
+    escape sequence) written as Python escapes (``\\n``, ``\\x1b``), so one file is
+    always one line and cannot rewrite the terminal; other text as it is."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
