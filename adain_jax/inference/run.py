@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from adain_jax.controls.transfer import stylize
@@ -31,6 +30,7 @@ from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, Plan
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.io.messages import shown_path
 from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 
 _ERRORS = (OSError, ValueError)  # what a bad file raises (ImageError is a ValueError)
@@ -44,30 +44,34 @@ class Summary:
 
 
 # ------------------------------------------------------------------------------------ read
+MASK_MAX_PIXELS = 1 << 24  # 16.8 MP: a mask places styles on a grid 1/8 of the image
+
+
 def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
     """Region labels ``[H, W]`` int32 from a mask image of any size and mode.
 
     Two styles: white (the brightest colour) -> style 1, black -> style 2 (the
     authors' rule). K styles: K distinct colours, brightest first (see
-    ``controls.labels_from_mask_image``). Raises ``ImageError`` naming the file.
+    ``controls.labels_from_mask_image``). The mask is read by ``io.images.open_image``
+    (the same formats and bounds as images) and may have at most ``MASK_MAX_PIXELS``
+    pixels (or the image limit, if lower). Raises ``ImageError`` naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise image_io.ImageError(f"{path}: no such mask file (--mask)")
+        raise image_io.ImageError(f"{shown_path(path)}: no such mask file (--mask)")
+    limit = min(MASK_MAX_PIXELS, image_io.pixel_limit())
+    how = "it places styles on a grid 1/8 of the image's size: scale it down"
+    img = image_io.open_image(path, max_pixels=limit, what="mask", setting=how)
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
-    except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
-        raise image_io.ImageError(f"{path}: cannot read the mask image ({e})") from None
-    if img.mode == "1":
-        img = img.convert("L")
-    elif img.mode not in ("L", "I", "I;16", "F", "RGB"):
-        img = img.convert("RGB")  # palette, RGBA (alpha ignored), CMYK...
-    try:
+        if img.mode == "1":
+            img = img.convert("L")
+        elif img.mode not in ("L", "I", "I;16", "F", "RGB"):
+            img = img.convert("RGB")  # palette, RGBA (alpha ignored), CMYK...
         return backend.labels_from_mask_image(np.asarray(img), num_styles)
+    except MemoryError:
+        raise image_io.ImageError(f"{shown_path(path)}: out of memory reading the mask") from None
     except ValueError as e:
-        raise image_io.ImageError(f"{path}: {e}") from None
+        raise image_io.ImageError(f"{shown_path(path)}: {e}") from None
 
 
 class Styles:

@@ -217,6 +217,7 @@ def open_image(
     draft_size: int = 0,
     max_pixels: int | None = None,
     what: str = "image",
+    setting: str = f"set {MAX_PIXELS_ENV} to raise it",
 ) -> Image.Image:
     """Open, fully decode and orient ``path`` (EXIF); the Pillow image in its own mode.
 
@@ -227,7 +228,8 @@ def open_image(
         shorter side stays at least ``draft_size`` px. 0 decodes at full size.
       max_pixels: the bound on the decoded pixels (default ``pixel_limit()``),
         checked from the header before decoding.
-      what: how messages name the file (``"image"``, ``"mask"``).
+      what: how messages name the file (``"image"``, ``"mask"``); ``setting``: how
+        the message says to raise ``max_pixels``.
 
     Raises:
       ImageError: missing file, not an image or not an allowed format, truncated
@@ -255,7 +257,7 @@ def open_image(
                 height, width = resized_shape(img.height, img.width, draft_size)
                 if height <= img.height and width <= img.width:
                     img.draft(img.mode, (width, height))
-            check_pixels(path, img.height, img.width, limit, what=f"{what} is")
+            check_pixels(path, img.height, img.width, limit, what=f"{what} is", setting=setting)
             if img.format in ("JPEG", "MPO"):
                 scans = _count_jpeg_scans(path, MAX_JPEG_SCANS)
                 if scans > MAX_JPEG_SCANS:
