@@ -30,10 +30,12 @@ from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, Plan
 from adain_jax.io import images as image_io
 from adain_jax.io import video
-from adain_jax.io.messages import shown_path
+from adain_jax.io.messages import one_line, shown_path
 from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 
-_ERRORS = (OSError, ValueError)  # what a bad file raises (ImageError is a ValueError)
+# What a bad file raises (ImageError is a ValueError); MemoryError: an input too large
+# for this machine even within the pixel bounds.
+_ERRORS = (OSError, ValueError, MemoryError)
 
 
 @dataclasses.dataclass
@@ -157,12 +159,15 @@ class Writer:
     def __init__(self, plan: Plan, inputs: Sequence[Path], log: Callable[[str], None] | None):
         self.summary = Summary(skipped=list(plan.skipped))
         todo = plan.todo
-        self.protected = [*inputs, *{p.content for p in todo}, *{s for p in todo for s in p.styles}]
+        self.protected = image_io.Protected(
+            [*inputs, *{p.content for p in todo}, *{s for p in todo for s in p.styles}]
+        )
         self.bar = tqdm(total=len(todo), unit="img", disable=not plan.progress or len(todo) < 2)
         self.say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.tell = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
 
     def fail(self, pairs: Sequence[Pair], message: str) -> None:
+        message = one_line(message)
         self.say(f"error: {message} (skipped)")
         self.summary.failed.append(message)
         self.bar.update(len(pairs))
@@ -171,15 +176,15 @@ class Writer:
         try:
             path = image_io.save_image(pair.output, image, inputs=self.protected)
             self.summary.written.append(path)
-            self.tell(f"wrote {pair.output}")
+            self.tell(f"wrote {shown_path(pair.output)}")
         except _ERRORS as e:
-            self.summary.failed.append(str(e))
-            self.say(f"error: {e} (skipped)")
+            self.summary.failed.append(one_line(e))
+            self.say(f"error: {one_line(e)} (skipped)")
         self.bar.update(1)
 
     def wrote_video(self, pair: Pair) -> None:
         self.summary.written.append(pair.output)
-        self.tell(f"wrote {pair.output}")
+        self.tell(f"wrote {shown_path(pair.output)}")
         self.bar.update(1)
 
 

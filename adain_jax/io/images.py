@@ -61,7 +61,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adain_jax.io import files
-from adain_jax.io.messages import one_line, shown_path
+from adain_jax.io.messages import describe, one_line, shown_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -454,41 +454,73 @@ def load_image(
 # ------------------------------------------------------------------------- writing
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+class Protected:
+    """Files that must not be overwritten (a job's inputs), each output checked in O(1):
+    by resolved path and by ``(device, inode)`` (hard links, other spellings). Build it
+    once per job; checking N outputs against M inputs is then N + M, not N x M."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike] = ()):
+        self._resolved: set[Path] = set()
+        self._ids: set[tuple[int, int]] = set()
+        for path in paths:
+            self.add(path)
+
+    @staticmethod
+    def _id(path: Path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return st.st_dev, st.st_ino
+
+    def add(self, path: str | os.PathLike) -> None:
+        """Protect ``path`` too."""
+        path = Path(path)
+        self._resolved.add(path.resolve())
+        ident = self._id(path)
+        if ident is not None:
+            self._ids.add(ident)
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        path = Path(path)
+        if path.resolve() in self._resolved:
+            return True
+        ident = self._id(path)
+        return ident is not None and ident in self._ids
 
 
-def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check that ``path`` can be written: known extension, not one of ``inputs``.
+def check_output_path(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] | Protected = ()
+) -> Path:
+    """Check that ``path`` can be written: known extension, not one of ``inputs``
+    (a ``Protected`` built once per job, or any paths).
 
     Raises:
       ImageError: unknown extension or an input file.
     """
     path = Path(path)
+    shown = shown_path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         known = ", ".join(WRITE_FORMATS)
         if not path.suffix:
             raise ImageError(
-                f"{path}: output has no extension; use one of {known} (or end a directory with /)"
+                f"{shown}: output has no extension; use one of {known} (or end a directory with /)"
             )
-        raise ImageError(f"{path}: unknown output extension {path.suffix!r}; use one of {known}")
-    resolved = path.resolve()
-    for source in inputs:
-        source = Path(source)
-        if resolved == source.resolve() or _same_file(path, source):
-            raise ImageError(f"{path}: is an input file; refusing to overwrite it")
+        raise ImageError(
+            f"{shown}: unknown output extension {describe(path.suffix)}; use one of {known}"
+        )
+    protected = inputs if isinstance(inputs, Protected) else Protected(inputs)
+    if path in protected:
+        raise ImageError(f"{shown}: is an input file; refusing to overwrite it")
     if path.is_dir():
-        raise ImageError(f"{path}: is a directory")
+        raise ImageError(f"{shown}: is a directory")
     return path
 
 
 def save_image(
     path: str | os.PathLike,
     image: np.ndarray,
-    inputs: Iterable[str | os.PathLike] = (),
+    inputs: Iterable[str | os.PathLike] | Protected = (),
 ) -> Path:
     """Write float RGB ``[H, W, 3]`` in [0, 1] as PNG or JPEG (quality 95), atomically.
 
@@ -508,5 +540,5 @@ def save_image(
         with files.atomic_path(path) as tmp:
             Image.fromarray(to_uint8(image)).save(tmp, format=fmt, **options)
     except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise ImageError(f"{shown_path(path)}: cannot write ({one_line(e)})") from None
     return path
