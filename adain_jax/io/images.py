@@ -434,7 +434,9 @@ def load_image(
     img = open_image(path)
     shape = resized_shape(img.height, img.width, size)
     if size:
-        check_pixels(path, *shape, max_pixels, what=f"resized to {size} px, it would be", setting=setting)
+        check_pixels(
+            path, *shape, max_pixels, what=f"resized to {size} px, it would be", setting=setting
+        )
     elif max_pixels is not None:
         check_pixels(path, *shape, max_pixels, setting=setting)
     try:

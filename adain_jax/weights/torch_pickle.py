@@ -32,6 +32,7 @@ from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
+    MAX_RECORD_BYTES,
     STATE_DICT_GLOBALS,
     STORAGE_KEY,
     RecordUnpickler,
@@ -39,7 +40,6 @@ from adain_jax.weights.torch_records import (
     StorageType,
     TorchFileError,
     build_all,
-    MAX_RECORD_BYTES,
     is_int,
     load_data,
     state_dict_specs,
