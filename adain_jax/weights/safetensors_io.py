@@ -57,6 +57,14 @@ def save(
         for layer, leaves in params.items()
         for leaf, value in leaves.items()
     }
+    for name, value in flat.items():  # ``load`` refuses them: never write such a file
+        if not np.all(np.isfinite(value)):
+            where = f"{source}: " if source else ""
+            kind = np.dtype(storage_dtype).name
+            raise WeightsFormatError(
+                f"{where}tensor {name!r} holds NaN or infinite values (as {kind}); "
+                f"not writing {path}"
+            )
     metadata = {
         "adain_jax.format": FORMAT_VERSION,
         "adain_jax.network": network,

@@ -277,5 +277,5 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         OSError,
     ) as e:
         raise TorchFileError(
-            one_line(f"{path}: unreadable or truncated torch file ({e})", 400)
+            one_line(f"{path}: unreadable or truncated torch file ({one_line(e, 300)})", 400)
         ) from None

@@ -28,8 +28,9 @@ _MAX_NUMEL = 2**31  # elements of one tensor
 _MAX_BROADCAST = 2**20  # elements a tensor may have beyond its storage's (stride-0 views)
 STORAGE_KEY = re.compile(r"[A-Za-z0-9_]+")
 _MAX_MEMO = 1 << 20  # memo slots: a huge LONG_BINPUT index makes CPython allocate the memo
-# Bytes of one pickle record: a real state dict's is a few KB per hundred tensors.
-MAX_RECORD_BYTES = 16 << 20
+# Bytes of one pickle record: a real state dict's is a few KB per hundred tensors; the
+# opcode scan takes ~5 s per MiB of one-byte opcodes.
+MAX_RECORD_BYTES = 1 << 20
 # Opcodes a tensor state dict never needs: class instantiation, the extension
 # registry, text persistent ids and out-of-band buffers.
 _FORBIDDEN_OPCODES = frozenset(
@@ -249,7 +250,7 @@ def _scan(f: BinaryIO, path: str) -> None:
             if f.tell() - start >= MAX_RECORD_BYTES:
                 break
     raise TorchFileError(
-        f"{path}: a pickle record longer than {MAX_RECORD_BYTES >> 20} MiB; a state dict's"
+        f"{path}: a pickle record longer than {MAX_RECORD_BYTES} bytes; a state dict's"
         " is a few KB"
     )
 
