@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -17,10 +16,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Peak RSS from VmHWM: the child's own address space (``ru_maxrss`` would include the
+# parent's RSS at fork time).
 _REPORT = """
-import json as _json, resource as _resource
-print("@@" + _json.dumps({"result": result, "peak_mb":
-      _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024}))
+import json as _json
+_peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print("@@" + _json.dumps({"result": result, "peak_mb": int(_peak) / 1024}))
 """
 
 
@@ -39,26 +40,25 @@ def run_bounded(
       AssertionError: the child failed, was killed or printed no result (with its stderr).
     """
     limit = mem_mb << 20
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
+    # The child caps itself first thing (no preexec_fn: forking a JAX process warns).
+    cap = f"import resource\nresource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
     child_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code) + _REPORT],
+            [sys.executable, "-c", cap + textwrap.dedent(code) + _REPORT],
             cwd=ROOT,
             env=child_env,
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            preexec_fn=cap,
         )
     except subprocess.TimeoutExpired:
         raise AssertionError(f"still running after {timeout_s} s (not bounded)") from None
     seconds = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
-    assert done.returncode == 0 and lines, f"child failed ({done.returncode}): {done.stderr[-3000:]}"
+    assert done.returncode == 0 and lines, (
+        f"child failed ({done.returncode}): {done.stderr[-3000:]}"
+    )
     report = json.loads(lines[-1][2:])
     return {**report, "seconds": seconds}
