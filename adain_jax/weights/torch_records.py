@@ -250,8 +250,7 @@ def _scan(f: BinaryIO, path: str) -> None:
             if f.tell() - start >= MAX_RECORD_BYTES:
                 break
     raise TorchFileError(
-        f"{path}: a pickle record longer than {MAX_RECORD_BYTES} bytes; a state dict's"
-        " is a few KB"
+        f"{path}: a pickle record longer than {MAX_RECORD_BYTES} bytes; a state dict's is a few KB"
     )
 
 
