@@ -113,7 +113,9 @@ def _check_member_names(archive: zipfile.ZipFile, path: str) -> None:
             or any(p in ("", ".", "..") for p in parts[:-1])
             or parts[-1] in (".", "..")
         ):
-            raise TorchFileError(f"{path}: zip member name {name!r} is not a plain relative path")
+            raise TorchFileError(
+                f"{path}: zip member name {describe(name, 80)} is not a plain relative path"
+            )
         seen.add(name)
 
 

@@ -281,7 +281,7 @@ def build_all(
     budget = 2 * file_size + (64 << 20)
     out = {}
     for key, spec in specs.items():
-        out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {key!r}")
+        out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {describe(key, 80)}")
         budget -= out[key].nbytes
         if budget < 0:
             raise TorchFileError(f"{path}: tensors hold far more data than the file")
