@@ -1,7 +1,9 @@
 """``adain-jax demo`` / ``python -m adain_jax.demo``: a Gradio page to try style transfer.
 
     python -m adain_jax.demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
-                             [--host 127.0.0.1] [--port 7860]
+                             [--host 127.0.0.1] [--port 7860] [--max-pixels N]
+                             [--max-upload-mb MB] [--queue-size N] [--concurrency N]
+                             [--analytics]
 
 The page: content and style uploads (and the shipped examples), alpha, colour
 preservation (off / CORAL / luminance), a second style with a mix weight, an
@@ -11,14 +13,29 @@ returns the image (``gradio_client``). The weights load once at start; each
 request runs the plan and back-ends of ``infer.py`` (``adain_jax.inference``),
 so sizes are padded to 64 px buckets and a bucket compiles once. A bad upload
 is one message on the page (``gr.Error``); the server keeps serving.
+
+Every request is bounded (``Limits``): the content and the styles the network sees
+(after resizing; ``/stylize`` runs at the uploaded size) have at most
+``--max-pixels`` pixels, an upload at most ``--max-upload-mb``, the queue holds at
+most ``--queue-size`` requests and ``--concurrency`` run at once. Uploads are kept
+in a fresh temporary folder, removed when the server stops (Ctrl-C, SIGTERM).
+Gradio's analytics are off unless ``--analytics``. Images are read by
+``adain_jax.io.images`` (its format allow-list: no EPS/PS, no Ghostscript, also for
+Gradio's own handling of uploads in this process).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +52,25 @@ from adain_jax.weights.download import DownloadError
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COLOR_MODES = {"off": None, "CORAL": "coral", "luminance": "luminance"}
 DEFAULT_SIZE = 512
+UPLOAD_DIR_ENV = "GRADIO_TEMP_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may cost (the demo's flags).
+
+    Attributes:
+      max_pixels: pixels of the content and of each style after resizing (2**21:
+        a 1080p image fits; ~1.5 KB of memory per pixel in the network).
+      max_upload_mb: bytes of one uploaded file, in MB.
+      queue_size: requests waiting at most; more are turned away ("queue full").
+      concurrency: requests running at once.
+    """
+
+    max_pixels: int = 1 << 21
+    max_upload_mb: int = 25
+    queue_size: int = 16
+    concurrency: int = 1
 
 
 def stylize_files(
@@ -48,14 +84,24 @@ def stylize_files(
     mix: float = 0.5,
     mask: str | None = None,
     size: int = 0,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Stylize image files as ``infer.py`` does (its plan and back-ends); returns uint8
     ``[H, W, 3]``. ``size``: shorter side of content and styles (0 = as uploaded);
     ``mix``: weight of ``style2`` (ignored with ``mask``, which routes white -> style 1,
-    black -> style 2). Raises ``ValueError`` (``ImageError``) with a one-line message."""
-    content_img = image_io.load_image(content, size, min_size=MIN_IMAGE_SIZE)
+    black -> style 2); ``max_pixels``: the bound on each image after resizing (default
+    the image limit, ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``)
+    with a one-line message."""
+
+    def read(path: str) -> np.ndarray:
+        return image_io.load_image(
+            path, size, min_size=MIN_IMAGE_SIZE, max_pixels=max_pixels,
+            setting="the demo's --max-pixels; try a smaller size",
+        )  # fmt: skip
+
+    content_img = read(content)
     paths = [style] if style2 is None else [style, style2]
-    styles = [image_io.load_image(p, size, min_size=MIN_IMAGE_SIZE) for p in paths]
+    styles = [read(p) for p in paths]
     labels = load_mask(mask, len(styles)) if mask is not None and style2 is not None else None
     weights = None if style2 is None or labels is not None else (1.0 - mix, mix)
     opts = JobOptions(
@@ -74,8 +120,15 @@ def stylize_files(
     return image_io.to_uint8(np.asarray(finish(out)))
 
 
-def build_app(params: dict, examples: Path = EXAMPLES):
-    """The Gradio Blocks page for ``params`` (``{"encoder", "decoder"}``)."""
+def build_app(
+    params: dict,
+    examples: Path = EXAMPLES,
+    limits: Limits = Limits(),
+    analytics: bool = False,
+):
+    """The Gradio Blocks page for ``params`` (``{"encoder", "decoder"}``), each request
+    bounded by ``limits.max_pixels``; its queue is set by ``launch_app``. ``analytics``:
+    Gradio's usage statistics (off by default)."""
     import gradio as gr  # optional dependency: the [demo] extra
 
     def run(content, style, alpha, color, style2, mix, mask, size):
@@ -83,12 +136,20 @@ def build_app(params: dict, examples: Path = EXAMPLES):
             raise gr.Error("Upload a content image and a style image first.")
         start = time.perf_counter()
         try:
+            size = int(size or 0)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error("size: expected a whole number of pixels") from None
+        if size < 0:
+            raise gr.Error(f"size must be >= 0, got {size}")
+        try:
             out = stylize_files(
                 params, content, style, alpha, color=COLOR_MODES[color], style2=style2,
-                mix=mix, mask=mask, size=int(size or 0),
+                mix=mix, mask=mask, size=size, max_pixels=limits.max_pixels,
             )  # fmt: skip
         except (ValueError, OSError) as e:
             raise gr.Error(_message(e)) from None
+        except MemoryError:
+            raise gr.Error("out of memory for this request; try a smaller size") from None
         took = time.perf_counter() - start
         return out, f"{out.shape[1]}x{out.shape[0]} px in {took:.2f} s"
 
@@ -96,7 +157,7 @@ def build_app(params: dict, examples: Path = EXAMPLES):
         return run(content, style, alpha, "off", None, 0.5, None, 0)[0]
 
     image = {"type": "filepath", "image_mode": None, "format": "png"}
-    with gr.Blocks(title="AdaIN style transfer (adain-jax)") as app:
+    with gr.Blocks(title="AdaIN style transfer (adain-jax)", analytics_enabled=analytics) as app:
         gr.Markdown("# AdaIN style transfer\nHuang & Belongie, ICCV 2017, in JAX.")
         with gr.Row():
             content = gr.Image(label="content", elem_id="content", **image)
@@ -150,8 +211,81 @@ def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentPar
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     add("--port", type=int, default=7860, help="port")
+    default = Limits()
+    add(
+        "--max-pixels",
+        type=int,
+        default=default.max_pixels,
+        metavar="N",
+        help="pixels of the content and of each style after resizing, per request",
+    )
+    add(
+        "--max-upload-mb",
+        type=int,
+        default=default.max_upload_mb,
+        metavar="MB",
+        help="size of one uploaded file",
+    )
+    add(
+        "--queue-size",
+        type=int,
+        default=default.queue_size,
+        metavar="N",
+        help="requests that may wait; more are turned away",
+    )
+    add(
+        "--concurrency",
+        type=int,
+        default=default.concurrency,
+        metavar="N",
+        help="requests that run at once",
+    )
+    add("--analytics", action="store_true", help="allow Gradio's usage statistics (off)")
     add_weight_flags(parser)
-    return parser
+    return parser  # fmt: skip
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    """The ``Limits`` of the flags; ``ValueError`` (one line) for one below 1."""
+    limits = Limits(args.max_pixels, args.max_upload_mb, args.queue_size, args.concurrency)
+    for field in dataclasses.fields(Limits):
+        if getattr(limits, field.name) < 1:
+            flag = "--" + field.name.replace("_", "-")
+            raise ValueError(f"{flag} must be >= 1, got {getattr(limits, field.name)}")
+    return limits
+
+
+@contextlib.contextmanager
+def upload_folder() -> Iterator[Path]:
+    """A fresh folder for Gradio's uploads and outputs (``$GRADIO_TEMP_DIR`` while
+    inside), removed on the way out, also after SIGTERM (handled as Ctrl-C)."""
+    folder = Path(tempfile.mkdtemp(prefix="adain_jax_demo_"))
+    before = os.environ.get(UPLOAD_DIR_ENV)
+    os.environ[UPLOAD_DIR_ENV] = str(folder)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (tests)
+        previous = None
+    try:
+        yield folder
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if before is None:
+            os.environ.pop(UPLOAD_DIR_ENV, None)
+        else:
+            os.environ[UPLOAD_DIR_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def launch_app(app, limits: Limits, **launch_kwargs) -> None:
+    """``app.queue(...).launch(...)`` with ``limits``' queue, concurrency and upload size."""
+    app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
+    app.launch(max_file_size=f"{limits.max_upload_mb}mb", **launch_kwargs)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
@@ -163,11 +297,25 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print("error: the demo needs gradio: pip install 'adain-jax[demo]'", file=sys.stderr)
         return 1
     try:
+        limits = limits_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
         params = load_weights(args)
     except (OSError, ValueError, DownloadError) as e:
         print(f"error: {_message(e)}", file=sys.stderr)
         return 1
-    build_app(params).queue().launch(server_name=args.host, server_port=args.port, show_error=True)
+    if not args.analytics:
+        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    with upload_folder():
+        app = build_app(params, limits=limits, analytics=args.analytics)
+        try:
+            launch_app(app, limits, server_name=args.host, server_port=args.port, show_error=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            app.close()
     return 0
 
 

@@ -286,7 +286,8 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     ``params``: loads the weights (default: from ``--weights``/``--checkpoint``/
     ``--vgg``/``--decoder``), called after every input has been checked.
     """
-    pairs = paths.plan_pairs(args.content, args.style, args.output)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    pairs = paths.plan_pairs(args.content, args.style, args.output, log=say)
     num_styles = len(pairs[0].styles)
     opts = options_from_args(args, num_styles)
     labels = load_mask(opts.mask, num_styles) if opts.mask else None
@@ -324,6 +325,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "infer.py") -> int:
         # ImageError, WeightsError, TorchFileError, WeightsFormatError are ValueErrors;
         # missing files are OSErrors. Their messages name the file.
         print(f"error: {one_line(e)}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except MemoryError:
+        print(
+            "error: out of memory (try a smaller --content-size / --style-size, or a lower "
+            f"{image_io.MAX_PIXELS_ENV})",
+            file=sys.stderr,
+        )
         return EXIT_RUNTIME
     except jax.errors.JaxRuntimeError as e:  # e.g. out of device memory
         print(

@@ -72,8 +72,7 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
         arr = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
     else:
         arr = arr[..., None]
-    flat = arr.reshape(-1, arr.shape[-1])
-    colours, inverse = np.unique(flat, axis=0, return_inverse=True)
+    colours, inverse = _distinct_colours(arr)
     if num_styles == 2 and len(colours) > 2:
         binary = _nearly_binary(arr)
         if binary is not None:
@@ -89,6 +88,35 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
     rank = np.empty(len(colours), np.int32)
     rank[order] = np.arange(len(colours), dtype=np.int32)
     return rank[inverse.reshape(-1)].reshape(arr.shape[:2])
+
+
+def _distinct_colours(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(pixels, axis=0, return_inverse=True)`` of ``[H, W, C]``, in linear time
+    for 8-bit masks (a colour histogram) and one 1-D sort for 16-bit ones, instead of a
+    row sort (seconds per megapixel)."""
+    flat = arr.reshape(-1, arr.shape[-1])
+    channels = flat.shape[1]
+    if not (np.issubdtype(arr.dtype, np.integer) and flat.size and channels <= 3):
+        return np.unique(flat, axis=0, return_inverse=True)
+    low, high = int(flat.min()), int(flat.max())
+    if low < 0 or high >= 1 << 16:
+        return np.unique(flat, axis=0, return_inverse=True)
+    bits = 8 if high < 256 else 16
+    dtype = np.int32 if bits * channels < 31 else np.int64
+    key = np.zeros(flat.shape[0], dtype)
+    for c in range(channels):  # channel 0 most significant: np.unique's row order
+        key = (key << bits) | flat[:, c].astype(dtype)
+    if bits * channels <= 24:
+        present = np.flatnonzero(np.bincount(key, minlength=1 << (bits * channels)))
+        lookup = np.zeros(1 << (bits * channels), np.int64)
+        lookup[present] = np.arange(present.size)
+        keys, inverse = present, lookup[key]
+    else:
+        keys, inverse = np.unique(key, return_inverse=True)
+    mask = (1 << bits) - 1
+    shifts = [bits * (channels - 1 - c) for c in range(channels)]
+    colours = np.stack([(keys >> s) & mask for s in shifts], axis=-1).astype(arr.dtype)
+    return colours, inverse
 
 
 def _nearly_binary(arr: np.ndarray) -> np.ndarray | None:

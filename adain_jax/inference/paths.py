@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.io.messages import shown_path
 
 DEFAULT_EXT = ".png"
 
@@ -62,7 +63,15 @@ def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
     return [tuple(parts)]
 
 
-def plan_pairs(content: str, style: str, output: str | None) -> list[Pair]:
+BIG_JOB = 1000  # outputs from which planning reports progress
+
+
+def plan_pairs(
+    content: str,
+    style: str,
+    output: str | None,
+    log: Callable[[str], None] | None = None,
+) -> list[Pair]:
     """Every (content, style set) pair and its output path.
 
     One content file and one style set: ``output`` is the output file, or a
@@ -70,12 +79,17 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[Pair]:
     ``<content>_stylized_<style>.png`` (the content's container for videos).
     A directory of contents (recursive) and/or of styles: every pair into the
     directory ``output`` (default: the current one), keeping the contents'
-    sub-directories. Raises ``ImageError`` (missing inputs, an output that is
-    an input) or ``UsageError`` (an ``--output`` that cannot be).
+    sub-directories; files under ``output`` are never contents or styles (the
+    outputs of an earlier run). Planning is linear in the number of outputs
+    plus inputs; ``log`` gets one line before checking a job of ``BIG_JOB`` or
+    more outputs. Raises ``ImageError`` (missing inputs, an output that is an
+    input) or ``UsageError`` (an ``--output`` that cannot be).
     """
     content_path = Path(content)
     if not content_path.exists():
-        raise image_io.ImageError(f"{content_path}: no such file or directory (--content)")
+        raise image_io.ImageError(
+            f"{shown_path(content_path)}: no such file or directory (--content)"
+        )
     style_sets = parse_style_sets(style)
     contents = image_io.find_images(content_path) if content_path.is_dir() else [content_path]
     many = content_path.is_dir() or Path(style).is_dir()
@@ -87,12 +101,25 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[Pair]:
             f"--output {output}: with a directory of contents or styles, --output is a directory"
         )
     out_dir = Path(output) if out_is_dir else Path(".")
-    if content_path.is_dir() and out_is_dir:
-        # An output directory inside the content tree: its files are outputs, not contents.
+    if out_is_dir:
+        # An output directory inside the content or style tree: its files are outputs.
         out_abs = out_dir.resolve()
-        contents = [c for c in contents if out_abs not in c.resolve().parents]
-        if not contents:
-            raise image_io.ImageError(f"{content_path}: no image files outside --output")
+        if content_path.is_dir():
+            contents = [c for c in contents if out_abs not in c.resolve().parents]
+            if not contents:
+                raise image_io.ImageError(
+                    f"{shown_path(content_path)}: no image files outside --output"
+                )
+        if Path(style).is_dir():
+            style_sets = [s for s in style_sets if out_abs not in s[0].resolve().parents]
+            if not style_sets:
+                raise image_io.ImageError(f"{shown_path(style)}: no image files outside --output")
+    count = len(contents) * len(style_sets)
+    if log is not None and count >= BIG_JOB:
+        log(
+            f"planning {count} outputs ({len(contents)} contents x {len(style_sets)} "
+            "styles): checking them against the inputs"
+        )
     pairs = []
     for c in contents:
         sub = c.parent.relative_to(content_path) if content_path.is_dir() else Path()
@@ -102,17 +129,19 @@ def plan_pairs(content: str, style: str, output: str | None) -> list[Pair]:
             else:
                 target = out_dir / sub / output_name(c, styles, output_ext(c))
             pairs.append(Pair(c, styles, target))
-    _check_outputs(pairs, {*contents, *(s for st in style_sets for s in st)})
+    _check_outputs(pairs, image_io.Protected([*contents, *(s for st in style_sets for s in st)]))
     return pairs
 
 
-def _check_outputs(pairs: Sequence[Pair], inputs: set[Path]) -> None:
+def _check_outputs(pairs: Sequence[Pair], inputs: image_io.Protected) -> None:
     for pair in pairs:
         if video.is_video(pair.content):
             if pair.output.suffix.lower() not in video.OUTPUT_CODECS:
                 known = ", ".join(sorted(video.OUTPUT_CODECS))
                 raise UsageError(f"--output {pair.output}: a video output needs one of {known}")
-            if pair.output.resolve() in {p.resolve() for p in inputs}:
-                raise image_io.ImageError(f"{pair.output}: is an input file; refusing to overwrite")
+            if pair.output in inputs:
+                raise image_io.ImageError(
+                    f"{shown_path(pair.output)}: is an input file; refusing to overwrite"
+                )
         else:
             image_io.check_output_path(pair.output, inputs)

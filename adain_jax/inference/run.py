@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from adain_jax.controls.transfer import stylize
@@ -31,9 +30,12 @@ from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, Plan
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.io.messages import one_line, shown_path
 from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 
-_ERRORS = (OSError, ValueError)  # what a bad file raises (ImageError is a ValueError)
+# What a bad file raises (ImageError is a ValueError); MemoryError: an input too large
+# for this machine even within the pixel bounds.
+_ERRORS = (OSError, ValueError, MemoryError)
 
 
 @dataclasses.dataclass
@@ -44,30 +46,34 @@ class Summary:
 
 
 # ------------------------------------------------------------------------------------ read
+MASK_MAX_PIXELS = 1 << 24  # 16.8 MP: a mask places styles on a grid 1/8 of the image
+
+
 def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
     """Region labels ``[H, W]`` int32 from a mask image of any size and mode.
 
     Two styles: white (the brightest colour) -> style 1, black -> style 2 (the
     authors' rule). K styles: K distinct colours, brightest first (see
-    ``controls.labels_from_mask_image``). Raises ``ImageError`` naming the file.
+    ``controls.labels_from_mask_image``). The mask is read by ``io.images.open_image``
+    (the same formats and bounds as images) and may have at most ``MASK_MAX_PIXELS``
+    pixels (or the image limit, if lower). Raises ``ImageError`` naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise image_io.ImageError(f"{path}: no such mask file (--mask)")
+        raise image_io.ImageError(f"{shown_path(path)}: no such mask file (--mask)")
+    limit = min(MASK_MAX_PIXELS, image_io.pixel_limit())
+    how = "it places styles on a grid 1/8 of the image's size: scale it down"
+    img = image_io.open_image(path, max_pixels=limit, what="mask", setting=how)
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
-    except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
-        raise image_io.ImageError(f"{path}: cannot read the mask image ({e})") from None
-    if img.mode == "1":
-        img = img.convert("L")
-    elif img.mode not in ("L", "I", "I;16", "F", "RGB"):
-        img = img.convert("RGB")  # palette, RGBA (alpha ignored), CMYK...
-    try:
+        if img.mode == "1":
+            img = img.convert("L")
+        elif img.mode not in ("L", "I", "I;16", "F", "RGB"):
+            img = img.convert("RGB")  # palette, RGBA (alpha ignored), CMYK...
         return backend.labels_from_mask_image(np.asarray(img), num_styles)
+    except MemoryError:
+        raise image_io.ImageError(f"{shown_path(path)}: out of memory reading the mask") from None
     except ValueError as e:
-        raise image_io.ImageError(f"{path}: {e}") from None
+        raise image_io.ImageError(f"{shown_path(path)}: {e}") from None
 
 
 class Styles:
@@ -153,12 +159,15 @@ class Writer:
     def __init__(self, plan: Plan, inputs: Sequence[Path], log: Callable[[str], None] | None):
         self.summary = Summary(skipped=list(plan.skipped))
         todo = plan.todo
-        self.protected = [*inputs, *{p.content for p in todo}, *{s for p in todo for s in p.styles}]
+        self.protected = image_io.Protected(
+            [*inputs, *{p.content for p in todo}, *{s for p in todo for s in p.styles}]
+        )
         self.bar = tqdm(total=len(todo), unit="img", disable=not plan.progress or len(todo) < 2)
         self.say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.tell = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
 
     def fail(self, pairs: Sequence[Pair], message: str) -> None:
+        message = one_line(message)
         self.say(f"error: {message} (skipped)")
         self.summary.failed.append(message)
         self.bar.update(len(pairs))
@@ -167,15 +176,15 @@ class Writer:
         try:
             path = image_io.save_image(pair.output, image, inputs=self.protected)
             self.summary.written.append(path)
-            self.tell(f"wrote {pair.output}")
+            self.tell(f"wrote {shown_path(pair.output)}")
         except _ERRORS as e:
-            self.summary.failed.append(str(e))
-            self.say(f"error: {e} (skipped)")
+            self.summary.failed.append(one_line(e))
+            self.say(f"error: {one_line(e)} (skipped)")
         self.bar.update(1)
 
     def wrote_video(self, pair: Pair) -> None:
         self.summary.written.append(pair.output)
-        self.tell(f"wrote {pair.output}")
+        self.tell(f"wrote {shown_path(pair.output)}")
         self.bar.update(1)
 
 

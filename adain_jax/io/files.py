@@ -5,16 +5,28 @@ renamed into place only when complete, so a crash, a full disk or a killed
 process never leaves a half-written file at the destination. The finished
 file gets the permissions the umask gives an ordinary new file (``mkstemp``
 alone would leave it owner-only, 0600).
+
+``parse_json_object`` / ``read_json_object``: the one JSON reader of files the
+package reads back (``config.json``, safetensors headers): bounded in size and
+nesting, an object at the top, each problem one ``JsonFileError`` line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+MAX_JSON_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64  # a settings file or a header nests 2-3 levels
+
+
+class JsonFileError(ValueError):
+    """A JSON file (or header) that is not a readable, bounded JSON object."""
 
 
 def _umask() -> int:
@@ -62,3 +74,66 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     """``open`` a temporary file for writing; on success it replaces ``path``."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of JSON ``text`` (brackets inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json_object(raw: bytes | str, where: str) -> dict:
+    """``raw`` parsed as a JSON object, nested at most ``MAX_JSON_DEPTH`` deep.
+
+    Raises:
+      JsonFileError: ``"<where>: <problem>"`` on one line: not UTF-8 or not JSON,
+        nested too deep (checked before parsing: the parser would recurse), or not
+        an object at the top.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        raise JsonFileError(f"{where}: not JSON (not UTF-8 text)") from None
+    if "[" in text or "{" in text:
+        depth = _depth(text) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else 0
+        if depth > MAX_JSON_DEPTH:
+            raise JsonFileError(f"{where}: JSON nested {depth} deep (at most {MAX_JSON_DEPTH})")
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, MemoryError) as e:
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        raise JsonFileError(f"{where}: not JSON ({reason})") from None
+    if not isinstance(value, dict):
+        raise JsonFileError(f"{where}: JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def read_json_object(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """``parse_json_object`` of the file ``path``, at most ``max_bytes`` long.
+
+    Raises:
+      OSError: the file cannot be read.
+      JsonFileError: too large, or not a bounded JSON object (naming the file).
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise JsonFileError(f"{path}: over {max_bytes} bytes, not a settings file")
+    return parse_json_object(raw, str(path))

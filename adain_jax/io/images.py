@@ -5,9 +5,15 @@ Both the training pipeline (``adain_jax.training.data``) and inference
 pixels in both. Decoding gives float32 RGB ``[H, W, 3]`` in [0, 1]
 (``to_rgb_array``), one rule per case:
 
-* formats: anything Pillow opens (JPEG, PNG, WebP, BMP, TIFF, GIF, ...); the
-  first frame of an animation. Images larger than Pillow's decompression-bomb
-  limit are refused ("too large to decode safely");
+* formats: an allow-list, ``READ_FORMATS`` (JPEG, PNG, WebP, BMP, TIFF, GIF: the
+  ``IMAGE_EXTENSIONS``), picked by content whatever the extension; the first frame
+  of an animation. Pillow's readers that run programs or interpret code (EPS/PS
+  through Ghostscript, ``CODE_FORMATS``) are unregistered for the whole process
+  when this module is imported, so no library in it (Gradio included) reaches them;
+* bounds, checked from the header before anything is decoded or resized: at most
+  ``pixel_limit()`` pixels (``ADAIN_JAX_MAX_PIXELS``, default 100 MP) per decoded
+  image and per resized image, and at most ``MAX_JPEG_SCANS`` scans per JPEG (a
+  progressive-JPEG "scan bomb" decodes for minutes);
 * EXIF orientation: ``ImageOps.exif_transpose``, so the image reads as a photo
   viewer shows it;
 * 8-bit modes: ``RGB`` as stored / 255; grayscale ``L`` and ``1`` repeated to
@@ -45,7 +51,9 @@ Every problem raises ``ImageError`` whose message is one line naming the file.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,6 +61,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adain_jax.io import files
+from adain_jax.io.messages import describe, one_line, shown_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -61,8 +70,105 @@ _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _PILLOW_RESIZED = ("RGB", "L", "RGBA")  # resized by Pillow in 8 bits (as the PyTorch port)
 
 
+# Pillow format names read (``Image.open(formats=...)``): the IMAGE_EXTENSIONS' formats
+# (a camera's multi-picture JPEG opens through JPEG as Pillow's "MPO").
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# Readers that run an external program or interpret code: off for the whole process.
+CODE_FORMATS = ("EPS", "PS", "PDF", "WMF", "EMF", "XPS")
+MAX_PIXELS_ENV = "ADAIN_JAX_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_JPEG_SCANS = 256  # libjpeg's progressive files use ~10; each scan re-decodes the image
+_SCAN_CHUNK = 1 << 20
+
+
 class ImageError(ValueError):
     """An image file that cannot be read or written; the message names the file."""
+
+
+def _disable_code_formats() -> None:
+    """Unregister Pillow's code-running readers (EPS/PS via Ghostscript, ...) process-wide.
+
+    ``Image.init()`` first imports every plugin, so a later ``Image.open`` anywhere in
+    the process (Gradio's upload handling too) never registers them again; Ghostscript
+    is also made unfindable for a plugin imported by hand.
+    """
+    Image.init()
+    for name in CODE_FORMATS:
+        Image.OPEN.pop(name, None)
+        if name in Image.ID:
+            Image.ID.remove(name)
+    try:
+        from PIL import EpsImagePlugin
+    except ImportError:  # pragma: no cover - every Pillow has it
+        return
+    EpsImagePlugin.gs_binary = False
+    EpsImagePlugin.gs_windows_binary = False
+
+
+_disable_code_formats()
+_PILLOW_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# Our own pixel bound (``check_pixels``) replaces Pillow's warning between its limit and
+# twice it; Pillow still refuses on its own above twice ``Image.MAX_IMAGE_PIXELS``.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def pixel_limit() -> int:
+    """The pixel bound of a decoded or resized image: ``$ADAIN_JAX_MAX_PIXELS``, default
+    ``DEFAULT_MAX_PIXELS`` (100 MP: 1.2 GB as float32 RGB).
+
+    Raises:
+      ImageError: the variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImageError(f"{MAX_PIXELS_ENV}={text[:40]!r}: expected a positive number of pixels")
+    return value
+
+
+def check_pixels(
+    where: str | os.PathLike,
+    height: int,
+    width: int,
+    limit: int | None = None,
+    *,
+    what: str = "image is",
+    setting: str = f"set {MAX_PIXELS_ENV} to raise it",
+) -> None:
+    """Raise ``ImageError`` (one line naming ``where``) if ``height x width`` exceeds
+    ``limit`` pixels (default ``pixel_limit()``); called before anything of that size is
+    allocated. ``setting`` tells how to raise the limit."""
+    limit = pixel_limit() if limit is None else limit
+    if height * width > limit:
+        raise ImageError(
+            f"{shown_path(where)}: {what} {width}x{height} px ({height * width / 1e6:.1f} MP),"
+            f" over the limit of {limit} pixels ({setting})"
+        )
+
+
+def _count_jpeg_scans(path: Path, limit: int) -> int:
+    """Start-of-scan markers (``FF DA``) in the file, counted up to ``limit + 1``.
+
+    Entropy-coded data stuffs every ``FF`` with ``00``, so the marker appears only where
+    a scan starts (or inside an embedded thumbnail, which adds its own one or few).
+    """
+    count, tail = 0, b""
+    with open(path, "rb") as f:
+        while count <= limit:
+            chunk = f.read(_SCAN_CHUNK)
+            if not chunk:
+                break
+            data = tail + chunk
+            count += data.count(b"\xff\xda")
+            tail = data[-1:]
+            if tail == b"\xff" and data.endswith(b"\xff\xda"):
+                tail = b""
+    return count
 
 
 # ------------------------------------------------------------------------- finding
@@ -105,51 +211,82 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 # ------------------------------------------------------------------------- decoding
 
 
-def open_image(path: str | os.PathLike, *, draft_size: int = 0) -> Image.Image:
+def open_image(
+    path: str | os.PathLike,
+    *,
+    draft_size: int = 0,
+    max_pixels: int | None = None,
+    what: str = "image",
+    setting: str = f"set {MAX_PIXELS_ENV} to raise it",
+) -> Image.Image:
     """Open, fully decode and orient ``path`` (EXIF); the Pillow image in its own mode.
 
     Args:
-      path: an image file.
+      path: an image file, in one of ``READ_FORMATS`` (by content).
       draft_size: JPEG only (the training pipeline's speed option): when > 0, let
         the decoder downscale by 1/2, 1/4 or 1/8 in the DCT domain while the
         shorter side stays at least ``draft_size`` px. 0 decodes at full size.
+      max_pixels: the bound on the decoded pixels (default ``pixel_limit()``),
+        checked from the header before decoding.
+      what: how messages name the file (``"image"``, ``"mask"``); ``setting``: how
+        the message says to raise ``max_pixels``.
 
     Raises:
-      ImageError: missing file, not an image, truncated or corrupt, too large to
-        decode safely, or empty; one line naming the file.
+      ImageError: missing file, not an image or not an allowed format, truncated
+        or corrupt, over the pixel or JPEG-scan bound, or empty; one line naming
+        the file.
     """
     path = Path(path)
+    shown = shown_path(path)
     if not path.exists():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(f"{shown}: no such file")
     if path.is_dir():
-        raise ImageError(f"{path}: is a directory, expected an image file")
+        raise ImageError(f"{shown}: is a directory, expected an image file")
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{shown}: cannot read ({e.strerror})") from None
     if size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+        raise ImageError(f"{shown}: empty file (0 bytes), not an image")
+    limit = pixel_limit() if max_pixels is None else max_pixels
+    if Image.MAX_IMAGE_PIXELS == _PILLOW_MAX_PIXELS and 2 * _PILLOW_MAX_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit  # a raised limit: Pillow's own refusal moves with it
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=READ_FORMATS) as img:
             if draft_size > 0 and img.format == "JPEG" and img.mode in ("RGB", "L"):
                 height, width = resized_shape(img.height, img.width, draft_size)
                 if height <= img.height and width <= img.width:
                     img.draft(img.mode, (width, height))
+            check_pixels(path, img.height, img.width, limit, what=f"{what} is", setting=setting)
+            if img.format in ("JPEG", "MPO"):
+                scans = _count_jpeg_scans(path, MAX_JPEG_SCANS)
+                if scans > MAX_JPEG_SCANS:
+                    raise ImageError(
+                        f"{shown}: JPEG with over {MAX_JPEG_SCANS} scans (a progressive-JPEG "
+                        "scan bomb: each scan decodes the whole image again)"
+                    )
             img.load()
             img = ImageOps.exif_transpose(img)
             img.load()
+    except ImageError:
+        raise
     except PermissionError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror})") from None
+        raise ImageError(f"{shown}: cannot read ({e.strerror})") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (unknown format or damaged header)") from None
+        known = ", ".join(READ_FORMATS)
+        raise ImageError(
+            f"{shown}: not an image in a supported format ({known}), or a damaged header"
+        ) from None
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: too large to decode safely ({e})") from None
+        raise ImageError(f"{shown}: too large to decode safely ({e})") from None
+    except MemoryError:
+        raise ImageError(f"{shown}: out of memory decoding this {what}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow reports truncated or corrupt data as OSError ("image file is
         # truncated", "broken data stream"), SyntaxError or ValueError.
-        raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
+        raise ImageError(f"{shown}: truncated or corrupt {what} ({one_line(e, 200)})") from None
     if img.width == 0 or img.height == 0:
-        raise ImageError(f"{path}: empty image ({img.width}x{img.height} px)")
+        raise ImageError(f"{shown}: empty {what} ({img.width}x{img.height} px)")
     return img
 
 
@@ -211,6 +348,8 @@ def resize_rgb(
         return to_rgb_array(img)
     if img.mode in _PILLOW_RESIZED:
         return to_rgb_array(img.resize((width, height), Image.Resampling.BILINEAR, box=box))
+    if box is not None:
+        img, box = _crop_around(img, box, height, width)
     rgb = to_rgb_array(img)
     channels = [
         np.asarray(
@@ -219,6 +358,22 @@ def resize_rgb(
         for c in range(3)
     ]
     return np.clip(np.stack(channels, -1), 0.0, 1.0).astype(np.float32)
+
+
+def _crop_around(
+    img: Image.Image, box: tuple[float, float, float, float], height: int, width: int
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """The part of ``img`` that resampling ``box`` to ``height x width`` reads (the box and
+    the bilinear filter's reach beyond it), and the box in its coordinates: a float
+    copy of a small window instead of the whole image (a palette image of 100 MP would
+    otherwise become 1.2 GB of float32 per training crop)."""
+    left, top, right, bottom = box
+    reach_x = math.ceil(max(1.0, (right - left) / width)) + 2
+    reach_y = math.ceil(max(1.0, (bottom - top) / height)) + 2
+    x0, y0 = max(0, math.floor(left) - reach_x), max(0, math.floor(top) - reach_y)
+    x1 = min(img.width, math.ceil(right) + reach_x)
+    y1 = min(img.height, math.ceil(bottom) + reach_y)
+    return img.crop((x0, y0, x1, y1)), (left - x0, top - y0, right - x0, bottom - y0)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -246,7 +401,13 @@ def check_min_size(height: int, width: int, minimum: int, name: str = "image") -
 
 
 def load_image(
-    path: str | os.PathLike, size: int = 0, crop: bool = False, *, min_size: int = 0
+    path: str | os.PathLike,
+    size: int = 0,
+    crop: bool = False,
+    *,
+    min_size: int = 0,
+    max_pixels: int | None = None,
+    setting: str = f"set {MAX_PIXELS_ENV} to raise it",
 ) -> np.ndarray:
     """Read an image file for stylization (inference and evaluation).
 
@@ -256,67 +417,112 @@ def load_image(
       crop: then take the centre ``size x size`` square.
       min_size: raise if a side of the result is shorter (the command line passes
         the network's minimum, 9 px); 0: no check.
+      max_pixels: the bound on the resized image (default ``pixel_limit()``, which
+        also bounds the decoded one), checked before resizing; ``setting`` says in
+        the message how to raise it.
 
     Returns:
       float32 RGB ``[H, W, 3]`` in [0, 1].
 
     Raises:
       ImageError: missing file, not an image, truncated or corrupt data, an
-        empty image, or too small; one line naming the file.
+        empty image, too small, or over a pixel bound; one line naming the file.
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, got {size}")
     path = Path(path)
     img = open_image(path)
-    image = resize_rgb(img, *resized_shape(img.height, img.width, size))
+    shape = resized_shape(img.height, img.width, size)
+    if size:
+        check_pixels(
+            path, *shape, max_pixels, what=f"resized to {size} px, it would be", setting=setting
+        )
+    elif max_pixels is not None:
+        check_pixels(path, *shape, max_pixels, setting=setting)
+    try:
+        image = resize_rgb(img, *shape)
+    except MemoryError:
+        raise ImageError(f"{shown_path(path)}: out of memory resizing this image") from None
     if crop:
         image = center_crop(image, size)
     try:
         check_min_size(*image.shape[:2], min_size, name="image")
     except ValueError as e:
         how = f" after resizing to {size}" if size else ""
-        raise ImageError(f"{path}: too small for the network{how}: {e}") from None
+        raise ImageError(f"{shown_path(path)}: too small for the network{how}: {e}") from None
     return np.ascontiguousarray(image, np.float32)
 
 
 # ------------------------------------------------------------------------- writing
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
+class Protected:
+    """Files that must not be overwritten (a job's inputs), each output checked in O(1):
+    by resolved path and by ``(device, inode)`` (hard links, other spellings). Build it
+    once per job; checking N outputs against M inputs is then N + M, not N x M."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike] = ()):
+        self._resolved: set[Path] = set()
+        self._ids: set[tuple[int, int]] = set()
+        for path in paths:
+            self.add(path)
+
+    @staticmethod
+    def _id(path: Path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return st.st_dev, st.st_ino
+
+    def add(self, path: str | os.PathLike) -> None:
+        """Protect ``path`` too."""
+        path = Path(path)
+        self._resolved.add(path.resolve())
+        ident = self._id(path)
+        if ident is not None:
+            self._ids.add(ident)
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        path = Path(path)
+        if path.resolve() in self._resolved:
+            return True
+        ident = self._id(path)
+        return ident is not None and ident in self._ids
 
 
-def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check that ``path`` can be written: known extension, not one of ``inputs``.
+def check_output_path(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] | Protected = ()
+) -> Path:
+    """Check that ``path`` can be written: known extension, not one of ``inputs``
+    (a ``Protected`` built once per job, or any paths).
 
     Raises:
       ImageError: unknown extension or an input file.
     """
     path = Path(path)
+    shown = shown_path(path)
     if path.suffix.lower() not in WRITE_FORMATS:
         known = ", ".join(WRITE_FORMATS)
         if not path.suffix:
             raise ImageError(
-                f"{path}: output has no extension; use one of {known} (or end a directory with /)"
+                f"{shown}: output has no extension; use one of {known} (or end a directory with /)"
             )
-        raise ImageError(f"{path}: unknown output extension {path.suffix!r}; use one of {known}")
-    resolved = path.resolve()
-    for source in inputs:
-        source = Path(source)
-        if resolved == source.resolve() or _same_file(path, source):
-            raise ImageError(f"{path}: is an input file; refusing to overwrite it")
+        raise ImageError(
+            f"{shown}: unknown output extension {describe(path.suffix)}; use one of {known}"
+        )
+    protected = inputs if isinstance(inputs, Protected) else Protected(inputs)
+    if path in protected:
+        raise ImageError(f"{shown}: is an input file; refusing to overwrite it")
     if path.is_dir():
-        raise ImageError(f"{path}: is a directory")
+        raise ImageError(f"{shown}: is a directory")
     return path
 
 
 def save_image(
     path: str | os.PathLike,
     image: np.ndarray,
-    inputs: Iterable[str | os.PathLike] = (),
+    inputs: Iterable[str | os.PathLike] | Protected = (),
 ) -> Path:
     """Write float RGB ``[H, W, 3]`` in [0, 1] as PNG or JPEG (quality 95), atomically.
 
@@ -336,5 +542,5 @@ def save_image(
         with files.atomic_path(path) as tmp:
             Image.fromarray(to_uint8(image)).save(tmp, format=fmt, **options)
     except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise ImageError(f"{shown_path(path)}: cannot write ({one_line(e)})") from None
     return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 
 def one_line(error: BaseException | str, limit: int | None = None) -> str:
     """``error`` as a single line of at most ``limit`` characters.
@@ -16,3 +19,31 @@ def one_line(error: BaseException | str, limit: int | None = None) -> str:
         text = str(error) or (type(error).__name__ if isinstance(error, BaseException) else "")
     text = " ".join(text.split())
     return text if limit is None else text[:limit]
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` for a message line: control characters (a newline in a file name, an
+    escape sequence) written as Python escapes (``\\n``, ``\\x1b``), so one file is
+    always one line and cannot rewrite the terminal; other text as it is."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def describe(value: Any, limit: int = 40) -> str:
+    """An untrusted value named for a message without ``repr``: an int of up to 12
+    digits or a string of up to ``limit`` characters as itself, anything else by type
+    and length. (The repr of a memo-shared nested list from a pickle of a few hundred
+    bytes has 2^depth elements; a huge int's ``str`` is quadratic.)"""
+    if type(value) is int and -(10**12) < value < 10**12:
+        return str(value)
+    if isinstance(value, str | bytes) and len(value) <= limit:
+        return shown_path(repr(value)) if isinstance(value, str) else repr(value)
+    kind = type(value).__name__
+    try:
+        return f"a {kind} of length {len(value)}"
+    except TypeError:
+        return f"a {kind}"

@@ -13,6 +13,8 @@ the output has no audio and a warning says why. Subtitles are not copied.
 
 Output codecs by extension: ``.mp4``/``.mov``/``.mkv`` H.264 (``libx264``,
 yuv420p, or yuv444p when a side is odd), ``.webm`` VP9, ``.avi`` MPEG-4 part 2.
+Frames (source and resized) are bounded like images (``io.images.check_pixels``:
+``ADAIN_JAX_MAX_PIXELS``), checked from the stream header and again per frame.
 Inputs: anything FFmpeg decodes (``VIDEO_EXTENSIONS`` are the ones the
 command line treats as video, ``is_video``; a ``.gif`` reads as an image, its
 first frame).
@@ -31,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from adain_jax.io import files
-from adain_jax.io.images import resize_rgb, resized_shape, to_uint8
+from adain_jax.io.images import check_pixels, resize_rgb, resized_shape, to_uint8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
@@ -117,6 +119,7 @@ def iter_batches(
         batch: list[np.ndarray] = []
         try:
             for frame in container.decode(video=0):
+                check_pixels(path, frame.height, frame.width, what="video frames are")
                 if size is None or size == (frame.width, frame.height):
                     rgb = frame.to_ndarray(format="rgb24")
                 else:
@@ -262,7 +265,9 @@ def transform_video(
     if Path(src).resolve() == Path(dst).resolve():
         raise VideoError(f"{dst}: the output would overwrite the input video")
     info = probe(src)
+    check_pixels(src, info.height, info.width, what="video frames are")
     width, height = output_size(info.width, info.height, size)
+    check_pixels(src, height, width, what=f"resized to {size} px, frames would be")
     frame_size = None if (width, height) == (info.width, info.height) else (width, height)
     writer = VideoWriter(dst, info.fps, width, height)
     count = 0

@@ -257,9 +257,9 @@ def read_config(workdir: str | os.PathLike) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise RunError(f"{path}: unreadable ({e})") from None
+        return files.read_json_object(path)
+    except files.JsonFileError as e:
+        raise RunError(f"{e} (hand-edited? restore it or use a new --workdir)") from None
 
 
 def write_config(workdir: str | os.PathLike, config: dict) -> None:

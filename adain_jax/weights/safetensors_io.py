@@ -9,7 +9,7 @@ A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import struct
 
@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from adain_jax.io import files
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import describe, one_line
 
 SUFFIX = ".safetensors"
 FORMAT_VERSION = "1"
@@ -27,6 +27,7 @@ NETWORKS = ("encoder", "decoder")
 MAX_HEADER_BYTES = 1 << 20
 # Tensor dtypes accepted from a file (all are converted to float32).
 ALLOWED_DTYPES = ("F32", "F16")
+MAX_NDIM = 8  # a kernel has 4
 
 
 class WeightsFormatError(ValueError):
@@ -56,6 +57,14 @@ def save(
         for layer, leaves in params.items()
         for leaf, value in leaves.items()
     }
+    for name, value in flat.items():  # ``load`` refuses them: never write such a file
+        if not np.all(np.isfinite(value)):
+            where = f"{source}: " if source else ""
+            kind = np.dtype(storage_dtype).name
+            raise WeightsFormatError(
+                f"{where}tensor {name!r} holds NaN or infinite values (as {kind}); "
+                f"not writing {path}"
+            )
     metadata = {
         "adain_jax.format": FORMAT_VERSION,
         "adain_jax.network": network,
@@ -87,18 +96,26 @@ def check_header(path: str | os.PathLike) -> dict:
         if len(head) < 8:
             raise WeightsFormatError(f"{path}: not a safetensors file (only {size} bytes)")
         (length,) = struct.unpack("<Q", head)
-        if length > min(MAX_HEADER_BYTES, size - 8):
+        if length > size - 8:  # the first 8 bytes are no length: never print them
             raise WeightsFormatError(
-                f"{path}: not a safetensors file (header claims {length} bytes, "
-                f"the file has {size})"
+                f"{path}: not a safetensors file (its header claims more bytes than the "
+                f"file's {size})"
+            )
+        if length > MAX_HEADER_BYTES:
+            raise WeightsFormatError(
+                f"{path}: safetensors header of {length} bytes, over the bound of "
+                f"{MAX_HEADER_BYTES >> 20} MiB (a weights file's is a few KB)"
             )
         raw = f.read(length)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WeightsFormatError(f"{path}: not a safetensors file (header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise WeightsFormatError(f"{path}: not a safetensors file (header is not an object)")
+        header = files.parse_json_object(raw, "header")
+    except files.JsonFileError as e:
+        problem = str(e).removeprefix("header: ")
+        if problem.startswith("not JSON"):
+            problem = "header is not JSON" + problem.removeprefix("not JSON")
+        else:
+            problem = f"header: {problem}"
+        raise WeightsFormatError(f"{path}: not a safetensors file ({problem})") from None
     data_bytes = size - 8 - length
     for name, entry in header.items():
         if name == "__metadata__":
@@ -108,15 +125,18 @@ def check_header(path: str | os.PathLike) -> dict:
 
 
 def _check_entry(path: str, name: str, entry, data_bytes: int) -> None:
+    name = describe(name, 80)
     if not isinstance(entry, dict):
-        raise WeightsFormatError(f"{path}: tensor {name!r} has no header entry")
+        raise WeightsFormatError(f"{path}: tensor {name} has no header entry")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if dtype not in ALLOWED_DTYPES:
         raise WeightsFormatError(
-            f"{path}: tensor {name!r} has dtype {dtype!r}; expected one of {ALLOWED_DTYPES}"
+            f"{path}: tensor {name} has dtype {describe(dtype)}; expected one of {ALLOWED_DTYPES}"
         )
-    valid_shape = isinstance(shape, list) and all(
-        isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
+    valid_shape = (
+        isinstance(shape, list)
+        and len(shape) <= MAX_NDIM
+        and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape)
     )
     valid_offsets = (
         isinstance(offsets, list)
@@ -124,13 +144,13 @@ def _check_entry(path: str, name: str, entry, data_bytes: int) -> None:
         and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
     )
     if not (valid_shape and valid_offsets):
-        raise WeightsFormatError(f"{path}: tensor {name!r} has a malformed shape or offsets")
+        raise WeightsFormatError(f"{path}: tensor {name} has a malformed shape or offsets")
     begin, end = offsets
-    nbytes = int(np.prod(shape, dtype=np.float64)) * (4 if dtype == "F32" else 2)
+    nbytes = math.prod(shape) * (4 if dtype == "F32" else 2)  # exact: at most 8 x 31 bits
     if not 0 <= begin <= end <= data_bytes or end - begin != nbytes:
         raise WeightsFormatError(
-            f"{path}: tensor {name!r} claims bytes [{begin}, {end}) for shape {shape} "
-            f"but the file holds {data_bytes} data bytes"
+            f"{path}: tensor {name} claims bytes [{describe(begin)}, {describe(end)}) for shape "
+            f"{shape} but the file holds {data_bytes} data bytes"
         )
 
 

@@ -28,10 +28,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
+    MAX_RECORD_BYTES,
     STATE_DICT_GLOBALS,
     STORAGE_KEY,
     RecordUnpickler,
@@ -54,7 +55,7 @@ def _storage_ref(pid: Any, path: str, legacy: bool) -> StorageRef:
     if not isinstance(storage_type, StorageType):
         raise TorchFileError(f"{path}: storage of an unknown type")
     if not (isinstance(key, str) and STORAGE_KEY.fullmatch(key)):
-        raise TorchFileError(f"{path}: storage key {key!r} is not a plain name")
+        raise TorchFileError(f"{path}: storage key {describe(key)} is not a plain name")
     if not (is_int(numel) and numel >= 0):
         raise TorchFileError(f"{path}: storage {key} has a bad element count")
     view = None
@@ -112,7 +113,9 @@ def _check_member_names(archive: zipfile.ZipFile, path: str) -> None:
             or any(p in ("", ".", "..") for p in parts[:-1])
             or parts[-1] in (".", "..")
         ):
-            raise TorchFileError(f"{path}: zip member name {name!r} is not a plain relative path")
+            raise TorchFileError(
+                f"{path}: zip member name {describe(name, 80)} is not a plain relative path"
+            )
         seen.add(name)
 
 
@@ -122,8 +125,17 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: str, size: int, limi
         info = archive.getinfo(name)
     except KeyError:
         raise TorchFileError(f"{path}: zip archive lacks {name}") from None
+    if info.compress_type != zipfile.ZIP_STORED:
+        # torch stores members uncompressed; compressed ones could add up to far more
+        # than the archive (each is bounded by it, their sum is not).
+        raise TorchFileError(
+            f"{path}: zip member {name} is compressed (method {info.compress_type}); "
+            "torch files store their members uncompressed"
+        )
     if info.file_size > limit:
-        raise TorchFileError(f"{path}: zip member {name} is larger than the archive")
+        raise TorchFileError(
+            f"{path}: zip member {name} is larger than the archive or its bound ({limit} bytes)"
+        )
     if size >= 0 and info.file_size != size:
         raise TorchFileError(f"{path}: {name} holds {info.file_size} bytes, expected {size}")
     return archive.read(info)
@@ -146,12 +158,16 @@ def _load_zip(path: str) -> Any:
                 raise TorchFileError(f"{path}: unknown byte order {text[:16]!r}")
             byteorder = "<" if text.strip() == b"little" else ">"
         storages = _Storages(path, legacy=False, max_bytes=file_size)
-        data_pkl = _read_member(archive, pickles[0], path, -1, file_size)
+        data_pkl = _read_member(archive, pickles[0], path, -1, min(file_size, MAX_RECORD_BYTES))
         obj = RecordUnpickler(io.BytesIO(data_pkl), path, STATE_DICT_GLOBALS, storages.load).load()
         state_dict = state_dict_specs(obj, path)
         arrays = {}
+        total = 0
         for key in sorted({spec.storage.key for spec in state_dict.values()}):
             name = f"{prefix}data/{key}"
+            total += storages.nbytes(key)
+            if total > file_size:  # members that share (overlap) the archive's bytes
+                raise TorchFileError(f"{path}: storages claim more bytes than the file holds")
             raw = _read_member(archive, name, path, storages.nbytes(key), file_size)
             arrays[key] = storages.array(key, raw, byteorder)
     return build_all(state_dict, arrays, path, file_size)
@@ -167,11 +183,11 @@ def _check_legacy_header(f: BinaryIO, path: str) -> None:
     except TorchFileError:
         raise
     except Exception as e:
-        raise TorchFileError(f"{path}: not a PyTorch file ({e})") from None
+        raise TorchFileError(f"{path}: not a PyTorch file ({one_line(e, 200)})") from None
     if not (is_int(magic) and magic == LEGACY_MAGIC):
         raise TorchFileError(f"{path}: not a PyTorch file (bad magic number)")
     if not (is_int(protocol) and protocol == LEGACY_PROTOCOL):
-        raise TorchFileError(f"{path}: not a PyTorch file (unknown protocol {protocol!r:.40})")
+        raise TorchFileError(f"{path}: not a PyTorch file (unknown protocol {describe(protocol)})")
     if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
         raise TorchFileError(f"{path}: big-endian legacy files are not supported")
 
@@ -263,5 +279,5 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         OSError,
     ) as e:
         raise TorchFileError(
-            one_line(f"{path}: unreadable or truncated torch file ({e})", 400)
+            one_line(f"{path}: unreadable or truncated torch file ({one_line(e, 300)})", 400)
         ) from None

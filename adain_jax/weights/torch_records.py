@@ -19,6 +19,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from adain_jax.io.messages import describe
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 _MAX_NDIM = 32
@@ -26,6 +28,9 @@ _MAX_NUMEL = 2**31  # elements of one tensor
 _MAX_BROADCAST = 2**20  # elements a tensor may have beyond its storage's (stride-0 views)
 STORAGE_KEY = re.compile(r"[A-Za-z0-9_]+")
 _MAX_MEMO = 1 << 20  # memo slots: a huge LONG_BINPUT index makes CPython allocate the memo
+# Bytes of one pickle record: a real state dict's is a few KB per hundred tensors; the
+# opcode scan takes ~5 s per MiB of one-byte opcodes.
+MAX_RECORD_BYTES = 1 << 20
 # Opcodes a tensor state dict never needs: class instantiation, the extension
 # registry, text persistent ids and out-of-band buffers.
 _FORBIDDEN_OPCODES = frozenset(
@@ -201,28 +206,52 @@ class RecordUnpickler(pickle.Unpickler):
         return self._load_storage(pid)
 
 
+class _Clamped:
+    """A read-only view of ``f`` ending ``limit`` bytes after the current position: a
+    length field claiming more is read short (and reported by pickletools), never
+    allocated."""
+
+    def __init__(self, f: BinaryIO, limit: int):
+        self._f, self._end = f, f.tell() + limit
+
+    def _left(self, n: int) -> int:
+        left = max(0, self._end - self._f.tell())
+        return left if n is None or n < 0 else min(n, left)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(self._left(n))
+
+    def readline(self) -> bytes:
+        return self._f.readline(self._left(-1))
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
 def _scan(f: BinaryIO, path: str) -> None:
-    """Read one pickle's opcodes up to STOP; refuse forbidden ones and huge memo indices."""
+    """Read one pickle's opcodes up to STOP, one at a time (nothing kept); refuse forbidden
+    ones, huge memo indices and a record over ``MAX_RECORD_BYTES``."""
+    start = f.tell()
+    clamped = _Clamped(f, MAX_RECORD_BYTES)
     with warnings.catch_warnings():  # pickletools warns on bad escapes in STRING args
         warnings.simplefilter("ignore")
-        ops = list(_ops_to_stop(f))
-    for op, arg in ops:
-        if op.name in _FORBIDDEN_OPCODES:
-            raise TorchFileError(
-                f"{path}: pickle opcode {op.name} is not allowed; only tensor state dicts are read"
-            )
-        if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and (
-            not isinstance(arg, int) or not 0 <= arg < _MAX_MEMO
-        ):
-            raise TorchFileError(f"{path}: pickle memo index {arg!r:.20} out of range")
-
-
-def _ops_to_stop(f: BinaryIO):
-    """``(opcode, argument)`` pairs of one pickle, read up to its STOP."""
-    for op, arg, _pos in pickletools.genops(f):
-        yield op, arg
-        if op.name == "STOP":
-            return
+        for op, arg, _pos in pickletools.genops(clamped):
+            if op.name in _FORBIDDEN_OPCODES:
+                raise TorchFileError(
+                    f"{path}: pickle opcode {op.name} is not allowed; only tensor state dicts"
+                    " are read"
+                )
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and (
+                not isinstance(arg, int) or not 0 <= arg < _MAX_MEMO
+            ):
+                raise TorchFileError(f"{path}: pickle memo index {describe(arg)} out of range")
+            if op.name == "STOP":
+                return
+            if f.tell() - start >= MAX_RECORD_BYTES:
+                break
+    raise TorchFileError(
+        f"{path}: a pickle record longer than {MAX_RECORD_BYTES} bytes; a state dict's is a few KB"
+    )
 
 
 def load_data(f: BinaryIO, path: str) -> Any:
@@ -258,7 +287,7 @@ def build_all(
     budget = output_budget(file_size)
     out = {}
     for key, spec in specs.items():
-        out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {key!r}")
+        out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {describe(key, 80)}")
         budget -= out[key].nbytes
         if budget < 0:
             raise TorchFileError(f"{path}: tensors hold far more data than the file")

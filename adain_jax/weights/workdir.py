@@ -15,7 +15,6 @@ a workdir is self-contained.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.io.messages import one_line
 from adain_jax.nn.models import PAPER, DecoderVariant, decoder_shapes
 
@@ -33,8 +33,9 @@ ENCODER_FILE = "encoder.safetensors"
 STATE_ITEM, DATA_ITEM = "state", "data"
 
 
-class CheckpointError(RuntimeError):
-    """A workdir without a usable checkpoint."""
+class CheckpointError(RuntimeError, ValueError):
+    """A workdir without a usable checkpoint: bad input, so also a ``ValueError`` (every
+    command reports those as one line)."""
 
 
 def encoder_path(workdir: str | os.PathLike) -> Path:
@@ -76,9 +77,11 @@ def workdir_variant(workdir: str | os.PathLike) -> DecoderVariant:
     ``config.json`` (the paper's model when absent: a workdir older than the variants)."""
     path = Path(workdir) / "config.json"
     try:
-        config = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+        config = files.read_json_object(path) if path.is_file() else {}
+    except files.JsonFileError as e:
+        raise CheckpointError(str(e)) from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: unreadable ({one_line(e)})") from None
     variant = DecoderVariant(
         config.get("fusion", PAPER.fusion), config.get("decoder_norm", PAPER.norm)
     )

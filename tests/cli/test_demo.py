@@ -130,3 +130,63 @@ def test_cli_help_shows_defaults(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "127.0.0.1" in out and "7860" in out
+
+
+# ------------------------------------------------------------------ limits (issue 20)
+
+
+def test_request_pixels_are_bounded_before_allocating(tmp_path, port_weight_files):
+    """``size=20000`` (12.9 GB before) and a 67 KB 20 MP upload at ``/stylize``'s size 0
+    are refused in one line within a second, nothing allocated."""
+    from tests.io.test_image_bounds import flat_png
+
+    params = adain_jax.load_params(vgg=port_weight_files[0], decoder=port_weight_files[1])
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(small)
+    big = tmp_path / "big.png"
+    big.write_bytes(flat_png(5000, 4000))
+    assert big.stat().st_size < 100_000
+    limit = demo.Limits().max_pixels
+    for content, size in ((small, 20000), (big, 0)):
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=f"over the limit of {limit} pixels") as info:
+            demo.stylize_files(params, str(content), str(small), size=size, max_pixels=limit)
+        assert time.perf_counter() - start < 2
+        assert "--max-pixels" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_limit_flags_and_analytics_default(port_weight_files):
+    args = demo.build_parser().parse_args([])
+    assert demo.limits_from_args(args) == demo.Limits() and not args.analytics
+    bad = demo.build_parser().parse_args(["--queue-size", "0"])
+    with pytest.raises(ValueError, match="--queue-size must be >= 1"):
+        demo.limits_from_args(bad)
+    params = adain_jax.load_params(vgg=port_weight_files[0], decoder=port_weight_files[1])
+    assert demo.build_app(params).analytics_enabled is False
+
+
+@pytest.mark.slow
+def test_upload_size_queue_and_cleanup(tmp_path, port_weight_files):
+    from gradio_client import Client, handle_file
+
+    params = adain_jax.load_params(vgg=port_weight_files[0], decoder=port_weight_files[1])
+    limits = demo.Limits(max_upload_mb=1, queue_size=3, concurrency=1)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(os.urandom(2 << 20))  # 2 MB, not an image: refused by size first
+    style = tmp_path / "s.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(style)
+    with demo.upload_folder() as uploads:
+        app = demo.build_app(params, limits=limits)
+        port = free_port()
+        demo.launch_app(
+            app, limits, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+            quiet=True,
+        )  # fmt: skip
+        try:
+            assert app._queue.max_size == 3 and app.max_file_size == 1 << 20  # Gradio's mb
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            with pytest.raises(Exception, match="(?i)file size|too large|exceeds"):
+                client.predict(handle_file(huge), handle_file(style), 1.0, api_name="/stylize")
+        finally:
+            app.close()
+    assert not uploads.exists()

@@ -1,0 +1,118 @@
+"""Planning directory jobs (issue 20): linear in outputs + inputs, earlier outputs never
+read back as inputs, file names that cannot split a line; workdirs and settings files
+that fail in one line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adain_jax.inference import paths
+from adain_jax.inference.plan import JobOptions, make_plan
+from adain_jax.inference.run import Writer
+
+
+def test_planning_is_linear(tmp_path):
+    """3000 contents x 2 styles (6000 outputs): was ~N x (N + M) checks (2000 files: 201 s)."""
+    content, style = tmp_path / "c", tmp_path / "s"
+    content.mkdir()
+    style.mkdir()
+    for i in range(3000):
+        (content / f"{i}.png").touch()  # planning reads no pixels
+    for i in range(2):
+        (style / f"s{i}.png").touch()
+    lines = []
+    start = time.perf_counter()
+    pairs = paths.plan_pairs(str(content), str(style), str(tmp_path / "out"), log=lines.append)
+    took = time.perf_counter() - start
+    assert len(pairs) == 6000 and took < 10, took
+    assert lines == [
+        "planning 6000 outputs (3000 contents x 2 styles): checking them against the inputs"
+    ]
+
+
+def test_an_input_is_still_refused_as_output(tmp_path):
+    content = tmp_path / "c.png"
+    content.touch()
+    with pytest.raises(paths.image_io.ImageError, match="is an input file"):
+        paths.plan_pairs(str(content), str(content), str(content))
+
+
+def test_output_inside_the_style_tree_is_not_a_style(tmp_path):
+    """A re-run with --output inside --style must not take the first run's outputs as styles."""
+    style = tmp_path / "styles"
+    (style / "out").mkdir(parents=True)
+    (style / "a.png").touch()
+    (style / "out" / "c_stylized_a.png").touch()  # an earlier output
+    content = tmp_path / "c.png"
+    content.touch()
+    pairs = paths.plan_pairs(str(content), str(style), str(style / "out"))
+    assert [p.styles for p in pairs] == [(style / "a.png",)]
+
+
+def test_wrote_line_of_a_name_with_a_newline(tmp_path):
+    content = tmp_path / "c.png"
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(content)
+    out = tmp_path / "evil\nwrote other.png"
+    pair = paths.Pair(content, (content,), out)
+    plan = make_plan(JobOptions(progress=False), [pair], None)
+    lines = []
+    writer = Writer(plan, [], lines.append)
+    writer.save(pair, np.zeros((9, 9, 3), np.float32))
+    assert out.exists()
+    assert lines == [f"wrote {tmp_path}/evil\\nwrote other.png"]
+
+
+# ------------------------------------------------------------------ workdirs
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [("[1, 2]", "JSON list, expected an object"), ("[" * 5000 + "]" * 5000, "nested 5000 deep")],
+)
+def test_hand_edited_config_json_is_one_line(tmp_path, text, problem):
+    from adain_jax.training.config import RunError, read_config
+    from adain_jax.weights.workdir import CheckpointError, workdir_variant
+
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(RunError, match=problem) as info:
+        read_config(tmp_path)
+    assert str(info.value).startswith(str(tmp_path / "config.json"))
+    with pytest.raises(CheckpointError, match=problem):
+        workdir_variant(tmp_path)
+
+
+def test_train_exits_2_on_a_list_config(tmp_path, capsys):
+    from adain_jax.cli import train
+
+    work = tmp_path / "run"
+    work.mkdir()
+    (work / "config.json").write_text(json.dumps([1, 2, 3]))
+    images = tmp_path / "img"
+    images.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / "a.png")
+    argv = ["--workdir", str(work), "--content-dir", str(images), "--style-dir", str(images)]
+    (tmp_path / "enc.safetensors").touch()  # never read: config.json is checked first
+    argv += ["--vgg", str(tmp_path / "enc.safetensors")]
+    status = train.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith("error:") and "\n" not in err, err
+    assert "config.json: JSON list, expected an object" in err
+
+
+def test_checkpoint_without_checkpoints_is_one_line(tmp_path, capsys):
+    from adain_jax.cli import infer
+
+    work = tmp_path / "run"
+    (work / "checkpoints").mkdir(parents=True)
+    (work / "encoder.safetensors").touch()
+    image = tmp_path / "c.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    argv = ["--checkpoint", str(work), "--content", str(image), "--style", str(image)]
+    status = infer.main([*argv, "--output", str(tmp_path / "o.png"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and err == f"error: {work}: no checkpoint yet in checkpoints/"
