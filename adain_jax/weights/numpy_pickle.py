@@ -21,11 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import RecordUnpickler, TorchFileError, is_int
 
 MAX_FILE_BYTES = 1 << 30
 _MAX_DEPTH = 8
+# Entries visited while flattening: a memo-shared dict reached by many keys would
+# otherwise be walked once per path (exponential in the depth).
+_MAX_ENTRIES = 10_000
 _MAX_NDIM = 8
 _FLOAT_CODES = {"f2": np.float16, "f4": np.float32, "f8": np.float64}
 
@@ -132,15 +135,18 @@ def _build(spec: _ArraySpec, where: str) -> np.ndarray:
     return np.frombuffer(spec.data, dtype).reshape(spec.shape, order=order).astype(np.float32)
 
 
-def _flatten(tree: Any, prefix: str, out: dict, depth: int, path: str) -> None:
+def _flatten(tree: Any, prefix: str, out: dict, depth: int, path: str, seen: list) -> None:
     if depth > _MAX_DEPTH:
         raise TorchFileError(f"{path}: nested deeper than {_MAX_DEPTH} levels")
     for key, value in dict.items(tree):
+        seen[0] += 1
+        if seen[0] > _MAX_ENTRIES:
+            raise TorchFileError(f"{path}: more than {_MAX_ENTRIES} entries")
         if not isinstance(key, str) or "." in key or not key:
-            raise TorchFileError(f"{path}: a key that is not a plain name ({type(key).__name__})")
+            raise TorchFileError(f"{path}: a key that is not a plain name ({describe(key)})")
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            _flatten(value, name + ".", out, depth + 1, path)
+            _flatten(value, name + ".", out, depth + 1, path, seen)
         elif isinstance(value, _ArraySpec):
             out[name] = _build(value, f"{path}: {name!r}")
         else:
@@ -165,7 +171,7 @@ def load_array_tree(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with open(path, "rb") as f:
         buffer = io.BytesIO(f.read(MAX_FILE_BYTES + 1))
     try:
-        tree = RecordUnpickler(buffer, path, NUMPY_GLOBALS).load()
+        tree = RecordUnpickler(buffer, path, NUMPY_GLOBALS, max_bytes=size + 1).load()
     except TorchFileError:
         raise
     except (
@@ -184,5 +190,5 @@ def load_array_tree(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not isinstance(tree, dict):
         raise TorchFileError(f"{path}: not a pickle of NumPy arrays (a {type(tree).__name__})")
     out: dict[str, np.ndarray] = {}
-    _flatten(tree, "", out, 0, path)
+    _flatten(tree, "", out, 0, path, [0])
     return out

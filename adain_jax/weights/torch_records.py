@@ -172,7 +172,11 @@ def is_int(v: Any) -> bool:
 
 
 class RecordUnpickler(pickle.Unpickler):
-    """Resolves only ``allowed`` globals and, if given, persistent ids via ``load_storage``."""
+    """Resolves only ``allowed`` globals and, if given, persistent ids via ``load_storage``.
+
+    ``max_bytes`` bounds the record (``MAX_RECORD_BYTES``: a state dict's records are a
+    few KB; a pickle that holds its arrays inline passes its own, larger, bound).
+    """
 
     def __init__(
         self,
@@ -180,15 +184,18 @@ class RecordUnpickler(pickle.Unpickler):
         path: str,
         allowed: Mapping[tuple[str, str], Any],
         load_storage: Callable[[Any], StorageRef] | None = None,
+        *,
+        max_bytes: int | None = None,
     ):
         super().__init__(file)
         self._file = file
         self._path, self._allowed, self._load_storage = path, allowed, load_storage
+        self._max_bytes = MAX_RECORD_BYTES if max_bytes is None else max_bytes
 
     def load(self) -> Any:
         """Scan the record's opcodes (without running them), then unpickle it."""
         start = self._file.tell()
-        _scan(self._file, self._path)
+        _scan(self._file, self._path, self._max_bytes)
         self._file.seek(start)
         return super().load()
 
@@ -228,11 +235,11 @@ class _Clamped:
         return self._f.tell()
 
 
-def _scan(f: BinaryIO, path: str) -> None:
+def _scan(f: BinaryIO, path: str, max_bytes: int = MAX_RECORD_BYTES) -> None:
     """Read one pickle's opcodes up to STOP, one at a time (nothing kept); refuse forbidden
-    ones, huge memo indices and a record over ``MAX_RECORD_BYTES``."""
+    ones, huge memo indices and a record over ``max_bytes``."""
     start = f.tell()
-    clamped = _Clamped(f, MAX_RECORD_BYTES)
+    clamped = _Clamped(f, max_bytes)
     with warnings.catch_warnings():  # pickletools warns on bad escapes in STRING args
         warnings.simplefilter("ignore")
         for op, arg, _pos in pickletools.genops(clamped):
@@ -247,10 +254,10 @@ def _scan(f: BinaryIO, path: str) -> None:
                 raise TorchFileError(f"{path}: pickle memo index {describe(arg)} out of range")
             if op.name == "STOP":
                 return
-            if f.tell() - start >= MAX_RECORD_BYTES:
+            if f.tell() - start >= max_bytes:
                 break
     raise TorchFileError(
-        f"{path}: a pickle record longer than {MAX_RECORD_BYTES} bytes; a state dict's is a few KB"
+        f"{path}: a pickle record longer than {max_bytes} bytes; a state dict's is a few KB"
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -317,25 +316,38 @@ def test_bad_input_subprocess(case, bad_inputs, tmp_path):
     assert text in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_failed_default_download_fails_in_one_line(tmp_path, images):
+    """A server that answers 404 (not an unreachable one, which falls back to the built-in
+    weights: tests/weights/test_builtin.py): one line naming the offline flags."""
+    import http.server
+    import threading
 
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_error(404)
 
-def test_offline_default_weights_fail_in_one_line(tmp_path, images):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     content_path, style_path, _, _ = images
     env = dict(os.environ)
-    env["ADAIN_JAX_ADAIN_URL"] = f"http://127.0.0.1:{_closed_port()}/"
+    env["ADAIN_JAX_ADAIN_URL"] = f"http://127.0.0.1:{httpd.server_address[1]}/"
     env["ADAIN_JAX_CACHE"] = str(tmp_path / "cache")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "infer.py"), "--content", str(content_path),
-         "--style", str(style_path)],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "infer.py"), "--content", str(content_path),
+             "--style", str(style_path)],
+            capture_output=True, text=True, cwd=tmp_path, env=env,
+        )  # fmt: skip
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: could not download"), proc.stderr
+    assert "HTTP 404" in lines[0]
     for flag in ("--vgg", "--decoder", "--weights"):
         assert flag in lines[0]
     cache = tmp_path / "cache"

@@ -122,6 +122,24 @@ def test_hostile_array_pickles_are_one_line(tmp_path, payload, needle):
     assert not __import__("os").path.exists("/tmp/adain_jax_pwned")
 
 
+def test_memo_shared_dicts_are_bounded(tmp_path):
+    # 20 levels of a dict whose 50 keys all name the next level: 50**20 paths, 1 KB file.
+    tree = {"w": np.zeros(2, np.float32)}
+    for _ in range(20):
+        tree = {f"k{i}": tree for i in range(50)}
+    path = tmp_path / "dag.ckpt"
+    path.write_bytes(_pickle_bytes(tree))
+    assert path.stat().st_size < 20_000
+    with pytest.raises(TorchFileError, match="nested deeper|more than"):
+        numpy_pickle.load_array_tree(path)
+    tree = {"w": np.zeros(2, np.float32)}
+    for _ in range(6):  # within the depth bound: the entry count stops it
+        tree = {f"k{i}": tree for i in range(50)}
+    path.write_bytes(_pickle_bytes(tree))
+    with pytest.raises(TorchFileError, match="more than 10000 entries"):
+        numpy_pickle.load_array_tree(path)
+
+
 def test_array_pickle_with_lying_size_is_refused(tmp_path):
     data = bytearray(_pickle_bytes({"a": np.zeros(4, np.float32)}))
     i = data.find(b"K\x04\x85")  # BININT1 4, TUPLE1: the shape (4,)
