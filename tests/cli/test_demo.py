@@ -27,10 +27,10 @@ SCREENSHOT = ROOT / "docs" / "demo.png"
 
 
 @pytest.fixture(scope="module")
-def served(port_weight_files):
-    """(url, params) of the demo serving random torch-saved weights on 127.0.0.1."""
-    vgg, dec = port_weight_files
-    params = adain_jax.load_params(vgg=vgg, decoder=dec)
+def served():
+    """(url, params) of the demo serving the built-in weights on 127.0.0.1 (so that the
+    README's screenshot shows a real stylization)."""
+    params = adain_jax.load_params("builtin")
     app = demo.build_app(params)
     port = free_port()
     app.queue().launch(
@@ -100,7 +100,7 @@ def test_page_in_headless_chromium(served, tmp_path):
         driver.find_element(By.CSS_SELECTOR, "#style input[type=file]").send_keys(str(STYLE))
         size = driver.find_element(By.CSS_SELECTOR, "#size input")
         size.send_keys(Keys.CONTROL, "a")
-        size.send_keys("64", Keys.TAB)
+        size.send_keys("256", Keys.TAB)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#content img"))
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#style img"))
         time.sleep(0.5)  # let the uploads settle into the components' values
@@ -119,7 +119,7 @@ def test_page_in_headless_chromium(served, tmp_path):
         assert shot.stat().st_size > 10_000
     finally:
         driver.quit()
-    ref = _reference(params, CONTENT, STYLE, 1.0, size=64)
+    ref = _reference(params, CONTENT, STYLE, 1.0, size=256)
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() <= 1.0  # within 1/255
 
