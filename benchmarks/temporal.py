@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style-dir", default="data/real/style/held")
     p.add_argument("--contents", type=int, default=2, help="photos used (default 2)")
     p.add_argument("--styles", type=int, default=2, help="styles used (default 2)")
-    p.add_argument("--motions", default=",".join(MOTIONS), help="comma list of " + "/".join(MOTIONS))
+    p.add_argument(
+        "--motions", default=",".join(MOTIONS), help="comma list of " + "/".join(MOTIONS)
+    )
     p.add_argument("--clip", action="append", default=[], help="a real clip (repeatable)")
     p.add_argument("--frames", type=int, default=12, help="frames per clip (default 12)")
     p.add_argument("--width", type=int, default=256, help="frame width px (default 256)")
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {name: {"we": [], "style": [], "content": [], "time": 0.0,
                                     "frames": 0, "by_kind": {}} for name in options}  # fmt: skip
     floor = {}
-    for name, kind, frames, flows, visible in clips:
+    for _, kind, frames, flows, visible in clips:
         floor.setdefault(kind, []).append(mean_warping_error(frames, flows, visible))
     for s_name, style in styles:
         stats = backend.encode_styles(params, [style], jnp.float32)

@@ -29,6 +29,7 @@ from adain_jax.inference import backend, paths
 from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
 from adain_jax.inference.run import load_mask, run_job
 from adain_jax.inference.temporal import CHOICES as TEMPORAL_CHOICES
+from adain_jax.inference.temporal import DEFAULT_MODE as TEMPORAL_DEFAULT
 from adain_jax.inference.temporal import opencv, parse_temporal
 from adain_jax.io import images as image_io
 from adain_jax.io import video
@@ -180,10 +181,11 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     g.add_argument(
         "--temporal",
         metavar="MODE",
-        default="off",
-        help=f"video without flicker: {TEMPORAL_CHOICES}; stats smooths the content "
-        "statistics over frames, flow blends in the previous output frame warped by the "
-        "optical flow (needs opencv-python-headless); see docs/video.md (default off)",
+        default=TEMPORAL_DEFAULT,
+        help=f"video without flicker: {TEMPORAL_CHOICES}; flow blends in the previous "
+        "output frame warped by the optical flow (needs opencv-python-headless; the one "
+        "that helps, docs/video.md), stats smooths the content statistics over frames "
+        f"(default {TEMPORAL_DEFAULT})",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser  # fmt: skip
@@ -217,7 +219,16 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     for flag in ("content_size", "style_size"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    _temporal_options(args.temporal)
     return args
+
+
+def _temporal_options(text: str):
+    """``--temporal`` as ``TemporalOptions``; ``UsageError`` (one line) for a bad value."""
+    try:
+        return parse_temporal(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_weights(text: str | None, num_styles: int) -> tuple[float, ...] | None:
@@ -251,10 +262,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
-    try:
-        temporal = parse_temporal(args.temporal)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    temporal = _temporal_options(args.temporal)
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,

@@ -24,6 +24,10 @@ from adain_jax.controls import temporal
 from adain_jax.inference import backend
 
 FLAG = "--temporal"
+# The default of --temporal. Off: flow blending (the mode that helps, docs/video.md) needs
+# an optional extra (OpenCV) and costs ~8% of style strength; a default that changed with
+# what is installed would make the same command give different videos.
+DEFAULT_MODE = "off"
 DEFAULT_DECAY = 0.9  # stats: weight of the past frames' statistics
 DEFAULT_BLEND = 0.4  # flow: share of the warped previous output in the visible pixels
 CHOICES = "off, stats[=DECAY], flow[=WEIGHT] or stats,flow"

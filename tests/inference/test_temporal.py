@@ -53,9 +53,7 @@ def test_a_still_clip_gives_identical_frames(mode):
     frame = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
     style = np.random.default_rng(1).random((24, 24, 3), dtype=np.float32)
     stats = backend.encode_styles(params, [style], np.float32)
-    plan = make_plan(
-        JobOptions(progress=False, bucket=0, temporal=stream.parse_temporal(mode)), []
-    )
+    plan = make_plan(JobOptions(progress=False, bucket=0, temporal=stream.parse_temporal(mode)), [])
     plain = lambda f: backend.stylize_exact(params, f, stats, plan)  # noqa: E731
     fn = stream.TemporalStream(params, stats, plan, plan.temporal, plain)
     clip = np.broadcast_to(frame, (3, *frame.shape))
