@@ -28,6 +28,9 @@ from adain_jax.cli.weight_flags import WEIGHTS_HELP, load_weights
 from adain_jax.inference import backend, paths
 from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
 from adain_jax.inference.run import load_mask, run_job
+from adain_jax.inference.temporal import CHOICES as TEMPORAL_CHOICES
+from adain_jax.inference.temporal import DEFAULT_MODE as TEMPORAL_DEFAULT
+from adain_jax.inference.temporal import opencv, parse_temporal
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 from adain_jax.io.messages import one_line
@@ -175,6 +178,15 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         action="store_true",
         help="redo outputs that already exist (default: skip them)",
     )
+    g.add_argument(
+        "--temporal",
+        metavar="MODE",
+        default=TEMPORAL_DEFAULT,
+        help=f"video without flicker: {TEMPORAL_CHOICES}; flow blends in the previous "
+        "output frame warped by the optical flow (needs opencv-python-headless; the one "
+        "that helps, docs/video.md), stats smooths the content statistics over frames "
+        f"(default {TEMPORAL_DEFAULT})",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser  # fmt: skip
 
@@ -207,7 +219,16 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     for flag in ("content_size", "style_size"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    _temporal_options(args.temporal)
     return args
+
+
+def _temporal_options(text: str):
+    """``--temporal`` as ``TemporalOptions``; ``UsageError`` (one line) for a bad value."""
+    try:
+        return parse_temporal(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_weights(text: str | None, num_styles: int) -> tuple[float, ...] | None:
@@ -241,6 +262,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
+    temporal = _temporal_options(args.temporal)
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,
@@ -256,6 +278,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
         overwrite=args.overwrite,
         progress=not args.quiet,
         video_batch=args.batch_size,
+        temporal=temporal,
     )
 
 
@@ -300,6 +323,10 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
             image_io.load_image(s, opts.style_size, opts.crop, min_size=MIN_IMAGE_SIZE)
     if video.is_video(first.content):
         video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+    if opts.temporal.active and not any(video.is_video(p.content) for p in pairs):
+        raise UsageError(f"--temporal {args.temporal} applies to video contents only")
+    if opts.temporal.flow:
+        opencv()  # a one-line error naming the extra, before the weights load
     if params is None:
         loaded = load_weights(args)
     else:

@@ -1,8 +1,10 @@
 """The AdaIN target of the runtime controls, as per-region affine maps of the content features.
 
-The maths is split into ``target_coefficients`` (statistics, once per image)
-and ``apply_coefficients`` (per pixel) so ``adain_jax.controls.tiling`` can
-process the features in tiles with whole-image statistics. ``alpha`` blends
+The maths is split into ``target_coefficients`` (statistics, once per image:
+``content_statistics`` then ``coefficients_from_stats``) and ``apply_coefficients``
+(per pixel) so ``adain_jax.controls.tiling`` can process the features in tiles with
+whole-image statistics, and ``adain_jax.controls.temporal`` can smooth the content
+statistics over video frames. ``alpha`` blends
 the target with the content features in every mode.
 """
 
@@ -15,6 +17,60 @@ from jax import Array
 from adain_jax.controls.masks import region_stats, resize_labels
 from adain_jax.controls.stats import StyleStats, normalize_weights
 from adain_jax.nn import ops
+
+
+def content_statistics(
+    feat: Array,
+    num_styles: int,
+    labels: Array | None = None,
+    valid: Array | None = None,
+) -> tuple[Array, Array]:
+    """Channel mean and std of the content features, per region: what AdaIN normalises by.
+
+    Args:
+      feat: content relu4_1 ``[N, h, w, C]``.
+      num_styles: K (the number of regions with ``labels``).
+      labels, valid: as in ``target_coefficients``.
+
+    Returns:
+      ``(mean, std)``, float32 ``[N, R, C]`` (R = 1 without labels, K with them); std is
+      ``sqrt(biased variance + ops.EPS)``.
+    """
+    if labels is None:
+        if valid is None:
+            c_mean, c_std = ops.channel_mean_std(feat)
+            return c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
+        return region_stats(feat, jnp.where(valid, 0, -1), 1)
+    labels = jnp.broadcast_to(labels, feat.shape[:3])
+    if valid is not None:
+        labels = jnp.where(valid, labels, -1)
+    return region_stats(feat, labels, num_styles)  # [N, K, C]
+
+
+def coefficients_from_stats(
+    c_mean: Array,
+    c_std: Array,
+    stats: StyleStats,
+    weights: Array | None = None,
+    labels: Array | None = None,
+) -> tuple[Array, Array]:
+    """AdaIN's affine maps from content statistics ``[N, R, C]`` (``content_statistics``, or
+    any statistics put in their place, e.g. smoothed over video frames) and the styles'.
+
+    ``labels`` only says which mode: ``None`` mixes the K styles with ``weights`` (R = 1),
+    else region k takes style k (R = K). Returns ``(scale, shift)``, float32 ``[N, R, C]``.
+    """
+    k = stats.mean.shape[0]
+    s_mean = stats.mean.reshape(k, -1)
+    s_std = stats.std.reshape(k, -1)
+    if labels is None:
+        w = normalize_weights(weights, k)
+        mix_mean = jnp.einsum("k,kc->c", w, s_mean)[None, None]
+        mix_std = jnp.einsum("k,kc->c", w, s_std)[None, None]
+        scale = mix_std / c_std
+        return scale, mix_mean - c_mean * scale
+    scale = s_std[None] / c_std
+    return scale, s_mean[None] - c_mean * scale
 
 
 def target_coefficients(
@@ -41,26 +97,8 @@ def target_coefficients(
       ``(scale, shift)``, float32 ``[N, R, C]`` with R = 1 without labels,
       K with labels.
     """
-    k = stats.mean.shape[0]
-    s_mean = stats.mean.reshape(k, -1)
-    s_std = stats.std.reshape(k, -1)
-    if labels is None:
-        w = normalize_weights(weights, k)
-        if valid is None:
-            c_mean, c_std = ops.channel_mean_std(feat)
-            c_mean, c_std = c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
-        else:
-            c_mean, c_std = region_stats(feat, jnp.where(valid, 0, -1), 1)
-        mix_mean = jnp.einsum("k,kc->c", w, s_mean)[None, None]
-        mix_std = jnp.einsum("k,kc->c", w, s_std)[None, None]
-        scale = mix_std / c_std
-        return scale, mix_mean - c_mean * scale
-    labels = jnp.broadcast_to(labels, feat.shape[:3])
-    if valid is not None:
-        labels = jnp.where(valid, labels, -1)
-    c_mean, c_std = region_stats(feat, labels, k)  # [N, K, C]
-    scale = s_std[None] / c_std
-    return scale, s_mean[None] - c_mean * scale
+    c_mean, c_std = content_statistics(feat, stats.mean.shape[0], labels, valid)
+    return coefficients_from_stats(c_mean, c_std, stats, weights, labels)
 
 
 def apply_coefficients(

@@ -33,6 +33,7 @@ from adain_jax.controls import (
     stack_stats,
     stylize_with_stats,
 )
+from adain_jax.controls.temporal import ContentStats, stylize_smoothed
 from adain_jax.controls.tiling import MIN_TILE, auto_max_tile, needs_tiling, stylize_tiled
 
 if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
@@ -48,6 +49,7 @@ __all__ = [
     "encode_styles",
     "preserve_color",
     "stylize_exact",
+    "stylize_exact_smoothed",
     "stylize_padded",
     "stylize_tiled_one",
 ]
@@ -141,6 +143,39 @@ def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: P
         out = stylize_with_stats(placed, chunk, stats, plan.alpha, **_options(plan))
         outs.append(np.asarray(out)[: step - pad])
     return np.concatenate(outs)
+
+
+def stylize_exact_smoothed(
+    params: dict,
+    frames: np.ndarray,
+    stats: StyleStats,
+    plan: Plan,
+    state: ContentStats | None,
+    decay: float,
+) -> tuple[np.ndarray, ContentStats]:
+    """``stylize_exact`` for consecutive video frames ``[N, H, W, 3]`` with content
+    statistics smoothed over time (``controls.temporal.stylize_smoothed``): the same calls
+    (``plan.per_call``, a multiple of the local devices, the last one padded by repeating
+    its last frame), in order, each continuing from the state the previous one left.
+
+    Returns ``(images [N, H, W, 3], state)``: the state after the last real frame, for the
+    next batch of the clip (``None`` starts a clip).
+    """
+    n, h, w, _ = frames.shape
+    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
+    outs = []
+    for start in range(0, n, step):
+        chunk = frames[start : start + step]
+        real = len(chunk)
+        if real < step:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - real, axis=0)])
+        placed, chunk = _on_mesh(params, np.asarray(chunk, np.float32))
+        out, smoothed = stylize_smoothed(
+            placed, chunk, stats, plan.alpha, state, decay=decay, **_options(plan)
+        )
+        state = smoothed.at(real - 1)  # padding frames come after it: they cannot leak in
+        outs.append(np.asarray(out)[:real])
+    return np.concatenate(outs), state
 
 
 def _pow2_at_least(n: int) -> int:

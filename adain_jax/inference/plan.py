@@ -26,6 +26,7 @@ import numpy as np
 
 from adain_jax.inference import backend
 from adain_jax.inference.paths import Pair
+from adain_jax.inference.temporal import OFF, TemporalOptions
 
 PRESERVE_MODES = ("coral", "luminance")
 NEVER_TILE = 1 << 30  # --max-tile 0
@@ -50,6 +51,7 @@ class JobOptions:
       overwrite: redo pairs whose output exists.
       progress: show progress bars.
       video_batch: frames per call for video contents.
+      temporal: temporal consistency of video contents (``inference.temporal``).
     """
 
     alpha: float = 1.0
@@ -66,6 +68,7 @@ class JobOptions:
     overwrite: bool = False
     progress: bool = True
     video_batch: int = 4
+    temporal: TemporalOptions = OFF
 
 
 class Backend(enum.Enum):
@@ -112,7 +115,7 @@ class Plan:
       weights: style weights given to the network (``None``: equal, or a mask).
       labels: int32 ``[Hm, Wm]`` region labels of the mask, or ``None``.
       max_tile: window side in px above which a content is tiled.
-      bucket, batch_size, video_batch, progress: as in ``JobOptions``.
+      bucket, batch_size, video_batch, progress, temporal: as in ``JobOptions``.
     """
 
     todo: tuple[Pair, ...]
@@ -130,6 +133,7 @@ class Plan:
     batch_size: int
     video_batch: int
     progress: bool
+    temporal: TemporalOptions = OFF
 
     @property
     def shared_stats(self) -> bool:
@@ -188,4 +192,5 @@ def make_plan(opts: JobOptions, pairs: Sequence[Pair], labels: np.ndarray | None
         batch_size=opts.batch_size,
         video_batch=opts.video_batch,
         progress=opts.progress,
+        temporal=opts.temporal,
     )

@@ -5,7 +5,8 @@
 - batch: ``Batches`` groups contents under ``Plan.batch_key`` and flushes a
   group once it holds ``batch_size`` contents;
 - stylize: ``Stylizer`` applies colour preservation and the plan's back-end
-  (``adain_jax.inference.backend``);
+  (``adain_jax.inference.backend``); a video with ``--temporal`` goes through one
+  ``inference.temporal.TemporalStream`` per clip (the state between its batches);
 - write: ``Writer`` saves atomically, prints ``wrote PATH`` / one-line errors
   and counts the ``Summary``.
 
@@ -28,6 +29,7 @@ from adain_jax.controls.transfer import stylize
 from adain_jax.inference import backend
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, Plan
+from adain_jax.inference.temporal import TemporalStream
 from adain_jax.io import images as image_io
 from adain_jax.io import video
 from adain_jax.io.messages import one_line, shown_path
@@ -273,10 +275,14 @@ def run_job(
 def _run_video(plan: Plan, styles: Styles, stylizer: Stylizer, writer: Writer, pair: Pair):
     try:
         styles.images(pair.styles)  # fail early on a bad style
+        frame_fn = lambda frames: stylizer.frames(frames, pair.styles)  # noqa: E731
+        if plan.temporal.active:  # one stream (its state) per clip
+            stats = None if stylizer.concat or not plan.shared_stats else styles.stats(pair.styles)
+            frame_fn = TemporalStream(stylizer.params, stats, plan, plan.temporal, frame_fn)
         video.transform_video(
             pair.content,
             pair.output,
-            lambda frames: stylizer.frames(frames, pair.styles),
+            frame_fn,
             plan.video_batch,
             plan.progress,
             size=plan.content_size,
