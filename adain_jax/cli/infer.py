@@ -24,7 +24,7 @@ from pathlib import Path
 
 # Only light modules here: a bad flag is reported before JAX is imported (``run``
 # imports the pipeline once the flags are checked).
-from adain_jax.cli import compile_cache
+from adain_jax.cli import compile_cache, helptext
 from adain_jax.cli.weight_flags import WEIGHTS_HELP, add_version_flag
 from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
 from adain_jax.io.messages import UsageError, one_line
@@ -46,6 +46,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     """The ``infer.py`` argument parser (see README, "Stylize: infer.py")."""
     parser = _Parser(
         prog=prog,
+        formatter_class=helptext.HelpFormatter,
         description="AdaIN style transfer (Huang & Belongie, ICCV 2017) of image files.",
         epilog="Outputs that already exist are skipped unless --overwrite, for one pair as "
         "for directories. Exit status: 0 done, 1 a failure while running (a bad image or "
