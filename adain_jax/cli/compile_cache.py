@@ -32,8 +32,10 @@ JAX_ENV = "JAX_COMPILATION_CACHE_DIR"
 OFF_VALUES = ("off", "0", "false", "no")
 SUBDIR = "xla"
 # Computations that compile faster than this are not written (JAX's default is 1 s,
-# which on a fast machine keeps the small pre- and post-processing calls out).
+# which on a fast machine keeps the small pre- and post-processing calls out);
+# $ADAIN_JAX_MIN_COMPILE_S overrides it (tests: 0).
 MIN_COMPILE_S = 0.05
+MIN_COMPILE_ENV = "ADAIN_JAX_MIN_COMPILE_S"
 _SUFFIX = "-cache"  # the file names of JAX's own LRU cache: the two can share a folder
 
 _lock = threading.Lock()
@@ -53,11 +55,11 @@ def cache_path() -> Path | None:
     return cache_dir() / SUBDIR
 
 
-def warn(key: str, message: str) -> None:
-    """One ``warning:`` line on stderr per ``key`` and process."""
-    if key in _warned:
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr, the first time the cache fails in this process."""
+    if _warned:
         return
-    _warned.add(key)
+    _warned.add(message)
     print(
         f"warning: {message} (compiling without the cache; {CACHE_ENV}=off turns it off)",
         file=sys.stderr,
@@ -87,7 +89,7 @@ class FileCache:
         except FileNotFoundError:
             return None
         except OSError as e:
-            warn("read", f"cannot read the compilation cache {self._path}: {_reason(e)}")
+            warn(f"cannot read the compilation cache {self._path}: {_reason(e)}")
             return None
 
     def put(self, key: str, value: bytes) -> None:
@@ -106,7 +108,7 @@ class FileCache:
                 tmp.unlink(missing_ok=True)
             except OSError:
                 pass
-            warn("write", f"cannot write the compilation cache {self._path}: {_reason(e)}")
+            warn(f"cannot write the compilation cache {self._path}: {_reason(e)}")
 
     def clear(self) -> None:
         """Remove every entry."""
@@ -132,10 +134,11 @@ def enable() -> Path | None:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            warn("create", f"cannot create the compilation cache {path}: {_reason(e)}")
+            warn(f"cannot create the compilation cache {path}: {_reason(e)}")
             return None
         jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
+        min_s = float(os.environ.get(MIN_COMPILE_ENV) or MIN_COMPILE_S)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_s)
         _install(FileCache(path))
         _enabled = path
         return path
