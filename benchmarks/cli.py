@@ -163,8 +163,16 @@ def make_inputs(root: Path) -> dict[str, Path]:
          "--out", str(weights)],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    return {"root": root, "content": root / "content.png", "style": root / "style.png",
-            "mixed": mixed, "script": script, "vgg": vgg, "decoder": dec, "weights": weights}  # fmt: skip
+    return {
+        "root": root,
+        "content": root / "content.png",
+        "style": root / "style.png",
+        "mixed": mixed,
+        "script": script,
+        "vgg": vgg,
+        "decoder": dec,
+        "weights": weights,
+    }
 
 
 def timed(cmd: list[str], env: dict[str, str], expect: int = 0) -> float:
