@@ -116,7 +116,7 @@ def stylize_files(
     )
     plan = make_plan(opts, [], labels)
     net_content, net_styles, finish = backend.preserve_color(color, content_img, styles)
-    stats = backend.encode_styles(params, net_styles, plan.dtype)
+    stats = backend.encode_styles(params, net_styles, plan.dtype, plan.bucket)
     chosen = plan.backend_for(*net_content.shape[:2])
     if chosen is Backend.TILED:
         out = backend.stylize_tiled_one(params, net_content, stats, plan)
