@@ -104,7 +104,12 @@ def _compare(args: argparse.Namespace) -> int:
             methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
             encoders.append(params["encoder"])
         except DownloadError as e:
-            print(f"note: no pretrained row ({one_line(e, 120)})", file=sys.stderr)
+            print(
+                f"note: no pretrained row ({one_line(e.reason, 120)}); to add it offline, put "
+                "vgg_normalised.pth and decoder.pth in $ADAIN_JAX_CACHE/downloads/, or leave "
+                "it out with --no-pretrained",
+                file=sys.stderr,
+            )
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
     elif encoders:

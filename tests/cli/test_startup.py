@@ -254,3 +254,13 @@ def test_optimize_offline_hint_names_its_own_flag(pictures, tmp_path):
     line = err.strip().splitlines()[-1]
     assert line.startswith("error:") and "--vgg" in line
     assert "--decoder" not in line and "--weights" not in line
+
+
+def test_top_level_version_without_jax():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from adain_jax.cli import main; "
+         "s = main.main(['--version']); print(s, 'jax' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    first, last = done.stdout.strip().splitlines()
+    assert first.startswith("adain-jax ") and last == "0 False"
