@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Appends ``(default: X)`` to a flag's help unless the flag is required, its default
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph descriptions and epilogs (text with line breaks is kept as it is);
+    appends ``(default: X)`` to a flag's help unless the flag is required, its default
     is ``None`` (nothing to show), it is an on/off flag, or the help already names its default; reST
     double backticks in help texts print as single quotes."""
 
@@ -28,6 +29,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _format_text(self, text: str) -> str:
         return super()._format_text(text.replace("``", "'"))
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
