@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+# The commands turn on a persistent compilation cache (adain_jax.cli.compile_cache): off
+# in tests, so no test writes to the user's cache or depends on what an earlier run left;
+# the cache's own tests turn it on in subprocesses.
+os.environ.setdefault("ADAIN_JAX_XLA_CACHE", "off")
 
 torch = pytest.importorskip("torch")
 

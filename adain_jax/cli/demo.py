@@ -29,25 +29,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+# Light modules only: the flags (and the port) are checked before JAX is imported.
+from adain_jax.cli import compile_cache, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.inference import backend
-from adain_jax.inference.plan import Backend, JobOptions, make_plan
-from adain_jax.inference.run import load_mask
-from adain_jax.io import images as image_io
 from adain_jax.io.messages import one_line
-from adain_jax.nn.models import MIN_IMAGE_SIZE
-from adain_jax.weights.download import DownloadError
+from adain_jax.nn.names import MIN_IMAGE_SIZE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COLOR_MODES = {"off": None, "CORAL": "coral", "luminance": "luminance"}
@@ -92,6 +93,12 @@ def stylize_files(
     black -> style 2); ``max_pixels``: the bound on each image after resizing (default
     the image limit, ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``)
     with a one-line message."""
+    import numpy as np
+
+    from adain_jax.inference import backend
+    from adain_jax.inference.plan import Backend, JobOptions, make_plan
+    from adain_jax.inference.run import load_mask
+    from adain_jax.io import images as image_io
 
     def read(path: str) -> np.ndarray:
         return image_io.load_image(
@@ -109,7 +116,7 @@ def stylize_files(
     )
     plan = make_plan(opts, [], labels)
     net_content, net_styles, finish = backend.preserve_color(color, content_img, styles)
-    stats = backend.encode_styles(params, net_styles, plan.dtype)
+    stats = backend.encode_styles(params, net_styles, plan.dtype, plan.bucket)
     chosen = plan.backend_for(*net_content.shape[:2])
     if chosen is Backend.TILED:
         out = backend.stylize_tiled_one(params, net_content, stats, plan)
@@ -131,7 +138,8 @@ def build_app(
     Gradio's usage statistics (off by default)."""
     import gradio as gr  # optional dependency: the [demo] extra
 
-    def run(content, style, alpha, color, style2, mix, mask, size):
+    # style2 and mask default to None: the /stylize_full API marks them optional.
+    def run(content, style, alpha, color, style2=None, mix=0.5, mask=None, size=DEFAULT_SIZE):
         if content is None or style is None:
             raise gr.Error("Upload a content image and a style image first.")
         start = time.perf_counter()
@@ -206,11 +214,13 @@ def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentPar
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Serve the AdaIN style-transfer web page (Gradio) and its /stylize API.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=helptext.HelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    add("--port", type=int, default=7860, help="port")
+    add(
+        "--port", type=int, default=7860, help="port to listen on (checked before the weights load)"
+    )
     default = Limits()
     add(
         "--max-pixels",
@@ -243,6 +253,25 @@ def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentPar
     add("--analytics", action="store_true", help="allow Gradio's usage statistics (off)")
     add_weight_flags(parser)
     return parser  # fmt: skip
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """One line naming ``--port`` when ``host:port`` cannot be listened on (in use, not
+    allowed), else ``None``."""
+    if not 0 < port < 65536:
+        return f"--port {port}: must be in 1..65535"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        return f"--host {host}: {one_line(e)}"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(address)
+        except OSError as e:
+            why = "already in use" if e.errno == errno.EADDRINUSE else one_line(e)
+            return f"--port {port}: cannot listen on {host}:{port} ({why}); pass another --port"
+    return None
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
@@ -301,6 +330,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    compile_cache.enable()
+    from adain_jax.weights.download import DownloadError
+
     try:
         params = load_weights(args)
     except (OSError, ValueError, DownloadError) as e:
@@ -314,6 +350,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             launch_app(app, limits, server_name=args.host, server_port=args.port, show_error=True)
         except KeyboardInterrupt:
             pass
+        except OSError as e:  # e.g. Gradio's "Cannot find empty port" (taken meanwhile)
+            print(f"error: --host {args.host} --port {args.port}: {one_line(e)}; pass "
+                  "another --port", file=sys.stderr)  # fmt: skip
+            return 1
         finally:
             app.close()
     return 0

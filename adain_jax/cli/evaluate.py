@@ -14,23 +14,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
+# Light modules only: the flags are checked before JAX is imported.
+from adain_jax.cli import compile_cache, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.io import images as image_io
-from adain_jax.nn.models import DTYPES
-from adain_jax.training import data, monitoring
-from adain_jax.training.evaluate import DEFAULT_CHUNK, evaluate_pairs
-from adain_jax.weights import convert
+from adain_jax.nn.names import DTYPE_NAMES
+
+DEFAULT_CHUNK = 8  # pairs per step (adain_jax.training.evaluate.DEFAULT_CHUNK)
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 
-def _load_images(folder: str, size: int, limit: int | None) -> list[np.ndarray]:
-    """Shorter side resized to ``size``, centre-cropped (``data.load_eval_images``)."""
+def _load_images(folder: str, size: int, limit: int | None) -> list:
+    """Shorter side resized to ``size``, centre-cropped (``data.load_eval_images``): float
+    ``[size, size, 3]`` arrays in [0, 1]."""
+    from adain_jax.training import data
+
     return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 
@@ -38,24 +37,29 @@ def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.Argumen
     """The evaluation flags (defaults shown by ``--help``)."""
     p = argparse.ArgumentParser(
         prog=prog,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=helptext.HelpFormatter,
         description="The paper's content and style losses of a decoder, averaged over all "
         "content x style pairs, and a grid of the outputs.",
     )
     add_weight_flags(p)
     p.add_argument(
         "--loss-vgg",
+        metavar="FILE",
         help="encoder the losses are measured with (default: the weights' encoder); "
         "use the same file to compare decoders",
     )
-    p.add_argument("--content-dir", required=True)
-    p.add_argument("--style-dir", required=True)
+    p.add_argument("--content-dir", required=True, metavar="DIR", help="content images (recursive)")
+    p.add_argument("--style-dir", required=True, metavar="DIR", help="style images (recursive)")
     p.add_argument("--size", type=int, default=256, help="image side in px (multiple of 8)")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
-    p.add_argument("--grid", help="write the contents x styles grid to this PNG or JPEG")
+    p.add_argument(
+        "--grid", metavar="FILE", help="write the contents x styles grid to this PNG or JPEG"
+    )
     p.add_argument("--grid-max", type=int, default=8, help="at most N contents and N styles")
     p.add_argument("--batch-size", type=int, default=DEFAULT_CHUNK, help="pairs per step")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument(
+        "--dtype", choices=DTYPE_NAMES, default="float32", help="compute dtype of the convolutions"
+    )
     return p
 
 
@@ -77,6 +81,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         return _error("give both --vgg and --decoder (or --weights / --checkpoint)")
     if args.grid and not args.grid.lower().endswith((".png", ".jpg", ".jpeg")):
         return _error(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
+    compile_cache.enable()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from adain_jax.io import images as image_io
+    from adain_jax.training import monitoring
+    from adain_jax.training.evaluate import evaluate_pairs
+    from adain_jax.weights import convert
+
     try:
         contents = _load_images(args.content_dir, args.size, args.limit)
         styles = _load_images(args.style_dir, args.size, args.limit)

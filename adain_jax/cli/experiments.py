@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adain_jax.cli import compile_cache, helptext
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import plots, report
 from adain_jax.io import images as image_io
@@ -47,7 +48,7 @@ def _int_list(text: str, flag: str) -> list[int]:
 def build_parser(prog: str = "python -m adain_jax.experiments") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = helptext.HelpFormatter
     c = sub.add_parser("compare", formatter_class=fmt, help="the section 7.1 comparison report")
     c.add_argument("--content-dir", required=True)
     c.add_argument("--style-dir", required=True)
@@ -103,7 +104,12 @@ def _compare(args: argparse.Namespace) -> int:
             methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
             encoders.append(params["encoder"])
         except DownloadError as e:
-            print(f"note: no pretrained row ({one_line(e, 120)})", file=sys.stderr)
+            print(
+                f"note: no pretrained row ({one_line(e.reason, 120)}); to add it offline, put "
+                "vgg_normalised.pth and decoder.pth in $ADAIN_JAX_CACHE/downloads/, or leave "
+                "it out with --no-pretrained",
+                file=sys.stderr,
+            )
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
     elif encoders:
@@ -146,6 +152,8 @@ def main(
 ) -> int:
     """Run ``compare`` or ``curves``; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
+    if args.command == "compare":
+        compile_cache.enable()
     try:
         return _compare(args) if args.command == "compare" else _curves(args)
     except UsageError as e:

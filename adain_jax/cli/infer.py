@@ -22,26 +22,22 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import jax
-
-from adain_jax.cli.weight_flags import WEIGHTS_HELP, load_weights
-from adain_jax.inference import backend, paths
-from adain_jax.inference.plan import NEVER_TILE, PRESERVE_MODES, JobOptions, make_plan
-from adain_jax.inference.run import load_mask, run_job
-from adain_jax.inference.temporal import CHOICES as TEMPORAL_CHOICES
-from adain_jax.inference.temporal import DEFAULT_MODE as TEMPORAL_DEFAULT
-from adain_jax.inference.temporal import opencv, parse_temporal
-from adain_jax.io import images as image_io
-from adain_jax.io import video
-from adain_jax.io.messages import one_line
-from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
-from adain_jax.weights.download import DownloadError
+# Only light modules here: a bad flag is reported before JAX is imported (``run``
+# imports the pipeline once the flags are checked).
+from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli.weight_flags import WEIGHTS_HELP, add_version_flag
+from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
+from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
+from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
+from adain_jax.inference.temporal_options import TemporalOptions, parse_temporal
+from adain_jax.io.messages import UsageError, one_line
+from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 DEFAULT_SIZE = 512
 
-UsageError = paths.UsageError  # bad command-line flags (exit code 2)
+__all__ = ["NEVER_TILE", "UsageError", "build_parser", "main", "parse_args", "run"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +49,12 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     """The ``infer.py`` argument parser (see README, "Stylize: infer.py")."""
     parser = _Parser(
         prog=prog,
+        formatter_class=helptext.HelpFormatter,
         description="AdaIN style transfer (Huang & Belongie, ICCV 2017) of image files.",
+        epilog="Outputs that already exist are skipped unless --overwrite, for one pair as "
+        "for directories. Exit status: 0 done, 1 a failure while running (a bad image or "
+        "weight file, a failed download), 2 bad flags, 130 interrupted. Compiled code is "
+        f"cached in $ADAIN_JAX_CACHE/xla ({compile_cache.CACHE_ENV}=off: no cache).",
     )
     add = parser.add_argument
     add(
@@ -73,7 +74,8 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         help="output file (.png, .jpg, .jpeg) or directory; default: "
-        "<content>_stylized_<style>.png in the current directory",
+        "<content>_stylized_<style>.png in the current directory (a mix adds its "
+        "weights: _w1-3)",
     )
     add(
         "--alpha",
@@ -116,6 +118,13 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         "(keeps more of the content, e.g. faces), fetched and converted once (overrides the "
         "default / --weights one)",
     )
+    add(
+        "--save-ext",
+        choices=IMAGE_EXTS,
+        default=".png",
+        help="extension of default-named image outputs (directory jobs, --output DIR/); "
+        ".jpg/.jpeg: JPEG at quality 95 (default .png)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     source.add_argument(
@@ -123,7 +132,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     )
     add(
         "--dtype",
-        choices=("float32", "bfloat16"),
+        choices=DTYPE_NAMES,
         default="float32",
         help="compute dtype of the convolutions (default float32)",
     )
@@ -155,7 +164,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         type=int,
         metavar="PX",
         help="process images larger than PX per side in overlapping tiles (bounded "
-        f"memory, same result; >= {backend.MIN_TILE}); default: from the available "
+        f"memory, same result; >= {MIN_TILE}); default: from the available "
         "memory; 0: never tile",
     )
     g.add_argument(
@@ -176,7 +185,8 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     g.add_argument(
         "--overwrite",
         action="store_true",
-        help="redo outputs that already exist (default: skip them)",
+        help="replace outputs that already exist (default: skip them, for one pair as for "
+        "directories)",
     )
     g.add_argument(
         "--temporal",
@@ -188,6 +198,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         f"(default {TEMPORAL_DEFAULT})",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_version_flag(parser)
     return parser  # fmt: skip
 
 
@@ -210,7 +221,8 @@ def _attach_negative_values(parser: argparse.ArgumentParser, argv: Sequence[str]
 
 
 def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.Namespace:
-    """Parse and check the flags that need no file; raise ``UsageError`` with one line."""
+    """Parse and check every flag that needs no file (no JAX import); raise ``UsageError``
+    with one line."""
     parser = build_parser(prog)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(_attach_negative_values(parser, argv))
@@ -219,11 +231,21 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     for flag in ("content_size", "style_size"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    if args.mask is not None and args.style_weights is not None:
+        raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
+    max_tile = args.max_tile
+    if max_tile is not None and max_tile != 0 and max_tile < MIN_TILE:
+        raise UsageError(f"--max-tile must be 0 or at least {MIN_TILE}, got {max_tile}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.bucket < 0 or (args.bucket and args.bucket % 8):
+        raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
+    args.weight_values = _weight_values(args.style_weights)
     _temporal_options(args.temporal)
     return args
 
 
-def _temporal_options(text: str):
+def _temporal_options(text: str) -> TemporalOptions:
     """``--temporal`` as ``TemporalOptions``; ``UsageError`` (one line) for a bad value."""
     try:
         return parse_temporal(text)
@@ -231,37 +253,53 @@ def _temporal_options(text: str):
         raise UsageError(str(e)) from None
 
 
-def parse_weights(text: str | None, num_styles: int) -> tuple[float, ...] | None:
-    """``--style-weights``: K comma-separated numbers >= 0 with a positive sum."""
+def _weight_values(text: str | None) -> tuple[float, ...] | None:
+    """``--style-weights``: comma-separated numbers >= 0 with a positive sum (the count is
+    checked against the styles by ``parse_weights``)."""
     if text is None:
         return None
     try:
         weights = tuple(float(w) for w in text.split(","))
     except ValueError:
         raise UsageError(f"--style-weights {text!r}: not a comma list of numbers") from None
-    if len(weights) != num_styles:
-        raise UsageError(
-            f"--style-weights has {len(weights)} values but --style gives {num_styles} styles"
-        )
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise UsageError(f"--style-weights must be >= 0 with a positive sum, got {text}")
     return weights
 
 
-def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
+def parse_weights(
+    text: str | None, num_styles: int, style: str | None = None
+) -> tuple[float, ...] | None:
+    """``--style-weights``: K comma-separated numbers >= 0 with a positive sum, K the
+    styles of the comma list ``style`` (a directory of styles takes no weights)."""
+    weights = _weight_values(text)
+    if weights is None:
+        return None
+    if style is not None and Path(style).is_dir():
+        raise UsageError(
+            f"--style-weights mixes the styles of a comma list (--style a.jpg,b.jpg); "
+            f"--style {style} is a directory, whose images are used one at a time"
+        )
+    if len(weights) != num_styles:
+        raise UsageError(
+            f"--style-weights has {len(weights)} values but --style gives {num_styles} "
+            f"style{'s' if num_styles != 1 else ''} to mix"
+        )
+    return weights
+
+
+def options_from_args(args: argparse.Namespace, num_styles: int):
     """Validate the runtime-control flags into ``JobOptions`` (``num_styles``: styles per
     style set, known once ``--style`` is expanded)."""
+    from adain_jax.inference.plan import JobOptions
+
     if args.mask is not None and args.style_weights is not None:
         raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
     max_tile = args.max_tile
-    if max_tile is not None and max_tile != 0 and max_tile < backend.MIN_TILE:
-        raise UsageError(f"--max-tile must be 0 or at least {backend.MIN_TILE}, got {max_tile}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.bucket < 0 or (args.bucket and args.bucket % 8):
-        raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
+    if max_tile is not None and max_tile != 0 and max_tile < MIN_TILE:
+        raise UsageError(f"--max-tile must be 0 or at least {MIN_TILE}, got {max_tile}")
     temporal = _temporal_options(args.temporal)
     return JobOptions(
         alpha=args.alpha,
@@ -269,7 +307,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
         style_size=args.style_size,
         crop=args.crop,
         dtype=args.dtype,
-        style_weights=parse_weights(args.style_weights, num_styles),
+        style_weights=parse_weights(args.style_weights, num_styles, args.style),
         preserve_color=args.preserve_color,
         mask=Path(args.mask) if args.mask else None,
         max_tile=NEVER_TILE if max_tile == 0 else max_tile,
@@ -282,9 +320,11 @@ def options_from_args(args: argparse.Namespace, num_styles: int) -> JobOptions:
     )
 
 
-def check_variant(params: dict, opts: JobOptions, num_styles: int) -> None:
+def check_variant(params: dict, opts, num_styles: int) -> None:
     """``UsageError`` (one line) for a control the weights' decoder variant cannot do: the
     concat variant (Enc-Concat-Dec) has no alpha, style mixing or mask."""
+    from adain_jax.nn.models import decoder_variant
+
     variant = decoder_variant(params["decoder"])
     if variant.fusion != "concat":
         return
@@ -309,25 +349,46 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
     ``params``: loads the weights (default: from ``--weights``/``--checkpoint``/
     ``--vgg``/``--decoder``), called after every input has been checked.
     """
+    from adain_jax.inference import paths  # numpy and PIL, no JAX yet
+    from adain_jax.io import images as image_io
+    from adain_jax.io import video
+
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    pairs = paths.plan_pairs(args.content, args.style, args.output, log=say)
+    pairs = paths.plan_pairs(
+        args.content, args.style, args.output, log=say,
+        weights=args.weight_values, ext=args.save_ext,
+    )  # fmt: skip
     num_styles = len(pairs[0].styles)
+    parse_weights(args.style_weights, num_styles, args.style)  # before the JAX import
+    if args.mask is not None and num_styles < 2:
+        raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
+    first = pairs[0]
+    if len(pairs) == 1 and first.output.exists() and not args.overwrite:
+        print(f"skipped {first.output}: exists (--overwrite replaces it)")
+        return 0
+    if len(pairs) == 1 and not video.is_video(first.content):
+        # Fail fast on a bad image, before the weights (which may download).
+        image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)
+        for s in first.styles:
+            image_io.load_image(s, args.style_size, args.crop, min_size=MIN_IMAGE_SIZE)
+    if video.is_video(first.content):
+        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+    compile_cache.enable()
+    from adain_jax.inference.plan import make_plan
+    from adain_jax.inference.run import load_mask, run_job
+
     opts = options_from_args(args, num_styles)
     labels = load_mask(opts.mask, num_styles) if opts.mask else None
     plan = make_plan(opts, pairs, labels)
-    first = pairs[0]
-    if len(pairs) == 1 and not video.is_video(first.content):
-        # Fail fast on a bad image, before the weights (which may download).
-        image_io.load_image(first.content, opts.content_size, opts.crop, min_size=MIN_IMAGE_SIZE)
-        for s in first.styles:
-            image_io.load_image(s, opts.style_size, opts.crop, min_size=MIN_IMAGE_SIZE)
-    if video.is_video(first.content):
-        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     if opts.temporal.active and not any(video.is_video(p.content) for p in pairs):
         raise UsageError(f"--temporal {args.temporal} applies to video contents only")
     if opts.temporal.flow:
+        from adain_jax.inference.temporal import opencv
+
         opencv()  # a one-line error naming the extra, before the weights load
     if params is None:
+        from adain_jax.cli.weight_flags import load_weights
+
         loaded = load_weights(args)
     else:
         loaded = params()
@@ -348,27 +409,41 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "infer.py") -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (OSError, ValueError, DownloadError) as e:
+    except (OSError, ValueError, RuntimeError) as e:
         # ImageError, WeightsError, TorchFileError, WeightsFormatError are ValueErrors;
-        # missing files are OSErrors. Their messages name the file.
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        # missing files are OSErrors; DownloadError and JAX's runtime errors (e.g. out of
+        # device memory) are RuntimeErrors. Their messages name the file.
+        if _is_jax_runtime_error(e):
+            print(
+                f"error: {one_line(e, 300)} (try a smaller --content-size / --style-size)",
+                file=sys.stderr,
+            )
+        elif isinstance(e, (OSError, ValueError)) or _is_download_error(e):
+            print(f"error: {one_line(e)}", file=sys.stderr)
+        else:
+            raise
         return EXIT_RUNTIME
     except MemoryError:
         print(
             "error: out of memory (try a smaller --content-size / --style-size, or a lower "
-            f"{image_io.MAX_PIXELS_ENV})",
-            file=sys.stderr,
-        )
-        return EXIT_RUNTIME
-    except jax.errors.JaxRuntimeError as e:  # e.g. out of device memory
-        print(
-            f"error: {one_line(e, 300)} (try a smaller --content-size / --style-size)",
+            "ADAIN_JAX_MAX_PIXELS)",
             file=sys.stderr,
         )
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_download_error(e: BaseException) -> bool:
+    from adain_jax.weights.download import DownloadError
+
+    return isinstance(e, DownloadError)
+
+
+def _is_jax_runtime_error(e: BaseException) -> bool:
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(e, jax.errors.JaxRuntimeError)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def usage() -> str:
         "subcommands:",
         *(f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()),
         "",
-        "adain-jax SUBCOMMAND --help shows the flags of one subcommand with their defaults.",
+        "adain-jax SUBCOMMAND --help shows the flags of one subcommand with their defaults;",
+        "adain-jax --version prints the version.",
     ]
     return "\n".join(lines)
 
@@ -51,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(usage())
         return 0 if args else EXIT_USAGE
+    if args[0] == "--version":
+        import adain_jax  # light: its public names are imported on first use
+
+        print(f"adain-jax {adain_jax.version()}")
+        return 0
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:
         print(

@@ -15,16 +15,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-import numpy as np
-from tqdm import tqdm
-
-from adain_jax.experiments import optimize as opt_lib
-from adain_jax.io import files
-from adain_jax.io import images as image_io
+# Light modules only: the flags are checked before JAX is imported.
+from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli.weight_flags import add_version_flag
 from adain_jax.io.messages import one_line
-from adain_jax.nn.models import DTYPES, MIN_IMAGE_SIZE
-from adain_jax.weights import convert, pretrained
-from adain_jax.weights.download import DownloadError
+from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE
+
+# The choices of adain_jax.experiments.optimize (OPTIMIZERS, INITS, OBJECTIVES).
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
+OBJECTIVES = ("gatys", "adain")
 
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 
@@ -33,32 +33,47 @@ def build_parser(prog: str = "python -m adain_jax.optimize") -> argparse.Argumen
     """The flags (``--help`` shows the defaults)."""
     p = argparse.ArgumentParser(
         prog=prog,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=helptext.HelpFormatter,
         description="Optimize an image against the VGG loss network (Gatys et al.), the "
         "slow baseline of the AdaIN paper's section 7.1.",
     )
-    p.add_argument("--content", required=True, help="content image")
-    p.add_argument("--style", required=True, help="style image")
-    p.add_argument("--output", required=True, help="output image (.png or .jpg)")
+    p.add_argument("--content", required=True, metavar="FILE", help="content image")
+    p.add_argument("--style", required=True, metavar="FILE", help="style image")
+    p.add_argument("--output", required=True, metavar="FILE", help="output image (.png or .jpg)")
     p.add_argument("--steps", type=int, default=500, help="optimizer steps")
-    p.add_argument("--optimizer", choices=opt_lib.OPTIMIZERS, default="lbfgs")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="lbfgs",
+        help="lbfgs (Gatys et al.'s choice) or adam (--lr)",
+    )
     p.add_argument("--lr", type=float, default=0.05, help="Adam's learning rate (logit space)")
-    p.add_argument("--init", choices=opt_lib.INITS, default="content", help="start image")
+    p.add_argument("--init", choices=INITS, default="content", help="start image")
     p.add_argument(
         "--objective",
-        choices=opt_lib.OBJECTIVES,
+        choices=OBJECTIVES,
         default="gatys",
         help="gatys: relu4_1 content + Gram style loss; adain: the paper's loss",
     )
-    p.add_argument("--vgg", help="loss network weights (default: the pretrained vgg_normalised)")
+    p.add_argument(
+        "--vgg",
+        metavar="FILE",
+        help="loss network weights, .pth or .safetensors (default: the pretrained "
+        "vgg_normalised, downloaded once; the built-in VGG-16 when offline)",
+    )
     p.add_argument("--content-size", type=int, default=512, help="shorter side (0: keep)")
     p.add_argument("--style-size", type=int, default=512, help="shorter side (0: keep)")
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=10.0)
+    p.add_argument("--content-weight", type=float, default=1.0, help="weight of the content loss")
+    p.add_argument("--style-weight", type=float, default=10.0, help="weight of the style loss")
     p.add_argument("--seed", type=int, default=0, help="noise init")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
-    p.add_argument("--log", help="write 'step total content style' per step to this file")
+    p.add_argument(
+        "--dtype", choices=DTYPE_NAMES, default="float32", help="compute dtype of the convolutions"
+    )
+    p.add_argument(
+        "--log", metavar="FILE", help="write 'step total content style' per step to this file"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_version_flag(p)
     return p
 
 
@@ -83,6 +98,17 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    compile_cache.enable()
+    import numpy as np
+    from tqdm import tqdm
+
+    from adain_jax.experiments import optimize as opt_lib
+    from adain_jax.io import files
+    from adain_jax.io import images as image_io
+    from adain_jax.nn.models import DTYPES
+    from adain_jax.weights import convert, pretrained
+    from adain_jax.weights.download import DownloadError
+
     try:
         image_io.check_output_path(args.output, [args.content, args.style])
         content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
@@ -91,7 +117,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
         vgg = args.vgg or str(pretrained.adain_or_builtin(how)[0])
         encoder = convert.load_network(vgg, "encoder")
     except DownloadError as e:
-        print(f"error: {e.with_hint('or pass a local encoder with --vgg FILE')}", file=sys.stderr)
+        hint = "to run offline, pass a local encoder: --vgg vgg_normalised.pth"
+        print(f"error: {e.with_hint(hint)}", file=sys.stderr)
         return EXIT_RUNTIME
     except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError
         print(f"error: {one_line(e)}", file=sys.stderr)

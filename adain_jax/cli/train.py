@@ -21,14 +21,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-import jax
-
+# Light modules only: flags, the workdir lock and the cheap checks run before JAX, orbax
+# and grain are imported (``_run`` imports them).
+from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli.weight_flags import add_version_flag
 from adain_jax.io.messages import one_line
-from adain_jax.training import checkpointing, data
 from adain_jax.training import config as config_lib
-from adain_jax.training import loop as trainer
-from adain_jax.training import step as train_lib
 from adain_jax.training.config import RunError, TrainConfig
 from adain_jax.training.faults import (
     EXIT_BUSY,
@@ -41,41 +41,40 @@ from adain_jax.training.faults import (
     WriteFailed,
     is_peer_lost,
 )
-from adain_jax.training.lock import WorkdirBusyError
-from adain_jax.weights import convert, download
-from adain_jax.weights import safetensors_io as weights_io
-from adain_jax.weights.torch_pickle import TorchFileError
-
-# What a bad input raises: printed as one line, exit status 2.
-EXPECTED_ERRORS = (
-    RunError,
-    data.DataError,
-    TorchFileError,
-    FileNotFoundError,
-    PermissionError,
-    download.DownloadError,
-    checkpointing.CheckpointError,
-    convert.WeightsError,
-    weights_io.WeightsFormatError,
-)
+from adain_jax.training.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
 
 
-def _help(field: dataclasses.Field) -> str | None:
-    text = field.metadata["help"]
-    if field.default is dataclasses.MISSING or isinstance(field.default, bool):
-        return text
-    if text is not None and "default" in text:
-        return text
-    return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """What a bad input raises: printed as one line, exit status 2 (imports the modules)."""
+    from adain_jax.training import checkpointing, data
+    from adain_jax.weights import convert, download
+    from adain_jax.weights import safetensors_io as weights_io
+    from adain_jax.weights.torch_pickle import TorchFileError
+
+    return (
+        RunError,
+        data.DataError,
+        TorchFileError,
+        FileNotFoundError,
+        PermissionError,
+        download.DownloadError,
+        checkpointing.CheckpointError,
+        convert.WeightsError,
+        weights_io.WeightsFormatError,
+    )
 
 
 def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     """The flags: one per ``TrainConfig`` field (``adain_jax.training.config``), and
     ``--distributed`` (process setup, not a setting of the run)."""
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Train an AdaIN decoder (Huang & Belongie 2017) with the paper's defaults. "
+    p = helptext.parser(
+        prog,
+        "Train an AdaIN decoder (Huang & Belongie 2017) with the paper's defaults. "
         "Re-running the same command resumes from the latest checkpoint in --workdir.",
+        epilog="Exit status: 0 finished, 1 a non-finite loss, 2 a bad flag or input, 65 no "
+        "checkpoint restores, 69 a lost process, 70 an internal error, 74 a failed read or "
+        "write, 75 the workdir is in use, 130/143 stopped by a signal. At the end it prints "
+        "what it wrote; stylize with: infer.py --checkpoint DIR.",
     )
     for f in config_lib.FIELDS:
         flag = config_lib.flag(f.name)
@@ -91,10 +90,11 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
             kwargs["default"] = f.default
             if "action" not in kwargs and f.default is not None:
                 kwargs.setdefault("type", type(f.default))
-        p.add_argument(flag, dest=f.name, help=_help(f), **kwargs)
+        p.add_argument(flag, dest=f.name, help=f.metadata["help"], **kwargs)
     p.add_argument(
         "--distributed", action="store_true", help="multi-host: jax.distributed.initialize()"
     )
+    add_version_flag(p)
     return p
 
 
@@ -114,6 +114,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _check_devices(cfg: TrainConfig) -> None:
+    import jax
+
     devices, processes = jax.device_count(), jax.process_count()
     if cfg.batch_size % devices:
         raise RunError(f"--batch-size {cfg.batch_size}: must be divisible by the {devices} devices")
@@ -123,19 +125,54 @@ def _check_devices(cfg: TrainConfig) -> None:
         )
 
 
+def _multi_process(args: argparse.Namespace) -> bool:
+    """Whether this may be one process of several (then the lock waits for JAX, which
+    says which process is process 0)."""
+    return args.distributed or bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
-    """Parse, validate, run. Returns the exit status (see the module docstring)."""
+    """Parse, validate, lock the workdir, run. Returns the exit status (see the module
+    docstring). Bad flags and a busy workdir are reported before JAX is imported; a run
+    that fails before writing anything leaves no workdir behind."""
     args = build_parser(prog).parse_args(argv)
     try:
         cfg = config_from_args(args)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    workdir = Path(cfg.workdir)
+    created = not workdir.exists()
+    lock = None
+    if not _multi_process(args):
+        lock = WorkdirLock(workdir)
+        try:
+            lock.acquire()
+        except WorkdirBusyError as e:
+            return _fail(e, EXIT_BUSY)
+        except OSError as e:
+            return _fail(f"--workdir {workdir}: {one_line(e)}", EXIT_IO)
+    try:
+        status = _train(args, cfg, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+        if created:
+            _remove_if_empty(workdir)
+    if status == 0:
+        print(_finished_line(workdir))
+    return status
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, lock: WorkdirLock | None) -> int:
     # orbax logs each failed background write with a long traceback; the loop reports
     # it in one line instead (training.faults).
     logging.getLogger("absl").setLevel(logging.CRITICAL)
+    compile_cache.enable()
+    from adain_jax.training import step as train_lib
+
     distributed = train_lib.maybe_initialize_distributed(args.distributed)
-    status = _run(cfg)
+    status = _run(cfg, locked=lock is not None)
     if distributed and status not in (0, *EXIT_SIGNAL.values()):
         # The other processes may wait for this one in a collective: end at once, so the
         # distributed runtime ends them too (within its heartbeat timeout), not a hang.
@@ -145,38 +182,63 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     return status
 
 
-def _run(cfg: TrainConfig) -> int:
-    """Train; every failure becomes its exit status (one line, or a traceback for a bug)."""
+def _remove_if_empty(workdir: Path) -> None:
+    """Remove a workdir this run created when nothing but its lock file is in it."""
     try:
+        if {p.name for p in workdir.iterdir()} <= {LOCK_FILE}:
+            (workdir / LOCK_FILE).unlink(missing_ok=True)
+            workdir.rmdir()
+    except OSError:
+        pass
+
+
+def _finished_line(workdir: Path) -> str:
+    """What a finished run wrote and how to use it."""
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
+    latest = f"checkpoints/{steps[-1]}" if steps else "checkpoints"
+    return (
+        f"wrote {workdir}/ ({latest}, encoder.safetensors, metrics.jsonl, samples/); "
+        f"stylize with: python infer.py --checkpoint {workdir} --content C --style S"
+    )
+
+
+def _run(cfg: TrainConfig, locked: bool = False) -> int:
+    """Train; every failure becomes its exit status (one line, or a traceback for a bug).
+    ``locked``: this process already holds the workdir lock."""
+    import jax
+
+    from adain_jax.training import checkpointing
+    from adain_jax.training import loop as trainer
+
+    try:
+        expected = expected_errors()
         _check_devices(cfg)
-        return trainer.train(cfg)
+        return trainer.train(cfg, locked=locked)
     except WorkdirBusyError as e:
         return _fail(e, EXIT_BUSY)
     except WriteFailed as e:
         return _fail(e, EXIT_IO)
     except checkpointing.NoCheckpointRestores as e:
         return _fail(e, EXIT_NO_CHECKPOINT)
-    except EXPECTED_ERRORS as e:
-        return _fail(e, EXIT_USAGE)
-    except OSError as e:  # e.g. an unwritable cache or workdir
-        where = f"{e.filename}: " if e.filename else ""
-        return _fail(f"{where}{e.strerror or e}", EXIT_IO)
-    except jax.errors.JaxRuntimeError as e:
-        if not is_peer_lost(e):
-            traceback.print_exc()
-            return EXIT_INTERNAL
-        reason = str(e).strip().splitlines()[0][:300]
-        return _fail(
-            f"lost another process of this multi-process run ({reason}); re-run the same "
-            "command on every host to resume from the last checkpoint",
-            EXIT_PEER_LOST,
-        )
+    except Exception as e:
+        if isinstance(e, expected):
+            return _fail(e, EXIT_USAGE)
+        if isinstance(e, OSError):  # e.g. an unwritable cache or workdir
+            where = f"{e.filename}: " if e.filename else ""
+            return _fail(f"{where}{e.strerror or e}", EXIT_IO)
+        if isinstance(e, jax.errors.JaxRuntimeError) and is_peer_lost(e):
+            reason = str(e).strip().splitlines()[0][:300]
+            return _fail(
+                f"lost another process of this multi-process run ({reason}); re-run the "
+                "same command on every host to resume from the last checkpoint",
+                EXIT_PEER_LOST,
+            )
+        # a bug: keep the traceback, but not the status of a NaN
+        traceback.print_exc()
+        return EXIT_INTERNAL
     except KeyboardInterrupt:  # before the loop's handlers are installed
         print("interrupted before training started", file=sys.stderr)
         return 130
-    except Exception:  # a bug: keep the traceback, but not the status of a NaN
-        traceback.print_exc()
-        return EXIT_INTERNAL
 
 
 def _fail(error, status: int) -> int:

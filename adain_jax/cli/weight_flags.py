@@ -1,13 +1,10 @@
 """The weight-source flags shared by the commands that stylize (infer, demo, export,
-evaluate), and loading the weights they name with the command line's offline hint."""
+evaluate), loading the weights they name with the command line's offline hint, and
+``--version``. Imports no JAX until the weights are loaded."""
 
 from __future__ import annotations
 
 import argparse
-
-from adain_jax.weights import pretrained
-from adain_jax.weights.download import DownloadError
-from adain_jax.weights.params import load_params
 
 WEIGHTS_HELP = (
     "directory from adain_jax.convert, or 'builtin': the weights shipped in the package "
@@ -17,7 +14,8 @@ WEIGHTS_HELP = (
 
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
-    """``--vgg FILE``, ``--decoder FILE`` and one of ``--weights DIR`` / ``--checkpoint DIR``."""
+    """``--vgg FILE``, ``--decoder FILE``, one of ``--weights DIR`` / ``--checkpoint DIR``,
+    and ``--version``."""
     parser.add_argument(
         "--vgg", metavar="FILE", help="encoder weights (.pth, .t7, vgg16.ckpt or .safetensors)"
     )
@@ -30,6 +28,14 @@ def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
     source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+    add_version_flag(parser)
+
+
+def add_version_flag(parser: argparse.ArgumentParser) -> None:
+    """``--version``: prints ``adain-jax VERSION`` and exits 0."""
+    import adain_jax  # light: its public names are imported on first use
+
+    parser.add_argument("--version", action="version", version=f"adain-jax {adain_jax.version()}")
 
 
 def load_weights(args: argparse.Namespace) -> dict:
@@ -39,6 +45,10 @@ def load_weights(args: argparse.Namespace) -> dict:
       DownloadError: with the hint naming the flags that take local files.
       OSError, ValueError: a missing or bad weight file, naming it.
     """
+    from adain_jax.weights import pretrained
+    from adain_jax.weights.download import DownloadError
+    from adain_jax.weights.params import load_params
+
     try:
         return load_params(args.weights or args.checkpoint, vgg=args.vgg, decoder=args.decoder)
     except DownloadError as e:

@@ -20,7 +20,8 @@ import numpy as np
 from jax import Array
 
 from adain_jax.nn import ops
-from adain_jax.nn.forward import as_batch, check_image_size, encode
+from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes
+from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import decoder_variant
 
 Dtype = Any
@@ -59,6 +60,34 @@ def encode_style(params: dict, style: Array, *, dtype: Dtype = jnp.float32) -> S
     check_image_size(*style.shape[1:3], "style")
     mean, std = ops.channel_mean_std(encode(params, style, dtype=dtype).relu4_1)
     return StyleStats(mean, std)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def encode_style_padded(
+    params: dict, style: Array, size: Array, *, dtype: Dtype = jnp.float32
+) -> StyleStats:
+    """``encode_style`` of one style padded to a bucket shape (``pad_to_bucket``), the same
+    statistics as the unpadded image's: one compilation serves every style size of a
+    bucket.
+
+    Args:
+      params: ``{"encoder", ...}``.
+      style: RGB float ``[Hb, Wb, 3]`` in [0, 1], the style reflect-padded at the bottom
+        and right.
+      size: int ``[2]`` (traced): the style's own ``(H, W)``, each at least 9 px.
+      dtype: compute dtype of the convolutions.
+
+    Returns:
+      ``StyleStats`` with one style: relu4_1 channel mean and std over its valid cells.
+    """
+    style = as_batch(style, "style")
+    sizes = jnp.asarray(size, jnp.int32).reshape(1, 2)
+    feat = encode(params, style, dtype=dtype, sizes=sizes).relu4_1.astype(jnp.float32)
+    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])[..., None]
+    count = jnp.sum(valid, axis=(1, 2), keepdims=True, dtype=jnp.float32)
+    mean = jnp.sum(jnp.where(valid, feat, 0.0), axis=(1, 2), keepdims=True) / count
+    var = jnp.sum(jnp.where(valid, jnp.square(feat - mean), 0.0), axis=(1, 2), keepdims=True)
+    return StyleStats(mean, jnp.sqrt(var / count + ops.EPS))
 
 
 def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:

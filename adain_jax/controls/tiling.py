@@ -41,12 +41,11 @@ from adain_jax.controls.stats import StyleStats, normalize_weights, require_adai
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
 from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS, decoder_variant
+from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE
 
 Dtype = Any
 
-ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of relu4_1
 DECODER_MARGIN = 6  # feature cells (48 px), > the decoder's 30 px radius
-MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
 # Peak working memory of the float32 encoder or decoder per pixel of a
 # window (relu1_1-level activations: 64 channels x 4 bytes, a few alive at
 # once, plus XLA temporaries); measured: an untiled 1024 px stylize needs ~1.4 KB/px

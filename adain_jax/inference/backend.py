@@ -25,6 +25,7 @@ from jax.sharding import PartitionSpec as P
 from adain_jax.controls import (
     StyleStats,
     encode_style,
+    encode_style_padded,
     labels_from_mask_image,
     luminance_inputs,
     match_color,
@@ -57,9 +58,22 @@ __all__ = [
 Finish = Callable[[np.ndarray], np.ndarray]
 
 
-def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype) -> StyleStats:
-    """K style images (each float ``[Hs, Ws, 3]`` in [0, 1]) -> ``StyleStats`` with K styles."""
-    return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
+def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype, bucket: int = 0) -> StyleStats:
+    """K style images (each float ``[Hs, Ws, 3]`` in [0, 1]) -> ``StyleStats`` with K styles.
+
+    ``bucket`` > 0: each style is padded to multiples of ``bucket`` px and encoded with its
+    valid size (``encode_style_padded``, the same statistics), so styles of other sizes in
+    one bucket share one compilation; 0: each style at its own size."""
+    if bucket <= 0:
+        return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
+    return stack_stats(
+        [
+            encode_style_padded(
+                params, pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32), dtype=dtype
+            )
+            for s in styles
+        ]
+    )
 
 
 def preserve_color(

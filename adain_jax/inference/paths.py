@@ -15,13 +15,10 @@ from pathlib import Path
 
 from adain_jax.io import images as image_io
 from adain_jax.io import video
-from adain_jax.io.messages import shown_path
+from adain_jax.io.messages import UsageError, shown_path
 
 DEFAULT_EXT = ".png"
-
-
-class UsageError(Exception):
-    """Bad command-line flags (exit code 2)."""
+__all__ = ["DEFAULT_EXT", "Pair", "UsageError", "output_name", "plan_pairs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,17 +30,23 @@ class Pair:
     output: Path
 
 
-def output_name(content: Path, styles: Sequence[Path], ext: str) -> str:
-    """``<content>_stylized_<style>[_<style2>...]<ext>`` (the authors' naming)."""
-    return f"{content.stem}_stylized_{'_'.join(s.stem for s in styles)}{ext}"
+def output_name(
+    content: Path, styles: Sequence[Path], ext: str, weights: Sequence[float] | None = None
+) -> str:
+    """``<content>_stylized_<style>[_<style2>...][_w<w1>-<w2>...]<ext>`` (the authors'
+    naming; the style weights, as given, when a mix has them, so runs with other weights
+    do not collide)."""
+    mix = f"_w{'-'.join(format(w, 'g') for w in weights)}" if weights else ""
+    return f"{content.stem}_stylized_{'_'.join(s.stem for s in styles)}{mix}{ext}"
 
 
-def output_ext(content: Path) -> str:
-    """Default output extension: ``.png`` for images, the content's container for videos."""
+def output_ext(content: Path, image_ext: str = DEFAULT_EXT) -> str:
+    """Default output extension: ``image_ext`` for images, the content's container for
+    videos."""
     if video.is_video(content):
         suffix = content.suffix.lower()
         return suffix if suffix in video.OUTPUT_CODECS else ".mp4"
-    return DEFAULT_EXT
+    return image_ext
 
 
 def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
@@ -71,6 +74,9 @@ def plan_pairs(
     style: str,
     output: str | None,
     log: Callable[[str], None] | None = None,
+    *,
+    weights: Sequence[float] | None = None,
+    ext: str = DEFAULT_EXT,
 ) -> list[Pair]:
     """Every (content, style set) pair and its output path.
 
@@ -82,8 +88,10 @@ def plan_pairs(
     sub-directories; files under ``output`` are never contents or styles (the
     outputs of an earlier run). Planning is linear in the number of outputs
     plus inputs; ``log`` gets one line before checking a job of ``BIG_JOB`` or
-    more outputs. Raises ``ImageError`` (missing inputs, an output that is an
-    input) or ``UsageError`` (an ``--output`` that cannot be).
+    more outputs. ``weights``: the style weights, named in default output names; ``ext``:
+    the extension of default-named image outputs (``.png``, ``.jpg``). Raises
+    ``ImageError`` (missing inputs, an output that is an input) or ``UsageError`` (an
+    ``--output`` that cannot be).
     """
     content_path = Path(content)
     if not content_path.exists():
@@ -127,7 +135,7 @@ def plan_pairs(
             if output is not None and not out_is_dir:
                 target = Path(output)
             else:
-                target = out_dir / sub / output_name(c, styles, output_ext(c))
+                target = out_dir / sub / output_name(c, styles, output_ext(c, ext), weights)
             pairs.append(Pair(c, styles, target))
     _check_outputs(pairs, image_io.Protected([*contents, *(s for st in style_sets for s in st)]))
     return pairs

@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.inference import backend
+from adain_jax.inference.names import NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.temporal import OFF, TemporalOptions
 
-PRESERVE_MODES = ("coral", "luminance")
-NEVER_TILE = 1 << 30  # --max-tile 0
+__all__ = ["NEVER_TILE", "PRESERVE_MODES", "Backend", "JobOptions", "Plan", "make_plan"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,10 +171,9 @@ def make_plan(opts: JobOptions, pairs: Sequence[Pair], labels: np.ndarray | None
     """Decide the job: which pairs run, and every mode (see the module doc).
 
     ``labels``: the mask's region labels (``run.load_mask``), when ``opts.mask``.
-    A job of one pair always (re)writes its explicit output.
+    Every job, one pair or many, skips outputs that exist unless ``opts.overwrite``.
     """
-    overwrite = opts.overwrite or len(pairs) == 1
-    todo, skipped = split_existing(pairs, overwrite)
+    todo, skipped = split_existing(pairs, opts.overwrite)
     dtype = jnp.dtype(opts.dtype)
     return Plan(
         todo=tuple(todo),

@@ -99,7 +99,9 @@ class Styles:
     def stats(self, styles: tuple[Path, ...]) -> backend.StyleStats:
         if styles not in self._stats:
             images = self.images(styles)
-            self._stats[styles] = backend.encode_styles(self.params, images, self.plan.dtype)
+            self._stats[styles] = backend.encode_styles(
+                self.params, images, self.plan.dtype, self.plan.bucket
+            )
         return self._stats[styles]
 
 
@@ -138,7 +140,7 @@ class Stylizer:
         seen, style_images, finish = backend.preserve_color(
             self.plan.color, content, self.styles.images(styles)
         )
-        stats = backend.encode_styles(self.params, style_images, self.plan.dtype)
+        stats = backend.encode_styles(self.params, style_images, self.plan.dtype, self.plan.bucket)
         return finish(self._network(seen, stats))
 
     def bucket(self, contents: list[np.ndarray], styles: tuple[Path, ...]) -> list[np.ndarray]:

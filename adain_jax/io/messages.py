@@ -6,6 +6,10 @@ import os
 from typing import Any
 
 
+class UsageError(Exception):
+    """Bad command-line flags (exit code 2); the message names the flag."""
+
+
 def one_line(error: BaseException | str, limit: int | None = None) -> str:
     """``error`` as a single line of at most ``limit`` characters.
 

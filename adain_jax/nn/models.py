@@ -90,14 +90,16 @@ DECODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
     ("conv1_1", 3),
 )
 
-FEATURE_CHANNELS = 512
-# relu4_1 is 1/8 of the input size (three ceil-mode pools).
-DOWNSAMPLE = 8
-# px per side of an input image: relu4_1 must be at least 2x2 to reflect-pad it.
-MIN_IMAGE_SIZE = DOWNSAMPLE + 1
+from adain_jax.nn.names import (  # noqa: E402 - re-exported: the sizes need no JAX
+    DOWNSAMPLE,
+    FEATURE_CHANNELS,
+    FUSIONS,  # noqa: F401
+    MIN_IMAGE_SIZE,  # noqa: F401
+    NORMS,  # noqa: F401
+    PAPER,
+    DecoderVariant,
+)
 
-FUSIONS = ("adain", "concat")
-NORMS = ("none", "batch", "instance")
 NORM_PREFIX = "norm_"
 NORM_EPS = 1e-5  # as torch's BatchNorm2d / InstanceNorm2d
 # Flax convention: running = BN_MOMENTUM * running + (1 - BN_MOMENTUM) * batch statistic
@@ -105,31 +107,6 @@ NORM_EPS = 1e-5  # as torch's BatchNorm2d / InstanceNorm2d
 # rule; PyTorch stores the unbiased one).
 BN_MOMENTUM = 0.9
 STAT_LEAVES = ("mean", "var")
-
-
-class DecoderVariant(NamedTuple):
-    """A decoder of the paper's section 7.2; the default is the paper's model."""
-
-    fusion: str = "adain"
-    norm: str = "none"
-
-    @property
-    def in_channels(self) -> int:
-        return 2 * FEATURE_CHANNELS if self.fusion == "concat" else FEATURE_CHANNELS
-
-    def describe(self) -> str:
-        dec = {"none": "Dec", "batch": "BNDec", "instance": "INDec"}[self.norm]
-        return f"Enc-{'Concat' if self.fusion == 'concat' else 'AdaIN'}-{dec}"
-
-    def check(self) -> DecoderVariant:
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {FUSIONS}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown decoder norm {self.norm!r}; expected one of {NORMS}")
-        return self
-
-
-PAPER = DecoderVariant()
 
 
 class EncoderTaps(NamedTuple):

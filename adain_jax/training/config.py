@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from adain_jax.io import files
-from adain_jax.nn.models import DTYPES, FUSIONS, NORMS, DecoderVariant
+from adain_jax.nn.names import DTYPE_NAMES, FUSIONS, NORMS, DecoderVariant
 
 CONFIG_FILE = "config.json"
 TFDS_PREFIX = "tfds:"
@@ -156,7 +156,7 @@ class TrainConfig:
     num_workers: int | None = setting(
         None, help="decoding processes (default: auto)", check=NON_NEGATIVE, type=int
     )
-    dtype: str = setting("float32", help="conv compute dtype", resume=FIXED, choices=tuple(DTYPES))
+    dtype: str = setting("float32", help="conv compute dtype", resume=FIXED, choices=DTYPE_NAMES)
     progress: bool = setting(
         True, help="no progress bar", resume=IGNORED, flag="--no-progress", action="store_false"
     )

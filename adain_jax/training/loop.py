@@ -169,15 +169,17 @@ class _Run:
         return do_sample, do_eval
 
 
-def train(cfg: TrainConfig) -> int:
-    """Run (or resume) training; returns the process exit status.
+def train(cfg: TrainConfig, *, locked: bool = False) -> int:
+    """Run (or resume) training; returns the process exit status. ``locked``: the caller
+    already holds the workdir's lock (``adain_jax.cli.train`` takes it before importing
+    JAX); otherwise process 0 takes it here.
 
     Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs,
     ``WorkdirBusyError`` when another run holds the workdir, ``WriteFailed`` when a
     file of the run cannot be written (the CLI prints each as one line).
     """
     with contextlib.ExitStack() as stack:
-        if jax.process_index() == 0:  # one lock per run: process 0 holds it
+        if not locked and jax.process_index() == 0:  # one lock per run: process 0 holds it
             stack.enter_context(WorkdirLock(cfg.workdir))
         return _train_locked(cfg)
 

@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from adain_jax.io import files
 from adain_jax.weights import convert, download
 from adain_jax.weights import safetensors_io as weights_io
 
@@ -60,7 +61,8 @@ SHA256 = {
 # gives an MD5 for vgg_normalised.t7, c637adfa9cee4b33b59c5a754883ba82, too weak to pin and
 # not verified). None was verified here by downloading either (no network). They are
 # therefore absent from SHA256, and expected_sha256 refuses to download them unless the
-# user states a digest; a file put into the cache by hand is used as it is.
+# user states a digest; a file put into the cache by hand is used as it is (checked against
+# that digest when one is set). Every other file in the cache is checked like a download.
 
 
 def sha256_env(name: str) -> str:
@@ -158,33 +160,73 @@ def _validator(network: str):
     return validate
 
 
+def source_digest(path: Path, memo_dir: Path) -> str:
+    """The sha256 of ``path``, remembered in ``memo_dir`` by the file's size and
+    modification time (an 80 MB file is hashed once, not on every run; a replaced file is
+    hashed again)."""
+    st = path.stat()
+    stamp = f"{st.st_size} {st.st_mtime_ns}"
+    memo = memo_dir / f"{path.name}.sha256"
+    try:
+        recorded_stamp, recorded = memo.read_text().rsplit(" ", 1)
+        if recorded_stamp == stamp and len(recorded) == 64:
+            return recorded
+    except (OSError, ValueError):
+        pass
+    digest = download.sha256_of(path)
+    try:
+        memo_dir.mkdir(parents=True, exist_ok=True)
+        with files.atomic_open(memo) as f:
+            f.write(f"{stamp} {digest}")
+    except OSError:
+        pass  # only a speed-up
+    return digest
+
+
+def _cached_source(cache: Path, name: str, network: str, url: str) -> tuple[Path, str]:
+    """``(path, sha256)`` of ``<cache>/downloads/name``, downloading it first if needed.
+
+    A file already there (a finished download, or put there by hand) is checked like a
+    download against ``expected_sha256``; one that does not match is moved aside to
+    ``NAME.rejected`` (never deleted) with one warning line, and downloaded again. The
+    authors' ``.t7`` files have no pinned digest: a hand-placed one is used as it is,
+    unless ``$ADAIN_JAX_SHA256_<NAME>_T7`` states a digest.
+    """
+    dest = cache / "downloads" / name
+    memo_dir = cache / "converted"
+    if dest.is_file():
+        digest = source_digest(dest, memo_dir)
+        try:
+            want = expected_sha256(name)
+        except download.DownloadError:  # no digest pinned or set: a .t7 used as it is
+            want = None
+        if want is None or digest == want.lower():
+            return dest, digest
+        rejected = dest.with_name(dest.name + ".rejected")
+        os.replace(dest, rejected)
+        print(
+            f"warning: {dest}: sha256 {digest[:12]}... is not the expected {want.lower()[:12]}..."
+            f" (damaged or another file); moved to {rejected.name}, fetching it again",
+            file=sys.stderr,
+        )
+    path = download.fetch(url, dest, sha256=expected_sha256(name), validate=_validator(network))
+    return path, source_digest(path, memo_dir)
+
+
 def _converted(cache: Path, name: str, network: str, url: str) -> Path:
-    """Download ``name`` (if needed), convert it (if needed), return the converted file."""
-    target = cache / "converted" / name.removesuffix(".pth") / weights_io.file_name(network)
+    """Download ``name`` (if needed), convert it (if needed), return the converted file:
+    ``<cache>/converted/<stem>-<sha256[:16]>/<network>.safetensors``, keyed by the source's
+    digest, so a replaced source is converted again."""
+    source, digest = _cached_source(cache, name, network, url)
+    stem = name.removesuffix(".pth").removesuffix(".t7")
+    target = cache / "converted" / f"{stem}-{digest[:16]}" / weights_io.file_name(network)
     if target.is_file():
         try:
             convert.load_network(target, network)
             return target
         except (OSError, ValueError):
-            target.unlink()  # stale or damaged: convert again
-
-    def fetch() -> Path:
-        dest = cache / "downloads" / name
-        return download.fetch(
-            url,
-            dest,
-            # A file already there (put there by hand) is used without a digest to check.
-            sha256=None if dest.is_file() else expected_sha256(name),
-            validate=_validator(network),
-        )
-
-    source = fetch()
-    try:
-        params = convert.load_torch_weights(source, network)
-    except (OSError, ValueError):  # a damaged file already in the cache: fetch it again
-        source.unlink(missing_ok=True)
-        source = fetch()
-        params = convert.load_torch_weights(source, network)
+            target.unlink()  # damaged: convert again
+    params = convert.load_torch_weights(source, network)
     weights_io.save(target, network, params, source=name)
     return target
 

@@ -166,7 +166,8 @@ def test_mask_cli_routes_white_to_first_style(tmp_path, soft_nets, soft_files, c
         (["--style-weights", "1,-1"], ">= 0"),
         (["--style-weights", "-1,2"], "must be >= 0 with a positive sum, got -1,2"),
         (["--style-weights=-1,2"], "must be >= 0 with a positive sum, got -1,2"),
-        (["--style-weights", "-1"], "1 values but --style gives 2 styles"),
+        (["--style-weights", "-1"], "must be >= 0 with a positive sum, got -1"),  # flags first
+        (["--style-weights", "5"], "1 values but --style gives 2 styles"),
         (["--style-weights", "--quiet"], "expected one argument"),
         (["--mask", "m.png", "--style-weights", "1,1"], "cannot be combined"),
         (["--max-tile", "100"], "--max-tile"),

@@ -69,7 +69,9 @@ def _export_and_run(fmt, loader, port_weight_files, cases, tmp_path, capsys):
     artifact = tmp_path / f"adain.{fmt}"
     argv = ["--format", fmt, "--output", str(artifact), "--vgg", str(vgg), "--decoder", str(dec)]
     assert export_cli.main(argv) == 0
-    assert f"wrote {artifact}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert f"wrote {artifact}" in printed.out
+    assert f"exporting {fmt} to {artifact}" in printed.err  # a progress line first
     assert sorted(p.name for p in tmp_path.iterdir()) == [artifact.name]  # one file, no extras
     script = tmp_path / "load.py"
     script.write_text(loader)

@@ -80,14 +80,15 @@ def test_mask_overrides_weights(tmp_path):
     assert plan.weights is None and plan.labels is LABELS
 
 
-def test_skip_existing_unless_overwrite_or_single_output(tmp_path):
+def test_skip_existing_unless_overwrite_for_every_job(tmp_path):
     (tmp_path / "o0.png").write_bytes(b"x")
     plan = _plan(tmp_path)
     assert [p.output.name for p in plan.todo] == ["o1.png"]
     assert plan.skipped == (tmp_path / "o0.png",)
     assert len(_plan(tmp_path, overwrite=True).todo) == 2
-    single = _plan(tmp_path, n=1)  # an explicit single output is always rewritten
-    assert len(single.todo) == 1 and single.skipped == ()
+    single = _plan(tmp_path, n=1)  # one rule: a single existing output is skipped too
+    assert single.todo == () and single.skipped == (tmp_path / "o0.png",)
+    assert len(_plan(tmp_path, n=1, overwrite=True).todo) == 1
 
 
 def test_plan_resolves_dtype_and_max_tile(tmp_path):

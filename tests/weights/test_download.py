@@ -271,3 +271,60 @@ def test_failed_download_errors_name_the_api_or_the_flags(tmp_path, server, monk
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: could not download") and "--vgg" in err
     assert "load_params" not in err and "\n" not in err
+
+
+def test_a_file_put_in_the_cache_by_hand_is_checked_like_a_download(
+    tmp_path, server, port_bytes, monkeypatch, capsys
+):
+    """A hand-placed file that is not the expected one is moved aside (kept) and fetched;
+    the converted copy follows the source: replacing the file converts it again."""
+    vgg_bytes, dec_bytes = port_bytes
+    server.files["/vgg_normalised.pth"], server.files["/decoder.pth"] = port_bytes
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/")
+    cache = tmp_path / "cache"
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "decoder.pth").write_bytes(b"not the decoder")
+    (downloads / "vgg_normalised.pth").write_bytes(vgg_bytes)  # the right file: used as is
+    enc_path, dec_path = pretrained.adain_pretrained(cache)
+    assert server.requests == ["/decoder.pth"]
+    assert (downloads / "decoder.pth").read_bytes() == dec_bytes
+    assert (downloads / "decoder.pth.rejected").read_bytes() == b"not the decoder"
+    err = capsys.readouterr().err
+    assert "decoder.pth: sha256" in err and "moved to decoder.pth.rejected" in err
+    # Another decoder, with its digest stated: a new converted copy, not the old one.
+    import torch
+
+    from tests import torch_reference as ref
+
+    torch.save(ref.randomize(ref.decoder(), 7).state_dict(), downloads / "decoder.pth")
+    digest = hashlib.sha256((downloads / "decoder.pth").read_bytes()).hexdigest()
+    served = pretrained.expected_sha256
+    monkeypatch.setattr(
+        pretrained,
+        "expected_sha256",
+        lambda name: digest if name == "decoder.pth" else served(name),
+    )
+    enc2, dec2 = pretrained.adain_pretrained(cache)
+    assert dec2 != dec_path and dec2.is_file() and dec_path.is_file()
+    assert digest[:16] in str(dec2.parent)
+    first, second = weights_io.load(dec_path)[1], weights_io.load(dec2)[1]
+    layer = next(iter(first))
+    assert not np.array_equal(first[layer]["kernel"], second[layer]["kernel"])
+    assert len(server.requests) == 1  # nothing fetched: the file matched its digest
+
+
+def test_a_hand_placed_t7_without_a_digest_is_used_as_is(tmp_path, monkeypatch):
+    monkeypatch.delenv(pretrained.sha256_env("decoder.t7"), raising=False)
+    source = tmp_path / "cache" / "downloads" / "decoder.t7"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(b"anything")
+    got, digest = pretrained._cached_source(tmp_path / "cache", "decoder.t7", "decoder", "x")
+    assert got == source and digest == hashlib.sha256(b"anything").hexdigest()
+    monkeypatch.setenv(pretrained.sha256_env("decoder.t7"), "0" * 64)  # a stated digest
+    monkeypatch.setenv(pretrained.URL_ENV["authors"], "http://127.0.0.1:9/")
+    with pytest.raises(download.DownloadError):
+        pretrained._cached_source(
+            tmp_path / "cache", "decoder.t7", "decoder", "http://127.0.0.1:9/x"
+        )
+    assert (source.parent / "decoder.t7.rejected").read_bytes() == b"anything"

@@ -1,0 +1,46 @@
+"""The networks' names and sizes that need no JAX: the command lines check their flags
+with these before importing JAX (``adain_jax.nn.models`` re-exports them)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+FEATURE_CHANNELS = 512
+# relu4_1 is 1/8 of the input size (three ceil-mode pools).
+DOWNSAMPLE = 8
+# px per side of an input image: relu4_1 must be at least 2x2 to reflect-pad it.
+MIN_IMAGE_SIZE = DOWNSAMPLE + 1
+DTYPE_NAMES = ("float32", "bfloat16")  # the compute dtypes (models.DTYPES maps them)
+
+FUSIONS = ("adain", "concat")
+NORMS = ("none", "batch", "instance")
+
+# Tiling (adain_jax.controls.tiling): the encoder's margin around a window and the
+# smallest window (--max-tile).
+ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of relu4_1
+MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
+
+
+class DecoderVariant(NamedTuple):
+    """A decoder of the paper's section 7.2; the default is the paper's model."""
+
+    fusion: str = "adain"
+    norm: str = "none"
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * FEATURE_CHANNELS if self.fusion == "concat" else FEATURE_CHANNELS
+
+    def describe(self) -> str:
+        dec = {"none": "Dec", "batch": "BNDec", "instance": "INDec"}[self.norm]
+        return f"Enc-{'Concat' if self.fusion == 'concat' else 'AdaIN'}-{dec}"
+
+    def check(self) -> DecoderVariant:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {FUSIONS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown decoder norm {self.norm!r}; expected one of {NORMS}")
+        return self
+
+
+PAPER = DecoderVariant()

@@ -1,0 +1,266 @@
+"""Start-up of the commands (issue 22): flag and input errors before JAX is imported, the
+workdir lock first, no empty workdir left behind, ``--help`` and ``--version``, and the rough
+edges a new user hit (style weights with a directory, output names and the skip rule,
+``--save-ext``, a busy demo port, each command's offline hint)."""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adain_jax.cli import demo, evaluate, export, infer, optimize, train
+from adain_jax.inference import paths
+from adain_jax.training.lock import WorkdirLock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs MODULE.main(ARGV) and prints "<exit status> <jax imported>".
+PROGRAM = """
+import sys
+from adain_jax.cli import {module} as command
+try:
+    status = command.main({argv!r})
+except SystemExit as e:
+    status = e.code
+print(status, "jax" in sys.modules)
+"""
+
+
+def _run(module: str, argv: list[str], **env: str) -> tuple[int, bool, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM.format(module=module, argv=argv)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}, timeout=300,
+    )  # fmt: skip
+    status, jax_imported = done.stdout.split()
+    return int(status), jax_imported == "True", done.stderr
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pictures")
+    rng = np.random.default_rng(0)
+    for name in ("c.png", "s.png"):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), np.uint8)).save(root / name)
+    styles = root / "styles"
+    styles.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), np.uint8)).save(styles / f"s{i}.png")
+    return root
+
+
+BAD_FLAGS = [
+    ("infer", ["--content", "c.png", "--style", "s.png", "--alpha", "2"], 2),
+    ("infer", ["--content", "missing.png", "--style", "s.png"], 1),
+    ("infer", ["--content", "c.png", "--style", "s.png", "--max-tile", "50"], 2),
+    ("train", ["--workdir", "w", "--content-dir", "none", "--style-dir", "none"], 2),
+    ("train", ["--workdir", "w", "--content-dir", ".", "--style-dir", ".", "--crop-size", "7"], 2),
+    ("evaluate", ["--content-dir", ".", "--style-dir", ".", "--size", "7"], 2),
+    (
+        "optimize",
+        ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--steps", "0"],
+        2,
+    ),
+    ("export", ["--format", "onnx", "--output", "no/such/dir/a.onnx"], 2),
+    ("demo", ["--queue-size", "0"], 2),
+    ("infer", ["--bogus"], 2),
+]
+
+
+@pytest.mark.parametrize(("module", "argv", "status"), BAD_FLAGS)
+def test_bad_flags_are_reported_before_jax_is_imported(module, argv, status):
+    got, jax_imported, err = _run(module, argv)
+    assert got == status, err
+    assert not jax_imported
+    assert err.strip().splitlines()[-1].startswith(("error:", "usage:", "infer.py: error"))
+
+
+def test_import_adain_jax_does_not_import_jax():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, adain_jax; print('jax' in sys.modules); "
+         "adain_jax.channel_mean_std; print('jax' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_busy_workdir_is_reported_first_and_without_jax(tmp_path):
+    workdir = tmp_path / "run"
+    with WorkdirLock(workdir):
+        status, jax_imported, err = _run(
+            "train",
+            ["--workdir", str(workdir), "--content-dir", str(tmp_path), "--style-dir",
+             str(tmp_path)],
+            ADAIN_JAX_MALLOC="default",
+        )  # fmt: skip
+    assert status == 75 and not jax_imported
+    assert "already in use" in err and str(workdir) in err
+
+
+def test_a_failed_early_check_leaves_no_workdir(tmp_path):
+    empty = tmp_path / "empty"  # a folder without images: found after the lock is taken
+    empty.mkdir()
+    workdir = tmp_path / "new_run"
+    status = train.main(
+        ["--workdir", str(workdir), "--content-dir", str(empty), "--style-dir", str(empty),
+         "--vgg", "builtin"]
+    )  # fmt: skip
+    assert status == 2
+    assert not workdir.exists()
+
+
+def test_train_names_what_it_wrote(tmp_path):
+    (tmp_path / "checkpoints" / "20").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "10").mkdir()
+    line = train._finished_line(tmp_path)
+    assert "checkpoints/20" in line and f"infer.py --checkpoint {tmp_path}" in line
+
+
+PARSERS = {
+    "infer": infer.build_parser,
+    "train": train.build_parser,
+    "evaluate": evaluate.build_parser,
+    "optimize": optimize.build_parser,
+    "export": export.build_parser,
+    "demo": demo.build_parser,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_help_has_every_flag_explained_once(name):
+    parser = PARSERS[name]()
+    text = parser.format_help()
+    assert "(default: None)" not in text and "``" not in text
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{name} {action.option_strings}: no help"
+        shown = formatter._get_help_string(action) % {"default": action.default}
+        assert shown.count("(default") <= 1, f"{name} {action.option_strings}: {shown}"
+        if action.required:
+            assert "(default" not in shown
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_version(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        PARSERS[name]().parse_args(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("adain-jax ")
+
+
+def test_style_weights_with_a_style_directory_names_the_comma_list(pictures, capsys):
+    argv = ["--content", str(pictures / "c.png"), "--style", str(pictures / "styles"),
+            "--style-weights", "1,3", "--output", str(pictures / "out") + "/"]  # fmt: skip
+    assert infer.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "comma list" in err and "is a directory" in err and "1 styles" not in err
+
+
+def test_mixed_outputs_are_named_with_their_weights(pictures):
+    style = f"{pictures / 's.png'},{pictures / 'c.png'}"
+    (one,) = paths.plan_pairs(str(pictures / "c.png"), style, str(pictures) + "/",
+                              weights=(1.0, 3.0))  # fmt: skip
+    (other,) = paths.plan_pairs(str(pictures / "c.png"), style, str(pictures) + "/",
+                                weights=(0.5, 0.5))  # fmt: skip
+    assert one.output.name == "c_stylized_s_c_w1-3.png"
+    assert other.output.name == "c_stylized_s_c_w0.5-0.5.png"
+
+
+def test_directory_jobs_take_the_output_extension(pictures, tmp_path):
+    pairs = paths.plan_pairs(str(pictures / "c.png"), str(pictures / "styles"),
+                             str(tmp_path), ext=".jpg")  # fmt: skip
+    assert sorted(p.output.name for p in pairs) == [f"c_stylized_s{i}.jpg" for i in range(3)]
+    args = infer.parse_args(["--content", "c", "--style", "s", "--save-ext", ".jpg"])
+    assert args.save_ext == ".jpg"
+    with pytest.raises(infer.UsageError):
+        infer.parse_args(["--content", "c", "--style", "s", "--save-ext", ".gif"])
+
+
+def test_an_existing_single_output_is_skipped_unless_overwrite(pictures, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"mine")
+    argv = ["--content", str(pictures / "c.png"), "--style", str(pictures / "s.png"),
+            "--output", str(out)]  # fmt: skip
+    assert infer.main(argv) == 0
+    assert out.read_bytes() == b"mine"
+    assert "--overwrite" in capsys.readouterr().out
+    rerun = [*argv, "--overwrite", "--weights", "builtin", "--quiet", "--content-size", "0"]
+    assert infer.main([*rerun, "--style-size", "0"]) == 0
+    assert Image.open(out).size == (32, 24)
+
+
+def test_demo_on_a_busy_port_names_the_flag(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        problem = demo.port_problem("127.0.0.1", port)
+        assert problem is not None and f"--port {port}" in problem and "in use" in problem
+        assert demo.main(["--port", str(port), "--weights", "builtin"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another --port" in err[0]
+    assert demo.port_problem("127.0.0.1", 70000) is not None
+
+
+def test_demo_api_marks_the_second_style_and_mask_optional():
+    pytest.importorskip("gradio")
+    import adain_jax
+
+    params = adain_jax.load_params("builtin")
+    info = demo.build_app(params).get_api_info()
+    full = info["named_endpoints"]["/stylize_full"]["parameters"]
+    optional = {p["label"] for p in full if p["parameter_has_default"]}
+    assert "second style (optional)" in optional
+    assert any(label.startswith("mask") for label in optional)
+    assert {"content", "style"}.isdisjoint(optional)
+
+
+def test_optimize_offline_hint_names_its_own_flag(pictures, tmp_path):
+    """A download that fails (HTTP 404; an unreachable server falls back to the built-in
+    weights) ends in one line naming --vgg, not infer's --decoder / --weights."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        status, _, err = _run(
+            "optimize",
+            ["--content", str(pictures / "c.png"), "--style", str(pictures / "s.png"),
+             "--output", str(tmp_path / "o.png"), "--steps", "1"],
+            ADAIN_JAX_ADAIN_URL=f"http://127.0.0.1:{httpd.server_address[1]}/",
+            ADAIN_JAX_CACHE=str(tmp_path / "cache"),
+        )  # fmt: skip
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error:") and "--vgg" in line
+    assert "--decoder" not in line and "--weights" not in line
+
+
+def test_top_level_version_without_jax():
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from adain_jax.cli import main; "
+         "s = main.main(['--version']); print(s, 'jax' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    first, last = done.stdout.strip().splitlines()
+    assert first.startswith("adain-jax ") and last == "0 False"
