@@ -65,9 +65,9 @@ def test_directory_job_bad_file_skip_and_overwrite(
     _save(styles / "x.png", _img(3, 32, 32))
     _save(styles / "y.png", _img(4, 40, 36))
     encoded, calls = [], []
-    real_encode, real_stylize = backend.encode_style, backend.stylize_with_stats
-    monkeypatch.setattr(
-        backend, "encode_style", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
+    real_encode, real_stylize = backend.encode_style_padded, backend.stylize_with_stats
+    monkeypatch.setattr(  # styles are padded to the --bucket shapes and encoded there
+        backend, "encode_style_padded", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
     )
 
     def stylize(params, content, *a, sizes=None, **k):
