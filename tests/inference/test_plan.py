@@ -129,6 +129,9 @@ def fake_network(monkeypatch):
         z = jnp.zeros((1, 1, 1, 512))
         return backend.StyleStats(z, z + 1)
 
+    def encode_style_padded(params, style, size, *, dtype):  # recorded at its valid size
+        return encode_style(params, np.zeros((*np.asarray(size), style.shape[-1])), dtype=dtype)
+
     def stylize_with_stats(params, content, stats, alpha, *, weights=None, mask=None,
                            sizes=None, dtype):  # fmt: skip
         calls.append(("padded" if sizes is not None else "exact", content.shape, weights, mask))
@@ -141,6 +144,7 @@ def fake_network(monkeypatch):
         return np.asarray(content) * 0.5
 
     monkeypatch.setattr(backend, "encode_style", encode_style)
+    monkeypatch.setattr(backend, "encode_style_padded", encode_style_padded)
     monkeypatch.setattr(backend, "stylize_with_stats", stylize_with_stats)
     monkeypatch.setattr(backend, "stylize_tiled", stylize_tiled)
     return calls
