@@ -16,13 +16,19 @@ import io
 import math
 import os
 import pickle
-import struct
 from typing import Any
 
 import numpy as np
 
 from adain_jax.io.messages import describe, one_line
-from adain_jax.weights.torch_records import RecordUnpickler, TorchFileError, is_int
+from adain_jax.weights.torch_records import (
+    MALFORMED_FILE_ERRORS,
+    AllowedCall,
+    Inert,
+    RecordUnpickler,
+    TorchFileError,
+    is_int,
+)
 
 MAX_FILE_BYTES = 1 << 30
 _MAX_DEPTH = 8
@@ -68,13 +74,10 @@ class _ArraySpec:
         self.shape, self.dtype, self.fortran, self.data = shape, dtype, fortran, data
 
 
-class _NdarrayType:
+class _NdarrayType(Inert):
     """Stands in for ``numpy.ndarray``: only the marker ``_reconstruct`` expects."""
 
     __slots__ = ()
-
-    def __setstate__(self, state: Any) -> None:
-        raise pickle.UnpicklingError("BUILD on a global is not allowed")
 
 
 _NDARRAY = _NdarrayType()
@@ -94,29 +97,11 @@ def _dtype(code: Any, align: Any = False, copy: Any = True) -> _DtypeSpec:
     return _DtypeSpec(code)
 
 
-class _Fn:
-    """An allowed callable global; BUILD refused, no attributes."""
-
-    __slots__ = ("_fn",)
-
-    def __init__(self, fn):
-        object.__setattr__(self, "_fn", fn)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError("read-only")
-
-    def __setstate__(self, state: Any) -> None:
-        raise pickle.UnpicklingError("BUILD on a global is not allowed")
-
-    def __call__(self, *args: Any) -> Any:
-        return self._fn(*args)
-
-
 _MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
-    **{(m, "_reconstruct"): _Fn(_reconstruct) for m in _MULTIARRAY},
+    **{(m, "_reconstruct"): AllowedCall(_reconstruct) for m in _MULTIARRAY},
     ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _Fn(_dtype),
+    ("numpy", "dtype"): AllowedCall(_dtype),
 }
 
 
@@ -174,18 +159,7 @@ def load_array_tree(path: str | os.PathLike) -> dict[str, np.ndarray]:
         tree = RecordUnpickler(buffer, path, NUMPY_GLOBALS, max_bytes=size + 1).load()
     except TorchFileError:
         raise
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        AttributeError,
-        RecursionError,
-        MemoryError,
-        struct.error,
-    ) as e:
+    except MALFORMED_FILE_ERRORS as e:
         raise TorchFileError(f"{path}: not a pickle of NumPy arrays ({one_line(e)})") from None
     if not isinstance(tree, dict):
         raise TorchFileError(f"{path}: not a pickle of NumPy arrays (a {type(tree).__name__})")

@@ -52,6 +52,7 @@ import numpy as np
 
 from adain_jax.io.messages import one_line
 from adain_jax.weights.torch_records import (
+    MALFORMED_FILE_ERRORS,
     StorageType,
     TorchFileError,
     build_view,
@@ -379,18 +380,7 @@ def _read(path: str | os.PathLike, use) -> Any:
             return use(reader, value)
     except TorchFileError as e:
         raise TorchFileError(one_line(str(e))) from None
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        OverflowError,
-        RecursionError,
-        MemoryError,
-        UnicodeDecodeError,
-        struct.error,
-        OSError,
-    ) as e:
+    except MALFORMED_FILE_ERRORS as e:
         raise TorchFileError(
             one_line(f"{path}: unreadable or truncated Torch7 file ({one_line(e)})", 400)
         ) from None

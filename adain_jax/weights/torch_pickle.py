@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import struct
 import zipfile
 from typing import Any, BinaryIO
@@ -32,6 +31,7 @@ from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
+    MALFORMED_FILE_ERRORS,
     MAX_RECORD_BYTES,
     STATE_DICT_GLOBALS,
     STORAGE_KEY,
@@ -261,22 +261,10 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except TorchFileError as e:
         raise TorchFileError(one_line(str(e))) from None
     except (
-        pickle.UnpicklingError,
-        EOFError,
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
         NotImplementedError,  # a zip compression method zipfile lacks
-        KeyError,
-        ValueError,
-        TypeError,
-        IndexError,
-        AttributeError,
-        OverflowError,
-        RecursionError,
-        MemoryError,
-        UnicodeDecodeError,
-        struct.error,
-        OSError,
+        *MALFORMED_FILE_ERRORS,
     ) as e:
         raise TorchFileError(
             one_line(f"{path}: unreadable or truncated torch file ({one_line(e, 300)})", 400)

@@ -13,6 +13,7 @@ import math
 import pickle
 import pickletools
 import re
+import struct
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
@@ -43,6 +44,25 @@ class TorchFileError(ValueError):
     """A file that is not a readable PyTorch tensor pickle."""
 
 
+# What parsing a malformed weight file can raise; the readers (``torch_pickle``, ``torch7``,
+# ``numpy_pickle``) turn each into one ``TorchFileError`` line naming the file.
+MALFORMED_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+    UnicodeDecodeError,
+    struct.error,
+    OSError,
+)
+
+
 def _bfloat16() -> np.dtype:
     import ml_dtypes  # installed with jax
 
@@ -63,7 +83,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class _Inert:
+class Inert:
     """Base of the objects globals resolve to: no instance dict, BUILD refused."""
 
     __slots__ = ()
@@ -72,7 +92,7 @@ class _Inert:
         raise pickle.UnpicklingError("BUILD on a global is not allowed")
 
 
-class StorageType(_Inert):
+class StorageType(Inert):
     """``torch.<Name>Storage``: only its name, looked up in ``_STORAGE_DTYPES`` when used."""
 
     __slots__ = ("name",)
@@ -122,7 +142,7 @@ class _TensorSpec:
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
 
 
-class _Call(_Inert):
+class AllowedCall(Inert):
     """An allowed callable global (a rebuild function)."""
 
     __slots__ = ("_fn",)
@@ -159,10 +179,10 @@ def _rebuild_parameter(data: Any, *_unused: Any) -> _TensorSpec:
 
 STATE_DICT_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): _StateDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _Call(_rebuild_tensor),
-    ("torch._utils", "_rebuild_tensor"): _Call(_rebuild_tensor),
-    ("torch._utils", "_rebuild_parameter"): _Call(_rebuild_parameter),
-    ("torch._utils", "_rebuild_parameter_with_state"): _Call(_rebuild_parameter),
+    ("torch._utils", "_rebuild_tensor_v2"): AllowedCall(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor"): AllowedCall(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): AllowedCall(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): AllowedCall(_rebuild_parameter),
     **{("torch", name): t for name, t in _STORAGE_TYPES.items()},
 }
 
