@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.vgg or args.decoder or args.weights or args.checkpoint):
         args.weights = pretrained.BUILTIN
     params = load_weights(args)
-    loss_vgg = args.loss_vgg or str(pretrained.builtin_dir() / "encoder.safetensors")
+    loss_vgg = args.loss_vgg or str(pretrained.builtin_file("encoder"))
     loss_encoder = jax.tree.map(jnp.asarray, convert.load_network(loss_vgg, "encoder"))
     contents = data.load_eval_images(args.content_dir, args.size, sys.maxsize)
     styles = data.load_eval_images(args.style_dir, args.size, sys.maxsize)

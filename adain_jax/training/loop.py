@@ -57,7 +57,6 @@ from adain_jax.training.faults import (
 from adain_jax.training.lock import WorkdirLock
 from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
-from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_decoder
 
 
@@ -78,22 +77,14 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
     built-in VGG-16 encoder, with one line on stderr, when its server cannot be reached).
     ``--vgg builtin`` names the built-in encoder."""
     workdir_encoder = checkpointing.encoder_path(cfg.workdir)
-    builtin = str(pretrained.builtin_dir() / "encoder.safetensors")
     if cfg.vgg == pretrained.BUILTIN:
-        source = builtin
+        source = str(pretrained.builtin_file("encoder"))
     elif cfg.vgg is not None:
         source = cfg.vgg
     elif workdir_encoder.is_file():
         source = str(workdir_encoder)
     else:
-        try:
-            source = str(pretrained.torchvision_vgg19())
-        except DownloadError as e:
-            if not e.unreachable:
-                raise
-            how = "for torchvision's VGG-19, pass --vgg vgg19-dcbb9e9d.pth"
-            pretrained.note_builtin_fallback("vgg19", e, how)
-            source = builtin
+        source = str(pretrained.vgg19_or_builtin())
     return convert.load_network(source, "encoder"), source
 
 

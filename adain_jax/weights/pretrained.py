@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from adain_jax.io import files
 from adain_jax.weights import convert, download
@@ -107,6 +109,7 @@ OFFLINE_HINT_API = (
 )
 
 
+T = TypeVar("T")
 BUILTIN = "builtin"  # the name that selects the built-in weights (--weights builtin)
 _noted: set[str] = set()
 
@@ -136,21 +139,37 @@ AUTHORS_FILES_HOW = (
 )
 
 
-def adain_or_builtin(how: str = AUTHORS_FILES_HOW) -> tuple[Path, Path]:
-    """``adain_pretrained()``, or the built-in files when its server cannot be reached at
-    all (one note on stderr, ending with ``how`` to get the authors' files).
+def builtin_file(network: str) -> Path:
+    """The built-in ``encoder.safetensors`` or ``decoder.safetensors``."""
+    return builtin_dir() / weights_io.file_name(network)
+
+
+def _or_builtin(fetch: Callable[[], T], what: str, how: str, builtin: T) -> T:
+    """``fetch()``, or ``builtin`` when its server cannot be reached at all (one note on
+    stderr, once per process and ``what``, ending with ``how`` to get the real files).
 
     Raises:
       download.DownloadError: any other failed download (an HTTP error, a bad digest).
     """
     try:
-        return adain_pretrained()
+        return fetch()
     except download.DownloadError as e:
         if not e.unreachable:
             raise
-        note_builtin_fallback("adain", e, how)
-        root = builtin_dir()
-        return root / weights_io.file_name("encoder"), root / weights_io.file_name("decoder")
+        note_builtin_fallback(what, e, how)
+        return builtin
+
+
+def adain_or_builtin(how: str = AUTHORS_FILES_HOW) -> tuple[Path, Path]:
+    """``adain_pretrained()``, or the built-in files when its server cannot be reached."""
+    builtin = (builtin_file("encoder"), builtin_file("decoder"))
+    return _or_builtin(adain_pretrained, "adain", how, builtin)
+
+
+def vgg19_or_builtin() -> Path:
+    """``torchvision_vgg19()``, or the built-in encoder when its server cannot be reached."""
+    how = "for torchvision's VGG-19, pass --vgg vgg19-dcbb9e9d.pth"
+    return _or_builtin(torchvision_vgg19, "vgg19", how, builtin_file("encoder"))
 
 
 def _validator(network: str):
