@@ -44,6 +44,37 @@ def torchvision_file(tmp_path_factory):
     return path, sd
 
 
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def not_found_url():
+    """The URL of a server on 127.0.0.1 that answers every request with HTTP 404 (a
+    failed download, as opposed to an unreachable server)."""
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
 def random_images(seed: int, n: int, h: int, w: int) -> np.ndarray:
     """Float32 NHWC images in [0, 1]."""
     return np.random.default_rng(seed).random((n, h, w, 3), dtype=np.float32)

@@ -65,11 +65,16 @@ def decoder() -> nn.Sequential:
     )  # fmt: skip
 
 
-def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random state dict with torchvision ``vgg19``'s keys and shapes (no torchvision needed)."""
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+             512, 512, 512, 512, "M"]  # fmt: skip
+VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+             512, 512, 512, "M"]  # fmt: skip
+
+
+def torchvision_state_dict(cfg: list, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict with torchvision's VGG keys and shapes for ``cfg`` (``VGG19_CFG``,
+    ``VGG16_CFG``; no torchvision needed)."""
     g = torch.Generator().manual_seed(seed)
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-           512, 512, 512, 512, "M"]  # fmt: skip
     sd, index, cin = {}, 0, 3
     for v in cfg:
         if v == "M":
@@ -87,25 +92,22 @@ def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
+def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict with torchvision ``vgg19``'s keys and shapes."""
+    return torchvision_state_dict(VGG19_CFG, seed)
+
+
 def torchvision_vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """A random state dict with torchvision ``vgg16``'s keys and shapes."""
-    g = torch.Generator().manual_seed(seed)
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-           512, 512, 512, "M"]  # fmt: skip
-    sd, index, cin = {}, 0, 3
-    for v in cfg:
-        if v == "M":
-            index += 1
-            continue
-        sd[f"features.{index}.weight"] = (
-            torch.randn(v, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
-        )
-        sd[f"features.{index}.bias"] = torch.randn(v, generator=g) * 0.01
-        index, cin = index + 2, v
-    for i in (0, 3, 6):
-        sd[f"classifier.{i}.weight"] = torch.zeros(8, 16)
-        sd[f"classifier.{i}.bias"] = torch.zeros(8)
-    return sd
+    return torchvision_state_dict(VGG16_CFG, seed)
+
+
+def _imagenet_input_conv(conv: nn.Conv2d) -> None:
+    """Set a 1x1 conv to ``(x - mean) / std`` with ImageNet's RGB mean and std."""
+    mean = torch.tensor([0.485, 0.456, 0.406])
+    std = torch.tensor([0.229, 0.224, 0.225])
+    conv.weight.copy_(torch.diag(1 / std)[:, :, None, None])
+    conv.bias.copy_(-mean / std)
 
 
 def torchvision_vgg16_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Sequential:
@@ -128,11 +130,8 @@ def torchvision_vgg16_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Sequent
         pool(),
         *_pad_conv(256, 512), relu(),  # relu4_1: index 27
     )  # fmt: skip
-    mean = torch.tensor([0.485, 0.456, 0.406])
-    std = torch.tensor([0.229, 0.224, 0.225])
     with torch.no_grad():
-        seq[0].weight.copy_(torch.diag(1 / std)[:, :, None, None])
-        seq[0].bias.copy_(-mean / std)
+        _imagenet_input_conv(seq[0])
         ours = [2, 5, 9, 12, 16, 19, 22, 26]
         theirs = [0, 2, 5, 7, 10, 12, 14, 17]
         for o, t in zip(ours, theirs, strict=True):
@@ -148,11 +147,8 @@ def torchvision_encoder(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """torchvision-style VGG-19 features with ImageNet normalisation in front,
     reflection padding and ceil-mode pools (the architecture adain-jax uses)."""
     seq = vgg_normalised()
-    mean = torch.tensor([0.485, 0.456, 0.406])
-    std = torch.tensor([0.229, 0.224, 0.225])
     with torch.no_grad():
-        seq[0].weight.copy_(torch.diag(1 / std)[:, :, None, None])
-        seq[0].bias.copy_(-mean / std)
+        _imagenet_input_conv(seq[0])
         ours = [2, 5, 9, 12, 16, 19, 22, 25, 29]
         theirs = [0, 2, 5, 7, 10, 12, 14, 16, 19]
         for o, t in zip(ours, theirs, strict=True):

@@ -316,34 +316,18 @@ def test_bad_input_subprocess(case, bad_inputs, tmp_path):
     assert text in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_failed_default_download_fails_in_one_line(tmp_path, images):
+def test_failed_default_download_fails_in_one_line(tmp_path, images, not_found_url):
     """A server that answers 404 (not an unreachable one, which falls back to the built-in
     weights: tests/weights/test_builtin.py): one line naming the offline flags."""
-    import http.server
-    import threading
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_error(404)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     content_path, style_path, _, _ = images
     env = dict(os.environ)
-    env["ADAIN_JAX_ADAIN_URL"] = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    env["ADAIN_JAX_ADAIN_URL"] = not_found_url
     env["ADAIN_JAX_CACHE"] = str(tmp_path / "cache")
-    try:
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "infer.py"), "--content", str(content_path),
-             "--style", str(style_path)],
-            capture_output=True, text=True, cwd=tmp_path, env=env,
-        )  # fmt: skip
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--content", str(content_path),
+         "--style", str(style_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: could not download"), proc.stderr

@@ -6,12 +6,10 @@ edges a new user hit (style weights with a directory, output names and the skip 
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -226,30 +224,16 @@ def test_demo_api_marks_the_second_style_and_mask_optional():
     assert {"content", "style"}.isdisjoint(optional)
 
 
-def test_optimize_offline_hint_names_its_own_flag(pictures, tmp_path):
+def test_optimize_offline_hint_names_its_own_flag(pictures, tmp_path, not_found_url):
     """A download that fails (HTTP 404; an unreachable server falls back to the built-in
     weights) ends in one line naming --vgg, not infer's --decoder / --weights."""
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_error(404)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        status, _, err = _run(
-            "optimize",
-            ["--content", str(pictures / "c.png"), "--style", str(pictures / "s.png"),
-             "--output", str(tmp_path / "o.png"), "--steps", "1"],
-            ADAIN_JAX_ADAIN_URL=f"http://127.0.0.1:{httpd.server_address[1]}/",
-            ADAIN_JAX_CACHE=str(tmp_path / "cache"),
-        )  # fmt: skip
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    status, _, err = _run(
+        "optimize",
+        ["--content", str(pictures / "c.png"), "--style", str(pictures / "s.png"),
+         "--output", str(tmp_path / "o.png"), "--steps", "1"],
+        ADAIN_JAX_ADAIN_URL=not_found_url,
+        ADAIN_JAX_CACHE=str(tmp_path / "cache"),
+    )  # fmt: skip
     assert status == 1
     line = err.strip().splitlines()[-1]
     assert line.startswith("error:") and "--vgg" in line

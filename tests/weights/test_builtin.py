@@ -7,7 +7,6 @@ file or a broken forward pass, not small regressions.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,14 +66,10 @@ def test_builtin_output_takes_the_style(builtin):
     assert float(style_of_output) < 0.5 * float(style_of_photo)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_load_params_offline_falls_back_to_builtin(tmp_path, monkeypatch, capsys, builtin):
-    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+def test_load_params_offline_falls_back_to_builtin(
+    tmp_path, monkeypatch, capsys, builtin, closed_port
+):
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{closed_port}/")
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(pretrained, "_noted", set())
     params = adain_jax.load_params()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import socket
 import threading
 
 import numpy as np
@@ -75,13 +74,7 @@ def _files_in(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_pretrained_downloads_converts_once(tmp_path, server, port_bytes, monkeypatch):
+def test_pretrained_downloads_converts_once(tmp_path, server, port_bytes, monkeypatch, closed_port):
     vgg_bytes, dec_bytes = port_bytes
     server.files["/rel/vgg_normalised.pth"] = vgg_bytes
     server.files["/rel/decoder.pth"] = dec_bytes
@@ -105,7 +98,7 @@ def test_pretrained_downloads_converts_once(tmp_path, server, port_bytes, monkey
     assert len(server.requests) == 2
     # A damaged converted file is rebuilt from the cached download, still offline.
     dec_path.write_bytes(b"garbage")
-    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{closed_port}/")
     assert pretrained.adain_pretrained(cache) == (enc_path, dec_path)
     assert weights_io.load(dec_path)[0] == "decoder"
     assert len(server.requests) == 2
@@ -184,12 +177,12 @@ def test_torchvision_vgg19_sha256_mismatch(tmp_path, server, torchvision_file, m
     assert _files_in(tmp_path) == []
 
 
-def test_http_error_and_unreachable_server(tmp_path, server, monkeypatch):
+def test_http_error_and_unreachable_server(tmp_path, server, monkeypatch, closed_port):
     monkeypatch.setenv(pretrained.URL_ENV["adain"], server.url + "/missing/")
     with pytest.raises(DownloadError, match="404") as info:
         pretrained.adain_pretrained(tmp_path)
     assert not info.value.unreachable  # the server answered
-    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{_closed_port()}/")
+    monkeypatch.setenv(pretrained.URL_ENV["adain"], f"http://127.0.0.1:{closed_port}/")
     with pytest.raises(DownloadError) as info:
         pretrained.adain_pretrained(tmp_path)
     assert info.value.unreachable
@@ -328,3 +321,18 @@ def test_a_hand_placed_t7_without_a_digest_is_used_as_is(tmp_path, monkeypatch):
             tmp_path / "cache", "decoder.t7", "decoder", "http://127.0.0.1:9/x"
         )
     assert (source.parent / "decoder.t7.rejected").read_bytes() == b"anything"
+
+
+def test_vgg19_falls_back_to_the_builtin_encoder_only_when_unreachable(
+    tmp_path, monkeypatch, capsys, closed_port, not_found_url
+):
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(pretrained, "_noted", set())
+    monkeypatch.setenv(pretrained.URL_ENV["vgg19"], f"http://127.0.0.1:{closed_port}/vgg19.pth")
+    assert pretrained.vgg19_or_builtin() == pretrained.builtin_file("encoder")
+    assert pretrained.vgg19_or_builtin() == pretrained.builtin_file("encoder")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: ") and "--vgg" in err[0]  # once
+    monkeypatch.setenv(pretrained.URL_ENV["vgg19"], not_found_url + "vgg19.pth")
+    with pytest.raises(DownloadError, match="404"):
+        pretrained.vgg19_or_builtin()
