@@ -1,4 +1,4 @@
-"""``adain-jax convert`` / ``python -m adain_jax.convert``: .pth/.t7 weights -> .safetensors.
+"""``adain-jax convert`` / ``adain-jax convert``: .pth/.t7 weights -> .safetensors.
 
 Exit status: 0 done, 2 bad flags, 1 a missing or unreadable weight file.
 """
@@ -16,7 +16,7 @@ from adain_jax.weights import pretrained
 from adain_jax.weights.convert import convert
 
 
-def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
     """The convert flags; the epilog lists the published files and their sha256."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -74,7 +74,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
-"""``adain-jax demo`` / ``python -m adain_jax.demo``: a Gradio page to try style transfer.
+"""``adain-jax demo`` / ``adain-jax demo``: a Gradio page to try style transfer.
 
-    python -m adain_jax.demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
+    adain-jax demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
                              [--host 127.0.0.1] [--port 7860] [--max-pixels N]
                              [--max-upload-mb MB] [--queue-size N] [--concurrency N]
                              [--analytics]
@@ -209,7 +209,7 @@ def _message(e: BaseException) -> str:
     return one_line(e)
 
 
-def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
     """The demo flags."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -357,7 +357,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         finally:
             app.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``adain-jax evaluate`` / ``python -m adain_jax.evaluate``: the paper's losses of a decoder.
+"""``adain-jax evaluate`` / ``adain-jax evaluate``: the paper's losses of a decoder.
 
-    python -m adain_jax.evaluate --checkpoint runs/exp1 --content-dir held/content \\
+    adain-jax evaluate --checkpoint runs/exp1 --content-dir held/content \\
         --style-dir held/style --size 256 --grid grid.png
-    python -m adain_jax.evaluate --vgg vgg_normalised.pth --decoder decoder.pth \\
+    adain-jax evaluate --vgg vgg_normalised.pth --decoder decoder.pth \\
         --loss-vgg vgg19-dcbb9e9d.pth --content-dir ... --style-dir ...
 
 Exit status: 0 done, 2 bad flags, 1 unreadable folders, images or weights.
@@ -33,7 +33,7 @@ def _load_images(folder: str, size: int, limit: int | None) -> list:
     return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 
-def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     """The evaluation flags (defaults shown by ``--help``)."""
     p = argparse.ArgumentParser(
         prog=prog,
@@ -118,7 +118,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         image_io.save_image(args.grid, grid.astype(np.float32) / 255.0)
         print(f"wrote {args.grid}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

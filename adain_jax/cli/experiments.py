@@ -1,9 +1,9 @@
-"""``adain-jax experiments`` / ``python -m adain_jax.experiments``: the paper's section 7.1
+"""``adain-jax experiments`` / ``adain-jax experiments``: the paper's section 7.1
 comparison report and the section 7.2 training-curve figure.
 
-    python -m adain_jax.experiments compare --content-dir C --style-dir S --out DIR \\
+    adain-jax experiments compare --content-dir C --style-dir S --out DIR \\
         --runs runs/adain,runs/concat --optimize-steps 10,100,500 --size 256,512
-    python -m adain_jax.experiments curves runs/adain runs/concat runs/bn --out curves.png
+    adain-jax experiments curves runs/adain runs/concat runs/bn --out curves.png
 
 ``compare`` writes ``DIR/report.md``, ``DIR/results.json``, ``DIR/losses.png`` and
 ``DIR/grid.png`` (``adain_jax.experiments.report``). Exit status: 0 done, 1 unreadable
@@ -45,7 +45,7 @@ def _int_list(text: str, flag: str) -> list[int]:
     return values
 
 
-def build_parser(prog: str = "python -m adain_jax.experiments") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     fmt = helptext.HelpFormatter
@@ -148,7 +148,7 @@ def _curves(args: argparse.Namespace) -> int:
 
 
 def main(
-    argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.experiments"
+    argv: Sequence[str] | None = None, *, prog: str = "adain-jax experiments"
 ) -> int:
     """Run ``compare`` or ``curves``; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
@@ -162,7 +162,3 @@ def main(
     except (OSError, ValueError, workdir.CheckpointError, DownloadError) as e:
         print(f"error: {one_line(e, 300)}", file=sys.stderr)
         return EXIT_RUNTIME
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``adain-jax export`` / ``python -m adain_jax.export``: stylize as a file that runs without
+"""``adain-jax export`` / ``adain-jax export``: stylize as a file that runs without
 this package.
 
-    python -m adain_jax.export --format stablehlo --output adain.jaxexport
-    python -m adain_jax.export --format onnx --output adain.onnx
+    adain-jax export --format stablehlo --output adain.jaxexport
+    adain-jax export --format onnx --output adain.onnx
 
 Both hold ``adain_jax.inference.export.portable_stylize`` with any batch N and
 any H, W, Hs, Ws >= 9. ``stablehlo``: a serialized ``jax.export.Exported`` with
@@ -27,7 +27,7 @@ from adain_jax.io.messages import one_line
 EXIT_USAGE, EXIT_RUNTIME = 2, 1
 
 
-def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
     """The export flags."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -75,7 +75,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         return EXIT_RUNTIME
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -444,7 +444,3 @@ def _is_download_error(e: BaseException) -> bool:
 def _is_jax_runtime_error(e: BaseException) -> bool:
     jax = sys.modules.get("jax")
     return jax is not None and isinstance(e, jax.errors.JaxRuntimeError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -70,7 +70,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         malloc_tuning.reexec_with_tuned_malloc()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return module.main(rest, prog=f"adain-jax {name}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
-"""``adain-jax optimize`` / ``python -m adain_jax.optimize``: the optimization baseline.
+"""``adain-jax optimize`` / ``adain-jax optimize``: the optimization baseline.
 
-    python -m adain_jax.optimize --content c.jpg --style s.jpg --output out.png --steps 500
-    python -m adain_jax.optimize ... --optimizer adam --init noise --objective adain --log l.tsv
+    adain-jax optimize --content c.jpg --style s.jpg --output out.png --steps 500
+    adain-jax optimize ... --optimizer adam --init noise --objective adain --log l.tsv
 
 Optimizes the output image itself against the VGG loss network (Gatys et al.; the
 paper's section 7.1 baseline); see ``adain_jax.experiments.optimize``. Exit status:
@@ -29,7 +29,7 @@ OBJECTIVES = ("gatys", "adain")
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 
 
-def build_parser(prog: str = "python -m adain_jax.optimize") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
     """The flags (``--help`` shows the defaults)."""
     p = argparse.ArgumentParser(
         prog=prog,
@@ -91,7 +91,7 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.optimize") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize") -> int:
     """Parse, load, optimize, write; returns the exit status."""
     args = build_parser(prog).parse_args(argv)
     problem = _check(args)
@@ -162,7 +162,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
         f"{time.perf_counter() - start:.1f} s; loss {log[0, 0]:.4g} -> {log[-1, 0]:.4g})"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -244,7 +244,3 @@ def _run(cfg: TrainConfig, locked: bool = False) -> int:
 def _fail(error, status: int) -> int:
     print(f"error: {one_line(error)}", file=sys.stderr)
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
