@@ -1,4 +1,4 @@
-"""``adain-jax experiments`` / ``adain-jax experiments``: the paper's section 7.1
+"""``adain-jax experiments``: the paper's section 7.1
 comparison report and the section 7.2 training-curve figure.
 
     adain-jax experiments compare --content-dir C --style-dir S --out DIR \\
@@ -17,22 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import plots, report
 from adain_jax.io import images as image_io
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import UsageError, one_line
 from adain_jax.nn.models import decoder_variant
 from adain_jax.training.monitoring import read_jsonl
 from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
-
-EXIT_RUNTIME, EXIT_USAGE = 1, 2
-
-
-class UsageError(ValueError):
-    pass
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -147,18 +141,9 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(
-    argv: Sequence[str] | None = None, *, prog: str = "adain-jax experiments"
-) -> int:
-    """Run ``compare`` or ``curves``; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax experiments") -> int:
+    """Run ``compare`` or ``curves``; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
     if args.command == "compare":
         compile_cache.enable()
-    try:
-        return _compare(args) if args.command == "compare" else _curves(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, ValueError, workdir.CheckpointError, DownloadError) as e:
-        print(f"error: {one_line(e, 300)}", file=sys.stderr)
-        return EXIT_RUNTIME
+    return exits.run(lambda: _compare(args) if args.command == "compare" else _curves(args))
