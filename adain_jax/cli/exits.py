@@ -39,8 +39,8 @@ def run(body: Callable[[], int], hint: str | None = None) -> int:
         if _is_jax_runtime_error(e):
             more = f" ({hint})" if hint else ""
             return fail(f"{one_line(e, 300)}{more}", EXIT_RUNTIME)
-        if isinstance(e, RuntimeError) and not _is_download_error(e):
-            raise
+        if not isinstance(e, (OSError, ValueError)) and not _is_download_error(e):
+            raise  # another RuntimeError: a bug
         return fail(e, EXIT_RUNTIME)
     except MemoryError:
         more = f" ({hint}, or a lower ADAIN_JAX_MAX_PIXELS)" if hint else ""
