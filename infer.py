@@ -1,12 +1,9 @@
-"""Stylize images with AdaIN: ``python infer.py --content C --style S [--output O] ...``.
-
-Thin entry point: the flags live in ``adain_jax.cli.infer``, the job pipeline in
-``adain_jax.inference`` (paths -> plan -> read, batch, stylize, write; see README).
-"""
+"""Stylize images with AdaIN: ``python infer.py --content C --style S [--output O] ...``
+(= ``adain-jax stylize``; see ``--help`` and README.md, Stylize)."""
 
 import sys
 
-from adain_jax.cli.infer import main
+from adain_jax.cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run("stylize", sys.argv[1:], prog="infer.py"))

@@ -1,16 +1,9 @@
-"""Train an AdaIN decoder: ``python train.py --workdir DIR --content-dir C --style-dir S``.
-
-See ``python train.py --help`` and README.md (Training). The logic lives in
-``adain_jax.cli.train`` / ``adain_jax.training.loop``.
-"""
+"""Train an AdaIN decoder: ``python train.py --workdir DIR --content-dir C --style-dir S``
+(= ``adain-jax train``; see ``--help`` and README.md, Training)."""
 
 import sys
 
-from adain_jax.cli import malloc_tuning
+from adain_jax.cli.main import run
 
 if __name__ == "__main__":
-    # Replaces the process (once) so XLA:CPU reuses its buffers: see the module.
-    malloc_tuning.reexec_with_tuned_malloc()
-    from adain_jax.cli.train import main
-
-    sys.exit(main())
+    sys.exit(run("train", sys.argv[1:], prog="train.py"))

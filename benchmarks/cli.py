@@ -159,7 +159,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
     )
     weights = root / "weights"
     subprocess.run(
-        [sys.executable, "-m", "adain_jax.convert", "--vgg", str(vgg), "--decoder", str(dec),
+        [sys.executable, "-m", "adain_jax", "convert", "--vgg", str(vgg), "--decoder", str(dec),
          "--out", str(weights)],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip

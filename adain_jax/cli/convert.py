@@ -1,4 +1,4 @@
-"""``adain-jax convert`` / ``python -m adain_jax.convert``: .pth/.t7 weights -> .safetensors.
+"""``adain-jax convert``: .pth/.t7 weights -> .safetensors.
 
 Exit status: 0 done, 2 bad flags, 1 a missing or unreadable weight file.
 """
@@ -6,17 +6,16 @@ Exit status: 0 done, 2 bad flags, 1 a missing or unreadable weight file.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
+from adain_jax.cli import exits
 from adain_jax.io import images
-from adain_jax.io.messages import one_line
-from adain_jax.nn.models import MIN_IMAGE_SIZE
+from adain_jax.nn.names import MIN_IMAGE_SIZE
 from adain_jax.weights import pretrained
 from adain_jax.weights.convert import convert
 
 
-def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
     """The convert flags; the epilog lists the published files and their sha256."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -54,7 +53,7 @@ def build_parser(prog: str = "python -m adain_jax.convert") -> argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status (``exits.run``)."""
     parser = build_parser(*([prog] if prog else []))
     args = parser.parse_args(argv)
     if args.vgg is None and args.decoder is None:
@@ -63,18 +62,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         parser.error("--normalise needs --vgg")
     if args.normalise_size < MIN_IMAGE_SIZE:
         parser.error(f"--normalise-size must be at least {MIN_IMAGE_SIZE}")
-    try:
-        normalise_on = None
-        if args.normalise is not None:
-            paths = [p for folder in args.normalise for p in images.find_images(folder)]
-            normalise_on = [images.load_image(p, args.normalise_size) for p in paths]
-        for path in convert(args.out, args.vgg, args.decoder, normalise_on=normalise_on):
-            print(f"wrote {path}")
-    except (OSError, ValueError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 1
+    return exits.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    normalise_on = None
+    if args.normalise is not None:
+        paths = [p for folder in args.normalise for p in images.find_images(folder)]
+        normalise_on = [images.load_image(p, args.normalise_size) for p in paths]
+    for path in convert(args.out, args.vgg, args.decoder, normalise_on=normalise_on):
+        print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

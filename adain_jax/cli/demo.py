@@ -1,6 +1,6 @@
-"""``adain-jax demo`` / ``python -m adain_jax.demo``: a Gradio page to try style transfer.
+"""``adain-jax demo``: a Gradio page to try style transfer.
 
-    python -m adain_jax.demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
+    adain-jax demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
                              [--host 127.0.0.1] [--port 7860] [--max-pixels N]
                              [--max-upload-mb MB] [--queue-size N] [--concurrency N]
                              [--analytics]
@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -42,9 +41,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 # Light modules only: the flags (and the port) are checked before JAX is imported.
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line
 from adain_jax.nn.names import MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -209,7 +208,7 @@ def _message(e: BaseException) -> str:
     return one_line(e)
 
 
-def build_parser(prog: str = "python -m adain_jax.demo") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
     """The demo flags."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -318,30 +317,26 @@ def launch_app(app, limits: Limits, **launch_kwargs) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Load the weights once and serve until interrupted; returns the exit status."""
+    """Load the weights once and serve until interrupted; returns the exit status
+    (``exits.run``)."""
     args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    return exits.run(lambda: _serve(args))
+
+
+def _serve(args: argparse.Namespace) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("error: the demo needs gradio: pip install 'adain-jax[demo]'", file=sys.stderr)
-        return 1
+        return exits.fail("the demo needs gradio: pip install 'adain-jax[demo]'", EXIT_RUNTIME)
     try:
         limits = limits_from_args(args)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from None
     problem = port_problem(args.host, args.port)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
+        return exits.fail(problem, EXIT_RUNTIME)
     compile_cache.enable()
-    from adain_jax.weights.download import DownloadError
-
-    try:
-        params = load_weights(args)
-    except (OSError, ValueError, DownloadError) as e:
-        print(f"error: {_message(e)}", file=sys.stderr)
-        return 1
+    params = load_weights(args)
     if not args.analytics:
         os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     with upload_folder():
@@ -351,13 +346,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         except KeyboardInterrupt:
             pass
         except OSError as e:  # e.g. Gradio's "Cannot find empty port" (taken meanwhile)
-            print(f"error: --host {args.host} --port {args.port}: {one_line(e)}; pass "
-                  "another --port", file=sys.stderr)  # fmt: skip
-            return 1
+            where = f"--host {args.host} --port {args.port}"
+            return exits.fail(f"{where}: {one_line(e)}; pass another --port", EXIT_RUNTIME)
         finally:
             app.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
-"""``adain-jax evaluate`` / ``python -m adain_jax.evaluate``: the paper's losses of a decoder.
+"""``adain-jax evaluate``: the paper's losses of a decoder.
 
-    python -m adain_jax.evaluate --checkpoint runs/exp1 --content-dir held/content \\
+    adain-jax evaluate --checkpoint runs/exp1 --content-dir held/content \\
         --style-dir held/style --size 256 --grid grid.png
-    python -m adain_jax.evaluate --vgg vgg_normalised.pth --decoder decoder.pth \\
+    adain-jax evaluate --vgg vgg_normalised.pth --decoder decoder.pth \\
         --loss-vgg vgg19-dcbb9e9d.pth --content-dir ... --style-dir ...
 
 Exit status: 0 done, 2 bad flags, 1 unreadable folders, images or weights.
@@ -15,14 +15,12 @@ import sys
 from collections.abc import Sequence
 
 # Light modules only: the flags are checked before JAX is imported.
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
+from adain_jax.io.messages import UsageError
 from adain_jax.nn.names import DTYPE_NAMES
 
 DEFAULT_CHUNK = 8  # pairs per step (adain_jax.training.evaluate.DEFAULT_CHUNK)
-
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
 
 
 def _load_images(folder: str, size: int, limit: int | None) -> list:
@@ -33,7 +31,7 @@ def _load_images(folder: str, size: int, limit: int | None) -> list:
     return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 
-def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     """The evaluation flags (defaults shown by ``--help``)."""
     p = argparse.ArgumentParser(
         prog=prog,
@@ -63,24 +61,28 @@ def build_parser(prog: str = "python -m adain_jax.evaluate") -> argparse.Argumen
     return p
 
 
-def _error(msg: str, status: int = EXIT_USAGE) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return status
-
-
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status (``exits.run``)."""
     args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    return exits.run(lambda: _run(args), "try a smaller --size or --batch-size")
+
+
+def _check(args: argparse.Namespace) -> None:
+    """``UsageError`` naming a bad flag."""
     if args.size < 16 or args.size % 8:
-        return _error(f"--size {args.size}: must be a multiple of 8, at least 16")
+        raise UsageError(f"--size {args.size}: must be a multiple of 8, at least 16")
     if args.batch_size < 1:
-        return _error(f"--batch-size {args.batch_size}: must be positive")
+        raise UsageError(f"--batch-size {args.batch_size}: must be positive")
     if args.limit is not None and args.limit < 1:
-        return _error(f"--limit {args.limit}: must be positive")
+        raise UsageError(f"--limit {args.limit}: must be positive")
     if (args.vgg is None) != (args.decoder is None) and not (args.weights or args.checkpoint):
-        return _error("give both --vgg and --decoder (or --weights / --checkpoint)")
+        raise UsageError("give both --vgg and --decoder (or --weights / --checkpoint)")
     if args.grid and not args.grid.lower().endswith((".png", ".jpg", ".jpeg")):
-        return _error(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
+        raise UsageError(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check(args)
     compile_cache.enable()
     import jax
     import jax.numpy as jnp
@@ -91,17 +93,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     from adain_jax.training.evaluate import evaluate_pairs
     from adain_jax.weights import convert
 
-    try:
-        contents = _load_images(args.content_dir, args.size, args.limit)
-        styles = _load_images(args.style_dir, args.size, args.limit)
-        params = load_weights(args)
-        loss_enc = (
-            jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
-            if args.loss_vgg
-            else params["encoder"]
-        )
-    except (OSError, ValueError, RuntimeError) as e:  # includes DataError, WeightsError
-        return _error(str(e), EXIT_RUNTIME)
+    contents = _load_images(args.content_dir, args.size, args.limit)
+    styles = _load_images(args.style_dir, args.size, args.limit)
+    params = load_weights(args)
+    loss_enc = (
+        jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
+        if args.loss_vgg
+        else params["encoder"]
+    )
     res = evaluate_pairs(
         params, loss_enc, contents, styles, chunk=args.batch_size, dtype=args.dtype
     )
@@ -118,7 +117,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         image_io.save_image(args.grid, grid.astype(np.float32) / 255.0)
         print(f"wrote {args.grid}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

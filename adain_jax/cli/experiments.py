@@ -1,9 +1,9 @@
-"""``adain-jax experiments`` / ``python -m adain_jax.experiments``: the paper's section 7.1
+"""``adain-jax experiments``: the paper's section 7.1
 comparison report and the section 7.2 training-curve figure.
 
-    python -m adain_jax.experiments compare --content-dir C --style-dir S --out DIR \\
+    adain-jax experiments compare --content-dir C --style-dir S --out DIR \\
         --runs runs/adain,runs/concat --optimize-steps 10,100,500 --size 256,512
-    python -m adain_jax.experiments curves runs/adain runs/concat runs/bn --out curves.png
+    adain-jax experiments curves runs/adain runs/concat runs/bn --out curves.png
 
 ``compare`` writes ``DIR/report.md``, ``DIR/results.json``, ``DIR/losses.png`` and
 ``DIR/grid.png`` (``adain_jax.experiments.report``). Exit status: 0 done, 1 unreadable
@@ -17,22 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import plots, report
 from adain_jax.io import images as image_io
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import UsageError, one_line
 from adain_jax.nn.models import decoder_variant
 from adain_jax.training.monitoring import read_jsonl
 from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights.download import DownloadError
 from adain_jax.weights.params import load_params
-
-EXIT_RUNTIME, EXIT_USAGE = 1, 2
-
-
-class UsageError(ValueError):
-    pass
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -45,7 +39,7 @@ def _int_list(text: str, flag: str) -> list[int]:
     return values
 
 
-def build_parser(prog: str = "python -m adain_jax.experiments") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     fmt = helptext.HelpFormatter
@@ -147,22 +141,9 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(
-    argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.experiments"
-) -> int:
-    """Run ``compare`` or ``curves``; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax experiments") -> int:
+    """Run ``compare`` or ``curves``; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
     if args.command == "compare":
         compile_cache.enable()
-    try:
-        return _compare(args) if args.command == "compare" else _curves(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, ValueError, workdir.CheckpointError, DownloadError) as e:
-        print(f"error: {one_line(e, 300)}", file=sys.stderr)
-        return EXIT_RUNTIME
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return exits.run(lambda: _compare(args) if args.command == "compare" else _curves(args))

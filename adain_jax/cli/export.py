@@ -1,8 +1,8 @@
-"""``adain-jax export`` / ``python -m adain_jax.export``: stylize as a file that runs without
+"""``adain-jax export``: stylize as a file that runs without
 this package.
 
-    python -m adain_jax.export --format stablehlo --output adain.jaxexport
-    python -m adain_jax.export --format onnx --output adain.onnx
+    adain-jax export --format stablehlo --output adain.jaxexport
+    adain-jax export --format onnx --output adain.onnx
 
 Both hold ``adain_jax.inference.export.portable_stylize`` with any batch N and
 any H, W, Hs, Ws >= 9. ``stablehlo``: a serialized ``jax.export.Exported`` with
@@ -20,14 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Light modules only: the flags are checked before JAX is imported.
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.io.messages import one_line
-
-EXIT_USAGE, EXIT_RUNTIME = 2, 1
+from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line
 
 
-def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
     """The export flags."""
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -42,22 +40,20 @@ def build_parser(prog: str = "python -m adain_jax.export") -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status (``exits.run``)."""
     args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    return exits.run(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if not out.parent.is_dir():
-        print(f"error: --output {out}: directory {out.parent} does not exist", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--output {out}: directory {out.parent} does not exist")
     compile_cache.enable()
     from adain_jax.inference import export
     from adain_jax.io.files import atomic_path
-    from adain_jax.weights.download import DownloadError
 
-    try:
-        params = load_weights(args)
-    except (OSError, ValueError, DownloadError) as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return EXIT_RUNTIME
+    params = load_weights(args)
     try:
         with atomic_path(out) as tmp:
             convert = export.export_stablehlo if args.format == "stablehlo" else export.export_onnx
@@ -65,17 +61,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             print(f"exporting {args.format} to {out} ({took})...", file=sys.stderr, flush=True)
             Path(tmp).write_bytes(convert(params))
     except ImportError as e:
-        print(f"error: {e} (pip install 'adain-jax[export]')", file=sys.stderr)
-        return EXIT_RUNTIME
+        return exits.fail(f"{e} (pip install 'adain-jax[export]')", EXIT_RUNTIME)
     except Exception as e:  # the converter's own errors: one line, named
-        print(
-            f"error: {args.format} export failed: {type(e).__name__}: {one_line(e, 300)}",
-            file=sys.stderr,
-        )
-        return EXIT_RUNTIME
+        reason = f"{type(e).__name__}: {one_line(e, 300)}"
+        return exits.fail(f"{args.format} export failed: {reason}", EXIT_RUNTIME)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

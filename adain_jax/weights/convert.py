@@ -18,7 +18,7 @@ state dicts the port's files hold (the same Sequential indices), then mapped by 
 
 Command line::
 
-    python -m adain_jax.convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
+    adain-jax convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
 
 writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
 (the project's format, see ``adain_jax.weights.safetensors_io``).

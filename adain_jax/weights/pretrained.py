@@ -99,13 +99,13 @@ def expected_sha256(name: str) -> str:
 # How to work offline, in the words of the command line and of the Python API.
 OFFLINE_HINT = (
     "to run without network, pass local files: --vgg vgg_normalised.pth --decoder decoder.pth "
-    "(the PyTorch port's release files), or --weights DIR (from python -m adain_jax.convert); "
+    "(the PyTorch port's release files), or --weights DIR (from adain-jax convert); "
     "adain-jax convert --help lists the download URLs"
 )
 OFFLINE_HINT_API = (
     "to run without network, pass local files: load_params(vgg='vgg_normalised.pth', "
     "decoder='decoder.pth') (the PyTorch port's release files) or load_params('weights_dir') "
-    "(from python -m adain_jax.convert); adain-jax convert --help lists the download URLs"
+    "(from adain-jax convert); adain-jax convert --help lists the download URLs"
 )
 
 

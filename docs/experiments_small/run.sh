@@ -20,9 +20,9 @@ for v in "adain none" "concat none" "adain batch" "adain instance"; do
     --batch-size 2 --image-size 64 --crop-size 32 --max-steps 100 --lr 1e-4 --log-every 5 \
     --save-every 100 --sample-every 0 --eval-every 0 --num-workers 0 --no-progress > $OUT/$name.log 2>&1
 done
-$PY -m adain_jax.experiments curves $OUT/runs/adain-none $OUT/runs/concat-none $OUT/runs/adain-batch \
+$PY -m adain_jax experiments curves $OUT/runs/adain-none $OUT/runs/concat-none $OUT/runs/adain-batch \
   $OUT/runs/adain-instance --out $OUT/curves.png
-/usr/bin/time -f "compare %e s" $PY -m adain_jax.experiments compare --content-dir examples/content \
+/usr/bin/time -f "compare %e s" $PY -m adain_jax experiments compare --content-dir examples/content \
   --style-dir examples/style --out $OUT/report --no-pretrained \
   --runs $OUT/runs/adain-none,$OUT/runs/concat-none,$OUT/runs/adain-batch,$OUT/runs/adain-instance \
   --optimize-steps 10,30 --size 64 > $OUT/compare.log 2>&1

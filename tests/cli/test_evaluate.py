@@ -1,4 +1,4 @@
-"""python -m adain_jax.evaluate against the torch port's losses of its own stylizations."""
+"""adain-jax evaluate against the torch port's losses of its own stylizations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m adain_jax.experiments compare|curves`` end to end on tiny inputs."""
+"""``adain-jax experiments compare|curves`` end to end on tiny inputs."""
 
 from __future__ import annotations
 

@@ -196,13 +196,13 @@ def test_wrong_network_is_named(port_weight_files, tmp_path):
 
 def test_python_m_convert(port_weight_files, bad_files, tmp_path):
     vgg, dec = port_weight_files
-    cmd = [sys.executable, "-m", "adain_jax.convert", "--decoder", str(dec)]
+    cmd = [sys.executable, "-m", "adain_jax", "convert", "--decoder", str(dec)]
     proc = subprocess.run([*cmd, "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # e.g. no runpy "found in sys.modules" warning
     assert proc.stdout.strip() == f"wrote {tmp_path / 'decoder.safetensors'}"
     path, text = bad_files["wrong-shape"]
-    cmd = [sys.executable, "-m", "adain_jax.convert", "--decoder", str(path), "--out"]
+    cmd = [sys.executable, "-m", "adain_jax", "convert", "--decoder", str(path), "--out"]
     proc = subprocess.run([*cmd, str(tmp_path / "x")], capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: {path}") and text in proc.stderr

@@ -323,7 +323,7 @@ def _assert_clean_failure(proc: subprocess.CompletedProcess, canary: Path) -> No
 def test_convert_command_on_hostile_file(tmp_path, canary):
     hostile = _hostile_legacy(tmp_path, canary)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "adain_jax.convert", "--decoder", str(hostile), "--out", str(out)]
+    cmd = [sys.executable, "-m", "adain_jax", "convert", "--decoder", str(hostile), "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
     _assert_clean_failure(proc, canary)
     assert str(hostile) in proc.stderr

@@ -1,0 +1,60 @@
+"""The one map from failures to exit statuses, used by every command: each prints a failure
+as one line ``error: <line>`` on stderr (no traceback) and returns its status
+(``adain_jax.io.messages``: 2 bad flags, 1 a failure while running, 130 interrupted).
+Training adds its own statuses for its own failures (``adain_jax.cli.train``)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+from adain_jax.io.messages import EXIT_RUNTIME, EXIT_SIGNAL, EXIT_USAGE, UsageError, one_line
+
+__all__ = ["EXIT_RUNTIME", "EXIT_USAGE", "UsageError", "fail", "run"]
+
+
+def fail(error: BaseException | str, status: int) -> int:
+    """Print ``error: <error on one line>`` (``one_line``) to stderr; returns ``status``."""
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    return status
+
+
+def run(body: Callable[[], int], hint: str | None = None) -> int:
+    """``body()``'s exit status, or the status of what it raised:
+
+    - ``UsageError`` (a bad flag): ``EXIT_USAGE``;
+    - ``OSError`` (a missing file), ``ValueError`` (``ImageError``, ``WeightsError``,
+      ``CheckpointError``, ...), ``DownloadError``, a JAX runtime error (out of device
+      memory) and ``MemoryError``: ``EXIT_RUNTIME``; ``hint`` (how to need less memory)
+      follows the two out-of-memory lines;
+    - ``KeyboardInterrupt``: 130. Anything else is a bug: its traceback.
+    """
+    try:
+        return body()
+    except UsageError as e:  # as raised: its text is one line, naming the flag
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError, RuntimeError) as e:
+        if _is_jax_runtime_error(e):
+            more = f" ({hint})" if hint else ""
+            return fail(f"{one_line(e, 300)}{more}", EXIT_RUNTIME)
+        if not isinstance(e, (OSError, ValueError)) and not _is_download_error(e):
+            raise  # another RuntimeError: a bug
+        return fail(e, EXIT_RUNTIME)
+    except MemoryError:
+        more = f" ({hint}, or a lower ADAIN_JAX_MAX_PIXELS)" if hint else ""
+        return fail(f"out of memory{more}", EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_SIGNAL[signal.SIGINT])
+
+
+def _is_download_error(e: BaseException) -> bool:
+    from adain_jax.weights.download import DownloadError
+
+    return isinstance(e, DownloadError)
+
+
+def _is_jax_runtime_error(e: BaseException) -> bool:
+    jax = sys.modules.get("jax")  # never imports JAX: an error before it cannot be JAX's
+    return jax is not None and isinstance(e, jax.errors.JaxRuntimeError)

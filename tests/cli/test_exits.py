@@ -1,0 +1,58 @@
+"""``exits.run``: the one map from failures to exit statuses and ``error:`` lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from adain_jax.cli import exits
+from adain_jax.io.messages import UsageError
+from adain_jax.weights.download import DownloadError
+from adain_jax.weights.workdir import CheckpointError
+
+HINT = "try a smaller --size"
+
+
+def _raise(error: BaseException):
+    def body() -> int:
+        raise error
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "line"),
+    [
+        (UsageError("--alpha must be in [0, 1], got 2.0"), 2, "--alpha must be in [0, 1], got 2.0"),
+        (FileNotFoundError(2, "No such file or directory", "a.png"), 1,
+         "a.png: No such file or directory"),
+        (ValueError("bad weights\n  in   decoder.pth"), 1, "bad weights in decoder.pth"),
+        (DownloadError("host unreachable", "pass --vgg"), 1, "host unreachable; pass --vgg"),
+        (CheckpointError("run: no checkpoints"), 1, "run: no checkpoints"),
+        (MemoryError(), 1, f"out of memory ({HINT}, or a lower ADAIN_JAX_MAX_PIXELS)"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)  # fmt: skip
+def test_each_failure_is_one_line_and_its_status(error, status, line, capsys):
+    assert exits.run(_raise(error), HINT) == status
+    assert capsys.readouterr().err == f"error: {line}\n"
+
+
+def test_a_jax_runtime_error_gets_the_hint(capsys):
+    jax = pytest.importorskip("jax")
+    error = jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory\nwhile allocating")
+    assert exits.run(_raise(error), HINT) == 1
+    assert capsys.readouterr().err == (
+        f"error: RESOURCE_EXHAUSTED: out of memory while allocating ({HINT})\n"
+    )
+
+
+def test_other_errors_are_bugs_and_keep_their_traceback():
+    with pytest.raises(RuntimeError, match="a bug"):
+        exits.run(_raise(RuntimeError("a bug")))
+    with pytest.raises(TypeError):
+        exits.run(_raise(TypeError("a bug")))
+
+
+def test_the_status_of_a_body_that_returns(capsys):
+    assert exits.run(lambda: 0) == 0 and exits.run(lambda: 3) == 3
+    assert capsys.readouterr().err == ""
