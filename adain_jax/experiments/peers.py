@@ -22,7 +22,7 @@ Two ways to run it (``MagentaNetwork.stylize``):
   transformer's declared height and width relabelled as free dimensions (the graph has
   no fixed-size op: its pads are constants, its upsampling is by scale), run at the
   content's own size, reflect-padded at the bottom and right to a multiple of 4 (its
-  three stride-2 convolutions and upsamplings need it) and cropped. The style predictor
+  two stride-2 convolutions and the upsamplings back need it) and cropped. The style predictor
   stays at 256 px (its input is what it was distilled for).
 
 Images are float ``[H, W, 3]`` in [0, 1] in and out (8-bit values in, as the package
