@@ -66,7 +66,14 @@ def stylized_losses(
 ) -> tuple[float, float]:
     """The port's losses of its own stylization ``ref.stylize`` (alpha 1, clipped
     to [0, 1]) of one content/style pair (NHWC, batch 1), measured with ``vgg``."""
-    out = ref.stylize(vgg, dec, content, style)
+    return output_losses(vgg, ref.stylize(vgg, dec, content, style), content, style)
+
+
+def output_losses(
+    vgg: nn.Sequential, out: np.ndarray, content: np.ndarray, style: np.ndarray
+) -> tuple[float, float]:
+    """``(content loss vs AdaIN target, style loss)`` of any output for its pair (NHWC,
+    batch 1, float32 in [0, 1]), measured with ``vgg``."""
     with torch.no_grad():
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
         o, c, s = (_encode_taps(vgg, to_t(a)) for a in (out, content, style))

