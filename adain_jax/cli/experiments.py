@@ -57,7 +57,12 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
     )
     c.add_argument("--optimize-steps", default="10,100,500", help="comma list ('' for none)")
     c.add_argument("--optimizer", choices=opt_lib.OPTIMIZERS, default="lbfgs")
-    c.add_argument("--objective", choices=opt_lib.OBJECTIVES, default="gatys")
+    c.add_argument(
+        "--objective",
+        default="gatys",
+        help=f"comma list of optimization objectives ({', '.join(opt_lib.OBJECTIVES)}): "
+        "one row per objective and step count",
+    )
     c.add_argument("--size", default="256,512", help="shorter side(s) in px; 0 keeps the size")
     c.add_argument("--loss-vgg", help="loss encoder (default: the first run's encoder)")
     c.add_argument("--limit", type=int, default=None, help="at most N images per folder")
@@ -102,6 +107,12 @@ def _compare(args: argparse.Namespace) -> int:
         if not Path(run).is_dir():
             raise UsageError(f"--runs {run}: no such directory")
     peer_names = _peers(args.peer)
+    objectives = [o for o in args.objective.split(",") if o]
+    for objective in objectives:
+        if objective not in opt_lib.OBJECTIVES:
+            raise UsageError(
+                f"--objective {objective!r}: choose from {', '.join(opt_lib.OBJECTIVES)}"
+            )
     contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
     styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
     methods, encoders = [], []
@@ -135,14 +146,15 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         raise UsageError("no run to take the loss encoder from: give --runs or --loss-vgg")
     opt_encoder = loss_encoder
-    for n in steps:
-        settings = opt_lib.Settings(args.objective, args.optimizer)
-        methods.append(
-            (
-                f"optimization ({n} steps)",
-                lambda n=n, s=settings: report.optimize_method(opt_encoder, n, s),
+    for objective in objectives:
+        for n in steps:
+            settings = opt_lib.Settings(objective, args.optimizer)
+            methods.append(
+                (
+                    f"optimization {objective} ({n} steps)",
+                    lambda n=n, s=settings: report.optimize_method(opt_encoder, n, s),
+                )
             )
-        )
     for row in (report.CONTENT_ROW, report.STYLE_ROW):
         methods.append((row, lambda r=row: report.reference_method(r)))
     notes = {peers.ROW_NAMES[p]: peers.NOTES[p] for p in peer_names}

@@ -79,7 +79,7 @@ class _Axes:
 
 def loss_scatter(path: str | os.PathLike, rows: Sequence[dict]) -> None:
     """Style loss (y) vs content loss vs the AdaIN target (x), log axes: one marker per
-    method and size; rows named ``optimization (N steps)`` joined as a curve."""
+    method and size; rows named ``optimization OBJECTIVE (N steps)`` joined as a curve."""
     xs = [r["content_loss_target"] for r in rows]
     ys = [r["style_loss"] for r in rows]
     ax = _Axes(xs, ys, "content loss (vs AdaIN target, log10)", "style loss", "losses")

@@ -6,6 +6,8 @@ outputs with ONE loss encoder:
 * ``style_loss``: the paper's (sum over relu1_1..relu4_1 of MSE(means) + MSE(stds));
 * ``content_loss_target``: MSE(f(out) at relu4_1, AdaIN(f(c), f(s))) (the paper's);
 * ``content_loss_fc``: MSE(f(out) at relu4_1, f(c) at relu4_1) (Gatys et al.'s);
+* ``lpips_content``: LPIPS (VGG) of the output to the content, with the ``quality``
+  extra (``adain_jax.experiments.perceptual``); absent without it;
 
 each a mean over pairs with its ``_std``. Methods: trained runs or weight folders (any
 decoder variant), the optimization baseline after each step count (one run per count),
@@ -31,7 +33,7 @@ from PIL import Image
 
 from adain_jax.controls.transfer import stylize
 from adain_jax.experiments import optimize as opt_lib
-from adain_jax.experiments import plots
+from adain_jax.experiments import perceptual, plots
 from adain_jax.io import files
 from adain_jax.io import images as image_io
 from adain_jax.nn import forward, ops
@@ -155,6 +157,11 @@ def evaluate_method(
             for key, v in t.items():
                 times.setdefault(key, []).append(v)
     row: dict = {"method": name, "size": size, "pairs": len(outputs)}
+    if perceptual.available():  # LPIPS to the content; one pair at a time (sizes differ)
+        values["lpips_content"] = [
+            float(perceptual.lpips_distance(out[None], contents[i // len(styles)][None])[0])
+            for i, out in enumerate(outputs)  # content-major
+        ]
     for key, vs in values.items():
         row[key], row[key + "_std"] = float(np.mean(vs)), float(np.std(vs))
     for key, vs in times.items():
@@ -175,16 +182,19 @@ def write_report(out_dir: Path, rows: list[dict], grid: np.ndarray | None) -> No
         "",
         "Losses measured with one loss encoder; means over all content x style pairs "
         "(+- std). content (target): vs AdaIN(f(c), f(s)); content (f(c)): vs f(c). "
-        "Times per image exclude compilation.",
+        "Times per image exclude compilation. LPIPS (VGG): with the quality extra.",
         "",
         "| method | size | style loss | content loss (target) | content loss (f(c)) "
-        "| s / image | s / image w/o style enc. | compile s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| LPIPS to content | s / image | s / image w/o style enc. | compile s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for r in rows:
         cells = [r["method"], str(r["size"] or "orig")]
-        cells += [f"{r[m]:.4g} +- {r[m + '_std']:.3g}" for m in METRICS]
+        cells += [
+            f"{r[m]:.4g} +- {r[m + '_std']:.3g}" if m in r else "-"
+            for m in (*METRICS, "lpips_content")
+        ]
         cells += [
             fmt(r.get(k)) for k in ("seconds", "seconds_without_style_encoding", "compile_seconds")
         ]

