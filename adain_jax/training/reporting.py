@@ -100,16 +100,9 @@ class Reporter:
     def held_out(self, step: int, state: dict, do_sample: bool, do_eval: bool) -> None:
         """A PNG grid of the held-out pairs and/or their losses, for ``state``."""
         run = self.run
-        contents, styles = run.held_out
-        params = {"encoder": run.encoder_np, "decoder": jax.device_get(state["decoder"])}
-        res = evaluate.evaluate_pairs(
-            params,
-            run.encoder_np,
-            contents,
-            styles,
-            chunk=len(contents) * len(styles),
-            dtype=run.cfg.dtype,
-        )
+        params = {"encoder": run.vgg, "decoder": state["decoder"]}
+        out = evaluate.predict(params, run.vgg, *run.held_out_pairs, dtype=run.cfg.dtype)
+        res = evaluate.PairResults(*jax.device_get(out))
         with writing(f"the samples and metrics in {run.cfg.workdir}"):
             self._held_out_write(step, res, do_sample, do_eval)
 
