@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from adain_jax.io.png import write_png
 from adain_jax.training import evaluate, monitoring
 from adain_jax.training.faults import writing
 
@@ -120,7 +121,7 @@ class Reporter:
         if do_sample and self.writer.enabled:
             grid = monitoring.pair_grid(contents, styles, res.outputs)
             path = Path(run.cfg.workdir) / monitoring.SAMPLES_DIR / f"step_{step:06d}.png"
-            monitoring.write_png(path, grid)
+            write_png(path, grid)
             self.writer.image(step, "samples", grid)
             self.writer.flush()
 
