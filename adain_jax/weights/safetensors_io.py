@@ -31,7 +31,7 @@ MAX_HEADER_BYTES = 1 << 20
 ALLOWED_DTYPES = ("F32", "F16")
 MAX_NDIM = 8  # a kernel has 4
 # The leaves a layer may hold, in the order a layer lists them.
-LEAVES = ("kernel", "bias", "scale", "mean", "var")
+LEAVES = ("kernel", "scale", "bias", "mean", "var")
 
 
 class WeightsFormatError(ValueError):
