@@ -34,8 +34,8 @@ from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.experiments.perceptual import lpips_distance
 from adain_jax.nn import forward
 from adain_jax.nn.models import init_decoder
-from adain_jax.training import data, losses
-from adain_jax.training.evaluate import evaluate_pairs
+from adain_jax.training import losses
+from adain_jax.training.evaluate import evaluate_pairs, load_eval_images
 from adain_jax.weights import convert, pretrained
 
 
@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_weights(args)
     loss_vgg = args.loss_vgg or str(pretrained.builtin_file("encoder"))
     loss_encoder = jax.tree.map(jnp.asarray, convert.load_network(loss_vgg, "encoder"))
-    contents = data.load_eval_images(args.content_dir, args.size, sys.maxsize)
-    styles = data.load_eval_images(args.style_dir, args.size, sys.maxsize)
+    contents = load_eval_images(args.content_dir, args.size, sys.maxsize)
+    styles = load_eval_images(args.style_dir, args.size, sys.maxsize)
     label = args.label or args.weights or args.checkpoint or os.path.basename(args.decoder or "")
     random = {"encoder": params["encoder"], "decoder": init_decoder(jax.random.key(0))}
     rows = {label: measure(params, loss_encoder, contents, styles)}

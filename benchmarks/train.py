@@ -63,7 +63,7 @@ def make_jax_step(
     (donated) at each call.
     """
     mesh = train_lib.make_mesh()
-    step_fn = train_lib.make_train_step(dtype, mesh)
+    step_fn = train_lib.make_train_step(mesh)
     hp = train_lib.put_replicated(DEFAULTS.hyperparams(), mesh)
     params = init_params(jax.random.key(seed))
     vgg = train_lib.put_replicated(params["encoder"], mesh)
@@ -72,11 +72,11 @@ def make_jax_step(
     data = train_lib.shard_batch({"content": images[0], "style": images[1]}, mesh)
 
     def run() -> dict:
-        box["state"], metrics = step_fn(box["state"], vgg, data, hp)
+        box["state"], metrics = step_fn(box["state"], vgg, data, hp, dtype)
         return metrics
 
     def compiled_hlo() -> str:
-        return step_fn.lower(box["state"], vgg, data, hp).compile().as_text()
+        return step_fn.lower(box["state"], vgg, data, hp, dtype).compile().as_text()
 
     return run, compiled_hlo
 

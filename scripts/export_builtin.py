@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.controls.transfer import stylize
-from adain_jax.training import data
+from adain_jax.training import evaluate
 from adain_jax.weights import pretrained
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.params import load_params
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=pretrained.builtin_dir())
     args = p.parse_args(argv)
     params = load_params(args.checkpoint)
-    contents = data.load_eval_images(args.content_dir, args.size, sys.maxsize)
-    styles = data.load_eval_images(args.style_dir, args.size, sys.maxsize)
+    contents = evaluate.load_eval_images(args.content_dir, args.size, sys.maxsize)
+    styles = evaluate.load_eval_images(args.style_dir, args.size, sys.maxsize)
     half = {k: _as_float16(v) for k, v in params.items()}
     diff = max_difference(params, half, contents, styles)
     dtype = np.float16 if diff <= TOLERANCE else np.float32

@@ -24,11 +24,11 @@ DEFAULT_CHUNK = 8  # pairs per step (adain_jax.training.evaluate.DEFAULT_CHUNK)
 
 
 def _load_images(folder: str, size: int, limit: int | None) -> list:
-    """Shorter side resized to ``size``, centre-cropped (``data.load_eval_images``): float
+    """Shorter side resized to ``size``, centre-cropped (``evaluate.load_eval_images``): float
     ``[size, size, 3]`` arrays in [0, 1]."""
-    from adain_jax.training import data
+    from adain_jax.training import evaluate
 
-    return data.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
+    return evaluate.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
 
 
 def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:

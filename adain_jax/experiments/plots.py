@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from adain_jax.io import images as image_io
-from adain_jax.training.monitoring import write_png
+from adain_jax.io.png import write_png as save_png
 
 COLORS = [
     (31, 119, 180),
@@ -28,10 +28,6 @@ COLORS = [
 ]
 W, H, PAD = 720, 480, 60
 THUMB = 96
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    write_png(path, image)
 
 
 def _log_axis(values: Sequence[float]) -> tuple[float, float]:

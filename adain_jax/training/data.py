@@ -8,11 +8,10 @@ Each stream (content, style) is built as::
     -> .random_map(random crop)                       # rng from (seed, index): reproducible
 
 and the two streams are zipped, each process keeps its rows of every global batch
-(``_ProcessRows``), batches them (``.batch``) and reads them with
-``.to_iter_dataset().mp_prefetch(...)``. Every batch is a pure function of its index,
-so the output is identical for any ``num_workers`` and the iterator state is just the
-number of batches consumed (``PairIterator.get_state``), which restores exactly,
-also into a pipeline with a different number of workers or processes.
+(``_ProcessRows``) and batches them (``.batch``); ``training.iterator.PairIterator``
+reads them (checkpointable: every batch is a pure function of its index, so the output
+is identical for any ``num_workers``). Where the files come from, and the crop itself:
+``training.sources``.
 
 Multi-process runs: the GLOBAL batch at every step is the same whatever the number of
 processes. Global batch ``b`` holds the pairs ``b * B ... (b + 1) * B - 1`` of the one
@@ -44,49 +43,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grain
 import numpy as np
 from grain.experimental import ZipMapDataset
 
-from adain_jax.io import images
-from adain_jax.training.sources import (
-    TFDS_PREFIX,
-    DataError,
-    array_to_image,
-    find_image_files,
-    open_source,
-    parse_tfds_spec,
-    random_resized_crop,
-    target_shape,
-)
-
-__all__ = [
-    "TFDS_PREFIX",
-    "BadImageWarning",
-    "DataError",
-    "PairIterator",
-    "PipelineConfig",
-    "array_to_image",
-    "default_num_workers",
-    "load_eval_images",
-    "make_pair_iterator",
-    "parse_tfds_spec",
-    "random_resized_crop",
-    "target_shape",
-]
-
-STATE_VERSION = 1
+from adain_jax.training.iterator import PairIterator
+from adain_jax.training.sources import DataError, open_source, random_resized_crop
 
 Source = str | os.PathLike
-
-
-class BadImageWarning(UserWarning):
-    """An image could not be decoded and was replaced by the next readable one."""
 
 
 def default_num_workers() -> int:
@@ -140,8 +107,10 @@ class PipelineConfig:
             if getattr(self, name) < 0:
                 raise DataError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
 
-
-# --------------------------------------------------------------------------- datasets
+    @property
+    def draft_size(self) -> int:
+        """The size a JPEG may decode down to (1/2, 1/4, 1/8 scale; 0: full size)."""
+        return max(self.image_size, self.crop_size) if self.jpeg_draft and self.image_size else 0
 
 
 class _DecodedDataset(grain.MapDataset):
@@ -154,12 +123,10 @@ class _DecodedDataset(grain.MapDataset):
     record was unreadable.
     """
 
-    def __init__(
-        self, parent: grain.MapDataset, reader: Any, cfg: PipelineConfig, lookahead: int
-    ) -> None:
+    def __init__(self, parent: grain.MapDataset, reader: Any, draft: int, lookahead: int) -> None:
         super().__init__(parent)
         self._reader = reader
-        self._cfg = cfg
+        self._draft = draft  # PipelineConfig.draft_size
         self._lookahead = lookahead
         self._known_bad: dict[int, str] = {}  # per process; bad files stay bad
 
@@ -175,7 +142,7 @@ class _DecodedDataset(grain.MapDataset):
             reason = self._known_bad.get(record)
             if reason is None:
                 try:
-                    image = self._reader.load(record, self._cfg)
+                    image = self._reader.load(record, self._draft)
                 except DataError:
                     raise
                 except Exception as e:  # noqa: BLE001 - any decoder failure skips the file
@@ -227,7 +194,7 @@ def _stream_seed(seed: int, stream: int) -> int:
 def _stream(reader: Any, cfg: PipelineConfig, seed: int) -> grain.MapDataset:
     indices = grain.MapDataset.range(len(reader))
     endless = indices.seed(seed).shuffle().repeat()
-    decoded = _DecodedDataset(endless, reader, cfg, lookahead=len(indices))
+    decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=len(indices))
     return decoded.random_map(_RandomCrop(cfg))
 
 
@@ -250,139 +217,6 @@ class _ProcessRows(grain.MapDataset):
 
     def __str__(self) -> str:
         return f"_ProcessRows(batch={self._batch}, first={self._first}, rows={self._rows})"
-
-
-def _ensure_absl_flags_parsed() -> None:
-    """grain's worker processes read absl flags (grain issue 1355)."""
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
-# --------------------------------------------------------------------------- iterator
-
-
-class PairIterator(Iterator[dict]):
-    """Endless iterator of ``{"content", "style"}`` batches, checkpointable.
-
-    Each batch: ``np.uint8 [B, crop, crop, 3]`` arrays (RGB, [0, 255]), ``B`` the
-    per-process batch. ``get_state()`` returns a small JSON-able dict; ``set_state``
-    continues with exactly the batches an uninterrupted iterator would yield (with any
-    ``num_workers``).
-
-    Unreadable files are replaced by the next readable one in the shuffled order, with
-    one ``BadImageWarning`` per file (per process that runs this iterator, whatever
-    ``num_workers``). ``skipped`` counts the samples of the batches yielded so far whose
-    own record was unreadable and replaced (exact, independent of ``num_workers``,
-    restored by ``set_state``); ``bad_files`` holds the distinct bad names seen.
-    """
-
-    def __init__(
-        self,
-        batched: grain.MapDataset,
-        cfg: PipelineConfig,
-        descriptions: dict[str, Any],
-    ) -> None:
-        self._batched = batched
-        self._cfg = cfg
-        self._descriptions = descriptions
-        self._next_batch = 0
-        self._iterator = None
-        self.skipped = 0
-        self.bad_files: set[str] = set()
-        self._lock = threading.Lock()
-
-    def _start(self) -> None:
-        ds = self._batched[self._next_batch :]
-        read = grain.ReadOptions(
-            num_threads=self._cfg.prefetch, prefetch_buffer_size=self._cfg.prefetch
-        )
-        it_ds = ds.to_iter_dataset(read)
-        if self._cfg.num_workers > 0:
-            _ensure_absl_flags_parsed()
-            it_ds = it_ds.mp_prefetch(
-                grain.MultiprocessingOptions(
-                    num_workers=self._cfg.num_workers,
-                    per_worker_buffer_size=self._cfg.prefetch,
-                )
-            )
-        self._iterator = iter(it_ds)
-
-    def __iter__(self) -> PairIterator:
-        return self
-
-    def __next__(self) -> dict:
-        with self._lock:
-            if self._iterator is None:
-                self._start()
-            batch = next(self._iterator)
-            self._next_batch += 1
-            self.skipped += batch["replaced"]
-            for name, reason in batch["bad"]:
-                if name not in self.bad_files:
-                    self.bad_files.add(name)
-                    warnings.warn(
-                        f"skipping unreadable image {name} ({reason})",
-                        BadImageWarning,
-                        stacklevel=2,
-                    )
-            # Plain arrays (workers hand over shared-memory views; those must not outlive
-            # the iterator).
-            return {"content": np.array(batch["content"]), "style": np.array(batch["style"])}
-
-    def get_state(self) -> dict:
-        """JSON-able state: batches consumed, skip count and the sources' description.
-
-        ``next_batch`` is the same on every process of a multi-host run (all step in
-        lockstep), so process 0's state restores every process (``skipped`` is then
-        process 0's count). With orbax: ``ocp.args.JsonSave(it.get_state())`` /
-        ``ocp.args.JsonRestore()``, then ``it.set_state(restored)``.
-        """
-        return {
-            "version": STATE_VERSION,
-            "next_batch": self._next_batch,
-            "skipped": self.skipped,
-            **self._descriptions,
-        }
-
-    def set_state(self, state: dict) -> None:
-        """Continue after the batch recorded in ``state`` (from ``get_state``)."""
-        if state.get("version") != STATE_VERSION or "next_batch" not in state:
-            raise DataError(f"not a PairIterator state (version {STATE_VERSION}): {state!r}")
-        changed = [
-            f"{key} {state[key]!r} -> {value!r}"
-            for key, value in self._descriptions.items()
-            if key in state and state[key] != value
-        ]
-        if changed:
-            warnings.warn(
-                "the data differs from when the iterator state was saved; the batch order "
-                "will not continue the earlier run exactly: " + "; ".join(changed),
-                stacklevel=2,
-            )
-        with self._lock:
-            self.close()
-            self._next_batch = int(state["next_batch"])
-            self.skipped = int(state.get("skipped", 0))
-
-    def close(self) -> None:
-        """Stop worker processes (also done when the iterator is garbage-collected)."""
-        iterator, self._iterator = self._iterator, None
-        if iterator is not None and hasattr(iterator, "close"):
-            iterator.close()
-
-    def __enter__(self) -> PairIterator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 def make_pair_iterator(
@@ -431,31 +265,4 @@ def make_pair_iterator(
         "image_size": cfg.image_size,
         "crop_size": cfg.crop_size,
     }
-    return PairIterator(batched, cfg, descriptions)
-
-
-# --------------------------------------------------------------------------- eval images
-
-
-def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[np.ndarray]:
-    """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
-
-    Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size``
-    then centre-cropped: ``images.load_image(path, size, crop=True)``, as inference
-    reads it. Unreadable files are skipped with a ``BadImageWarning``.
-    """
-    loaded = []
-    for path in find_image_files(folder):
-        if len(loaded) >= limit:
-            break
-        try:
-            loaded.append(images.load_image(path, size, crop=True))
-        except Exception as e:  # noqa: BLE001 - skip like the training pipeline
-            warnings.warn(
-                f"skipping unreadable image {path} ({type(e).__name__}: {e})",
-                BadImageWarning,
-                stacklevel=2,
-            )
-    if not loaded:
-        raise DataError(f"image folder {str(folder)!r} holds no readable image")
-    return loaded
+    return PairIterator(batched, descriptions, num_workers=cfg.num_workers, prefetch=cfg.prefetch)

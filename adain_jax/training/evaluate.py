@@ -1,28 +1,33 @@
 """Evaluate a decoder as the paper does: content and style losses averaged over
-every (content, style) pair (the command: ``adain_jax.cli.evaluate``).
+every (content, style) pair (the command: ``adain_jax.cli.evaluate``; the training
+loop's held-out losses and sample grids).
 
-Each pair is stylized with the weights' own encoder and decoder (alpha 1; any
-decoder variant, read from the params: ``adain_jax.nn.forward.fuse``),
-clipped to [0, 1] (the image a user gets), then measured with one fixed *loss
-encoder* (``--loss-vgg``; default: the weights' encoder): content loss =
-MSE(f(out) at relu4_1, AdaIN(f(c), f(s))), style loss = sum over relu1_1..relu4_1
-of MSE(means) + MSE(stds), as in training. To compare two decoders trained
-with different encoders, pass the same ``--loss-vgg`` to both runs.
+Each pair is stylized with the weights' own encoder and decoder by the public
+``adain_jax.stylize`` (alpha 1, clipped to [0, 1]: the image a user gets; any decoder
+variant, read from the params), then measured with one fixed *loss encoder*
+(``--loss-vgg``; default: the weights' encoder): content loss = MSE(f(out) at relu4_1,
+AdaIN(f(c), f(s))), style loss = sum over relu1_1..relu4_1 of MSE(means) + MSE(stds),
+as in training. To compare two decoders trained with different encoders, pass the
+same ``--loss-vgg`` to both runs.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import os
+import warnings
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
-from adain_jax.nn import forward
+import adain_jax
+from adain_jax.io import images
 from adain_jax.nn.models import DTYPES
 from adain_jax.training import losses
+from adain_jax.training.sources import BadImageWarning, DataError, find_image_files
 
 DEFAULT_CHUNK = 8
 
@@ -35,23 +40,54 @@ class PairResults(NamedTuple):
     outputs: np.ndarray  # float32 [P, s, s, 3] in [0, 1]
 
 
-@functools.cache
-def pair_function(dtype: str = "float32") -> Callable:
-    """jit-compiled ``(enc, dec, loss_enc, contents [P,s,s,3], styles [P,s,s,3])
-    -> (content [P], style [P], outputs [P,s,s,3])``, one loss per pair."""
+def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
+
+    Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size``
+    then centre-cropped: ``images.load_image(path, size, crop=True)``, as inference
+    reads it. Unreadable files are skipped with a ``BadImageWarning``.
+    """
+    loaded = []
+    for path in find_image_files(folder):
+        if len(loaded) >= limit:
+            break
+        try:
+            loaded.append(images.load_image(path, size, crop=True))
+        except Exception as e:  # noqa: BLE001 - skip like the training pipeline
+            warnings.warn(
+                f"skipping unreadable image {path} ({type(e).__name__}: {e})",
+                BadImageWarning,
+                stacklevel=2,
+            )
+    if not loaded:
+        raise DataError(f"image folder {str(folder)!r} holds no readable image")
+    return loaded
+
+
+def all_pairs(
+    contents: Sequence[np.ndarray], styles: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (content, style) pair, content-major: two ``[C * S, s, s, 3]`` arrays."""
+    c_idx = np.repeat(np.arange(len(contents)), len(styles))
+    s_idx = np.tile(np.arange(len(styles)), len(contents))
+    return np.stack(contents)[c_idx], np.stack(styles)[s_idx]
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def predict(
+    params: dict, loss_encoder: dict, contents: Array, styles: Array, *, dtype: str = "float32"
+) -> tuple[Array, Array, Array]:
+    """``(content [P], style [P], outputs [P, s, s, 3])``: each pair's losses and
+    stylization; ``contents``, ``styles``: float ``[P, s, s, 3]`` in [0, 1], one pair per
+    row. Runs where its arguments live (the training loop: the live replicated state)."""
     compute = DTYPES[dtype]
+    outputs = adain_jax.stylize(params, contents, styles, dtype=compute)
 
-    def one(enc, dec, loss_enc, c, s):
-        c, s = c[None], s[None]
-        params = {"encoder": enc, "decoder": dec}
-        cf = forward.encode(params, c, dtype=compute).relu4_1
-        sf = forward.encode(params, s, dtype=compute).relu4_1
-        out = forward.decode(params, forward.fuse(params, cf, sf), dtype=compute)
-        out = jnp.clip(out, 0.0, 1.0)
-        lc, ls = losses.output_losses(loss_enc, out, c, s, dtype=compute)
-        return lc, ls, out[0]
+    def pair_losses(out, c, s):
+        return losses.output_losses(loss_encoder, out[None], c[None], s[None], dtype=compute)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, None, None, 0, 0)))
+    content, style = jax.vmap(pair_losses)(outputs, contents, styles)
+    return content, style, outputs
 
 
 def evaluate_pairs(
@@ -72,17 +108,12 @@ def evaluate_pairs(
         (a multiple of 8, at least 16).
       chunk: pairs per compiled call (the last chunk is padded: one compilation).
     """
-    fn = pair_function(dtype)
-    c_idx = np.repeat(np.arange(len(contents)), len(styles))
-    s_idx = np.tile(np.arange(len(styles)), len(contents))
-    contents, styles = np.stack(contents), np.stack(styles)
+    pair_c, pair_s = all_pairs(contents, styles)
     results = []
-    for start in range(0, len(c_idx), chunk):
-        ci, si = c_idx[start : start + chunk], s_idx[start : start + chunk]
-        n = len(ci)
-        pad = chunk - n
-        ci, si = np.concatenate([ci, ci[:1].repeat(pad)]), np.concatenate([si, si[:1].repeat(pad)])
-        out = fn(params["encoder"], params["decoder"], loss_encoder, contents[ci], styles[si])
-        results.append([np.asarray(x)[:n] for x in out])
+    for start in range(0, len(pair_c), chunk):
+        rows = np.arange(start, min(start + chunk, len(pair_c)))
+        rows = np.concatenate([rows, rows[:1].repeat(chunk - len(rows))])
+        out = predict(params, loss_encoder, pair_c[rows], pair_s[rows], dtype=dtype)
+        results.append([np.asarray(x)[: len(pair_c) - start] for x in out])
     lc, ls, outs = (np.concatenate(parts) for parts in zip(*results, strict=True))
     return PairResults(lc, ls, outs)

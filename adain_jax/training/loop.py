@@ -32,10 +32,10 @@ from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
-from adain_jax.nn.models import init_decoder
-from adain_jax.training import checkpointing, data
+from adain_jax.training import checkpointing, data, evaluate
 from adain_jax.training import step as train_lib
 from adain_jax.training.config import (
     TrainConfig,
@@ -88,14 +88,6 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
     return convert.load_network(source, "encoder"), source
 
 
-def initial_decoder(cfg: TrainConfig) -> dict:
-    """The step-0 decoder: ``--init-decoder``'s (checked against the variant), else a
-    random one of ``cfg.variant()`` from ``--seed``."""
-    if cfg.init_decoder is not None:
-        return load_decoder(cfg.init_decoder, cfg.variant())
-    return init_decoder(jax.random.key(cfg.seed), cfg.variant())
-
-
 def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
     """The fixed sample/eval pairs: first ``num_samples`` images of the sample
     folders (default: the training folders), at ``crop_size``."""
@@ -103,8 +95,8 @@ def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
     s_dir = cfg.sample_style_dir or (None if is_tfds(cfg.style) else cfg.style)
     if c_dir is None or s_dir is None:
         return None
-    contents = data.load_eval_images(c_dir, cfg.crop_size, cfg.num_samples)
-    styles = data.load_eval_images(s_dir, cfg.crop_size, cfg.num_samples)
+    contents = evaluate.load_eval_images(c_dir, cfg.crop_size, cfg.num_samples)
+    styles = evaluate.load_eval_images(s_dir, cfg.crop_size, cfg.num_samples)
     if not contents or not styles:
         return None
     return contents, styles
@@ -130,8 +122,8 @@ class _Run:
     step_fn: Callable
     vgg: dict  # the frozen encoder, replicated
     hparams: dict  # TrainConfig.hyperparams(), replicated
-    encoder_np: dict  # the frozen encoder, host arrays (held-out evaluation)
-    held_out: tuple[list, list] | None
+    held_out: tuple[list, list] | None  # host images (the sample grid)
+    held_out_pairs: tuple[jax.Array, jax.Array] | None  # every (content, style), replicated
     is_main: bool
 
     @property
@@ -238,11 +230,13 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, 
         ckpt=checkpointing.Checkpointer(cfg.workdir, keep=cfg.keep),
         iterator=iterator,
         mesh=mesh,
-        step_fn=train_lib.make_train_step(cfg.dtype, mesh),
+        step_fn=train_lib.make_train_step(mesh),
         vgg=train_lib.put_replicated(encoder_np, mesh),
         hparams=train_lib.put_replicated(cfg.hyperparams(), mesh),
-        encoder_np=encoder_np,
         held_out=held_out,
+        held_out_pairs=None
+        if held_out is None
+        else train_lib.put_replicated(evaluate.all_pairs(*held_out), mesh),
         is_main=is_main,
     )
 
@@ -259,7 +253,10 @@ def _resume_and_loop(run: _Run) -> int:
         print(f"resuming from step {start} ({run.ckpt_dir})", file=sys.stderr)
     else:
         start = 0
-        state = train_lib.init_state(initial_decoder(cfg), run.mesh)
+        init = jax.random.key(cfg.seed)  # a random decoder, or --init-decoder's
+        if cfg.init_decoder is not None:
+            init = load_decoder(cfg.init_decoder, cfg.variant())
+        state = train_lib.init_state(init, run.mesh, cfg.variant())
     if start >= cfg.max_steps:
         print(f"already at step {start} >= --max-steps {cfg.max_steps}; nothing to do")
         return EXIT_OK
@@ -286,11 +283,17 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
     asked = None  # metrics["stop"] of the previous step (multi-process runs)
     batch = run.next_batch(stopper)
     if run.multi_process:  # compile first, then start the collectives together
-        run.step_fn.lower(state, run.vgg, batch, run.hparams).compile()
-        train_lib.wait_for_all_processes(f"adain_jax/first_step/{start}")
+        run.step_fn.lower(state, run.vgg, batch, run.hparams, cfg.dtype).compile()
+        # Gloo (CPU collectives) gives up when the processes reach their first collective
+        # more than 30 s apart (one compiles while another loads the compilation cache):
+        # meet at a barrier of the distributed runtime's key-value service (orbax's public
+        # wrapper; jax has none), no device collective.
+        ocp.multihost.get_barrier_sync_fn()(
+            key=f"adain_jax/first_step/{start}", timeout_ms=3_600_000
+        )
     try:
         while True:
-            state, metrics = run.step_fn(state, run.vgg, batch, run.hparams)
+            state, metrics = run.step_fn(state, run.vgg, batch, run.hparams, cfg.dtype)
             step += 1
             if run.multi_process:
                 stop = asked is not None and bool(asked)  # waits for the previous step only

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tensorboardX import event_file_writer as _tb_events
 from tensorboardX import summary as _tb_summary
 from tensorboardX.proto import event_pb2 as _tb_event_pb2
@@ -48,12 +47,6 @@ def pair_grid(contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], outp
         for j in range(n_s):
             grid[row, (1 + j) * size : (2 + j) * size] = outputs[i, j]
     return to_uint8(grid)
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 ``[H, W, 3]`` image to ``path`` atomically (temp file + rename)."""
-    with files.atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from adain_jax.io.png import write_png
 from adain_jax.training import evaluate, monitoring
 from adain_jax.training.faults import writing
 
@@ -100,16 +101,9 @@ class Reporter:
     def held_out(self, step: int, state: dict, do_sample: bool, do_eval: bool) -> None:
         """A PNG grid of the held-out pairs and/or their losses, for ``state``."""
         run = self.run
-        contents, styles = run.held_out
-        params = {"encoder": run.encoder_np, "decoder": jax.device_get(state["decoder"])}
-        res = evaluate.evaluate_pairs(
-            params,
-            run.encoder_np,
-            contents,
-            styles,
-            chunk=len(contents) * len(styles),
-            dtype=run.cfg.dtype,
-        )
+        params = {"encoder": run.vgg, "decoder": state["decoder"]}
+        out = evaluate.predict(params, run.vgg, *run.held_out_pairs, dtype=run.cfg.dtype)
+        res = evaluate.PairResults(*jax.device_get(out))
         with writing(f"the samples and metrics in {run.cfg.workdir}"):
             self._held_out_write(step, res, do_sample, do_eval)
 
@@ -127,7 +121,7 @@ class Reporter:
         if do_sample and self.writer.enabled:
             grid = monitoring.pair_grid(contents, styles, res.outputs)
             path = Path(run.cfg.workdir) / monitoring.SAMPLES_DIR / f"step_{step:06d}.png"
-            monitoring.write_png(path, grid)
+            write_png(path, grid)
             self.writer.image(step, "samples", grid)
             self.writer.flush()
 

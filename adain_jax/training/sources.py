@@ -1,6 +1,6 @@
 """Where training images come from: a folder or a TFDS data source, read by index.
 
-A reader has ``len()``, ``name(record)`` and ``load(record, cfg) -> PIL.Image``;
+A reader has ``len()``, ``name(record)`` and ``load(record, draft) -> PIL.Image``;
 ``open_source`` picks one. Images are read by ``adain_jax.io.images`` exactly as for
 inference. ``random_resized_crop`` cuts the training window from one image.
 """
@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from adain_jax.io import images
 
-if TYPE_CHECKING:  # data.py imports this module
-    from adain_jax.training.data import PipelineConfig
-
 TFDS_PREFIX = "tfds:"
 
 
 class DataError(ValueError):
     """A data source is missing, empty, unreadable or misconfigured."""
+
+
+class BadImageWarning(UserWarning):
+    """An image could not be decoded and was skipped (or replaced by the next readable one)."""
 
 
 class FolderReader:
@@ -39,8 +40,8 @@ class FolderReader:
     def name(self, record: int) -> str:
         return str(self.paths[record])
 
-    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
-        draft = max(cfg.image_size, cfg.crop_size) if cfg.jpeg_draft and cfg.image_size else 0
+    def load(self, record: int, draft: int = 0) -> Image.Image:
+        """The image, a JPEG decoded at 1/2, 1/4 or 1/8 scale down to ``draft`` (0: full)."""
         return images.open_image(self.paths[record], draft_size=draft)
 
 
@@ -141,7 +142,7 @@ class TfdsReader:
     def name(self, record: int) -> str:
         return f"{self.spec}[{record}]"
 
-    def load(self, record: int, cfg: PipelineConfig) -> Image.Image:
+    def load(self, record: int, draft: int = 0) -> Image.Image:
         example = self.source[record]
         if "image" not in example:
             raise DataError(f"{self.description} has no 'image' feature")

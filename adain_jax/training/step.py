@@ -24,7 +24,6 @@ replicated (``P()``); XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +40,7 @@ from adain_jax.nn.models import (
     PAPER,
     DecoderVariant,
     decoder_shapes,
+    init_decoder,
     merge_stats,
     split_stats,
 )
@@ -86,18 +86,29 @@ def _fresh_state(decoder: Mapping) -> State:
     }
 
 
-def init_state(decoder_params: Mapping, mesh: Mesh) -> State:
-    """The step-0 state (e.g. from ``nn.models.init_decoder``), replicated over ``mesh``."""
-    decoder_params = jax.tree.map(lambda a: np.asarray(a, np.float32), dict(decoder_params))
-    return jax.jit(_fresh_state, out_shardings=replicated(mesh))(decoder_params)
-
-
 def abstract_state(mesh: Mesh, variant: DecoderVariant = PAPER) -> State:
-    """Shapes, dtypes and shardings of the state of a ``variant`` decoder (the restore
-    target)."""
+    """Shapes, dtypes and shardings of the state of a ``variant`` decoder (``eval_shape``:
+    nothing computed); the restore target and ``init_state``'s output shardings."""
     sharding = replicated(mesh)
     shapes = jax.eval_shape(_fresh_state, decoder_shapes(variant))
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def init_state(init: jax.Array | Mapping, mesh: Mesh, variant: DecoderVariant = PAPER) -> State:
+    """The step-0 state, replicated over ``mesh``, built by one jitted function whose
+    ``out_shardings`` come from ``abstract_state`` (big_vision's init).
+
+    ``init``: a PRNG key (a random ``variant`` decoder, ``nn.models.init_decoder``,
+    initialised on the devices) or decoder params (host arrays identical on every
+    process, e.g. ``--init-decoder``'s; their own variant).
+    """
+    if isinstance(init, Mapping):
+        shardings = replicated(mesh)
+        fresh, init = _fresh_state, put_replicated(dict(init), mesh)
+    else:
+        shardings = jax.tree.map(lambda s: s.sharding, abstract_state(mesh, variant))
+        fresh = lambda rng: _fresh_state(init_decoder(rng, variant))  # noqa: E731
+    return jax.jit(fresh, out_shardings=shardings)(init)
 
 
 def put_replicated(tree: Any, mesh: Mesh) -> Any:
@@ -126,14 +137,15 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
-def train_step(state: State, vgg: dict, batch: dict, hp: dict, *, dtype: str) -> tuple[State, dict]:
+def train_step(state: State, vgg: dict, batch: dict, hp: dict, dtype: str) -> tuple[State, dict]:
     """One Adam step of the decoder (pure; ``make_train_step`` compiles it).
 
     Args:
       state: ``{"decoder", "opt", "step"}``.
       vgg: the frozen encoder params.
       batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of 8);
-        converted to float32 in [0, 1] here.
+        converted to float32 in [0, 1] here. Multi-process runs add ``"stop"``, bool
+        ``[B]`` (each process fills its rows with "was I signalled?").
       hp: ``TrainConfig.hyperparams()`` (float32 scalars).
       dtype: the convolutions' compute dtype, a key of ``DTYPES``.
 
@@ -142,8 +154,12 @@ def train_step(state: State, vgg: dict, batch: dict, hp: dict, *, dtype: str) ->
       ``total`` (the weighted losses of the params *before* the update), ``lr`` (the
       rate applied in this update), ``grad_norm`` (global L2 norm), and the bool
       ``finite``: loss, gradients and updated params all finite (a state after a
-      non-finite step must not be saved).
+      non-finite step must not be saved); with ``batch["stop"]``, ``stop``: its ``any``,
+      so the processes agree on when to stop inside the step's own collectives (a
+      separate small collective program, run concurrently with the step, can deadlock
+      CPU gloo collectives).
     """
+    stop = batch.get("stop")
     content = batch["content"].astype(jnp.float32) / 255.0
     style = batch["style"].astype(jnp.float32) / 255.0
 
@@ -178,55 +194,28 @@ def train_step(state: State, vgg: dict, batch: dict, hp: dict, *, dtype: str) ->
         "grad_norm": optax.tree.norm(grads),
         "finite": finite,
     }
+    if stop is not None:  # any process signalled: the same answer in every process
+        metrics["stop"] = jnp.any(stop)
     return new_state, metrics
 
 
-@functools.cache
-def make_train_step(
-    dtype: str, mesh: Mesh
-) -> Callable[[State, dict, dict, dict], tuple[State, dict]]:
-    """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams) -> (state,
-    metrics)``; ``state`` is donated, the batch sharded on ``data``, the rest replicated.
+def make_train_step(mesh: Mesh) -> Callable[[State, dict, dict, dict, str], tuple[State, dict]]:
+    """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams, dtype) ->
+    (state, metrics)``, ``dtype`` static; the batch sharded on ``data``, the rest replicated.
 
-    Multi-process runs add ``batch["stop"]``, bool ``[B]`` (each process fills its rows with
-    "was I signalled?"); ``metrics["stop"]`` is then their ``any``: the processes agree on
-    when to stop inside the step's own collectives (a separate small collective program,
-    run concurrently with the step, can deadlock CPU gloo collectives).
-
-    ``dtype`` is the convolutions' compute dtype. Cached per ``(dtype, mesh)``:
-    runs in one process share one function and its compiled executables.
+    ``state`` is donated. The batch is not: no output has its shape and dtype (uint8),
+    so XLA could not reuse its buffer and JAX would only warn at each compilation.
+    Nothing is cached here: a later run in the process with an equal mesh gets JAX's
+    own compiled executable back (``jax.jit`` of the same function and shardings).
     """
-
-    def step(state: State, vgg: dict, batch: dict, hp: dict) -> tuple[State, dict]:
-        batch = dict(batch)
-        stop = batch.pop("stop", None)
-        # `train_step` is looked up when tracing (tests count the traces with chex).
-        state, metrics = train_step(state, vgg, batch, hp, dtype=dtype)
-        if stop is not None:  # any process signalled: the same answer in every process
-            metrics = {**metrics, "stop": jnp.any(stop)}
-        return state, metrics
-
     repl = replicated(mesh)
     return jax.jit(
-        step,
+        train_step,
+        static_argnums=4,
         in_shardings=(repl, repl, batch_sharding(mesh), repl),
         out_shardings=(repl, repl),
         donate_argnames=("state",),
     )
-
-
-def wait_for_all_processes(name: str, timeout_s: float = 3600.0) -> None:
-    """Block until every process reaches the barrier ``name`` (the distributed runtime's
-    key-value service, no device collective); a no-op with one process.
-
-    Gloo (CPU collectives) gives up when the processes reach their first collective more
-    than 30 s apart (e.g. one compiles while the other loads the compilation cache), so
-    the loop compiles the step, then meets here, before the first step."""
-    if jax.process_count() == 1:
-        return
-    from jax._src import distributed
-
-    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
 
 
 HEARTBEAT_ENV = "ADAIN_JAX_HEARTBEAT_TIMEOUT"  # seconds until a silent process counts as dead

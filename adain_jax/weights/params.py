@@ -106,9 +106,9 @@ def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> d
     """Decoder params of ``variant`` from a file or a workdir (``train.py --init-decoder``).
 
     Args:
-      source: ``decoder.pth`` (the PyTorch port's layout) or a converted
-        ``decoder.safetensors`` (both hold the paper's decoder), a directory holding
-        ``decoder.safetensors``, or a training workdir (its latest decoder, any variant).
+      source: ``decoder.pth`` (the PyTorch port's layout: the paper's decoder), a
+        ``decoder.safetensors`` (any variant), a directory holding ``decoder.safetensors``,
+        or a training workdir (its latest decoder, any variant).
       variant: the decoder the caller builds; every layer and shape must match it.
 
     Returns:
@@ -132,17 +132,11 @@ def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> d
         params = convert.load_network(file, "decoder")
     else:
         params = convert.load_network(path, "decoder")
-    expected = models.decoder_shapes(variant)
-    got_shapes = {k: {n: tuple(v.shape) for n, v in d.items()} for k, d in params.items()}
-    want_shapes = {k: {n: tuple(v.shape) for n, v in d.items()} for k, d in expected.items()}
-    if got_shapes != want_shapes:
-        try:
-            found = models.decoder_variant(params).describe()
-        except ValueError:
-            found = "another layout"
+    found = models.decoder_variant(params)  # the layers and shapes are checked: a variant's
+    if found != variant:
         raise convert.WeightsError(
-            f"{path}: holds an {found} decoder, not the {variant.describe()} decoder chosen "
-            "(--fusion/--decoder-norm); its layers or shapes differ"
+            f"{path}: holds an {found.describe()} decoder, not the {variant.describe()} decoder "
+            "chosen (--fusion/--decoder-norm); its layers or shapes differ"
         )
     return jax.tree.map(lambda a: np.asarray(a, np.float32), params)
 

@@ -1,9 +1,11 @@
 """adain-jax's own weight format: one safetensors file per network.
 
-A file holds the Flax ``params`` of the encoder or the decoder, flattened as
-``"<layer>/kernel"`` (HWIO float32, or float16) and ``"<layer>/bias"``, with header
-metadata ``adain_jax.format = "1"``, ``adain_jax.network`` (``encoder`` or
-``decoder``) and ``adain_jax.source`` (the file it was converted from).
+A file holds the params tree of the encoder or the decoder (any decoder variant:
+``adain_jax.nn.models``), flattened as ``"<layer>/<leaf>"``: ``kernel`` (HWIO) and ``bias``
+of a conv, ``scale`` and ``bias`` of a norm layer, plus a BatchNorm layer's running
+``mean`` and ``var``; float32 (or float16), with header metadata
+``adain_jax.format = "1"``, ``adain_jax.network`` (``encoder`` or ``decoder``) and
+``adain_jax.source`` (the file it was converted from).
 A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
 """
 
@@ -28,6 +30,8 @@ MAX_HEADER_BYTES = 1 << 20
 # Tensor dtypes accepted from a file (all are converted to float32).
 ALLOWED_DTYPES = ("F32", "F16")
 MAX_NDIM = 8  # a kernel has 4
+# The leaves a layer may hold, in the order a layer lists them.
+LEAVES = ("kernel", "scale", "bias", "mean", "var")
 
 
 class WeightsFormatError(ValueError):
@@ -47,8 +51,9 @@ def save(
     *,
     storage_dtype: type = np.float32,
 ) -> None:
-    """Write ``params`` (``{layer: {"kernel", "bias"}}``) atomically to ``path``, stored as
-    ``storage_dtype`` (float32, or float16 for half the size; read back as float32)."""
+    """Write ``params`` (``{layer: {leaf: array}}``, leaves ``LEAVES``) atomically to
+    ``path``, stored as ``storage_dtype`` (float32, or float16 for half the size; read back
+    as float32)."""
     path = os.fspath(path)
     if np.dtype(storage_dtype) not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise ValueError(f"storage dtype {np.dtype(storage_dtype)}: expected float32 or float16")
@@ -166,7 +171,7 @@ def load(path: str | os.PathLike) -> tuple[str, dict]:
     """Read a weights file.
 
     Returns:
-      ``(network, params)`` with ``params`` ``{layer: {"kernel", "bias"}}`` float32.
+      ``(network, params)`` with ``params`` ``{layer: {leaf: array}}`` float32 (``LEAVES``).
 
     Raises:
       FileNotFoundError: no such file.
@@ -187,7 +192,7 @@ def load(path: str | os.PathLike) -> tuple[str, dict]:
     params: dict[str, dict[str, np.ndarray]] = {}
     for key, value in flat.items():
         layer, _, leaf = key.partition("/")
-        if not layer or leaf not in ("kernel", "bias"):
+        if not layer or leaf not in LEAVES:
             raise WeightsFormatError(f"{path}: unexpected tensor name {key!r}")
         value = np.asarray(value, np.float32)
         if not np.all(np.isfinite(value)):

@@ -154,7 +154,7 @@ def test_eps_never_runs_from_infer(tmp_path, live_eps, port_weight_files, capsys
 
 
 def test_eps_never_runs_from_a_training_folder(tmp_path, live_eps):
-    from adain_jax.training import data
+    from adain_jax.training import data, sources
 
     eps, marker = live_eps
     folder = tmp_path / "content"
@@ -163,7 +163,7 @@ def test_eps_never_runs_from_a_training_folder(tmp_path, live_eps):
     for i in range(3):  # the EPS may end one epoch and start the next: others around it
         Image.fromarray(np.full((20, 20, 3), 60 + i, np.uint8)).save(folder / f"good{i}.png")
     cfg = data.PipelineConfig(batch_size=1, image_size=16, crop_size=16, num_workers=0)
-    with pytest.warns(data.BadImageWarning, match="not an image in a supported format"):
+    with pytest.warns(sources.BadImageWarning, match="not an image in a supported format"):
         with data.make_pair_iterator(folder, folder, cfg, shard_index=0, shard_count=1) as it:
             for _ in range(8):  # every record of several epochs
                 next(it)

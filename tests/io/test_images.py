@@ -13,7 +13,7 @@ from PIL import Image
 
 from adain_jax.io import images as image_io
 from adain_jax.io.images import ImageError
-from adain_jax.training import data
+from adain_jax.training import data, evaluate, sources
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -309,7 +309,7 @@ def test_training_and_inference_read_the_same_pixels(tmp_path, name):
             np.testing.assert_array_equal(training / np.float32(255), inference)
 
     # Evaluation images (training/evaluate.py, training samples) read as inference does.
-    (evaluated,) = data.load_eval_images(folder, S, 1)
+    (evaluated,) = evaluate.load_eval_images(folder, S, 1)
     np.testing.assert_array_equal(evaluated, inference)
 
 
@@ -321,7 +321,7 @@ def test_training_resize_shape_is_the_inference_rule(shape, size):
     expected_long = int(size * long / short)  # test.lua / torchvision Resize: truncated
     expected = (size, expected_long) if height <= width else (expected_long, size)
     assert image_io.resized_shape(height, width, size) == expected
-    assert data.target_shape(height, width, size, min_size=size) == expected
+    assert sources.target_shape(height, width, size, min_size=size) == expected
 
 
 def test_find_images_extensions_hidden_and_symlinks(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from adain_jax.io import images
-from adain_jax.training import data, sources
+from adain_jax.training import data, evaluate, sources
 
 CROP = 16
 
@@ -110,7 +110,7 @@ def test_missing_and_empty_folders_name_the_folder(tmp_path):
     with pytest.raises(data.DataError, match="image folder '.*empty_dir': no image files"):
         data.make_pair_iterator(empty, empty, cfg, shard_index=0, shard_count=1)
     with pytest.raises(data.DataError, match="empty_dir"):
-        data.load_eval_images(empty, 16, 2)
+        evaluate.load_eval_images(empty, 16, 2)
     assert issubclass(data.DataError, ValueError)
 
 
@@ -149,10 +149,12 @@ def test_jpeg_draft_is_close_to_full_decode(tmp_path):
     img = np.stack([x * 255 // 800, y * 255 // 600, (x + y) * 255 // 1400], -1).astype(np.uint8)
     _save(tmp_path / "big.jpg", img, quality=95)
     cfg = data.PipelineConfig(image_size=64, crop_size=CROP)
-    fast = sources.FolderReader(tmp_path).load(0, cfg)
-    full = sources.FolderReader(tmp_path).load(0, dataclasses.replace(cfg, jpeg_draft=False))
+    fast = sources.FolderReader(tmp_path).load(0, cfg.draft_size)
+    full = sources.FolderReader(tmp_path).load(
+        0, dataclasses.replace(cfg, jpeg_draft=False).draft_size
+    )
     assert full.size == (800, 600) and fast.size == (100, 75)  # 1/8: still >= 85 x 64
-    shape = data.target_shape(600, 800, 64, CROP)
+    shape = sources.target_shape(600, 800, 64, CROP)
     assert shape == (64, 85)
     fast, full = (images.resize_rgb(im, *shape) for im in (fast, full))
     assert not np.array_equal(fast, full)  # the draft path was taken
@@ -218,7 +220,9 @@ def test_corrupt_and_truncated_files_skipped_warned_once_and_counted(tmp_path):
     for batch in batches:
         for crop in np.concatenate([batch["content"], batch["style"]]):
             assert crop.tobytes() in good
-    bad_warnings = [str(w.message) for w in caught if issubclass(w.category, data.BadImageWarning)]
+    bad_warnings = [
+        str(w.message) for w in caught if issubclass(w.category, sources.BadImageWarning)
+    ]
     assert len(bad_warnings) == 2
     assert any("corrupt.jpg" in m for m in bad_warnings)
     assert any("truncated.jpg" in m for m in bad_warnings)
@@ -335,18 +339,18 @@ def test_tfds_source_with_mock_data():
 
 
 def test_tfds_spec_parsing():
-    assert data.parse_tfds_spec("tfds:coco/2017:train") == ("coco/2017", "train")
-    assert data.parse_tfds_spec("tfds:wikiart") == ("wikiart", "train")
-    assert data.parse_tfds_spec("tfds:x:train[:90%]") == ("x", "train[:90%]")
+    assert sources.parse_tfds_spec("tfds:coco/2017:train") == ("coco/2017", "train")
+    assert sources.parse_tfds_spec("tfds:wikiart") == ("wikiart", "train")
+    assert sources.parse_tfds_spec("tfds:x:train[:90%]") == ("x", "train[:90%]")
     with pytest.raises(data.DataError):
-        data.parse_tfds_spec("tfds:")
+        sources.parse_tfds_spec("tfds:")
 
 
 # --------------------------------------------------------------------------- eval
 
 
 def test_load_eval_images_sorted_first_limit_centre_crop(noise):
-    loaded = data.load_eval_images(noise, size=20, limit=2)
+    loaded = evaluate.load_eval_images(noise, size=20, limit=2)
     assert len(loaded) == 2
     for path, image in zip(images.find_images(noise)[:2], loaded, strict=True):
         with Image.open(path) as im:

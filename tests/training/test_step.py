@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from adain_jax.nn.models import init_decoder
+from adain_jax.nn.models import DecoderVariant, init_decoder
 from adain_jax.training import step as train_lib
 from adain_jax.training.config import TrainConfig
 from adain_jax.weights import convert
@@ -56,7 +56,7 @@ def vgg_params(torch_nets):
 def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params, count_traces):
     count_traces(1)
     mesh = train_lib.make_mesh()
-    step_fn = train_lib.make_train_step("float32", mesh)
+    step_fn = train_lib.make_train_step(mesh)
     vgg = train_lib.put_replicated(vgg_params, mesh)
     vgg_before = jax.tree.map(np.array, vgg)
     hp = train_lib.put_replicated(hyperparams(**STEP_CONFIG), mesh)
@@ -64,7 +64,8 @@ def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params, count_tra
     totals, lrs = [], []
     batches = tiny_batches()
     for _ in range(20):
-        state, metrics = step_fn(state, vgg, train_lib.shard_batch(next(batches), mesh), hp)
+        batch = train_lib.shard_batch(next(batches), mesh)
+        state, metrics = step_fn(state, vgg, batch, hp, "float32")
         m = jax.device_get(metrics)
         assert m["finite"] and np.isfinite(m["total"]) and m["grad_norm"] > 0
         np.testing.assert_allclose(m["total"], m["content"] + 10.0 * m["style"], rtol=1e-6)
@@ -80,14 +81,27 @@ def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params, count_tra
 def test_state_is_donated_and_replicated(vgg_params, count_traces):
     count_traces(1)
     mesh = train_lib.make_mesh()
-    step_fn = train_lib.make_train_step("float32", mesh)
+    step_fn = train_lib.make_train_step(mesh)
     state = train_lib.init_state(init_decoder(jax.random.key(1)), mesh)
     old_leaf = state["decoder"]["conv1_1"]["kernel"]
     vgg = train_lib.put_replicated(vgg_params, mesh)
     hp = train_lib.put_replicated(hyperparams(), mesh)
-    new, _ = step_fn(state, vgg, train_lib.shard_batch(next(tiny_batches()), mesh), hp)
+    new, _ = step_fn(state, vgg, train_lib.shard_batch(next(tiny_batches()), mesh), hp, "float32")
     assert old_leaf.is_deleted()
     for leaf in jax.tree.leaves(new):
         assert leaf.sharding.is_fully_replicated
     abstract = train_lib.abstract_state(mesh)
     chex.assert_trees_all_equal_shapes_and_dtypes(abstract, new)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_init_on_the_devices_equals_the_eager_init(norm):
+    """``init_state(key)`` (jit with the abstract state's shardings) holds exactly the
+    eagerly initialised decoder: a run's losses do not depend on where it was built."""
+    mesh = train_lib.make_mesh()
+    variant = DecoderVariant("adain", norm)
+    state = train_lib.init_state(jax.random.key(3), mesh, variant)
+    want = train_lib.init_state(init_decoder(jax.random.key(3), variant), mesh)
+    chex.assert_trees_all_equal(state, want)
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, train_lib.abstract_state(mesh, variant))
+    assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(state))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import chex
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +16,7 @@ import adain_jax
 from adain_jax.cli import infer as infer_cli
 from adain_jax.cli import train as train_cli
 from adain_jax.nn.models import decoder_variant
+from adain_jax.weights import convert
 from tests import torch_variant_reference as vref
 
 SIZE = 32
@@ -114,6 +116,10 @@ def test_variant_trains_resumes_and_infers(pair, port_weight_files, tmp_path, ca
     params = adain_jax.load_params(workdir)  # step 3, after the resume
     want = np.asarray(adain_jax.stylize(params, c, s))
     assert np.max(np.abs(got - want)) <= 1 / 255 + 1e-6
+    # The workdir's decoder converts to decoder.safetensors and loads back like the paper's.
+    (written,) = convert.convert(tmp_path / "converted", decoder=workdir)
+    again = adain_jax.load_params(vgg=vgg_path, decoder=written)
+    chex.assert_trees_all_equal(again["decoder"], params["decoder"])
     if fusion == "concat":
         assert infer_cli.main([*argv, "--alpha=0.5", "--overwrite"]) == 2
         assert "--alpha 0.5 does not apply" in capsys.readouterr().err
