@@ -30,7 +30,7 @@ from adain_jax.controls.stats import (
 )
 from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
 from adain_jax.nn import ops
-from adain_jax.nn.conv import DEFAULT_IMPL, ConvImpl
+from adain_jax.nn.conv import DEFAULT_IMPL
 from adain_jax.nn.forward import (
     as_batch,
     check_batches,
@@ -53,7 +53,7 @@ def stylize(
     alpha: Array | float = 1.0,
     *,
     dtype: Dtype = jnp.float32,
-    conv_impl: ConvImpl = DEFAULT_IMPL,
+    conv_impl: str = DEFAULT_IMPL,
 ) -> Array:
     """Render ``content`` in the style of ``style`` (Huang & Belongie, eq. 11).
 
@@ -147,7 +147,7 @@ def stylize_with_stats(
     mask: Array | None = None,
     sizes: Array | None = None,
     dtype: Dtype = jnp.float32,
-    conv_impl: ConvImpl = DEFAULT_IMPL,
+    conv_impl: str = DEFAULT_IMPL,
 ) -> Array:
     """Stylize against cached style statistics (``encode_style``).
 

@@ -58,7 +58,7 @@ def _gather(images: Array, rows: Array, cols: Array) -> Array:
 
 
 def style_stats_padded(
-    params: dict, style: Array, *, conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    params: dict, style: Array, *, conv_impl: str = conv.DEFAULT_IMPL
 ) -> StyleStats:
     """``StyleStats`` (K = 1) of one style ``[1, Hs, Ws, 3]``, run padded to multiples of 8
     with its valid size; equals ``encode_style`` up to float rounding."""
@@ -71,7 +71,7 @@ def style_stats_padded(
 
 
 def portable_stylize(
-    params: dict, *, conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    params: dict, *, conv_impl: str = conv.DEFAULT_IMPL
 ) -> Callable[[Array, Array, Array], Array]:
     """``(content [N, H, W, 3], style [1, Hs, Ws, 3], alpha []) -> [N, H, W, 3]`` float32 with
     ``params`` closed over (baked in as constants when exported)."""

@@ -36,7 +36,7 @@ def encode(
     *,
     dtype: Dtype = jnp.float32,
     sizes: Array | None = None,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> EncoderTaps:
     """VGG taps (relu1_1 ... relu4_1) of RGB images.
 
@@ -66,7 +66,7 @@ def decode(
     *,
     dtype: Dtype = jnp.float32,
     sizes: Array | None = None,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> Array:
     """Decode relu4_1-sized features to an image (any decoder variant; BatchNorm
     decoders use their running statistics).

@@ -82,7 +82,7 @@ class ReflectConv(nn.Module):
     kernel_size: int = 3
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
 
     @nn.compact
     def __call__(self, x: Array, sizes: Array | None = None) -> Array:

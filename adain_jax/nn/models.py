@@ -134,7 +134,7 @@ class VGGEncoder(nn.Module):
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
     arch: str = "vgg19"  # a key of ENCODER_ARCHS
 
     @nn.compact
@@ -197,7 +197,7 @@ class Decoder(nn.Module):
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
     norm: str = "none"
 
     @nn.compact
@@ -234,7 +234,7 @@ def make_decoder(
     variant: DecoderVariant = PAPER,
     *,
     dtype: Dtype = jnp.float32,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> nn.Module:
     """THE decoder module (``Decoder``) of a variant: ``init_decoder``, ``decoder_shapes``
     and ``adain_jax.nn.forward.decode`` follow. (The fusion, ``concat`` vs ``adain``, only
