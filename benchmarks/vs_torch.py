@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--conv",
         default="direct",
-        help="comma-separated conv formulations (adain_jax.nn.conv.IMPLEMENTATIONS) to time, each a "
-        "row; the train step runs 'direct' only",
+        help="comma-separated conv formulations (adain_jax.nn.conv.IMPLEMENTATIONS) to time, "
+        "each a row; the train step runs 'direct' only",
     )
     parser.add_argument(
         "--dtype",
