@@ -164,17 +164,10 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
 
 
 def region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, Array]:
-    """Per-region channel mean/std ``[N, K, C]`` float32 of ``feat`` ``[N, h, w, C]``."""
-    x = feat.astype(jnp.float32)
-    means, stds = [], []
-    for k in range(num_regions):
-        m = (labels == k)[..., None]
-        count = jnp.maximum(jnp.sum(m, axis=(-3, -2), dtype=jnp.float32), 1.0)
-        mean = jnp.sum(jnp.where(m, x, 0.0), axis=(-3, -2)) / count
-        var = jnp.sum(jnp.where(m, jnp.square(x - mean[..., None, None, :]), 0.0), axis=(-3, -2))
-        means.append(mean)
-        stds.append(jnp.sqrt(var / count + ops.EPS))
-    return jnp.stack(means, axis=-2), jnp.stack(stds, axis=-2)
+    """Per-region channel mean/std ``[N, K, C]`` float32 of ``feat`` ``[N, h, w, C]``
+    (``ops.channel_mean_std`` over the cells labelled k; an empty region: mean 0)."""
+    stats = [ops.channel_mean_std(feat, valid=labels == k) for k in range(num_regions)]
+    return tuple(jnp.stack([s[i][..., 0, 0, :] for s in stats], axis=-2) for i in (0, 1))
 
 
 def check_mask(mask: Array | None, stats: StyleStats) -> Array | None:

@@ -82,12 +82,9 @@ def encode_style_padded(
     """
     style = as_batch(style, "style")
     sizes = jnp.asarray(size, jnp.int32).reshape(1, 2)
-    feat = encode(params, style, dtype=dtype, sizes=sizes).relu4_1.astype(jnp.float32)
-    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])[..., None]
-    count = jnp.sum(valid, axis=(1, 2), keepdims=True, dtype=jnp.float32)
-    mean = jnp.sum(jnp.where(valid, feat, 0.0), axis=(1, 2), keepdims=True) / count
-    var = jnp.sum(jnp.where(valid, jnp.square(feat - mean), 0.0), axis=(1, 2), keepdims=True)
-    return StyleStats(mean, jnp.sqrt(var / count + ops.EPS))
+    feat = encode(params, style, dtype=dtype, sizes=sizes).relu4_1
+    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])
+    return StyleStats(*ops.channel_mean_std(feat, valid=valid))
 
 
 def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:

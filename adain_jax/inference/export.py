@@ -22,14 +22,13 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.controls.masks import region_stats
 from adain_jax.controls.stats import StyleStats
 from adain_jax.controls.transfer import stylize_with_stats
 from adain_jax.nn import conv
 from adain_jax.nn.forward import encode, feature_size, feature_sizes
 from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import DOWNSAMPLE, MIN_IMAGE_SIZE
-from adain_jax.nn.ops import positions
+from adain_jax.nn.ops import channel_mean_std, positions
 
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAME = "image"
@@ -64,10 +63,8 @@ def style_stats_padded(
     with its valid size; equals ``encode_style`` up to float rounding."""
     padded, sizes = _pad_to_multiple(style)
     feat = encode(params, padded, sizes=sizes, conv_impl=conv_impl).relu4_1
-    h, w = feat.shape[1:3]
-    valid = valid_cells(feature_sizes(sizes), h, w)
-    mean, std = region_stats(feat, jnp.where(valid, 0, -1), 1)  # [1, 1, C]
-    return StyleStats(mean.reshape(1, 1, 1, -1), std.reshape(1, 1, 1, -1))
+    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])
+    return StyleStats(*channel_mean_std(feat, valid=valid))
 
 
 def portable_stylize(

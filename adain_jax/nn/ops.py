@@ -4,6 +4,8 @@ All functions take NHWC feature maps (any leading batch axes, channels last)
 and compute statistics over the two spatial axes in float32, whatever the
 input dtype. Variance is the biased (population) variance, as in the
 authors' Lua code; ``eps`` is added to the variance before the square root.
+``EPS`` is the one epsilon of the package (AdaIN, the decoder's norm layers as
+torch's ``BatchNorm2d``/``InstanceNorm2d``, colour preservation).
 """
 
 from __future__ import annotations
@@ -26,26 +28,51 @@ def positions(n: Any) -> Array:
     return jax.lax.iota(jnp.int32, n)
 
 
-def channel_mean_std(x: Array, eps: float = EPS) -> tuple[Array, Array]:
-    """Per-sample, per-channel mean and std over the spatial axes.
+def moments(x: Array, valid: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and biased variance over the spatial axes.
+
+    Args:
+      x: features ``[..., H, W, C]``, any float dtype.
+      valid: optional bool ``[..., H, W]`` (broadcasting against ``x``'s leading axes):
+        only these cells count (an image padded to a size bucket, one region of a
+        mask). A sample without a valid cell gets mean 0 and variance 0.
+
+    Returns:
+      ``(mean, var)``, each ``[..., 1, 1, C]`` float32.
+    """
+    x = x.astype(jnp.float32)
+    if valid is None:
+        mean = jnp.mean(x, axis=_SPATIAL, keepdims=True)
+        return mean, jnp.mean(jnp.square(x - mean), axis=_SPATIAL, keepdims=True)
+    m = jnp.asarray(valid)[..., None]
+    count = jnp.maximum(jnp.sum(m, axis=_SPATIAL, keepdims=True, dtype=jnp.float32), 1.0)
+    mean = jnp.sum(jnp.where(m, x, 0.0), axis=_SPATIAL, keepdims=True) / count
+    var = jnp.sum(jnp.where(m, jnp.square(x - mean), 0.0), axis=_SPATIAL, keepdims=True)
+    return mean, var / count
+
+
+def channel_mean_std(x: Array, eps: float = EPS, valid: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and std (``sqrt(var + eps)``) over the spatial axes.
 
     Args:
       x: features ``[..., H, W, C]``, any float dtype.
       eps: added to the biased variance before the square root.
+      valid: optional bool ``[..., H, W]``: only these cells count (``moments``).
 
     Returns:
       ``(mean, std)``, each ``[..., 1, 1, C]`` float32.
 
-    Differentiable in reverse mode with a hand-written gradient (see
-    ``_mean_std_bwd``); forward mode (``jax.jvp``) is not supported.
+    Without ``valid`` differentiable in reverse mode with a hand-written gradient (see
+    ``_mean_std_bwd``); forward mode (``jax.jvp``) is not supported there.
     """
-    return _mean_std(x, eps)
+    if valid is None:
+        return _mean_std(x, eps)
+    mean, var = moments(x, valid)
+    return mean, jnp.sqrt(var + eps)
 
 
 def _mean_std_impl(x: Array, eps: float) -> tuple[Array, Array]:
-    x = x.astype(jnp.float32)
-    mean = jnp.mean(x, axis=_SPATIAL, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=_SPATIAL, keepdims=True)
+    mean, var = moments(x)
     return mean, jnp.sqrt(var + eps)
 
 
