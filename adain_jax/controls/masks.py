@@ -15,7 +15,6 @@ from jax import Array
 
 from adain_jax.controls.stats import StyleStats, is_concrete
 from adain_jax.nn import ops
-from adain_jax.nn.ops import positions
 
 
 def resize_labels(labels: Array, height: int, width: int) -> Array:
@@ -25,8 +24,7 @@ def resize_labels(labels: Array, height: int, width: int) -> Array:
     size; it is stretched over the whole image).
     """
     hm, wm = labels.shape[-2:]
-    rows = np.minimum(((np.arange(height) + 0.5) * hm / height).astype(np.int64), hm - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * wm / width).astype(np.int64), wm - 1)
+    rows, cols = ops.nearest_indices(height, hm), ops.nearest_indices(width, wm)
     return jnp.asarray(labels)[..., rows[:, None], cols[None, :]]
 
 
@@ -151,13 +149,9 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
     labels = jnp.broadcast_to(labels, (batch, hm, wm))
     cells = jnp.broadcast_to(cells, (batch, 2))
 
-    def index(n: int, size: Array, m: int) -> Array:
-        # floor((i + 1/2) * m / size) in integers: the same cells as resize_labels.
-        i = jnp.minimum(positions(n), size - 1)
-        return jnp.minimum((2 * i + 1) * m // (2 * size), m - 1)
-
     def one(lab: Array, cell: Array) -> Array:
-        rows, cols = index(height, cell[0], hm), index(width, cell[1], wm)
+        rows = ops.nearest_indices(height, hm, cell[0])
+        cols = ops.nearest_indices(width, wm, cell[1])
         return lab[rows[:, None], cols[None, :]]
 
     return jax.vmap(one)(labels, cells)

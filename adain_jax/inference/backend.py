@@ -36,6 +36,7 @@ from adain_jax.controls import (
 )
 from adain_jax.controls.temporal import ContentStats, stylize_smoothed
 from adain_jax.controls.tiling import MIN_TILE, auto_max_tile, needs_tiling, stylize_tiled
+from adain_jax.nn.names import round_up
 
 if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
     from adain_jax.inference.plan import Plan
@@ -106,10 +107,6 @@ def local_mesh() -> Mesh:
     return Mesh(np.array(jax.local_devices()), ("data",))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
 _replicated: dict[int, tuple[dict, Any]] = {}  # id(params) -> (params, replicated copy)
 
 
@@ -146,7 +143,7 @@ def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: P
     images (rounded up to a multiple of the local devices, split over them), the last one
     padded by repeating its last image (one compiled shape)."""
     n, h, w, _ = contents.shape
-    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
+    step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
     outs = []
     for start in range(0, n, step):
         chunk = contents[start : start + step]
@@ -176,7 +173,7 @@ def stylize_exact_smoothed(
     next batch of the clip (``None`` starts a clip).
     """
     n, h, w, _ = frames.shape
-    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
+    step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
     outs = []
     for start in range(0, n, step):
         chunk = frames[start : start + step]
@@ -212,7 +209,7 @@ def stylize_padded(
     results: list[np.ndarray] = []
     for start in range(0, len(contents), per_call):
         chunk = contents[start : start + per_call]
-        extra = _round_up(_pow2_at_least(len(chunk)), local_mesh().size) - len(chunk)
+        extra = round_up(_pow2_at_least(len(chunk)), local_mesh().size) - len(chunk)
         padded = [pad_to_bucket(c, plan.bucket) for c in chunk]
         padded += [padded[-1]] * extra
         sizes = np.array([c.shape[:2] for c in chunk] + [chunk[-1].shape[:2]] * extra, np.int32)

@@ -28,6 +28,7 @@ from adain_jax.inference import backend
 from adain_jax.inference.names import NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.temporal import OFF, TemporalOptions
+from adain_jax.nn.names import round_up
 
 __all__ = ["NEVER_TILE", "PRESERVE_MODES", "Backend", "JobOptions", "Plan", "make_plan"]
 
@@ -152,8 +153,7 @@ class Plan:
         if it runs alone (tiled, exact, or its styles depend on it)."""
         if not self.shared_stats or self.backend_for(height, width) is not Backend.PADDED:
             return None
-        b = self.bucket
-        return (-(-height // b) * b, -(-width // b) * b)
+        return (round_up(height, self.bucket), round_up(width, self.bucket))
 
     def batches_frames(self, height: int, width: int) -> bool:
         """Whether video frames (all ``height x width``) run as unpadded batches

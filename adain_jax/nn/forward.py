@@ -26,6 +26,7 @@ from adain_jax.nn.models import (
     merge_stats,
     split_stats,
 )
+from adain_jax.nn.names import ceil_div
 
 Dtype = Any
 
@@ -181,10 +182,9 @@ def check_image_size(height: int, width: int, name: str = "image") -> None:
 
 def feature_size(height: int, width: int) -> tuple[int, int]:
     """relu4_1 grid size of an ``height x width`` image (three ceil-mode pools)."""
-    # (x + 7) // 8 rather than -(-x // 8): exporters lower integer division as truncation.
-    return (height + DOWNSAMPLE - 1) // DOWNSAMPLE, (width + DOWNSAMPLE - 1) // DOWNSAMPLE
+    return ceil_div(height, DOWNSAMPLE), ceil_div(width, DOWNSAMPLE)
 
 
 def feature_sizes(sizes: Array) -> Array:
     """relu4_1 valid cells, int32 ``[N, 2]``, of images of ``sizes`` ``[N, 2]``."""
-    return (jnp.asarray(sizes, jnp.int32) + DOWNSAMPLE - 1) // DOWNSAMPLE
+    return ceil_div(jnp.asarray(sizes, jnp.int32), DOWNSAMPLE)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 EPS = 1e-5
@@ -131,15 +132,27 @@ def blend(content_feat: Array, target_feat: Array, alpha: Array | float) -> Arra
     )
 
 
-def resize_nearest(x: Array, height: int, width: int) -> Array:
-    """Nearest-neighbour resize of ``[N, h, w, C]`` to ``[N, height, width, C]``.
+def nearest_indices(n: Any, size_in: Any, size_out: Any = None) -> Array | np.ndarray:
+    """The input index of each of ``n`` output cells when ``size_in`` cells are stretched
+    over ``size_out`` (default ``n``) by nearest neighbour: ``floor((i + 0.5) * size_in /
+    size_out)``, half-pixel centres (torch's ``interpolate(mode="nearest-exact")``),
+    computed in integers; cells at or past ``size_out`` repeat the last one.
 
-    Half-pixel centres: output cell ``i`` takes input ``floor((i + 0.5) * h / height)``
-    (torch's ``interpolate(mode="nearest-exact")``). The identity when the sizes match.
+    Returns ``[n]``: NumPy int64 for Python int sizes, else int32 (traced ``size_out``,
+    symbolic sizes).
     """
+    size_out = n if size_out is None else size_out
+    if all(isinstance(v, int) for v in (n, size_in, size_out)):
+        i = np.minimum(np.arange(n), size_out - 1)
+    else:
+        i = jnp.minimum(positions(n), size_out - 1)
+    return (2 * i + 1) * size_in // (2 * size_out)  # < size_in for every i < size_out
+
+
+def resize_nearest(x: Array, height: int, width: int) -> Array:
+    """Nearest-neighbour resize (``nearest_indices``) of ``[N, h, w, C]`` to
+    ``[N, height, width, C]``. The identity when the sizes match."""
     h, w = x.shape[1:3]
     if (h, w) == (height, width):
         return x
-    rows = jnp.floor((positions(height) + 0.5) * h / height).astype(jnp.int32)
-    cols = jnp.floor((positions(width) + 0.5) * w / width).astype(jnp.int32)
-    return x[:, jnp.clip(rows, 0, h - 1)][:, :, jnp.clip(cols, 0, w - 1)]
+    return x[:, nearest_indices(height, h)][:, :, nearest_indices(width, w)]
