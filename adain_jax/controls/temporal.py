@@ -42,7 +42,8 @@ from adain_jax.controls.targets import (
     coefficients_from_stats,
     content_statistics,
 )
-from adain_jax.nn.forward import as_batch, check_image_size, decode, encode
+from adain_jax.controls.transfer import render
+from adain_jax.nn.forward import as_batch, check_image_size
 
 Dtype = Any
 
@@ -92,17 +93,16 @@ def ema(x: Array, state: Array, started: Array | bool, decay: Array | float) -> 
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
 def _stylize_smoothed(params, content, stats, alpha, weights, mask, state, started, decay, dtype):
-    height, width = content.shape[1:3]
-    feat = encode(params, content, dtype=dtype).relu4_1
-    labels = None if mask is None else resize_labels(mask, *feat.shape[1:3])
-    mean, std = content_statistics(feat, stats.num_styles, labels)
-    smoothed = ContentStats(
-        ema(mean, state.mean, started, decay), ema(std, state.std, started, decay)
-    )
-    scale, shift = coefficients_from_stats(smoothed.mean, smoothed.std, stats, weights, labels)
-    target = apply_coefficients(feat, scale, shift, alpha, labels)
-    image = decode(params, target, dtype=dtype)
-    return jnp.clip(image[:, :height, :width, :], 0.0, 1.0), smoothed
+    def target(feat: Array, _: None) -> tuple[Array, ContentStats]:
+        labels = None if mask is None else resize_labels(mask, *feat.shape[1:3])
+        mean, std = content_statistics(feat, stats.num_styles, labels)
+        smoothed = ContentStats(
+            ema(mean, state.mean, started, decay), ema(std, state.std, started, decay)
+        )
+        scale, shift = coefficients_from_stats(smoothed.mean, smoothed.std, stats, weights, labels)
+        return apply_coefficients(feat, scale, shift, alpha, labels), smoothed
+
+    return render(params, content, target, has_aux=True, dtype=dtype)
 
 
 def initial_state(num_regions: int, channels: int = 512) -> ContentStats:

@@ -22,14 +22,12 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.controls.stats import StyleStats
+from adain_jax.controls.stats import encode_style_padded
 from adain_jax.controls.transfer import stylize_with_stats
 from adain_jax.nn import conv
-from adain_jax.nn.forward import encode, feature_sizes
-from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import DOWNSAMPLE, MIN_IMAGE_SIZE
 from adain_jax.nn.names import round_up
-from adain_jax.nn.ops import channel_mean_std, positions
+from adain_jax.nn.ops import positions
 
 INPUT_NAMES = ("content", "style", "alpha")
 OUTPUT_NAME = "image"
@@ -53,17 +51,6 @@ def _take_edge(images: Array, height: Any, width: Any) -> Array:
     return jnp.take(jnp.take(images, rows, axis=1), cols, axis=2)
 
 
-def style_stats_padded(
-    params: dict, style: Array, *, conv_impl: str = conv.DEFAULT_IMPL
-) -> StyleStats:
-    """``StyleStats`` (K = 1) of one style ``[1, Hs, Ws, 3]``, run padded to multiples of 8
-    with its valid size; equals ``encode_style`` up to float rounding."""
-    padded, sizes = _pad_to_multiple(style)
-    feat = encode(params, padded, sizes=sizes, conv_impl=conv_impl).relu4_1
-    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])
-    return StyleStats(*channel_mean_std(feat, valid=valid))
-
-
 def portable_stylize(
     params: dict, *, conv_impl: str = conv.DEFAULT_IMPL
 ) -> Callable[[Array, Array, Array], Array]:
@@ -71,7 +58,8 @@ def portable_stylize(
     ``params`` closed over (baked in as constants when exported)."""
 
     def run(content: Array, style: Array, alpha: Array) -> Array:
-        stats = style_stats_padded(params, style, conv_impl=conv_impl)
+        padded_style, style_size = _pad_to_multiple(style)
+        stats = encode_style_padded(params, padded_style, style_size, conv_impl=conv_impl)
         padded, sizes = _pad_to_multiple(content)
         out = stylize_with_stats(params, padded, stats, alpha, sizes=sizes, conv_impl=conv_impl)
         return _take_edge(out, *content.shape[1:3])
@@ -130,6 +118,8 @@ def _shared_symbolic_scopes() -> Iterator[None]:
     has no attribute '_normalization_rules'``) and would give a scope that no longer
     compares equal to the original. A scope is fixed once built, so sharing it is safe.
     """
+    # No public hook exists (jax2onnx copies with copy.deepcopy, jax.export offers no copy
+    # protocol): hence a class patch, scoped to the conversion and restored after it.
     cls = jax.export.SymbolicScope
     saved = cls.__dict__.get("__deepcopy__")
     cls.__deepcopy__ = lambda self, memo: self

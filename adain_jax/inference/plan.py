@@ -24,7 +24,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from adain_jax.inference import backend
+from adain_jax.controls.tiling import auto_max_tile, needs_tiling
 from adain_jax.inference.names import NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.temporal import OFF, TemporalOptions
@@ -142,7 +142,7 @@ class Plan:
 
     def backend_for(self, height: int, width: int) -> Backend:
         """THE choice of back-end for one ``height x width`` content."""
-        if backend.needs_tiling(height, width, self.max_tile):
+        if needs_tiling(height, width, self.max_tile):
             return Backend.TILED
         if self.labels is not None or self.bucket <= 0:
             return Backend.EXACT  # the padded path takes no mask; bucket 0: exact sizes
@@ -186,7 +186,7 @@ def make_plan(opts: JobOptions, pairs: Sequence[Pair], labels: np.ndarray | None
         color=opts.preserve_color,
         weights=resolve_weights(opts.style_weights, labels),
         labels=labels,
-        max_tile=opts.max_tile or backend.auto_max_tile(1, dtype),
+        max_tile=opts.max_tile or auto_max_tile(1, dtype),
         bucket=opts.bucket,
         batch_size=opts.batch_size,
         video_batch=opts.video_batch,
