@@ -27,7 +27,7 @@ import numpy as np
 from adain_jax.controls.tiling import auto_max_tile, needs_tiling
 from adain_jax.inference.names import NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.paths import Pair
-from adain_jax.inference.temporal import OFF, TemporalOptions
+from adain_jax.inference.temporal_options import OFF, TemporalOptions
 from adain_jax.nn.names import round_up
 
 __all__ = ["NEVER_TILE", "PRESERVE_MODES", "Backend", "JobOptions", "Plan", "make_plan"]
