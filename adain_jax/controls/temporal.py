@@ -156,17 +156,9 @@ def stylize_smoothed(
     started = state is not None
     if state is None:
         state = initial_state(regions, stats.mean.shape[-1])
+    started, decay = jnp.asarray(started), jnp.asarray(decay, jnp.float32)
     return _stylize_smoothed(
-        params,
-        frames,
-        stats,
-        alpha,
-        weights,
-        mask,
-        state,
-        jnp.asarray(started),
-        jnp.asarray(decay, jnp.float32),
-        dtype,
+        params, frames, stats, alpha, weights, mask, state, started, decay, dtype
     )
 
 

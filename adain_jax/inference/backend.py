@@ -49,14 +49,8 @@ def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype, bucket: int
     one bucket share one compilation; 0: each style at its own size."""
     if bucket <= 0:
         return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
-    return stack_stats(
-        [
-            encode_style_padded(
-                params, pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32), dtype=dtype
-            )
-            for s in styles
-        ]
-    )
+    padded = [(pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32)) for s in styles]
+    return stack_stats([encode_style_padded(params, p, hw, dtype=dtype) for p, hw in padded])
 
 
 def preserve_color(
