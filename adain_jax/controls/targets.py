@@ -37,8 +37,10 @@ def content_statistics(
       ``sqrt(biased variance + ops.EPS)``.
     """
     if labels is None:
-        c_mean, c_std = ops.channel_mean_std(feat, valid=valid)
-        return c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
+        if valid is None:
+            c_mean, c_std = ops.channel_mean_std(feat)
+            return c_mean[:, 0], c_std[:, 0]  # [N, 1, C]
+        return region_stats(feat, jnp.where(valid, 0, -1), 1)
     labels = jnp.broadcast_to(labels, feat.shape[:3])
     if valid is not None:
         labels = jnp.where(valid, labels, -1)

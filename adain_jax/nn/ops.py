@@ -46,10 +46,10 @@ def moments(x: Array, valid: Array | None = None) -> tuple[Array, Array]:
         mean = jnp.mean(x, axis=_SPATIAL, keepdims=True)
         return mean, jnp.mean(jnp.square(x - mean), axis=_SPATIAL, keepdims=True)
     m = jnp.asarray(valid)[..., None]
-    count = jnp.maximum(jnp.sum(m, axis=_SPATIAL, keepdims=True, dtype=jnp.float32), 1.0)
-    mean = jnp.sum(jnp.where(m, x, 0.0), axis=_SPATIAL, keepdims=True) / count
-    var = jnp.sum(jnp.where(m, jnp.square(x - mean), 0.0), axis=_SPATIAL, keepdims=True)
-    return mean, var / count
+    count = jnp.maximum(jnp.sum(m, axis=_SPATIAL, dtype=jnp.float32), 1.0)
+    mean = jnp.sum(jnp.where(m, x, 0.0), axis=_SPATIAL) / count
+    var = jnp.sum(jnp.where(m, jnp.square(x - mean[..., None, None, :]), 0.0), axis=_SPATIAL)
+    return mean[..., None, None, :], (var / count)[..., None, None, :]
 
 
 def channel_mean_std(x: Array, eps: float = EPS, valid: Array | None = None) -> tuple[Array, Array]:
