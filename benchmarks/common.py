@@ -10,12 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from adain_jax.cli import malloc_tuning
-from adain_jax.nn import forward, ops
-from benchmarks import conv_formulations
+from adain_jax.controls import transfer
 
 
 def cpu_model() -> str:
@@ -81,21 +79,10 @@ def parse_list(text: str, kind: Callable, flag: str) -> list:
     return values
 
 
-def stylize_fn(conv: str = "direct") -> Callable:
-    """``adain_jax.stylize``'s computation, jitted, with the convolution formulation ``conv``
-    (a name of ``benchmarks.conv_formulations.FORMULATIONS``) in every layer."""
-    impl = conv_formulations.conv_impl(conv)
-
-    @functools.partial(jax.jit, static_argnames=("dtype",))
-    def stylize(params, content, style, alpha=1.0, *, dtype=jnp.float32):
-        height, width = content.shape[1:3]
-        cf = forward.encode(params, content, dtype=dtype, conv_impl=impl).relu4_1
-        sf = forward.encode(params, style, dtype=dtype, conv_impl=impl).relu4_1
-        target = ops.blend(cf, ops.adain(cf, sf), alpha)
-        image = forward.decode(params, target, dtype=dtype, conv_impl=impl)
-        return jnp.clip(image[:, :height, :width], 0.0, 1.0)
-
-    return stylize
+def stylize_fn(conv_impl: str = "direct") -> Callable:
+    """``adain_jax.stylize`` with the convolution formulation ``conv_impl`` (a name of
+    ``adain_jax.nn.conv.IMPLEMENTATIONS``) in every layer; jitted."""
+    return functools.partial(transfer.stylize, conv_impl=conv_impl)
 
 
 def time_calls(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:

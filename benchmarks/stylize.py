@@ -9,8 +9,8 @@ timed calls. Prints a Markdown table headed by the device and CPU model::
     python -m benchmarks.stylize                      # 256/512/1024 x 1/8 x f32/bf16
     python -m benchmarks.stylize --sizes 256,512 --batches 1 --dtypes float32
 
-The convolution is the product's (``direct``); ``benchmarks.vs_torch --conv`` and
-``benchmarks.conv_layers`` time the other formulations.
+The convolution is the product's (``direct``); ``benchmarks.vs_torch --conv valid`` times
+the other one.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - optional benchmark dependency
     sys.exit("vs_torch: needs torch (pip install -e '.[test]' -c constraints-cpu.txt)")
 
 import adain_jax
-from benchmarks import conv_formulations
+from adain_jax.nn.conv import IMPLEMENTATIONS
 from benchmarks import train as train_bench
 from benchmarks.common import (
     add_malloc_flag,
@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--conv",
         default="direct",
-        help="comma-separated conv formulations (benchmarks.conv_formulations) to time, each a "
-        "row; the train step runs 'direct' only",
+        help="comma-separated conv formulations (adain_jax.nn.conv.IMPLEMENTATIONS) to time, "
+        "each a row; the train step runs 'direct' only",
     )
     parser.add_argument(
         "--dtype",
@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = parse_list(args.sizes, int, "--sizes")
     impls = parse_list(args.conv, str, "--conv")
     for impl in impls:
-        if impl not in conv_formulations.FORMULATIONS:
-            names = tuple(conv_formulations.FORMULATIONS)
+        if impl not in IMPLEMENTATIONS:
+            names = IMPLEMENTATIONS
             sys.exit(f"vs_torch: --conv: unknown {impl!r}; choose from {names}")
     if min(sizes) < 9 or args.repeats < 0 or args.train_repeats < 0 or args.train_batch < 1:
         sys.exit("vs_torch: --sizes must be >= 9 px, --repeats and --train-repeats >= 0")

@@ -95,8 +95,8 @@ def stylize_files(
     import numpy as np
 
     from adain_jax.inference import backend
-    from adain_jax.inference.plan import Backend, JobOptions, make_plan
-    from adain_jax.inference.run import load_mask
+    from adain_jax.inference.plan import JobOptions, make_plan
+    from adain_jax.inference.run import load_mask, stylize_one
     from adain_jax.io import images as image_io
 
     def read(path: str) -> np.ndarray:
@@ -116,13 +116,7 @@ def stylize_files(
     plan = make_plan(opts, [], labels)
     net_content, net_styles, finish = backend.preserve_color(color, content_img, styles)
     stats = backend.encode_styles(params, net_styles, plan.dtype, plan.bucket)
-    chosen = plan.backend_for(*net_content.shape[:2])
-    if chosen is Backend.TILED:
-        out = backend.stylize_tiled_one(params, net_content, stats, plan)
-    elif chosen is Backend.EXACT:
-        out = backend.stylize_exact(params, net_content[None], stats, plan)[0]
-    else:
-        out = backend.stylize_padded(params, [net_content], stats, plan)[0]
+    out = stylize_one(params, net_content, stats, plan)
     return image_io.to_uint8(np.asarray(finish(out)))
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-EPS = 1e-5
+from adain_jax.nn.ops import EPS
 
 # NTSC RGB -> YIQ (rows: Y, I, Q). NumPy, not jnp: a module-level jnp array would start the
 # XLA backend at import time, before ``jax.distributed.initialize`` (multi-host training).

@@ -15,7 +15,6 @@ from jax import Array
 
 from adain_jax.controls.stats import StyleStats, is_concrete
 from adain_jax.nn import ops
-from adain_jax.nn.ops import positions
 
 
 def resize_labels(labels: Array, height: int, width: int) -> Array:
@@ -25,8 +24,7 @@ def resize_labels(labels: Array, height: int, width: int) -> Array:
     size; it is stretched over the whole image).
     """
     hm, wm = labels.shape[-2:]
-    rows = np.minimum(((np.arange(height) + 0.5) * hm / height).astype(np.int64), hm - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * wm / width).astype(np.int64), wm - 1)
+    rows, cols = ops.nearest_indices(height, hm), ops.nearest_indices(width, wm)
     return jnp.asarray(labels)[..., rows[:, None], cols[None, :]]
 
 
@@ -151,30 +149,19 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
     labels = jnp.broadcast_to(labels, (batch, hm, wm))
     cells = jnp.broadcast_to(cells, (batch, 2))
 
-    def index(n: int, size: Array, m: int) -> Array:
-        # floor((i + 1/2) * m / size) in integers: the same cells as resize_labels.
-        i = jnp.minimum(positions(n), size - 1)
-        return jnp.minimum((2 * i + 1) * m // (2 * size), m - 1)
-
     def one(lab: Array, cell: Array) -> Array:
-        rows, cols = index(height, cell[0], hm), index(width, cell[1], wm)
+        rows = ops.nearest_indices(height, hm, cell[0])
+        cols = ops.nearest_indices(width, wm, cell[1])
         return lab[rows[:, None], cols[None, :]]
 
     return jax.vmap(one)(labels, cells)
 
 
 def region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, Array]:
-    """Per-region channel mean/std ``[N, K, C]`` float32 of ``feat`` ``[N, h, w, C]``."""
-    x = feat.astype(jnp.float32)
-    means, stds = [], []
-    for k in range(num_regions):
-        m = (labels == k)[..., None]
-        count = jnp.maximum(jnp.sum(m, axis=(-3, -2), dtype=jnp.float32), 1.0)
-        mean = jnp.sum(jnp.where(m, x, 0.0), axis=(-3, -2)) / count
-        var = jnp.sum(jnp.where(m, jnp.square(x - mean[..., None, None, :]), 0.0), axis=(-3, -2))
-        means.append(mean)
-        stds.append(jnp.sqrt(var / count + ops.EPS))
-    return jnp.stack(means, axis=-2), jnp.stack(stds, axis=-2)
+    """Per-region channel mean/std ``[N, K, C]`` float32 of ``feat`` ``[N, h, w, C]``
+    (``ops.channel_mean_std`` over the cells labelled k; an empty region: mean 0)."""
+    stats = [ops.channel_mean_std(feat, valid=labels == k) for k in range(num_regions)]
+    return tuple(jnp.stack([s[i][..., 0, 0, :] for s in stats], axis=-2) for i in (0, 1))
 
 
 def check_mask(mask: Array | None, stats: StyleStats) -> Array | None:

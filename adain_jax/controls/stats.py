@@ -20,6 +20,7 @@ import numpy as np
 from jax import Array
 
 from adain_jax.nn import ops
+from adain_jax.nn.conv import DEFAULT_IMPL
 from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes
 from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import decoder_variant
@@ -62,9 +63,14 @@ def encode_style(params: dict, style: Array, *, dtype: Dtype = jnp.float32) -> S
     return StyleStats(mean, std)
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
+@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
 def encode_style_padded(
-    params: dict, style: Array, size: Array, *, dtype: Dtype = jnp.float32
+    params: dict,
+    style: Array,
+    size: Array,
+    *,
+    dtype: Dtype = jnp.float32,
+    conv_impl: str = DEFAULT_IMPL,
 ) -> StyleStats:
     """``encode_style`` of one style padded to a bucket shape (``pad_to_bucket``), the same
     statistics as the unpadded image's: one compilation serves every style size of a
@@ -76,18 +82,16 @@ def encode_style_padded(
         and right.
       size: int ``[2]`` (traced): the style's own ``(H, W)``, each at least 9 px.
       dtype: compute dtype of the convolutions.
+      conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
 
     Returns:
       ``StyleStats`` with one style: relu4_1 channel mean and std over its valid cells.
     """
     style = as_batch(style, "style")
     sizes = jnp.asarray(size, jnp.int32).reshape(1, 2)
-    feat = encode(params, style, dtype=dtype, sizes=sizes).relu4_1.astype(jnp.float32)
-    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])[..., None]
-    count = jnp.sum(valid, axis=(1, 2), keepdims=True, dtype=jnp.float32)
-    mean = jnp.sum(jnp.where(valid, feat, 0.0), axis=(1, 2), keepdims=True) / count
-    var = jnp.sum(jnp.where(valid, jnp.square(feat - mean), 0.0), axis=(1, 2), keepdims=True)
-    return StyleStats(mean, jnp.sqrt(var / count + ops.EPS))
+    feat = encode(params, style, dtype=dtype, sizes=sizes, conv_impl=conv_impl).relu4_1
+    valid = valid_cells(feature_sizes(sizes), *feat.shape[1:3])
+    return StyleStats(*ops.channel_mean_std(feat, valid=valid))
 
 
 def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:
@@ -100,8 +104,9 @@ def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:
 
 
 def is_concrete(x: Any) -> bool:
-    """Whether ``x`` is a value known now (not ``None``, not a tracer under ``jax.jit``)."""
-    return x is not None and not isinstance(x, jax.core.Tracer)
+    """Whether ``x`` is a value known now (not ``None``, holding no tracer under ``jax.jit``)."""
+    leaves = jax.tree.leaves(x)  # a list of weights may hold tracers
+    return x is not None and not any(isinstance(v, jax.core.Tracer) for v in leaves)
 
 
 def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) -> Array:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.controls.masks import region_stats, resize_labels
+from adain_jax.controls.masks import region_stats
 from adain_jax.controls.stats import StyleStats, normalize_weights
 from adain_jax.nn import ops
 
@@ -125,20 +125,3 @@ def apply_coefficients(
         target = x * pick(scale, labels) + pick(shift, labels)
     alpha = jnp.asarray(alpha, jnp.float32).reshape(-1, 1, 1, 1)
     return ops.blend(x, target, alpha)
-
-
-def stylize_features(
-    feat: Array,
-    stats: StyleStats,
-    alpha: Array | float = 1.0,
-    weights: Array | None = None,
-    labels: Array | None = None,
-) -> Array:
-    """The decoder's input for content features ``feat`` ``[N, h, w, 512]`` (float32).
-
-    ``labels`` may have any spatial size; they are resized to ``h x w``.
-    """
-    if labels is not None:
-        labels = resize_labels(labels, *feat.shape[1:3])
-    scale, shift = target_coefficients(feat, stats, weights, labels)
-    return apply_coefficients(feat, scale, shift, alpha, labels)

@@ -42,8 +42,8 @@ from adain_jax.controls.targets import (
     coefficients_from_stats,
     content_statistics,
 )
-from adain_jax.nn.conv import DEFAULT_IMPL, ConvImpl
-from adain_jax.nn.forward import as_batch, check_image_size, decode, encode
+from adain_jax.controls.transfer import render
+from adain_jax.nn.forward import as_batch, check_image_size
 
 Dtype = Any
 
@@ -91,21 +91,18 @@ def ema(x: Array, state: Array, started: Array | bool, decay: Array | float) -> 
     return jax.lax.scan(step, init, x)[1]
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
-def _stylize_smoothed(
-    params, content, stats, alpha, weights, mask, state, started, decay, dtype, conv_impl
-):
-    height, width = content.shape[1:3]
-    feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
-    labels = None if mask is None else resize_labels(mask, *feat.shape[1:3])
-    mean, std = content_statistics(feat, stats.num_styles, labels)
-    smoothed = ContentStats(
-        ema(mean, state.mean, started, decay), ema(std, state.std, started, decay)
-    )
-    scale, shift = coefficients_from_stats(smoothed.mean, smoothed.std, stats, weights, labels)
-    target = apply_coefficients(feat, scale, shift, alpha, labels)
-    image = decode(params, target, dtype=dtype, conv_impl=conv_impl)
-    return jnp.clip(image[:, :height, :width, :], 0.0, 1.0), smoothed
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _stylize_smoothed(params, content, stats, alpha, weights, mask, state, started, decay, dtype):
+    def target(feat: Array, _: None) -> tuple[Array, ContentStats]:
+        labels = None if mask is None else resize_labels(mask, *feat.shape[1:3])
+        mean, std = content_statistics(feat, stats.num_styles, labels)
+        smoothed = ContentStats(
+            ema(mean, state.mean, started, decay), ema(std, state.std, started, decay)
+        )
+        scale, shift = coefficients_from_stats(smoothed.mean, smoothed.std, stats, weights, labels)
+        return apply_coefficients(feat, scale, shift, alpha, labels), smoothed
+
+    return render(params, content, target, has_aux=True, dtype=dtype)
 
 
 def initial_state(num_regions: int, channels: int = 512) -> ContentStats:
@@ -125,7 +122,6 @@ def stylize_smoothed(
     weights: Array | None = None,
     mask: Array | None = None,
     dtype: Dtype = jnp.float32,
-    conv_impl: ConvImpl = DEFAULT_IMPL,
 ) -> tuple[Array, ContentStats]:
     """Stylize consecutive video frames with content statistics smoothed over time (``ema``).
 
@@ -142,7 +138,7 @@ def stylize_smoothed(
       decay: weight of the past in [0, 1), traced (changing it does not recompile).
       weights, mask: as in ``stylize_with_stats`` (with a mask, each region's statistics
         are smoothed on their own).
-      dtype, conv_impl: compute dtype and convolution formulation, static.
+      dtype: compute dtype of the convolutions, static.
 
     Returns:
       ``(images, smoothed)``: float32 ``[N, H, W, 3]`` in [0, 1], and the smoothed
@@ -160,18 +156,9 @@ def stylize_smoothed(
     started = state is not None
     if state is None:
         state = initial_state(regions, stats.mean.shape[-1])
+    started, decay = jnp.asarray(started), jnp.asarray(decay, jnp.float32)
     return _stylize_smoothed(
-        params,
-        frames,
-        stats,
-        alpha,
-        weights,
-        mask,
-        state,
-        jnp.asarray(started),
-        jnp.asarray(decay, jnp.float32),
-        dtype,
-        conv_impl,
+        params, frames, stats, alpha, weights, mask, state, started, decay, dtype
     )
 
 

@@ -6,7 +6,7 @@ interior is kept. The AdaIN statistics (and mask-region statistics) are then
 computed over the whole feature map, and the decoder runs window by window
 on the feature map with a margin of ``DECODER_MARGIN`` feature cells.
 
-Why the interior is exact: windows start on multiples of 8 px, so the three
+Why the interior is exact: windows start on multiples of ``DOWNSAMPLE`` (8) px, so the three
 2x2 pools see the same grid as on the whole image; the last window along an
 axis ends on the image border, so ceil-mode pooling and the border's
 reflection padding are the same as untiled. Reflection padding at a window
@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -41,7 +42,7 @@ from adain_jax.controls.stats import StyleStats, normalize_weights, require_adai
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
 from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS, decoder_variant
-from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE
+from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE, ceil_div
 
 Dtype = Any
 
@@ -82,6 +83,13 @@ def plan_axis(n: int, tile: int, margin: int, align: int) -> list[Window]:
         windows.append(Window(s, size, prev_hi, hi))
         prev_hi = hi
     return windows
+
+
+def _kept(win: Window, to_out: Callable[[int], int]) -> tuple[slice, slice]:
+    """The kept range of ``win`` as ``(slice of the whole output, slice of the window's
+    output)``, ``to_out`` mapping input units to output units."""
+    lo, hi, start = win.keep_lo, win.keep_hi, win.start
+    return slice(to_out(lo), to_out(hi)), slice(to_out(lo - start), to_out(hi - start))
 
 
 def available_memory() -> int:
@@ -144,18 +152,13 @@ def encode_tiled(
     tile = (max_tile - 2 * ENCODER_MARGIN) // DOWNSAMPLE * DOWNSAMPLE
     h, w = feature_size(height, width)
     feat = np.empty((n, h, w, FEATURE_CHANNELS), np.float32)
-    rows = plan_axis(height, tile, ENCODER_MARGIN, DOWNSAMPLE)
-    cols = plan_axis(width, tile, ENCODER_MARGIN, DOWNSAMPLE)
-    cell = lambda v: -(-v // DOWNSAMPLE)  # noqa: E731  (ceil: the last cell may be partial)
-    for r in rows:
-        for c in cols:
+    cells = lambda v: ceil_div(v, DOWNSAMPLE)  # noqa: E731  (the last cell may be partial)
+    for r in plan_axis(height, tile, ENCODER_MARGIN, DOWNSAMPLE):
+        for c in plan_axis(width, tile, ENCODER_MARGIN, DOWNSAMPLE):
             window = content[:, r.start : r.start + r.size, c.start : c.start + c.size]
             out = np.asarray(_encode_window(params, jnp.asarray(window), dtype))
-            feat[:, r.keep_lo // 8 : cell(r.keep_hi), c.keep_lo // 8 : cell(c.keep_hi)] = out[
-                :,
-                (r.keep_lo - r.start) // 8 : cell(r.keep_hi - r.start),
-                (c.keep_lo - c.start) // 8 : cell(c.keep_hi - c.start),
-            ]
+            (r_all, r_win), (c_all, c_win) = _kept(r, cells), _kept(c, cells)
+            feat[:, r_all, c_all] = out[:, r_win, c_win]
     return feat
 
 
@@ -185,13 +188,9 @@ def decode_tiled(
             img = _decode_window(
                 params, jnp.asarray(feat[:, rs, cs]), scale, shift, alpha, lab, dtype
             )
-            img = np.asarray(img)
-            d = DOWNSAMPLE
-            out[:, d * r.keep_lo : d * r.keep_hi, d * c.keep_lo : d * c.keep_hi] = img[
-                :,
-                d * (r.keep_lo - r.start) : d * (r.keep_hi - r.start),
-                d * (c.keep_lo - c.start) : d * (c.keep_hi - c.start),
-            ]
+            px = lambda v: DOWNSAMPLE * v  # noqa: E731
+            (r_all, r_win), (c_all, c_win) = _kept(r, px), _kept(c, px)
+            out[:, r_all, c_all] = np.asarray(img)[:, r_win, c_win]
     return out
 
 

@@ -1,9 +1,10 @@
 """The stylization functions: one style (``stylize``), K styles mixed or by
 region (``stylize_mix``), cached statistics (``stylize_with_stats``).
 
-All are pure; ``stylize`` and the core of ``stylize_with_stats`` are
-``jax.jit``-compiled here (``dtype`` static, everything else traced), so
-repeated calls at one shape reuse one executable. They compose with
+All are pure and run the one stylize pass, ``render`` (encode, the decoder's
+input, decode, crop, clip); ``stylize`` and the core of ``stylize_with_stats``
+(``stylize_checked``) are ``jax.jit``-compiled here (``dtype`` static, everything
+else traced), so repeated calls at one shape reuse one executable. They compose with
 ``jax.jit``, ``jax.vmap`` and ``jax.grad``. Parameter order everywhere:
 params, content, style(s) or stats, alpha, then keyword-only options.
 """
@@ -11,7 +12,7 @@ params, content, style(s) or stats, alpha, then keyword-only options.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax.controls.masks import check_mask, resize_labels_within
+from adain_jax.controls.masks import check_mask, resize_labels, resize_labels_within
 from adain_jax.controls.stats import (
     StyleStats,
     encode_style,
@@ -28,9 +29,9 @@ from adain_jax.controls.stats import (
     require_adain_fusion,
     stack_stats,
 )
-from adain_jax.controls.targets import apply_coefficients, stylize_features, target_coefficients
+from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn import ops
-from adain_jax.nn.conv import DEFAULT_IMPL, ConvImpl
+from adain_jax.nn.conv import DEFAULT_IMPL
 from adain_jax.nn.forward import (
     as_batch,
     check_batches,
@@ -46,6 +47,37 @@ from adain_jax.nn.models import decoder_variant
 Dtype = Any
 
 
+def render(
+    params: dict,
+    content: Array,
+    target: Callable[[Array, Array | None], Any],
+    *,
+    has_aux: bool = False,
+    sizes: Array | None = None,
+    dtype: Dtype = jnp.float32,
+    conv_impl: str = DEFAULT_IMPL,
+) -> Any:
+    """THE stylize pass every stylize function runs (traced; call it under ``jax.jit``).
+
+    Encodes ``content`` float ``[N, H, W, 3]``, asks ``target(feat, cells)`` for the
+    decoder's input from the relu4_1 features ``[N, h, w, 512]`` (``cells``: int ``[N, 2]``
+    valid feature cells with ``sizes``, else ``None``), decodes it, crops to ``H x W`` and
+    clips to [0, 1]. ``sizes``: int ``[N, 2]`` or ``[1, 2]``, each image's valid size in a
+    batch padded at the bottom/right (``adain_jax.nn.forward.encode``). ``has_aux``:
+    ``target`` returns ``(decoder_input, aux)`` and ``render`` ``(image, aux)``, as in
+    ``jax.grad``.
+
+    Returns float32 ``[N, H, W, 3]`` in [0, 1] (with ``has_aux``: ``(image, aux)``).
+    """
+    height, width = content.shape[1:3]
+    feat = encode(params, content, dtype=dtype, sizes=sizes, conv_impl=conv_impl).relu4_1
+    cells = None if sizes is None else feature_sizes(sizes)
+    fused, aux = target(feat, cells) if has_aux else (target(feat, cells), None)
+    image = decode(params, fused, dtype=dtype, sizes=cells, conv_impl=conv_impl)
+    image = jnp.clip(image[:, :height, :width, :], 0.0, 1.0)
+    return (image, aux) if has_aux else image
+
+
 def stylize(
     params: dict,
     content: Array,
@@ -53,15 +85,15 @@ def stylize(
     alpha: Array | float = 1.0,
     *,
     dtype: Dtype = jnp.float32,
-    conv_impl: ConvImpl = DEFAULT_IMPL,
+    conv_impl: str = DEFAULT_IMPL,
 ) -> Array:
     """Render ``content`` in the style of ``style`` (Huang & Belongie, eq. 11).
 
     ``T(c, s) = g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))``; for a decoder of the
     concat variant ``g(concat(f(c), f(s)))`` (``adain_jax.nn.forward.fuse``), where a
     concrete ``alpha`` other than 1 raises ``ValueError`` (a traced one is ignored).
-    Compiled once per shape, dtype, conv_impl and decoder variant (``stylize.lower``
-    gives the ahead-of-time form); composes with ``jax.jit``.
+    Compiled once per shape, dtype, conv_impl and decoder variant; composes with
+    ``jax.jit`` (``jax.jit(stylize).lower(...)`` gives the ahead-of-time form).
 
     Args:
       params: ``{"encoder", "decoder"}`` from ``load_params``.
@@ -100,41 +132,58 @@ def _stylize(params, content, style, alpha=1.0, *, dtype=jnp.float32, conv_impl=
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     style = as_batch(style, "style")
-    height, width = content.shape[1:3]
-    check_image_size(height, width, "content")
+    check_image_size(*content.shape[1:3], "content")
     check_image_size(*style.shape[1:3], "style")
     check_batches(content.shape[0], style.shape[0], jnp.shape(alpha))
-    content_feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
     style_feat = encode(params, style, dtype=dtype, conv_impl=conv_impl).relu4_1
     alpha = jnp.asarray(alpha, jnp.float32).reshape(-1, 1, 1, 1)
-    if decoder_variant(params["decoder"]).fusion == "adain":
-        target = ops.blend(content_feat, ops.adain(content_feat, style_feat), alpha)
-    else:
-        target = fuse(params, content_feat, style_feat)
-    image = decode(params, target, dtype=dtype, conv_impl=conv_impl)[:, :height, :width, :]
-    image = jnp.clip(image, 0.0, 1.0)
+
+    def target(feat: Array, _: None) -> Array:
+        if decoder_variant(params["decoder"]).fusion == "adain":
+            return ops.blend(feat, ops.adain(feat, style_feat), alpha)
+        return fuse(params, feat, style_feat)
+
+    image = render(params, content, target, dtype=dtype, conv_impl=conv_impl)
     return image[0] if single else image
 
 
-stylize.lower = _stylize.lower  # ahead-of-time lowering, as for a jax.jit function
+def stylize_checked(
+    params: dict,
+    content: Array,
+    stats: StyleStats,
+    alpha: Array | float,
+    weights: Array | None,
+    mask: Array | None,
+    sizes: Array | None = None,
+    dtype: Dtype = jnp.float32,
+    conv_impl: str = DEFAULT_IMPL,
+) -> Array:
+    """``stylize_with_stats`` without its argument checks, for callers that checked once
+    (``infer.py``'s back-ends: a mask is checked when it is read, not at every call).
+
+    ``content`` float ``[N, H, W, 3]``; ``weights`` ``[K]`` (>= 0, normalised here; equal
+    if ``None``), ignored with a ``mask``: int labels ``0..K-1``, ``[Hm, Wm]`` or
+    ``[N, Hm, Wm]``; ``sizes`` int ``[N, 2]``, ``[1, 2]`` or ``None``. Returns float32
+    ``[N, H, W, 3]`` in [0, 1].
+    """
+    weights = normalize_weights(weights, stats.num_styles) if mask is None else None
+    return _stylize_checked(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "conv_impl"))
-def _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl):
-    height, width = content.shape[1:3]
-    if sizes is None:
-        feat = encode(params, content, dtype=dtype, conv_impl=conv_impl).relu4_1
-        target = stylize_features(feat, stats, alpha, weights, mask)
-        image = decode(params, target, dtype=dtype, conv_impl=conv_impl)
-    else:
-        feat = encode(params, content, dtype=dtype, sizes=sizes, conv_impl=conv_impl).relu4_1
-        cells = feature_sizes(sizes)
+def _stylize_checked(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl):
+    def target(feat: Array, cells: Array | None) -> Array:
         h, w = feat.shape[1:3]
-        labels = None if mask is None else resize_labels_within(mask, cells, h, w)
-        scale, shift = target_coefficients(feat, stats, weights, labels, valid_cells(cells, h, w))
-        target = apply_coefficients(feat, scale, shift, alpha, labels)
-        image = decode(params, target, dtype=dtype, sizes=cells, conv_impl=conv_impl)
-    return jnp.clip(image[:, :height, :width, :], 0.0, 1.0)
+        labels, valid = None, None
+        if cells is not None:
+            valid = valid_cells(cells, h, w)
+            labels = None if mask is None else resize_labels_within(mask, cells, h, w)
+        elif mask is not None:
+            labels = resize_labels(mask, h, w)
+        scale, shift = target_coefficients(feat, stats, weights, labels, valid)
+        return apply_coefficients(feat, scale, shift, alpha, labels)
+
+    return render(params, content, target, sizes=sizes, dtype=dtype, conv_impl=conv_impl)
 
 
 def stylize_with_stats(
@@ -147,7 +196,7 @@ def stylize_with_stats(
     mask: Array | None = None,
     sizes: Array | None = None,
     dtype: Dtype = jnp.float32,
-    conv_impl: ConvImpl = DEFAULT_IMPL,
+    conv_impl: str = DEFAULT_IMPL,
 ) -> Array:
     """Stylize against cached style statistics (``encode_style``).
 
@@ -188,9 +237,8 @@ def stylize_with_stats(
         sizes = jnp.asarray(sizes, jnp.int32)
         if sizes.ndim != 2 or sizes.shape[1] != 2 or sizes.shape[0] not in (1, content.shape[0]):
             raise ValueError(f"sizes must be [N, 2] or [1, 2] for {content.shape[0]} contents")
-    weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     mask = check_mask(mask, stats)
-    out = _stylize_with_stats(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
+    out = stylize_checked(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
     return out[0] if single else out
 
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from adain_jax.controls.transfer import stylize
+from adain_jax.controls.transfer import render, stylize
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import perceptual, plots
 from adain_jax.io import files
@@ -60,9 +60,7 @@ def measure(loss_encoder: dict, out: jax.Array, content: jax.Array, style: jax.A
 @jax.jit
 def _from_style_features(params: dict, content: jax.Array, style_feat: jax.Array) -> jax.Array:
     """Stylize ``[1, H, W, 3]`` given the style's relu4_1 (any decoder variant)."""
-    c = forward.encode(params, content).relu4_1
-    out = forward.decode(params, forward.fuse(params, c, style_feat))
-    return jnp.clip(out[:, : content.shape[1], : content.shape[2]], 0.0, 1.0)
+    return render(params, content, lambda feat, _: forward.fuse(params, feat, style_feat))
 
 
 @jax.jit

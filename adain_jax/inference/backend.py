@@ -1,21 +1,21 @@
 """The stylize stage: every call into ``adain_jax.controls`` made by ``infer.py``.
 
 Every call follows the public API's order (content first, then style(s)/stats,
-``alpha``, then keyword-only options; ``stylize_with_stats(..., sizes=)`` for
-padded batches).
+``alpha``, then keyword-only options). The batch back-ends call
+``controls.transfer.stylize_checked`` (``stylize_with_stats`` without its per-call
+checks: the plan's mask was checked when it was read), with ``sizes=`` for padded batches.
 
 Batches (directory buckets, batch jobs, video frames) use every local device: each call's
 images are split over a 1-D mesh ``("data",)`` of ``jax.local_devices()`` (``P("data")``),
 the params replicated (``P()``), and the batch is padded to a multiple of the device
 count. ``jax.jit`` follows the inputs' shardings, so the one compiled
-``stylize_with_stats`` runs data-parallel. Single images (and tiles) stay on one device.
+``stylize_checked`` runs data-parallel. Tiles stay on one device.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -26,34 +26,17 @@ from adain_jax.controls import (
     StyleStats,
     encode_style,
     encode_style_padded,
-    labels_from_mask_image,
     luminance_inputs,
     match_color,
     pad_to_bucket,
     recombine_luminance,
     stack_stats,
-    stylize_with_stats,
 )
 from adain_jax.controls.temporal import ContentStats, stylize_smoothed
-from adain_jax.controls.tiling import MIN_TILE, auto_max_tile, needs_tiling, stylize_tiled
-
-if TYPE_CHECKING:  # plan.py imports this module (needs_tiling, auto_max_tile)
-    from adain_jax.inference.plan import Plan
-
-__all__ = [
-    "MIN_TILE",
-    "StyleStats",
-    "auto_max_tile",
-    "labels_from_mask_image",
-    "needs_tiling",
-    "pad_to_bucket",
-    "encode_styles",
-    "preserve_color",
-    "stylize_exact",
-    "stylize_exact_smoothed",
-    "stylize_padded",
-    "stylize_tiled_one",
-]
+from adain_jax.controls.tiling import stylize_tiled
+from adain_jax.controls.transfer import stylize_checked
+from adain_jax.inference.plan import Plan
+from adain_jax.nn.names import round_up
 
 Finish = Callable[[np.ndarray], np.ndarray]
 
@@ -66,14 +49,8 @@ def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype, bucket: int
     one bucket share one compilation; 0: each style at its own size."""
     if bucket <= 0:
         return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
-    return stack_stats(
-        [
-            encode_style_padded(
-                params, pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32), dtype=dtype
-            )
-            for s in styles
-        ]
-    )
+    padded = [(pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32)) for s in styles]
+    return stack_stats([encode_style_padded(params, p, hw, dtype=dtype) for p, hw in padded])
 
 
 def preserve_color(
@@ -106,29 +83,35 @@ def local_mesh() -> Mesh:
     return Mesh(np.array(jax.local_devices()), ("data",))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-_replicated: dict[int, tuple[dict, Any]] = {}  # id(params) -> (params, replicated copy)
-
-
-def _on_mesh(params: dict, *batch: np.ndarray) -> tuple[Any, ...]:
-    """``params`` replicated over ``local_mesh()`` (cached per params tree), each of
-    ``batch`` (leading axis a multiple of the device count) split over it."""
+def replicate(params: dict) -> dict:
+    """``params`` replicated over ``local_mesh()`` (``P()``); a tree already placed so is
+    returned as it is, without a copy (``jax.device_put``), so callers replicate once."""
     mesh = local_mesh()
-    if mesh.size == 1:
-        return (params, *batch)
-    if id(params) not in _replicated or _replicated[id(params)][0] is not params:
-        _replicated.clear()  # one params tree per job
-        _replicated[id(params)] = (params, jax.device_put(params, NamedSharding(mesh, P())))
+    return params if mesh.size == 1 else jax.device_put(params, NamedSharding(mesh, P()))
+
+
+def _calls(
+    take: int, padded_size: Callable[[int], int], *arrays: np.ndarray
+) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+    """``arrays`` (one leading item axis) in calls of ``take`` items, each call's items
+    repeating its last one up to ``padded_size(real)`` (few compiled shapes; a multiple of
+    the local devices), split over ``local_mesh()`` (``P("data")``). Yields ``(real,
+    arrays)``: outputs past ``real`` are padding."""
+    mesh = local_mesh()
     split = NamedSharding(mesh, P("data"))
-    return (_replicated[id(params)][1], *(jax.device_put(b, split) for b in batch))
+    for start in range(0, len(arrays[0]), take):
+        chunk = [a[start : start + take] for a in arrays]
+        real = len(chunk[0])
+        if padded_size(real) > real:
+            more = padded_size(real) - real
+            chunk = [np.concatenate([c, np.repeat(c[-1:], more, axis=0)]) for c in chunk]
+        yield real, tuple(chunk if mesh.size == 1 else (jax.device_put(c, split) for c in chunk))
 
 
 def _options(plan: Plan) -> dict:
     """The keyword options every back-end gets: the plan's style weights (``None`` under a
-    mask, ``plan.resolve_weights``), mask labels and compute dtype."""
+    mask, ``plan.resolve_weights``; checked by ``JobOptions``' flags), mask labels
+    (checked when read: ``run.load_mask``) and compute dtype."""
     return {"weights": plan.weights, "mask": plan.labels, "dtype": plan.dtype}
 
 
@@ -146,16 +129,12 @@ def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: P
     images (rounded up to a multiple of the local devices, split over them), the last one
     padded by repeating its last image (one compiled shape)."""
     n, h, w, _ = contents.shape
-    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
-    outs = []
-    for start in range(0, n, step):
-        chunk = contents[start : start + step]
-        pad = step - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        placed, chunk = _on_mesh(params, np.asarray(chunk, np.float32))
-        out = stylize_with_stats(placed, chunk, stats, plan.alpha, **_options(plan))
-        outs.append(np.asarray(out)[: step - pad])
+    step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
+    placed, options = replicate(params), _options(plan)
+    outs = [
+        np.asarray(stylize_checked(placed, chunk, stats, plan.alpha, **options))[:real]
+        for real, (chunk,) in _calls(step, lambda _: step, np.asarray(contents, np.float32))
+    ]
     return np.concatenate(outs)
 
 
@@ -176,14 +155,9 @@ def stylize_exact_smoothed(
     next batch of the clip (``None`` starts a clip).
     """
     n, h, w, _ = frames.shape
-    step = _round_up(min(n, plan.per_call(h, w)), local_mesh().size)
-    outs = []
-    for start in range(0, n, step):
-        chunk = frames[start : start + step]
-        real = len(chunk)
-        if real < step:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - real, axis=0)])
-        placed, chunk = _on_mesh(params, np.asarray(chunk, np.float32))
+    step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
+    placed, outs = replicate(params), []
+    for real, (chunk,) in _calls(step, lambda _: step, np.asarray(frames, np.float32)):
         out, smoothed = stylize_smoothed(
             placed, chunk, stats, plan.alpha, state, decay=decay, **_options(plan)
         )
@@ -207,18 +181,14 @@ def stylize_padded(
     images and ``plan.max_tile**2`` pixels, padded to a power of two images (and a
     multiple of the local devices, split over them) so few shapes compile. No mask here
     (``plan.backend_for`` never picks it with one)."""
-    hb, wb = pad_to_bucket(contents[0], plan.bucket).shape[:2]
-    per_call = min(plan.batch_size, plan.per_call(hb, wb))
-    results: list[np.ndarray] = []
-    for start in range(0, len(contents), per_call):
-        chunk = contents[start : start + per_call]
-        extra = _round_up(_pow2_at_least(len(chunk)), local_mesh().size) - len(chunk)
-        padded = [pad_to_bucket(c, plan.bucket) for c in chunk]
-        padded += [padded[-1]] * extra
-        sizes = np.array([c.shape[:2] for c in chunk] + [chunk[-1].shape[:2]] * extra, np.int32)
-        placed, batch, sizes = _on_mesh(params, np.stack(padded).astype(np.float32), sizes)
-        out = np.asarray(
-            stylize_with_stats(placed, batch, stats, plan.alpha, sizes=sizes, **_options(plan))
-        )
-        results += [out[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(chunk)]
-    return results
+    padded = np.stack([pad_to_bucket(c, plan.bucket) for c in contents]).astype(np.float32)
+    sizes = np.array([c.shape[:2] for c in contents], np.int32)
+    per_call = min(plan.batch_size, plan.per_call(*padded.shape[1:3]))
+    size = lambda real: round_up(_pow2_at_least(real), local_mesh().size)  # noqa: E731
+    placed, options = replicate(params), _options(plan)
+    outs = []
+    for real, (batch, valid) in _calls(per_call, size, padded, sizes):
+        out = stylize_checked(placed, batch, stats, plan.alpha, sizes=valid, **options)
+        outs.append(np.asarray(out)[:real])
+    out = np.concatenate(outs)
+    return [out[i, : c.shape[0], : c.shape[1]] for i, c in enumerate(contents)]

@@ -22,13 +22,11 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.controls.masks import region_stats
-from adain_jax.controls.stats import StyleStats
+from adain_jax.controls.stats import encode_style_padded
 from adain_jax.controls.transfer import stylize_with_stats
 from adain_jax.nn import conv
-from adain_jax.nn.forward import encode, feature_size, feature_sizes
-from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import DOWNSAMPLE, MIN_IMAGE_SIZE
+from adain_jax.nn.names import round_up
 from adain_jax.nn.ops import positions
 
 INPUT_NAMES = ("content", "style", "alpha")
@@ -38,49 +36,33 @@ OUTPUT_NAME = "image"
 def _pad_to_multiple(images: Array) -> tuple[Array, Array]:
     """``[N, H, W, 3]`` -> ``([N, Hp, Wp, 3], sizes int32 [1, 2])``, Hp, Wp the multiples of
     8 at or above H, W, and ``(H, W)`` shared by the batch; the padding repeats the last
-    row/column (its values are don't-care: the layers overwrite them from ``sizes``).
-    Gathers with ``positions``, so H, W (and N) may be symbolic."""
+    row/column (its values are don't-care: the layers overwrite them from ``sizes``)."""
     _, h, w, _ = images.shape
-    cells_h, cells_w = feature_size(h, w)
-    rows = jnp.minimum(positions(DOWNSAMPLE * cells_h), h - 1)
-    cols = jnp.minimum(positions(DOWNSAMPLE * cells_w), w - 1)
-    return _gather(images, rows, cols), jnp.array([[h, w]], jnp.int32)
+    padded = _take_edge(images, round_up(h, DOWNSAMPLE), round_up(w, DOWNSAMPLE))
+    return padded, jnp.array([[h, w]], jnp.int32)
 
 
-def _crop(images: Array, h: Any, w: Any) -> Array:
-    """``images[:, :h, :w]`` as gathers (a converter may drop a slice to a symbolic end)."""
-    return _gather(images, positions(h), positions(w))
-
-
-def _gather(images: Array, rows: Array, cols: Array) -> Array:
-    """``images[:, rows][:, :, cols]`` for ``[N, H, W, C]`` and 1-D int ``rows``, ``cols``."""
+def _take_edge(images: Array, height: Any, width: Any) -> Array:
+    """``[N, H, W, C] -> [N, height, width, C]``: a crop, or a pad at the bottom/right that
+    repeats the last row/column. Gathers with ``positions``, so the sizes may be symbolic
+    (a converter may drop a slice to a symbolic end)."""
+    rows = jnp.minimum(positions(height), images.shape[1] - 1)
+    cols = jnp.minimum(positions(width), images.shape[2] - 1)
     return jnp.take(jnp.take(images, rows, axis=1), cols, axis=2)
 
 
-def style_stats_padded(
-    params: dict, style: Array, *, conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
-) -> StyleStats:
-    """``StyleStats`` (K = 1) of one style ``[1, Hs, Ws, 3]``, run padded to multiples of 8
-    with its valid size; equals ``encode_style`` up to float rounding."""
-    padded, sizes = _pad_to_multiple(style)
-    feat = encode(params, padded, sizes=sizes, conv_impl=conv_impl).relu4_1
-    h, w = feat.shape[1:3]
-    valid = valid_cells(feature_sizes(sizes), h, w)
-    mean, std = region_stats(feat, jnp.where(valid, 0, -1), 1)  # [1, 1, C]
-    return StyleStats(mean.reshape(1, 1, 1, -1), std.reshape(1, 1, 1, -1))
-
-
 def portable_stylize(
-    params: dict, *, conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    params: dict, *, conv_impl: str = conv.DEFAULT_IMPL
 ) -> Callable[[Array, Array, Array], Array]:
     """``(content [N, H, W, 3], style [1, Hs, Ws, 3], alpha []) -> [N, H, W, 3]`` float32 with
     ``params`` closed over (baked in as constants when exported)."""
 
     def run(content: Array, style: Array, alpha: Array) -> Array:
-        stats = style_stats_padded(params, style, conv_impl=conv_impl)
+        padded_style, style_size = _pad_to_multiple(style)
+        stats = encode_style_padded(params, padded_style, style_size, conv_impl=conv_impl)
         padded, sizes = _pad_to_multiple(content)
         out = stylize_with_stats(params, padded, stats, alpha, sizes=sizes, conv_impl=conv_impl)
-        return _crop(out, *content.shape[1:3])
+        return _take_edge(out, *content.shape[1:3])
 
     return run
 
@@ -136,6 +118,8 @@ def _shared_symbolic_scopes() -> Iterator[None]:
     has no attribute '_normalization_rules'``) and would give a scope that no longer
     compares equal to the original. A scope is fixed once built, so sharing it is safe.
     """
+    # No public hook exists (jax2onnx copies with copy.deepcopy, jax.export offers no copy
+    # protocol): hence a class patch, scoped to the conversion and restored after it.
     cls = jax.export.SymbolicScope
     saved = cls.__dict__.get("__deepcopy__")
     cls.__deepcopy__ = lambda self, memo: self

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from adain_jax.controls.masks import labels_from_mask_image
+from adain_jax.controls.stats import StyleStats
 from adain_jax.controls.transfer import stylize
 from adain_jax.inference import backend
 from adain_jax.inference.paths import Pair
@@ -71,7 +73,7 @@ def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
             img = img.convert("L")
         elif img.mode not in ("L", "I", "I;16", "F", "RGB"):
             img = img.convert("RGB")  # palette, RGBA (alpha ignored), CMYK...
-        return backend.labels_from_mask_image(np.asarray(img), num_styles)
+        return labels_from_mask_image(np.asarray(img), num_styles)
     except MemoryError:
         raise image_io.ImageError(f"{shown_path(path)}: out of memory reading the mask") from None
     except ValueError as e:
@@ -84,7 +86,7 @@ class Styles:
     def __init__(self, params: dict, plan: Plan):
         self.params, self.plan = params, plan
         self._images: dict[Path, np.ndarray] = {}
-        self._stats: dict[tuple[Path, ...], backend.StyleStats] = {}
+        self._stats: dict[tuple[Path, ...], StyleStats] = {}
 
     def images(self, styles: tuple[Path, ...]) -> list[np.ndarray]:
         """float ``[Hs, Ws, 3]`` in [0, 1] per style; raises ``ImageError`` naming the file."""
@@ -96,7 +98,7 @@ class Styles:
                 )
         return [self._images[path] for path in styles]
 
-    def stats(self, styles: tuple[Path, ...]) -> backend.StyleStats:
+    def stats(self, styles: tuple[Path, ...]) -> StyleStats:
         if styles not in self._stats:
             images = self.images(styles)
             self._stats[styles] = backend.encode_styles(
@@ -106,6 +108,17 @@ class Styles:
 
 
 # -------------------------------------------------------------------------------- stylize
+def stylize_one(params: dict, content: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
+    """One content ``[H, W, 3]`` (what the network sees) through the back-end the plan picks
+    for its size (``Plan.backend_for``): THE dispatch of ``infer.py`` and the demo."""
+    kind = plan.backend_for(*content.shape[:2])
+    if kind is Backend.TILED:
+        return backend.stylize_tiled_one(params, content, stats, plan)
+    if kind is Backend.EXACT:
+        return backend.stylize_exact(params, content[None], stats, plan)[0]
+    return backend.stylize_padded(params, [content], stats, plan)[0]
+
+
 class Stylizer:
     """The stylize stage: colour preservation, then the back-end the plan picks."""
 
@@ -123,13 +136,8 @@ class Stylizer:
             np.asarray(stylize(self.params, seen, style_images[0], dtype=self.plan.dtype))
         )
 
-    def _network(self, content: np.ndarray, stats: backend.StyleStats) -> np.ndarray:
-        kind = self.plan.backend_for(*content.shape[:2])
-        if kind is Backend.TILED:
-            return backend.stylize_tiled_one(self.params, content, stats, self.plan)
-        if kind is Backend.EXACT:
-            return backend.stylize_exact(self.params, content[None], stats, self.plan)[0]
-        return backend.stylize_padded(self.params, [content], stats, self.plan)[0]
+    def _network(self, content: np.ndarray, stats: StyleStats) -> np.ndarray:
+        return stylize_one(self.params, content, stats, self.plan)
 
     def one(self, content: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
         """One content ``[H, W, 3]`` with one style set, any controls."""

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from adain_jax.controls import temporal
+from adain_jax.controls.stats import StyleStats
 from adain_jax.inference import backend
 from adain_jax.inference.temporal_options import (  # noqa: F401 - re-exported
     CHOICES,
@@ -102,7 +103,7 @@ class TemporalStream:
     def __init__(
         self,
         params: dict,
-        stats: backend.StyleStats | None,
+        stats: StyleStats | None,
         plan,
         options: TemporalOptions,
         plain: Callable[[np.ndarray], np.ndarray],

@@ -2,8 +2,8 @@
 
 Every convolution of the encoder and the decoder goes through
 ``reflect_conv``. Which formulation runs is its static ``impl`` argument
-(``ConvImpl``; the Flax layers carry it as their ``conv_impl`` field, so the
-jit cache sees it):
+(``one of ``IMPLEMENTATIONS``; the Flax layers carry it as their ``conv_impl`` field, so
+the jit cache sees it):
 
 - ``"direct"`` (the default, what the product runs):
   ``lax.conv_general_dilated``. On the CPU backend the reflection-padded
@@ -20,16 +20,11 @@ jit cache sees it):
 - ``"valid"``: the textbook form, ``VALID`` convolution of the padded input,
   differentiated by JAX on every backend (slow on XLA:CPU; the reference in
   tests; supports forward mode).
-- a function ``(x, kernel, bias) -> y`` with ``reflect_conv``'s contract:
-  a formulation under study (``benchmarks/conv_formulations.py`` holds the
-  Winograd and im2col ones).
 
 1x1 convolutions always run the plain ``VALID`` convolution.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +36,6 @@ _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 IMPLEMENTATIONS = ("direct", "valid")
 DEFAULT_IMPL = "direct"
-# A formulation name from IMPLEMENTATIONS, or a function (x, kernel, bias) -> y.
-ConvImpl = str | Callable[[Array, Array, Array], Array]
 
 
 def reflect_pad(x: Array, pad: int) -> Array:
@@ -64,16 +57,15 @@ def _reflect_take(x: Array, pad: int, axis: int) -> Array:
     return jnp.take(x, jnp.where(i > n - 1, 2 * (n - 1) - i, i), axis=axis)
 
 
-def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: ConvImpl = DEFAULT_IMPL) -> Array:
+def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: str = DEFAULT_IMPL) -> Array:
     """Same-size convolution with reflection padding.
 
     Args:
       x: ``[N, H, W, Cin]``; H and W must exceed ``k // 2`` for reflection.
       kernel: ``[k, k, Cin, Cout]`` (HWIO), k = 1 or 3.
       bias: ``[Cout]``.
-      impl: ``"direct"``, ``"valid"`` or a function (see the module
-        docstring); static. All agree to float rounding (~1e-6 relative for
-        float32).
+      impl: ``"direct"`` or ``"valid"`` (see the module docstring); static. Both agree
+        to float rounding (bit for bit in float32 on the CPU).
 
     Returns:
       ``[N, H, W, Cout]`` in the dtype of ``x``.
@@ -81,8 +73,6 @@ def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: ConvImpl = DEFAU
     Raises:
       ValueError: an unknown formulation name.
     """
-    if callable(impl):
-        return impl(x, kernel, bias)
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown convolution {impl!r}; choose from {IMPLEMENTATIONS}")
     return _direct(x, kernel, same_trick=impl == "direct") + bias

@@ -26,6 +26,7 @@ from adain_jax.nn.models import (
     merge_stats,
     split_stats,
 )
+from adain_jax.nn.names import ceil_div
 
 Dtype = Any
 
@@ -36,7 +37,7 @@ def encode(
     *,
     dtype: Dtype = jnp.float32,
     sizes: Array | None = None,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> EncoderTaps:
     """VGG taps (relu1_1 ... relu4_1) of RGB images.
 
@@ -66,7 +67,7 @@ def decode(
     *,
     dtype: Dtype = jnp.float32,
     sizes: Array | None = None,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> Array:
     """Decode relu4_1-sized features to an image (any decoder variant; BatchNorm
     decoders use their running statistics).
@@ -181,10 +182,9 @@ def check_image_size(height: int, width: int, name: str = "image") -> None:
 
 def feature_size(height: int, width: int) -> tuple[int, int]:
     """relu4_1 grid size of an ``height x width`` image (three ceil-mode pools)."""
-    # (x + 7) // 8 rather than -(-x // 8): exporters lower integer division as truncation.
-    return (height + DOWNSAMPLE - 1) // DOWNSAMPLE, (width + DOWNSAMPLE - 1) // DOWNSAMPLE
+    return ceil_div(height, DOWNSAMPLE), ceil_div(width, DOWNSAMPLE)
 
 
 def feature_sizes(sizes: Array) -> Array:
     """relu4_1 valid cells, int32 ``[N, 2]``, of images of ``sizes`` ``[N, 2]``."""
-    return (jnp.asarray(sizes, jnp.int32) + DOWNSAMPLE - 1) // DOWNSAMPLE
+    return ceil_div(jnp.asarray(sizes, jnp.int32), DOWNSAMPLE)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import conv
+from adain_jax.nn.names import ceil_div
 from adain_jax.nn.ops import positions
 
 Dtype = Any
@@ -82,7 +83,7 @@ class ReflectConv(nn.Module):
     kernel_size: int = 3
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
 
     @nn.compact
     def __call__(self, x: Array, sizes: Array | None = None) -> Array:
@@ -130,7 +131,7 @@ def max_pool_ceil(x: Array, sizes: Array | None = None) -> Array:
 
 def pooled_sizes(sizes: Array) -> Array:
     """Valid sizes after ``max_pool_ceil``: ``ceil(sizes / 2)``, int32 ``[N, 2]``."""
-    return (jnp.asarray(sizes, jnp.int32) + 1) // 2
+    return ceil_div(jnp.asarray(sizes, jnp.int32), 2)
 
 
 def upsample_nearest_2x(x: Array) -> Array:

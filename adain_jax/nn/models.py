@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from adain_jax.nn import conv
+from adain_jax.nn import conv, ops
 from adain_jax.nn.layers import (
     ReflectConv,
     max_pool_ceil,
@@ -101,7 +101,6 @@ from adain_jax.nn.names import (  # noqa: E402 - re-exported: the sizes need no 
 )
 
 NORM_PREFIX = "norm_"
-NORM_EPS = 1e-5  # as torch's BatchNorm2d / InstanceNorm2d
 # Flax convention: running = BN_MOMENTUM * running + (1 - BN_MOMENTUM) * batch statistic
 # (= PyTorch's momentum 0.1). The running variance is the biased batch variance (Flax's
 # rule; PyTorch stores the unbiased one).
@@ -134,7 +133,7 @@ class VGGEncoder(nn.Module):
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
     arch: str = "vgg19"  # a key of ENCODER_ARCHS
 
     @nn.compact
@@ -160,7 +159,8 @@ class VGGEncoder(nn.Module):
 
 class InstanceNorm(nn.Module):
     """Per-sample, per-channel normalisation over the spatial axes (biased variance,
-    ``NORM_EPS``), then a learned ``scale``/``bias`` ``[C]``; statistics in float32.
+    ``ops.EPS`` as torch's ``InstanceNorm2d``), then a learned ``scale``/``bias`` ``[C]``;
+    statistics in float32.
 
     With ``sizes`` (int ``[N, 2]``) the statistics cover each image's valid cells only.
     """
@@ -170,16 +170,9 @@ class InstanceNorm(nn.Module):
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-        xf = x.astype(jnp.float32)
-        if sizes is None:
-            mean = jnp.mean(xf, axis=(1, 2), keepdims=True)
-            var = jnp.mean(jnp.square(xf - mean), axis=(1, 2), keepdims=True)
-        else:
-            m = valid_cells(sizes, *x.shape[1:3])[..., None].astype(jnp.float32)
-            count = jnp.sum(m, axis=(1, 2), keepdims=True)
-            mean = jnp.sum(xf * m, axis=(1, 2), keepdims=True) / count
-            var = jnp.sum(jnp.square(xf - mean) * m, axis=(1, 2), keepdims=True) / count
-        y = (xf - mean) * jax.lax.rsqrt(var + NORM_EPS) * scale + bias
+        valid = None if sizes is None else valid_cells(sizes, *x.shape[1:3])
+        mean, var = ops.moments(x, valid)
+        y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + ops.EPS) * scale + bias
         return y.astype(x.dtype)
 
 
@@ -197,7 +190,7 @@ class Decoder(nn.Module):
 
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL
+    conv_impl: str = conv.DEFAULT_IMPL
     norm: str = "none"
 
     @nn.compact
@@ -219,7 +212,7 @@ class Decoder(nn.Module):
                 x = nn.BatchNorm(
                     use_running_average=not train,
                     momentum=BN_MOMENTUM,
-                    epsilon=NORM_EPS,
+                    epsilon=ops.EPS,  # as torch's BatchNorm2d
                     use_fast_variance=False,  # E[(x - mean)^2]: no float32 cancellation
                     dtype=jnp.float32,
                     name=NORM_PREFIX + name,
@@ -234,7 +227,7 @@ def make_decoder(
     variant: DecoderVariant = PAPER,
     *,
     dtype: Dtype = jnp.float32,
-    conv_impl: conv.ConvImpl = conv.DEFAULT_IMPL,
+    conv_impl: str = conv.DEFAULT_IMPL,
 ) -> nn.Module:
     """THE decoder module (``Decoder``) of a variant: ``init_decoder``, ``decoder_shapes``
     and ``adain_jax.nn.forward.decode`` follow. (The fusion, ``concat`` vs ``adain``, only

@@ -3,7 +3,7 @@ with these before importing JAX (``adain_jax.nn.models`` re-exports them)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 FEATURE_CHANNELS = 512
 # relu4_1 is 1/8 of the input size (three ceil-mode pools).
@@ -19,6 +19,18 @@ NORMS = ("none", "batch", "instance")
 # smallest window (--max-tile).
 ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of relu4_1
 MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
+
+
+def ceil_div(a: Any, b: Any) -> Any:
+    """``ceil(a / b)`` of non-negative integers (ints, NumPy/JAX integer arrays or symbolic
+    sizes). ``(a + b - 1) // b`` rather than ``-(-a // b)``: exporters lower integer
+    division as truncation."""
+    return (a + b - 1) // b
+
+
+def round_up(a: Any, multiple: Any) -> Any:
+    """The smallest multiple of ``multiple`` at or above ``a`` (``ceil_div``)."""
+    return ceil_div(a, multiple) * multiple
 
 
 class DecoderVariant(NamedTuple):

@@ -4,6 +4,8 @@ All functions take NHWC feature maps (any leading batch axes, channels last)
 and compute statistics over the two spatial axes in float32, whatever the
 input dtype. Variance is the biased (population) variance, as in the
 authors' Lua code; ``eps`` is added to the variance before the square root.
+``EPS`` is the one epsilon of the package (AdaIN, the decoder's norm layers as
+torch's ``BatchNorm2d``/``InstanceNorm2d``, colour preservation).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 EPS = 1e-5
@@ -26,26 +29,51 @@ def positions(n: Any) -> Array:
     return jax.lax.iota(jnp.int32, n)
 
 
-def channel_mean_std(x: Array, eps: float = EPS) -> tuple[Array, Array]:
-    """Per-sample, per-channel mean and std over the spatial axes.
+def moments(x: Array, valid: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and biased variance over the spatial axes.
+
+    Args:
+      x: features ``[..., H, W, C]``, any float dtype.
+      valid: optional bool ``[..., H, W]`` (broadcasting against ``x``'s leading axes):
+        only these cells count (an image padded to a size bucket, one region of a
+        mask). A sample without a valid cell gets mean 0 and variance 0.
+
+    Returns:
+      ``(mean, var)``, each ``[..., 1, 1, C]`` float32.
+    """
+    x = x.astype(jnp.float32)
+    if valid is None:
+        mean = jnp.mean(x, axis=_SPATIAL, keepdims=True)
+        return mean, jnp.mean(jnp.square(x - mean), axis=_SPATIAL, keepdims=True)
+    m = jnp.asarray(valid)[..., None]
+    count = jnp.maximum(jnp.sum(m, axis=_SPATIAL, dtype=jnp.float32), 1.0)
+    mean = jnp.sum(jnp.where(m, x, 0.0), axis=_SPATIAL) / count
+    var = jnp.sum(jnp.where(m, jnp.square(x - mean[..., None, None, :]), 0.0), axis=_SPATIAL)
+    return mean[..., None, None, :], (var / count)[..., None, None, :]
+
+
+def channel_mean_std(x: Array, eps: float = EPS, valid: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample, per-channel mean and std (``sqrt(var + eps)``) over the spatial axes.
 
     Args:
       x: features ``[..., H, W, C]``, any float dtype.
       eps: added to the biased variance before the square root.
+      valid: optional bool ``[..., H, W]``: only these cells count (``moments``).
 
     Returns:
       ``(mean, std)``, each ``[..., 1, 1, C]`` float32.
 
-    Differentiable in reverse mode with a hand-written gradient (see
-    ``_mean_std_bwd``); forward mode (``jax.jvp``) is not supported.
+    Without ``valid`` differentiable in reverse mode with a hand-written gradient (see
+    ``_mean_std_bwd``); forward mode (``jax.jvp``) is not supported there.
     """
-    return _mean_std(x, eps)
+    if valid is None:
+        return _mean_std(x, eps)
+    mean, var = moments(x, valid)
+    return mean, jnp.sqrt(var + eps)
 
 
 def _mean_std_impl(x: Array, eps: float) -> tuple[Array, Array]:
-    x = x.astype(jnp.float32)
-    mean = jnp.mean(x, axis=_SPATIAL, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=_SPATIAL, keepdims=True)
+    mean, var = moments(x)
     return mean, jnp.sqrt(var + eps)
 
 
@@ -104,15 +132,27 @@ def blend(content_feat: Array, target_feat: Array, alpha: Array | float) -> Arra
     )
 
 
-def resize_nearest(x: Array, height: int, width: int) -> Array:
-    """Nearest-neighbour resize of ``[N, h, w, C]`` to ``[N, height, width, C]``.
+def nearest_indices(n: Any, size_in: Any, size_out: Any = None) -> Array | np.ndarray:
+    """The input index of each of ``n`` output cells when ``size_in`` cells are stretched
+    over ``size_out`` (default ``n``) by nearest neighbour: ``floor((i + 0.5) * size_in /
+    size_out)``, half-pixel centres (torch's ``interpolate(mode="nearest-exact")``),
+    computed in integers; cells at or past ``size_out`` repeat the last one.
 
-    Half-pixel centres: output cell ``i`` takes input ``floor((i + 0.5) * h / height)``
-    (torch's ``interpolate(mode="nearest-exact")``). The identity when the sizes match.
+    Returns ``[n]``: NumPy int64 for Python int sizes, else int32 (traced ``size_out``,
+    symbolic sizes).
     """
+    size_out = n if size_out is None else size_out
+    if all(isinstance(v, int) for v in (n, size_in, size_out)):
+        i = np.minimum(np.arange(n), size_out - 1)
+    else:
+        i = jnp.minimum(positions(n), size_out - 1)
+    return (2 * i + 1) * size_in // (2 * size_out)  # < size_in for every i < size_out
+
+
+def resize_nearest(x: Array, height: int, width: int) -> Array:
+    """Nearest-neighbour resize (``nearest_indices``) of ``[N, h, w, C]`` to
+    ``[N, height, width, C]``. The identity when the sizes match."""
     h, w = x.shape[1:3]
     if (h, w) == (height, width):
         return x
-    rows = jnp.floor((positions(height) + 0.5) * h / height).astype(jnp.int32)
-    cols = jnp.floor((positions(width) + 0.5) * w / width).astype(jnp.int32)
-    return x[:, jnp.clip(rows, 0, h - 1)][:, :, jnp.clip(cols, 0, w - 1)]
+    return x[:, nearest_indices(height, h)][:, :, nearest_indices(width, w)]

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from adain_jax.cli import infer as infer_cli
+from adain_jax.controls import stylize_with_stats
 from adain_jax.inference import backend
 from adain_jax.io import images as image_io
 from tests import soft_weights
@@ -65,7 +66,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
     _save(styles / "x.png", _img(3, 32, 32))
     _save(styles / "y.png", _img(4, 40, 36))
     encoded, calls = [], []
-    real_encode, real_stylize = backend.encode_style_padded, backend.stylize_with_stats
+    real_encode, real_stylize = backend.encode_style_padded, backend.stylize_checked
     monkeypatch.setattr(  # styles are padded to the --bucket shapes and encoded there
         backend, "encode_style_padded", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
     )
@@ -74,7 +75,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
         calls.append((content.shape, sizes is not None))
         return real_stylize(params, content, *a, sizes=sizes, **k)
 
-    monkeypatch.setattr(backend, "stylize_with_stats", stylize)
+    monkeypatch.setattr(backend, "stylize_checked", stylize)
     argv = [*soft_files, "--content", contents, "--style", styles, "--output", out_dir,
             "--content-size", 0, "--style-size", 0, "--quiet"]  # fmt: skip
     code, out, err = _main(capsys, *argv)
@@ -198,7 +199,7 @@ def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
     assert code == 0, err
     stats = backend.encode_style(params, np.asarray(backend.match_color(content, style)))
     padded = backend.pad_to_bucket(content, 64)[None]  # the CLI's bucket: no new compilation
-    want = backend.stylize_with_stats(params, padded, stats, sizes=np.array([content.shape[:2]]))
+    want = stylize_with_stats(params, padded, stats, sizes=np.array([content.shape[:2]]))
     _close(_read(tmp_path / "k.png"), _u8(np.asarray(want)[0, :170, :180]))
 
     out = tmp_path / "lum.png"

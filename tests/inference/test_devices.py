@@ -30,13 +30,13 @@ rng = np.random.default_rng(0)
 style = rng.random((32, 32, 3), dtype=np.float32)
 stats = encode_style(params, style)
 calls = []
-real = backend.stylize_with_stats
+real = backend.stylize_checked
 
 def spy(params, content, *args, **kwargs):
     calls.append((content.shape[0], len(content.sharding.device_set)))
     return real(params, content, *args, **kwargs)
 
-backend.stylize_with_stats = spy
+backend.stylize_checked = spy
 plan = types.SimpleNamespace(
     alpha=0.8, weights=None, labels=None, dtype="float32", batch_size=8, bucket=16,
     per_call=lambda h, w: 8,

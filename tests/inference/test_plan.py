@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from adain_jax.cli import infer as infer_cli
+from adain_jax.controls import tiling
 from adain_jax.inference import backend, run
 from adain_jax.inference.paths import Pair
 from adain_jax.inference.plan import Backend, JobOptions, make_plan, resolve_weights
@@ -94,7 +95,7 @@ def test_skip_existing_unless_overwrite_for_every_job(tmp_path):
 def test_plan_resolves_dtype_and_max_tile(tmp_path):
     plan = _plan(tmp_path, dtype="bfloat16", max_tile=None)
     assert plan.dtype == jnp.bfloat16
-    assert plan.max_tile == backend.auto_max_tile(1, jnp.bfloat16)
+    assert plan.max_tile == tiling.auto_max_tile(1, jnp.bfloat16)
     assert plan.per_call(64, 64) == plan.max_tile**2 // 4096
     assert _plan(tmp_path, max_tile=256).per_call(300, 300) == 1
 
@@ -145,7 +146,7 @@ def fake_network(monkeypatch):
 
     monkeypatch.setattr(backend, "encode_style", encode_style)
     monkeypatch.setattr(backend, "encode_style_padded", encode_style_padded)
-    monkeypatch.setattr(backend, "stylize_with_stats", stylize_with_stats)
+    monkeypatch.setattr(backend, "stylize_checked", stylize_with_stats)
     monkeypatch.setattr(backend, "stylize_tiled", stylize_tiled)
     return calls
 

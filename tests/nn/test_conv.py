@@ -1,12 +1,9 @@
-"""Every ``reflect_conv`` formulation against plain ``lax.conv_general_dilated``.
+"""Both ``reflect_conv`` formulations against plain ``lax.conv_general_dilated``.
 
 The reference pads with NumPy's reflect mode and runs the VALID convolution
 (its gradients by JAX autodiff of that reference), independent of the
-formulations under test: the product's (``direct``: SAME-and-crop with a
-custom VJP on CPU; ``valid``) and the research ones kept in
-``benchmarks/conv_formulations.py`` (Winograd transforms, im2col), which
-plug into the networks as a ``conv_impl`` function. Whole-network agreement
-is checked against the torch reference.
+formulations under test (``direct``: SAME-and-crop with a custom VJP on CPU;
+``valid``). Whole-network agreement is checked against the torch reference.
 """
 
 from __future__ import annotations
@@ -20,14 +17,11 @@ import pytest
 
 import adain_jax
 from adain_jax.nn import conv, forward, ops
-from benchmarks import conv_formulations
 from tests import torch_reference as ref
 from tests.conftest import random_images
 
-FORMULATIONS = tuple(conv_formulations.FORMULATIONS)
-# Max |error| / max |reference| of one layer (measured ~1e-6, ~1e-5 for F(4x4)).
-LAYER_TOL = {"winograd4": 5e-5}
-DEFAULT_LAYER_TOL = 1e-5
+FORMULATIONS = conv.IMPLEMENTATIONS
+LAYER_TOL = 1e-5  # max |error| / max |reference| of one layer (measured ~1e-6)
 
 
 def _rel_err(got, want) -> float:
@@ -62,12 +56,12 @@ SHAPES = [(1, 7, 9, 16, 32), (2, 8, 8, 24, 16), (1, 5, 6, 3, 16), (1, 13, 10, 64
 
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_values_and_gradients_match_lax_conv(impl):
-    tol = LAYER_TOL.get(impl, DEFAULT_LAYER_TOL)
+    tol = LAYER_TOL
     for i, shape in enumerate(SHAPES):
         x, kernel, bias, dy = _case(i, *shape)
 
         def run(x, kernel, bias):
-            return conv.reflect_conv(x, kernel, bias, impl=conv_formulations.conv_impl(impl))
+            return conv.reflect_conv(x, kernel, bias, impl=impl)
 
         got, got_vjp = jax.vjp(jax.jit(run), x, kernel, bias)
         want, want_vjp = jax.vjp(_reference, x, kernel, bias)
@@ -80,8 +74,7 @@ def test_values_and_gradients_match_lax_conv(impl):
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_one_by_one_conv_is_a_matmul(impl):
     x, kernel, bias, _ = _case(9, 2, 5, 4, 3, 3, k=1)
-    run = conv_formulations.FORMULATIONS[impl]
-    got = run(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias))
+    got = conv.reflect_conv(jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias), impl=impl)
     want = np.einsum("nhwc,co->nhwo", x, kernel[0, 0]) + bias
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -95,22 +88,27 @@ def test_direct_composes_with_vmap_and_jit():
 
 
 def test_formulation_is_an_explicit_static_choice():
-    """No hidden switch: names outside ``conv.IMPLEMENTATIONS`` fail, and a layer's
-    ``conv_impl`` is what every convolution of the networks runs."""
+    """No hidden switch: names outside ``conv.IMPLEMENTATIONS`` fail, and a network's
+    ``conv_impl`` reaches every convolution: with ``"valid"`` the whole encoder and
+    decoder support forward-mode autodiff, which the CPU ``"direct"`` custom VJP does not."""
     x, kernel, bias, _ = _case(5, 1, 6, 6, 4, 4)
     with pytest.raises(ValueError, match="unknown convolution 'auto'"):
         conv.reflect_conv(x, kernel, bias, impl="auto")
-    calls = []
-
-    def spy(x, kernel, bias):
-        calls.append(kernel.shape)
-        return conv.reflect_conv(x, kernel, bias, impl="valid")
-
     params = adain_jax.init_params(jax.random.key(0))
-    taps = forward.encode(params, jnp.zeros((1, 16, 16, 3)), conv_impl=spy)
-    out = forward.decode(params, taps.relu4_1, conv_impl=spy)
-    assert len(calls) == 10 + 9 and calls[0] == (1, 1, 3, 3)  # conv0 + 9 encoder, 9 decoder
-    assert out.shape == (1, 16, 16, 3)
+    images = jnp.asarray(random_images(3, 1, 16, 16))
+
+    def net(impl):
+        def run(x):
+            return forward.decode(params, forward.encode(params, x, conv_impl=impl).relu4_1,
+                                  conv_impl=impl)  # fmt: skip
+
+        return run
+
+    out, tangent = jax.jvp(net("valid"), (images,), (jnp.ones_like(images),))
+    assert out.shape == tangent.shape == (1, 16, 16, 3)
+    if jax.default_backend() == "cpu":
+        with pytest.raises(TypeError, match="custom_vjp"):
+            jax.jvp(net("direct"), (images,), (jnp.ones_like(images),))
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +117,11 @@ def port_params(port_weight_files):
     return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
 
 
-# The product's formulations, and the least accurate research one through the plug-in.
-@pytest.mark.parametrize("impl", ["direct", "valid", "winograd4"])
+@pytest.mark.parametrize("impl", FORMULATIONS)
 def test_whole_network_matches_torch(torch_nets, port_params, impl):
     """Errors compound through 9 encoder + 9 decoder convs: still within 1e-4 relative."""
-    conv_impl = conv_formulations.conv_impl(impl)
-    encode = jax.jit(functools.partial(forward.encode, conv_impl=conv_impl))
-    decode = jax.jit(functools.partial(forward.decode, conv_impl=conv_impl))
+    encode = jax.jit(functools.partial(forward.encode, conv_impl=impl))
+    decode = jax.jit(functools.partial(forward.decode, conv_impl=impl))
     images = random_images(10, 1, 37, 30)
     taps = encode(port_params, jnp.asarray(images))
     for name, got, want in zip(
@@ -148,7 +144,7 @@ def test_direct_kernel_gradient_over_bands_of_rows(monkeypatch, band_pixels):
         run = jax.jit(lambda x, kernel, bias: conv.reflect_conv(x, kernel, bias, impl="direct"))
         _, got_vjp = jax.vjp(run, x, kernel, bias)
         _, want_vjp = jax.vjp(_reference, x, kernel, bias)
-        assert _rel_err(got_vjp(dy)[1], want_vjp(dy)[1]) < DEFAULT_LAYER_TOL, shape
+        assert _rel_err(got_vjp(dy)[1], want_vjp(dy)[1]) < LAYER_TOL, shape
 
 
 def test_reflect_pad_of_symbolic_sizes_matches_numpy():
