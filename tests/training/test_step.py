@@ -91,3 +91,24 @@ def test_state_is_donated_and_replicated(vgg_params, count_traces):
         assert leaf.sharding.is_fully_replicated
     abstract = train_lib.abstract_state(mesh)
     chex.assert_trees_all_equal_shapes_and_dtypes(abstract, new)
+
+
+def test_hyperparameters_take_effect_without_a_recompile(vgg_params, count_traces):
+    """New --lr, --lr-decay, --style-weight, --content-weight (a resume with new flags)
+    reuse the one compiled step, and each takes effect."""
+    count_traces(1)
+    mesh = train_lib.make_mesh()
+    step_fn = train_lib.make_train_step("float32", mesh)
+    vgg = train_lib.put_replicated(vgg_params, mesh)
+    changed = dict(lr=0.5, lr_decay=0.25, style_weight=3.0, content_weight=2.0)
+    for settings in (STEP_CONFIG, changed):
+        cfg = TrainConfig(workdir="", content="", style="", **settings)
+        hp = train_lib.put_replicated(cfg.hyperparams(), mesh)
+        state = train_lib.init_state(init_decoder(jax.random.key(0)), mesh)
+        batches = tiny_batches()
+        for i in range(2):
+            state, metrics = step_fn(state, vgg, train_lib.shard_batch(next(batches), mesh), hp)
+            m = jax.device_get(metrics)
+            want = cfg.content_weight * m["content"] + cfg.style_weight * m["style"]
+            np.testing.assert_allclose(m["total"], want, rtol=1e-6)
+            np.testing.assert_allclose(m["lr"], cfg.lr / (1 + cfg.lr_decay * i), rtol=1e-6)
