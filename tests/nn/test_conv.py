@@ -60,6 +60,7 @@ def _case(seed, n, h, w, cin, cout, k=3):
 SHAPES = [(1, 7, 9, 16, 32), (2, 8, 8, 24, 16), (1, 5, 6, 3, 16), (1, 13, 10, 64, 3)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_values_and_gradients_match_lax_conv(impl):
     tol = LAYER_TOL.get(impl, DEFAULT_LAYER_TOL)
@@ -94,6 +95,7 @@ def test_direct_composes_with_vmap_and_jit():
     assert _rel_err(grads, want) < 1e-5
 
 
+@pytest.mark.slow
 def test_formulation_is_an_explicit_static_choice():
     """No hidden switch: names outside ``conv.IMPLEMENTATIONS`` fail, and a layer's
     ``conv_impl`` is what every convolution of the networks runs."""
@@ -120,6 +122,7 @@ def port_params(port_weight_files):
 
 
 # The product's formulations, and the least accurate research one through the plug-in.
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["direct", "valid", "winograd4"])
 def test_whole_network_matches_torch(torch_nets, port_params, impl):
     """Errors compound through 9 encoder + 9 decoder convs: still within 1e-4 relative."""
