@@ -50,6 +50,7 @@ def test_checks_also_hold_under_jit(params):
         jax.jit(adain_jax.stylize)(params, _images(3), _images(2))
 
 
+@pytest.mark.slow
 def test_forward_mode_is_refused_clearly_and_reverse_mode_works(params):
     """Forward mode is unsupported (custom VJPs) and fails at trace time with JAX's own
     message; reverse mode (checked against torch in tests/nn) runs."""
