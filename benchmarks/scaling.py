@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages
 
-from benchmarks.local_cluster import free_port, process_env  # noqa: E402
+from tests.local_cluster import free_port, process_env  # noqa: E402
 
 CONFIGS = ((1, 1), (1, 2), (1, 4), (2, 2))  # (processes, devices per process)
 

@@ -93,7 +93,10 @@ def _pixels_digest(path: Path) -> str:
                 h.update(frame.to_ndarray(format="rgb24").tobytes())
         return "video:" + h.hexdigest()
     if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        return "pixels:" + hashlib.sha256(np.asarray(Image.open(path).convert("RGB")).tobytes()).hexdigest()
+        return (
+            "pixels:"
+            + hashlib.sha256(np.asarray(Image.open(path).convert("RGB")).tobytes()).hexdigest()
+        )
     return "bytes:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -103,85 +106,409 @@ def _cases(p: dict[str, Path], tmp: Path) -> list[tuple[str, list[str]]]:
     infer = [sys.executable, "infer.py"]
     mod = [sys.executable, "-m", "adain_jax"]
     train = [sys.executable, "train.py"]
-    tr = ["--content-dir", str(tmp / "contents"), "--style-dir", str(tmp / "styles"), "--vgg", "builtin",
-          "--batch-size", "2", "--image-size", "64", "--crop-size", "64", "--log-every", "1",
-          "--save-every", "100", "--eval-every", "0", "--sample-every", "0", "--no-progress"]
+    tr = [
+        "--content-dir",
+        str(tmp / "contents"),
+        "--style-dir",
+        str(tmp / "styles"),
+        "--vgg",
+        "builtin",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "64",
+        "--crop-size",
+        "64",
+        "--log-every",
+        "1",
+        "--save-every",
+        "100",
+        "--eval-every",
+        "0",
+        "--sample-every",
+        "0",
+        "--no-progress",
+    ]
     run_a, run_c, run_b = str(tmp / "run_adain"), str(tmp / "run_concat"), str(tmp / "run_bn")
     ok = [
         ("train_adain", train + ["--workdir", run_a, "--max-steps", "3"] + tr),
-        ("train_concat", train + ["--workdir", run_c, "--max-steps", "2", "--fusion", "concat"] + tr),
-        ("train_bn", train + ["--workdir", run_b, "--max-steps", "2", "--decoder-norm", "batch"] + tr),
+        (
+            "train_concat",
+            train + ["--workdir", run_c, "--max-steps", "2", "--fusion", "concat"] + tr,
+        ),
+        (
+            "train_bn",
+            train + ["--workdir", run_b, "--max-steps", "2", "--decoder-norm", "batch"] + tr,
+        ),
         ("pair", infer + ["--content", c0, "--style", s0, "--output", "{OUT}/o.png"] + COMMON),
-        ("alpha", infer + ["--content", c0, "--style", s0, "--alpha", "0.5", "--output", "{OUT}/o.png"] + COMMON),
-        ("mix", infer + ["--content", c0, "--style", f"{s0},{s1}", "--style-weights", "1,3",
-                         "--output", "{OUT}/o.png"] + COMMON),
-        ("mask", infer + ["--content", c0, "--style", f"{s0},{s1}", "--mask", str(p["mask"]),
-                          "--output", "{OUT}/o.png"] + COMMON),
-        ("coral", infer + ["--content", c0, "--style", s0, "--preserve-color", "--output", "{OUT}/o.png"] + COMMON),
-        ("luminance", infer + ["--content", c0, "--style", s0, "--preserve-color", "luminance",
-                               "--output", "{OUT}/o.png"] + COMMON),
-        ("crop_jpg", infer + ["--content", c1, "--style", s1, "--crop", "--output", "{OUT}/o.jpg"] + COMMON),
-        ("directory", infer + ["--content", str(tmp / "contents"), "--style", str(tmp / "styles"),
-                               "--output", "{OUT}/"] + COMMON),
-        ("directory_nobucket", infer + ["--content", str(tmp / "contents"), "--style", s0, "--bucket", "0",
-                                        "--batch-size", "1", "--output", "{OUT}/"] + COMMON),
-        ("tiled", infer + ["--content", str(p["big"]), "--style", s0, "--content-size", "0",
-                           "--max-tile", "160", "--output", "{OUT}/o.png", "--weights", "builtin",
-                           "--style-size", SIZE, "--quiet"]),
-        ("untiled_big", infer + ["--content", str(p["big"]), "--style", s0, "--content-size", "0",
-                                 "--max-tile", "0", "--output", "{OUT}/o.png", "--weights", "builtin",
-                                 "--style-size", SIZE, "--quiet"]),
-        ("bf16", infer + ["--content", c0, "--style", s0, "--dtype", "bfloat16", "--output", "{OUT}/o.png"] + COMMON),
-        ("checkpoint", infer + ["--content", c0, "--style", s0, "--checkpoint", run_a, "--content-size", SIZE,
-                                "--style-size", SIZE, "--quiet", "--output", "{OUT}/o.png"]),
-        ("checkpoint_concat", infer + ["--content", c0, "--style", s0, "--checkpoint", run_c, "--content-size",
-                                       SIZE, "--style-size", SIZE, "--quiet", "--output", "{OUT}/o.png"]),
-        ("checkpoint_bn", infer + ["--content", c0, "--style", s0, "--checkpoint", run_b, "--content-size",
-                                   SIZE, "--style-size", SIZE, "--quiet", "--output", "{OUT}/o.png"]),
+        (
+            "alpha",
+            infer
+            + ["--content", c0, "--style", s0, "--alpha", "0.5", "--output", "{OUT}/o.png"]
+            + COMMON,
+        ),
+        (
+            "mix",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                f"{s0},{s1}",
+                "--style-weights",
+                "1,3",
+                "--output",
+                "{OUT}/o.png",
+            ]
+            + COMMON,
+        ),
+        (
+            "mask",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                f"{s0},{s1}",
+                "--mask",
+                str(p["mask"]),
+                "--output",
+                "{OUT}/o.png",
+            ]
+            + COMMON,
+        ),
+        (
+            "coral",
+            infer
+            + ["--content", c0, "--style", s0, "--preserve-color", "--output", "{OUT}/o.png"]
+            + COMMON,
+        ),
+        (
+            "luminance",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--preserve-color",
+                "luminance",
+                "--output",
+                "{OUT}/o.png",
+            ]
+            + COMMON,
+        ),
+        (
+            "crop_jpg",
+            infer + ["--content", c1, "--style", s1, "--crop", "--output", "{OUT}/o.jpg"] + COMMON,
+        ),
+        (
+            "directory",
+            infer
+            + [
+                "--content",
+                str(tmp / "contents"),
+                "--style",
+                str(tmp / "styles"),
+                "--output",
+                "{OUT}/",
+            ]
+            + COMMON,
+        ),
+        (
+            "directory_nobucket",
+            infer
+            + [
+                "--content",
+                str(tmp / "contents"),
+                "--style",
+                s0,
+                "--bucket",
+                "0",
+                "--batch-size",
+                "1",
+                "--output",
+                "{OUT}/",
+            ]
+            + COMMON,
+        ),
+        (
+            "tiled",
+            infer
+            + [
+                "--content",
+                str(p["big"]),
+                "--style",
+                s0,
+                "--content-size",
+                "0",
+                "--max-tile",
+                "160",
+                "--output",
+                "{OUT}/o.png",
+                "--weights",
+                "builtin",
+                "--style-size",
+                SIZE,
+                "--quiet",
+            ],
+        ),
+        (
+            "untiled_big",
+            infer
+            + [
+                "--content",
+                str(p["big"]),
+                "--style",
+                s0,
+                "--content-size",
+                "0",
+                "--max-tile",
+                "0",
+                "--output",
+                "{OUT}/o.png",
+                "--weights",
+                "builtin",
+                "--style-size",
+                SIZE,
+                "--quiet",
+            ],
+        ),
+        (
+            "bf16",
+            infer
+            + ["--content", c0, "--style", s0, "--dtype", "bfloat16", "--output", "{OUT}/o.png"]
+            + COMMON,
+        ),
+        (
+            "checkpoint",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--checkpoint",
+                run_a,
+                "--content-size",
+                SIZE,
+                "--style-size",
+                SIZE,
+                "--quiet",
+                "--output",
+                "{OUT}/o.png",
+            ],
+        ),
+        (
+            "checkpoint_concat",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--checkpoint",
+                run_c,
+                "--content-size",
+                SIZE,
+                "--style-size",
+                SIZE,
+                "--quiet",
+                "--output",
+                "{OUT}/o.png",
+            ],
+        ),
+        (
+            "checkpoint_bn",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--checkpoint",
+                run_b,
+                "--content-size",
+                SIZE,
+                "--style-size",
+                SIZE,
+                "--quiet",
+                "--output",
+                "{OUT}/o.png",
+            ],
+        ),
     ]
     if "video" in p:
         v = str(p["video"])
         ok += [
             ("video", infer + ["--content", v, "--style", s0, "--output", "{OUT}/o.mp4"] + COMMON),
-            ("video_stats", infer + ["--content", v, "--style", s0, "--temporal", "stats",
-                                     "--output", "{OUT}/o.mp4"] + COMMON),
+            (
+                "video_stats",
+                infer
+                + ["--content", v, "--style", s0, "--temporal", "stats", "--output", "{OUT}/o.mp4"]
+                + COMMON,
+            ),
         ]
     bad = [
-        ("err_missing_content", infer + ["--content", str(tmp / "nope.png"), "--style", s0] + COMMON),
-        ("err_bad_image", infer + ["--content", str(p["bad"]), "--style", s0, "--output", "{OUT}/o.png"] + COMMON),
+        (
+            "err_missing_content",
+            infer + ["--content", str(tmp / "nope.png"), "--style", s0] + COMMON,
+        ),
+        (
+            "err_bad_image",
+            infer + ["--content", str(p["bad"]), "--style", s0, "--output", "{OUT}/o.png"] + COMMON,
+        ),
         ("err_alpha", infer + ["--content", c0, "--style", s0, "--alpha", "1.5"] + COMMON),
-        ("err_weights_count", infer + ["--content", c0, "--style", s0, "--style-weights", "1,2"] + COMMON),
-        ("err_weights_negative", infer + ["--content", c0, "--style", f"{s0},{s1}", "--style-weights", "1,-2"]
-         + COMMON),
-        ("err_mask_one_style", infer + ["--content", c0, "--style", s0, "--mask", str(p["mask"])] + COMMON),
+        (
+            "err_weights_count",
+            infer + ["--content", c0, "--style", s0, "--style-weights", "1,2"] + COMMON,
+        ),
+        (
+            "err_weights_negative",
+            infer + ["--content", c0, "--style", f"{s0},{s1}", "--style-weights", "1,-2"] + COMMON,
+        ),
+        (
+            "err_mask_one_style",
+            infer + ["--content", c0, "--style", s0, "--mask", str(p["mask"])] + COMMON,
+        ),
         ("err_unknown_flag", infer + ["--content", c0, "--style", s0, "--frobnicate"]),
-        ("err_weights_dir", infer + ["--content", c0, "--style", s0, "--weights", str(tmp / "nodir")]),
-        ("err_bad_decoder", infer + ["--content", c0, "--style", s0, "--decoder", str(p["badweights"]),
-                                     "--output", "{OUT}/o.png"] + COMMON),
-        ("err_bad_vgg", infer + ["--content", c0, "--style", s0, "--vgg", str(p["badpth"]),
-                                 "--output", "{OUT}/o.png"] + COMMON),
-        ("err_concat_alpha", infer + ["--content", c0, "--style", s0, "--checkpoint", run_c, "--alpha", "0.5",
-                                      "--output", "{OUT}/o.png", "--quiet"]),
-        ("err_concat_mask", infer + ["--content", c0, "--style", f"{s0},{s1}", "--mask", str(p["mask"]),
-                                     "--checkpoint", run_c, "--output", "{OUT}/o.png", "--quiet"]),
-        ("err_instance_tile", infer + ["--content", c0, "--style", s0, "--checkpoint", run_b, "--max-tile", "160",
-                                       "--output", "{OUT}/o.png", "--quiet"]),
+        (
+            "err_weights_dir",
+            infer + ["--content", c0, "--style", s0, "--weights", str(tmp / "nodir")],
+        ),
+        (
+            "err_bad_decoder",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--decoder",
+                str(p["badweights"]),
+                "--output",
+                "{OUT}/o.png",
+            ]
+            + COMMON,
+        ),
+        (
+            "err_bad_vgg",
+            infer
+            + ["--content", c0, "--style", s0, "--vgg", str(p["badpth"]), "--output", "{OUT}/o.png"]
+            + COMMON,
+        ),
+        (
+            "err_concat_alpha",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--checkpoint",
+                run_c,
+                "--alpha",
+                "0.5",
+                "--output",
+                "{OUT}/o.png",
+                "--quiet",
+            ],
+        ),
+        (
+            "err_concat_mask",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                f"{s0},{s1}",
+                "--mask",
+                str(p["mask"]),
+                "--checkpoint",
+                run_c,
+                "--output",
+                "{OUT}/o.png",
+                "--quiet",
+            ],
+        ),
+        (
+            "err_instance_tile",
+            infer
+            + [
+                "--content",
+                c0,
+                "--style",
+                s0,
+                "--checkpoint",
+                run_b,
+                "--max-tile",
+                "160",
+                "--output",
+                "{OUT}/o.png",
+                "--quiet",
+            ],
+        ),
         ("err_small_tile", infer + ["--content", c0, "--style", s0, "--max-tile", "100"] + COMMON),
-        ("err_no_checkpoint", infer + ["--content", c0, "--style", s0, "--checkpoint", str(tmp / "contents")]),
+        (
+            "err_no_checkpoint",
+            infer + ["--content", c0, "--style", s0, "--checkpoint", str(tmp / "contents")],
+        ),
         ("err_temporal", infer + ["--content", c0, "--style", s0, "--temporal", "wobble"] + COMMON),
-        ("err_train_no_data", train + ["--workdir", str(tmp / "run_x"), "--content-dir", str(tmp / "nodir"),
-                                       "--style-dir", str(tmp / "styles"), "--vgg", "builtin", "--max-steps", "1"]),
+        (
+            "err_train_no_data",
+            train
+            + [
+                "--workdir",
+                str(tmp / "run_x"),
+                "--content-dir",
+                str(tmp / "nodir"),
+                "--style-dir",
+                str(tmp / "styles"),
+                "--vgg",
+                "builtin",
+                "--max-steps",
+                "1",
+            ],
+        ),
         ("err_train_batch", train + ["--workdir", str(tmp / "run_y")] + tr + ["--batch-size", "0"]),
         ("err_train_crop", train + ["--workdir", str(tmp / "run_z")] + tr + ["--crop-size", "128"]),
-        ("err_train_resume_fusion", train + ["--workdir", run_a, "--max-steps", "3", "--fusion", "concat"] + tr),
+        (
+            "err_train_resume_fusion",
+            train + ["--workdir", run_a, "--max-steps", "3", "--fusion", "concat"] + tr,
+        ),
         ("err_cmd_none", mod),
         ("err_cmd_unknown", mod + ["frobnicate"]),
-        ("err_convert_missing", mod + ["convert", "--vgg", str(tmp / "nope.pth"), "--out", "{OUT}/w"]),
+        (
+            "err_convert_missing",
+            mod + ["convert", "--vgg", str(tmp / "nope.pth"), "--out", "{OUT}/w"],
+        ),
         ("err_convert_bad", mod + ["convert", "--vgg", str(p["badpth"]), "--out", "{OUT}/w"]),
-        ("err_evaluate_bad", mod + ["evaluate", "--checkpoint", str(tmp / "contents"), "--content-dir",
-                                    str(tmp / "contents"), "--style-dir", str(tmp / "styles")]),
-        ("err_optimize_missing", mod + ["optimize", "--content", str(tmp / "nope.png"), "--style", s0,
-                                        "--output", "{OUT}/o.png"]),
+        (
+            "err_evaluate_bad",
+            mod
+            + [
+                "evaluate",
+                "--checkpoint",
+                str(tmp / "contents"),
+                "--content-dir",
+                str(tmp / "contents"),
+                "--style-dir",
+                str(tmp / "styles"),
+            ],
+        ),
+        (
+            "err_optimize_missing",
+            mod
+            + [
+                "optimize",
+                "--content",
+                str(tmp / "nope.png"),
+                "--style",
+                s0,
+                "--output",
+                "{OUT}/o.png",
+            ],
+        ),
         ("err_export_format", mod + ["export", "--format", "nonsense", "--out", "{OUT}/x"]),
         ("err_experiments_none", mod + ["experiments"]),
     ]
@@ -214,9 +541,13 @@ def snapshot(repo: Path, out: Path) -> dict:
             argv = [a.replace("{OUT}", str(case_out)) for a in argv]
             t0 = time.time()
             try:
-                proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=CASE_TIMEOUT_S)
+                proc = subprocess.run(
+                    argv, cwd=repo, env=env, capture_output=True, text=True, timeout=CASE_TIMEOUT_S
+                )
             except subprocess.TimeoutExpired as e:  # a bad-flag case that trains instead of failing
-                proc = subprocess.CompletedProcess(argv, "timeout", "", (e.stderr or b"").decode(errors="replace"))
+                proc = subprocess.CompletedProcess(
+                    argv, "timeout", "", (e.stderr or b"").decode(errors="replace")
+                )
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             last = lines[-1] if lines else ""
             entry = {
@@ -234,8 +565,11 @@ def snapshot(repo: Path, out: Path) -> dict:
             if name.startswith("train_"):
                 entry["losses"] = _losses(tmp / name.replace("train_", "run_"))
             record[name] = entry
-            print(f"{name:28s} rc={proc.returncode!s:<7s} {time.time() - t0:5.1f}s  {entry['stderr_last'][:90]}",
-                  flush=True)
+            print(
+                f"{name:28s} rc={proc.returncode!s:<7s} {time.time() - t0:5.1f}s  "
+                f"{entry['stderr_last'][:90]}",
+                flush=True,
+            )
     out.write_text(json.dumps(record, indent=1, sort_keys=True))
     return record
 

@@ -47,11 +47,9 @@ def torchvision_file(tmp_path_factory):
 @pytest.fixture
 def closed_port() -> int:
     """A 127.0.0.1 port nothing listens on (connections are refused)."""
-    import socket
+    from tests.local_cluster import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture

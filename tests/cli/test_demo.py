@@ -18,7 +18,7 @@ from adain_jax.io.images import load_image
 
 gr = pytest.importorskip("gradio")
 from adain_jax.cli import demo  # noqa: E402
-from benchmarks.local_cluster import free_port  # noqa: E402
+from tests.local_cluster import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"

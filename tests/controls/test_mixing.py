@@ -56,6 +56,7 @@ def _torch_masked(vgg, dec, content, styles, labels_f, alpha):
     return _torch_decode(dec, t, *content.shape[1:3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [1.0, 0.6])
 def test_interpolation_matches_torch_weighted_mix(soft_nets, alpha):
     vgg, dec, params = soft_nets
@@ -164,6 +165,7 @@ def test_resize_labels_nearest():
     np.testing.assert_array_equal(controls.resize_labels(labels, 8, 4)[::2], labels)
 
 
+@pytest.mark.slow
 def test_size_buckets_equal_unpadded_results(soft_nets):
     """Two images of different sizes padded into one bucket shape and one batch give the
     unpadded results (the statistics and every layer's borders ignore the padding)."""

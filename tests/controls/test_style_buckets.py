@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from adain_jax.controls import encode_style, encode_style_padded, pad_to_bucket
 from adain_jax.inference import backend
 from adain_jax.weights.params import init_params
 
 
+@pytest.mark.slow
 def test_padded_style_statistics_equal_the_unpadded_ones():
     params = init_params(jax.random.key(0))
     rng = np.random.default_rng(0)

@@ -75,6 +75,7 @@ def random_params():
     return adain_jax.init_params(jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_smoothed_statistics_stream_as_a_numpy_ema(random_params):
     params = random_params
     frames = _rng(8).random((5, 24, 32, 3), dtype=np.float32)
@@ -97,6 +98,7 @@ def test_smoothed_statistics_stream_as_a_numpy_ema(random_params):
     np.testing.assert_allclose(got_std, np.stack(want_std), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_no_smoothing_is_per_frame_adain(random_params):
     params = random_params
     frames = _rng(10).random((3, 24, 24, 3), dtype=np.float32)

@@ -37,6 +37,7 @@ def test_plan_axis_partitions_with_margins(n, tile, margin, align):
         assert len(windows) > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_tiled_equals_untiled(soft_nets, use_mask):
     _, _, params = soft_nets

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
@@ -41,15 +40,21 @@ def test_failed_write_leaves_destination_untouched(tmp_path):
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
 
 
-def test_every_writer_of_the_package_uses_the_helper():
-    """No module but io/files.py makes its own temporary files."""
-    package = Path(files.__file__).parents[1]
-    offenders = []
-    for dirpath, _, names in os.walk(package):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            if name.endswith(".py") and not path.endswith(os.path.join("io", "files.py")):
-                with open(path) as f:
-                    if "mkstemp" in f.read():
-                        offenders.append(path)
-    assert offenders == []
+def test_downloads_and_their_digest_memos_get_umask_permissions(tmp_path, umask):
+    """The writers that do not write through ``atomic_open``/``atomic_path`` (a download
+    renamed into place after its checks; the cache's sha256 memo) give the umask's
+    permissions, not mkstemp's 0600, and leave no temporary file."""
+    from adain_jax.weights import download, pretrained
+
+    source = tmp_path / "served" / "decoder.pth"
+    source.parent.mkdir()
+    source.write_bytes(b"weights")
+    cache = tmp_path / "cache"
+    got = download.fetch(source.as_uri(), cache / "downloads" / "decoder.pth", progress=False)
+    assert got.read_bytes() == b"weights" and _mode(got) == 0o666 & ~umask
+    pretrained.source_digest(got, cache / "converted")
+    memo = cache / "converted" / "decoder.pth.sha256"
+    assert _mode(memo) == 0o666 & ~umask
+    assert sorted(p.name for p in cache.rglob("*")) == [
+        "converted", "decoder.pth", "decoder.pth.sha256", "downloads",
+    ]  # fmt: skip

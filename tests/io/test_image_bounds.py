@@ -177,7 +177,7 @@ def test_eps_never_runs_from_a_demo_upload(tmp_path, live_eps, port_weight_files
 
     import adain_jax
     from adain_jax.cli import demo
-    from benchmarks.local_cluster import free_port
+    from tests.local_cluster import free_port
 
     eps, marker = live_eps
     params = adain_jax.load_params(vgg=port_weight_files[0], decoder=port_weight_files[1])

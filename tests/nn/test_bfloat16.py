@@ -35,6 +35,7 @@ def _decoded(params, content, style, dtype):
     return np.asarray(adain_jax.decode(params, feat, dtype=dtype), np.float64)
 
 
+@pytest.mark.slow
 def test_bfloat16_stylize_close_to_float32(port_params):
     content, style = random_images(20, 2, 40, 48), random_images(21, 1, 36, 44)
     f32 = _decoded(port_params, content, style, jnp.float32)

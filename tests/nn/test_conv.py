@@ -54,6 +54,7 @@ def _case(seed, n, h, w, cin, cout, k=3):
 SHAPES = [(1, 7, 9, 16, 32), (2, 8, 8, 24, 16), (1, 5, 6, 3, 16), (1, 13, 10, 64, 3)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_values_and_gradients_match_lax_conv(impl):
     tol = LAYER_TOL
@@ -87,6 +88,7 @@ def test_direct_composes_with_vmap_and_jit():
     assert _rel_err(grads, want) < 1e-5
 
 
+@pytest.mark.slow
 def test_formulation_is_an_explicit_static_choice():
     """No hidden switch: names outside ``conv.IMPLEMENTATIONS`` fail, and a network's
     ``conv_impl`` reaches every convolution: with ``"valid"`` the whole encoder and
@@ -117,6 +119,7 @@ def port_params(port_weight_files):
     return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_whole_network_matches_torch(torch_nets, port_params, impl):
     """Errors compound through 9 encoder + 9 decoder convs: still within 1e-4 relative."""

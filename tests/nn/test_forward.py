@@ -35,6 +35,7 @@ def _scale(x) -> float:
     return float(np.max(np.abs(np.asarray(x))))
 
 
+@pytest.mark.slow
 def test_encode_decode_with_sizes_equal_unpadded_images(params):
     """Every tap of each padded image, on its own cells, equals the unpadded encoder's;
     the decoder the same on each image's feature cells (odd sizes: ceil-mode borders)."""
@@ -62,6 +63,7 @@ def test_encode_decode_with_sizes_equal_unpadded_images(params):
         assert np.max(np.abs(np.asarray(out[i, :h, :w]) - want)) <= 1e-5 * _scale(want)
 
 
+@pytest.mark.slow
 def test_stylize_with_stats_sizes_equal_per_image_stylize(params):
     """A padded batch stylized with ``sizes`` gives each image's ``stylize`` result, and
     masks are stretched over each image's own area."""
@@ -88,6 +90,7 @@ def test_stylize_with_stats_sizes_equal_per_image_stylize(params):
         np.testing.assert_allclose(got[i, :h, :w], want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_shared_size_for_the_batch(params):
     """``sizes`` ``[1, 2]`` (the exports' form: one size for the whole batch) gives each
     image's ``stylize`` result, with a per-image mask too."""
@@ -114,6 +117,7 @@ def test_one_shared_size_for_the_batch(params):
         adain_jax.stylize_with_stats(params, batch, stats, sizes=np.zeros((3, 2), np.int32))
 
 
+@pytest.mark.slow
 def test_public_stylize_under_jit_vmap_and_grad(params):
     """``jax.jit``, ``jax.jit(partial(..., dtype=...))``, ``jax.vmap`` and ``jax.grad`` of
     the public function give the numbers of the untransformed call."""

@@ -25,6 +25,7 @@ def port_params(port_weight_files):
     return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(2, 32, 32), (1, 37, 29)])  # odd sizes exercise ceil pooling
 def test_encoder_taps_match_torch_vgg_normalised(torch_nets, port_params, shape):
     images = random_images(0, *shape)
@@ -35,6 +36,7 @@ def test_encoder_taps_match_torch_vgg_normalised(torch_nets, port_params, shape)
         assert _rel_err(got, want) < 1e-4, name
 
 
+@pytest.mark.slow
 def test_encoder_taps_match_torch_torchvision_layout(torchvision_file):
     path, sd = torchvision_file
     enc = {"encoder": convert.load_network(path, "encoder")}
@@ -45,6 +47,7 @@ def test_encoder_taps_match_torch_torchvision_layout(torchvision_file):
         assert _rel_err(got, want) < 1e-4, name
 
 
+@pytest.mark.slow
 def test_decoder_matches_torch(torch_nets, port_params):
     feats = np.random.default_rng(2).standard_normal((2, 5, 7, 512)).astype(np.float32)
     import torch
@@ -56,6 +59,7 @@ def test_decoder_matches_torch(torch_nets, port_params):
     assert _rel_err(got, want.transpose(0, 2, 3, 1)) < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [1.0, 0.4])
 def test_stylize_matches_torch(torch_nets, port_params, alpha):
     content = random_images(3, 2, 36, 44)
@@ -66,6 +70,7 @@ def test_stylize_matches_torch(torch_nets, port_params, alpha):
     assert np.max(np.abs(np.asarray(got) - want)) < 1e-4
 
 
+@pytest.mark.slow
 def test_stylize_jit_vmap_grad_and_no_recompile(port_params, caplog):
     content = jnp.asarray(random_images(5, 3, 32, 32))
     style = jnp.asarray(random_images(6, 1, 40, 40))

@@ -57,6 +57,7 @@ def test_variant_is_read_from_the_params():
         models.make_decoder(models.DecoderVariant("adain", "layer"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fusion", "norm"), VARIANTS[:3])
 def test_stylize_matches_torch(torch_nets, encoder, fusion, norm):
     """Inference: BatchNorm with its running statistics, concat with a style whose relu4_1
@@ -84,6 +85,7 @@ def test_resize_nearest_matches_torch_nearest_exact():
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fusion", "norm"), VARIANTS[:3])
 def test_train_losses_grads_and_running_stats_match_torch(torch_nets, encoder, fusion, norm):
     """Training mode (BatchNorm on batch statistics): losses, every decoder gradient
@@ -139,6 +141,7 @@ def test_train_losses_grads_and_running_stats_match_torch(torch_nets, encoder, f
         assert jax.tree.structure(new) == jax.tree.structure(params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_norm_decoder_vjp_matches_torch(norm):
     """The norm decoders alone (training mode), forward and every parameter's gradient
@@ -175,6 +178,7 @@ def layer_hw(layer: str) -> int:
             "conv2_2": 8, "conv2_1": 8, "conv1_2": 16}[layer[5:]]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_instance_norm_with_padded_sizes_matches_unpadded(encoder):
     """A padded batch (``sizes``) decodes each image as if alone: IN statistics over
     its own valid cells."""
@@ -186,6 +190,7 @@ def test_instance_norm_with_padded_sizes_matches_unpadded(encoder):
     np.testing.assert_allclose(padded[1, :16, :24], alone[0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_controls_that_do_not_apply_fail_in_one_line(encoder):
     params = {"encoder": encoder, "decoder": _jax_params(_torch_decoder("concat", "none"))}
     content, style = random_images(24, 1, 16, 16), random_images(25, 1, 16, 16)

@@ -20,6 +20,17 @@ print("locked", flush=True)
 time.sleep(60)
 """
 
+# Exit 0 if the lock is free (taking and dropping it), 1 naming the holder if it is not.
+TAKE = """
+import sys
+from adain_jax.training.lock import WorkdirBusyError, WorkdirLock
+try:
+    WorkdirLock(sys.argv[1]).acquire()
+except WorkdirBusyError as e:
+    print(e)
+    sys.exit(1)
+"""
+
 
 def _hold_in_child(workdir) -> subprocess.Popen:
     proc = subprocess.Popen(
@@ -50,7 +61,14 @@ def test_lock_of_a_killed_process_is_free_at_once(tmp_path):
 
 
 def test_release_lets_the_next_run_in(tmp_path):
-    with WorkdirLock(tmp_path):
-        pass
-    with WorkdirLock(tmp_path):
-        pass
+    """Held, another process is refused; released (the holder still alive), it gets in."""
+    take = [sys.executable, "-c", TAKE, str(tmp_path)]
+    lock = WorkdirLock(tmp_path)
+    lock.acquire()
+    busy = subprocess.run(take, capture_output=True, text=True)
+    assert busy.returncode == 1 and "already in use by pid" in busy.stdout, busy
+    lock.release()
+    free = subprocess.run(take, capture_output=True, text=True)
+    assert free.returncode == 0, free
+    with WorkdirLock(tmp_path) as again:  # and this process can take it back
+        assert f"pid {os.getpid()}" in again.path.read_text()

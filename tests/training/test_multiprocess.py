@@ -33,7 +33,7 @@ from PIL import Image
 
 from adain_jax.nn.models import init_encoder
 from adain_jax.weights import safetensors_io
-from benchmarks.local_cluster import free_port, process_env
+from tests.local_cluster import free_port, process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 12

@@ -378,7 +378,16 @@ def test_convert_command_on_hostile_t7(tmp_path):
     hostile = tmp_path / "decoder.t7"
     hostile.write_bytes(_i(8) + _i(1) + _i(len(bytecode)) + bytecode + w.dumps({}))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "adain_jax", "convert", "--decoder", str(hostile), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "adain_jax",
+        "convert",
+        "--decoder",
+        str(hostile),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith(f"error: {hostile}: ") and proc.stderr.count("\n") == 1

@@ -1,4 +1,4 @@
-"""JAX "clusters" of CPU processes on this machine, for the scaling benchmark and the tests.
+"""JAX "clusters" of CPU processes on this machine, for the tests and the scaling benchmark.
 
 Each process gets ``devices`` CPU devices; with more than one process they find each
 other through the variables ``adain_jax.training.step.maybe_initialize_distributed``
