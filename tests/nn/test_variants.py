@@ -71,7 +71,10 @@ def test_stylize_matches_torch(torch_nets, encoder, fusion, norm):
         cf = vref.tref._encode_taps(torch_nets[0], c)[-1]
         sf = vref.tref._encode_taps(torch_nets[0], s)[-1]
         want = dec(vref.fuse(fusion, cf, sf)).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
-    assert np.max(np.abs(np.asarray(got) - want)) < 2e-4
+    # InstanceNorm divides by the std of a 4x5 relu4_1 map of random weights: float32
+    # differences of the two backends grow there (3.4e-4 on a 2-core EPYC without AVX-512;
+    # under 2e-4 on the earlier CI machines)
+    assert np.max(np.abs(np.asarray(got) - want)) < (1e-3 if norm == "instance" else 2e-4)
 
 
 def test_resize_nearest_matches_torch_nearest_exact():
