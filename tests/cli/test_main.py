@@ -73,6 +73,7 @@ def test_every_module_with_a_main_runs_it_under_python_m(monkeypatch, capsys):
         assert capsys.readouterr().out.startswith("usage:"), name
 
 
+@pytest.mark.slow
 def test_non_editable_install_runs_outside_the_checkout(tmp_path):
     """``pip install .`` (not editable) into a folder; the console script works from
     a directory that is not the checkout."""
