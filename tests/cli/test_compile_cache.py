@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from adain_jax.cli import compile_cache
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,7 @@ def _run(env_update: dict[str, str], program: str = PROGRAM) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     env = {"ADAIN_JAX_CACHE": str(tmp_path), "ADAIN_JAX_XLA_CACHE": ""}
     first = _run(env)
@@ -52,12 +55,14 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     assert "warning" not in second.stderr
 
 
+@pytest.mark.slow
 def test_off_writes_nothing(tmp_path):
     done = _run({"ADAIN_JAX_CACHE": str(tmp_path), "ADAIN_JAX_XLA_CACHE": "off"})
     assert done.returncode == 0 and done.stdout.split()[0] == "None"
     assert not (tmp_path / "xla").exists()
 
 
+@pytest.mark.slow
 def test_a_cache_that_cannot_be_created_is_one_warning(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -85,6 +90,7 @@ def test_a_failed_write_is_one_warning_and_no_partial_entry(tmp_path, capsys):
     assert not list((tmp_path / "moved").glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_concurrent_processes_share_one_cache(tmp_path):
     env = {
         **os.environ,

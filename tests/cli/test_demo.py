@@ -47,6 +47,7 @@ def _reference(params, content, style, alpha, size=0) -> np.ndarray:
     return np.asarray(adain_jax.stylize(params, c, s, alpha)) * 255.0
 
 
+@pytest.mark.slow
 def test_api_stylize_matches_stylize_and_survives_bad_uploads(served, tmp_path):
     from gradio_client import Client, handle_file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from adain_jax.cli import evaluate
@@ -25,6 +26,7 @@ def _write_images(folder, seed, n):
     return images
 
 
+@pytest.mark.slow
 def test_evaluate_losses_match_torch_and_grid(tmp_path, capsys, torch_nets, port_weight_files):
     contents = _write_images(tmp_path / "c", 0, 2)
     styles = _write_images(tmp_path / "s", 1, 3)

@@ -70,6 +70,7 @@ def _weights(port_weight_files) -> list[str]:
     return ["--vgg", str(vgg), "--decoder", str(dec)]
 
 
+@pytest.mark.slow
 def test_infer_py_subprocess_matches_torch(tmp_path, images, port_weight_files, torch_nets):
     content_path, style_path, content, style = images
     out = tmp_path / "o.png"
@@ -82,6 +83,7 @@ def test_infer_py_subprocess_matches_torch(tmp_path, images, port_weight_files, 
     _assert_close_u8(_read(out), _reference(torch_nets, content, style))
 
 
+@pytest.mark.slow
 def test_default_output_name_and_alpha(
     tmp_path, images, port_weight_files, torch_nets, capsys, monkeypatch
 ):
@@ -174,6 +176,7 @@ def test_weights_dir_from_convert(tmp_path, images, port_weight_files, torch_net
     _assert_close_u8(_read(tmp_path / "b.png"), want)
 
 
+@pytest.mark.slow
 def test_directories_make_every_pair(tmp_path, images, port_weight_files, torch_nets, capsys):
     content_path, style_path, content, style = images
     contents, styles = tmp_path / "contents", tmp_path / "styles"
@@ -304,6 +307,7 @@ def test_bad_input_gives_one_error_line(case, bad_inputs, capsys, tmp_path, monk
     assert {p: p.read_bytes() for p in before} == before  # inputs untouched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["alpha-1.5", "decoder-as-vgg"])
 def test_bad_input_subprocess(case, bad_inputs, tmp_path):
     argv, code, text = bad_inputs[case]
@@ -316,6 +320,7 @@ def test_bad_input_subprocess(case, bad_inputs, tmp_path):
     assert text in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_failed_default_download_fails_in_one_line(tmp_path, images, not_found_url):
     """A server that answers 404 (not an unreachable one, which falls back to the built-in
     weights: tests/weights/test_builtin.py): one line naming the offline flags."""
@@ -338,6 +343,7 @@ def test_failed_default_download_fails_in_one_line(tmp_path, images, not_found_u
     assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_bfloat16(tmp_path, images, port_weight_files, torch_nets, capsys):
     content_path, style_path, content, style = images
     out = tmp_path / "bf16.png"

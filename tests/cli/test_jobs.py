@@ -52,6 +52,7 @@ def _main(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_directory_job_bad_file_skip_and_overwrite(
     tmp_path, soft_nets, soft_files, capsys, monkeypatch
 ):
@@ -114,6 +115,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
     assert len(list(inner.rglob("*.png"))) == 6
 
 
+@pytest.mark.slow
 def test_style_list_with_weights(tmp_path, soft_nets, soft_files, capsys):
     vgg, dec, _ = soft_nets
     c = _save(tmp_path / "c.png", _img(5, 32, 64))
@@ -129,6 +131,7 @@ def test_style_list_with_weights(tmp_path, soft_nets, soft_files, capsys):
     _close(_read(out), _u8(want))
 
 
+@pytest.mark.slow
 def test_mask_cli_routes_white_to_first_style(tmp_path, soft_nets, soft_files, capsys):
     vgg, dec, _ = soft_nets
     c = _save(tmp_path / "c.png", _img(8, 32, 64))
@@ -182,6 +185,7 @@ def test_bad_control_flags_exit_2(tmp_path, capsys, extra, text):
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
     _, _, params = soft_nets
     c = _save(tmp_path / "c.png", _img(11, 170, 180))
@@ -215,6 +219,7 @@ def test_preserve_color_and_tiles(tmp_path, soft_nets, soft_files, capsys):
     )
 
 
+@pytest.mark.slow
 def test_video_cli(tmp_path, soft_files, capsys):
     video = pytest.importorskip("adain_jax.io.video")
     pytest.importorskip("av")

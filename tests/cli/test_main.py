@@ -41,6 +41,7 @@ def test_each_subcommand_help_shows_its_defaults(name, capsys, monkeypatch):
         assert "default" in out
 
 
+@pytest.mark.slow
 def test_non_editable_install_runs_outside_the_checkout(tmp_path):
     """``pip install .`` (not editable) into a folder; the console script works from
     a directory that is not the checkout."""

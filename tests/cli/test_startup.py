@@ -69,7 +69,7 @@ BAD_FLAGS = [
         2,
     ),
     ("export", ["--format", "onnx", "--output", "no/such/dir/a.onnx"], 2),
-    ("demo", ["--queue-size", "0"], 2),
+    pytest.param("demo", ["--queue-size", "0"], 2, marks=pytest.mark.slow),  # imports gradio
     ("infer", ["--bogus"], 2),
 ]
 
@@ -82,6 +82,7 @@ def test_bad_flags_are_reported_before_jax_is_imported(module, argv, status):
     assert err.strip().splitlines()[-1].startswith(("error:", "usage:", "infer.py: error"))
 
 
+@pytest.mark.slow
 def test_import_adain_jax_does_not_import_jax():
     done = subprocess.run(
         [sys.executable, "-c", "import sys, adain_jax; print('jax' in sys.modules); "
@@ -224,6 +225,7 @@ def test_demo_api_marks_the_second_style_and_mask_optional():
     assert {"content", "style"}.isdisjoint(optional)
 
 
+@pytest.mark.slow
 def test_optimize_offline_hint_names_its_own_flag(pictures, tmp_path, not_found_url):
     """A download that fails (HTTP 404; an unreachable server falls back to the built-in
     weights) ends in one line naming --vgg, not infer's --decoder / --weights."""

@@ -70,6 +70,7 @@ def test_missing_opencv_is_one_line_before_the_weights(tmp_path, capsys, monkeyp
     assert "--temporal flow needs OpenCV" in err and "opencv-python-headless" in err
 
 
+@pytest.mark.slow
 def test_temporal_clip_runs(tmp_path, capsys, soft_files):
     pytest.importorskip("cv2")
     from adain_jax.io import video
