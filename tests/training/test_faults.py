@@ -88,6 +88,7 @@ def test_a_failing_log_write_stops_the_run_with_one_line(folders, tmp_path, caps
     assert _steps(workdir) == [2]
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_live_workdir_stops_at_once(folders, tmp_path, capsys):
     workdir = tmp_path / "run"
     holder = subprocess.Popen(
