@@ -29,6 +29,7 @@ def _torch_gram(f: torch.Tensor) -> torch.Tensor:  # NCHW -> [N, C, C] / (h w)
     return flat @ flat.transpose(1, 2) / (h * w)
 
 
+@pytest.mark.slow
 def test_gatys_objective_matches_torch(torch_nets, encoder):
     content, style, image = (random_images(30 + i, 1, 24, 24) for i in range(3))
     settings = opt.Settings("gatys", content_weight=0.5, style_weight=3.0)
@@ -50,6 +51,7 @@ def test_gatys_objective_matches_torch(torch_nets, encoder):
     np.testing.assert_allclose(opt.gram(x), f.transpose(0, 2, 1) @ f / 15, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [opt.Settings("gatys", "lbfgs", "content"), opt.Settings("adain", "adam", "noise", lr=0.1)],
@@ -64,6 +66,7 @@ def test_objective_decreases_on_a_tiny_image(encoder, settings):
     assert image.shape == (16, 16, 3) and image.min() >= 0.0 and image.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_vmap_over_pairs_equals_one_at_a_time(encoder):
     contents, styles = random_images(42, 2, 16, 16), random_images(43, 2, 16, 16)
     settings = opt.Settings("adain", "adam", lr=0.1)
@@ -74,6 +77,7 @@ def test_vmap_over_pairs_equals_one_at_a_time(encoder):
     np.testing.assert_allclose(images[1], one, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_command_line(port_weight_files, tmp_path, capsys):
     vgg = port_weight_files[0]
     for name, seed in (("c.png", 44), ("s.png", 45)):

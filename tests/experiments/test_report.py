@@ -35,6 +35,7 @@ def inputs(tmp_path_factory, port_weight_files):
     return root
 
 
+@pytest.mark.slow
 def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
     out = tmp_path / "report"
     argv = ["compare", f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]

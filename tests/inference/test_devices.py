@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -61,6 +63,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_batches_are_split_over_four_local_devices_with_one_device_outputs():
     env = dict(
         os.environ,

@@ -90,12 +90,14 @@ def _export_and_run(fmt, loader, port_weight_files, cases, tmp_path, capsys):
         np.testing.assert_allclose(outs[str(k)], ref, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_stablehlo_runs_in_a_fresh_process_at_unseen_sizes(
     port_weight_files, cases, tmp_path, capsys
 ):
     _export_and_run("stablehlo", STABLEHLO_LOADER, port_weight_files, cases, tmp_path, capsys)
 
 
+@pytest.mark.slow
 def test_onnx_runs_in_onnxruntime_at_unseen_sizes(port_weight_files, cases, tmp_path, capsys):
     """One ONNX file with dynamic N, H, W, Hs, Ws; onnxruntime in a process without jax."""
     pytest.importorskip("jax2onnx", reason="the [export] extra")

@@ -100,6 +100,7 @@ def test_plan_resolves_dtype_and_max_tile(tmp_path):
     assert _plan(tmp_path, max_tile=256).per_call(300, 300) == 1
 
 
+@pytest.mark.slow
 def test_preserve_color_inputs_and_finish():
     rng = np.random.default_rng(0)
     content = rng.random((12, 16, 3), dtype=np.float32) * 0.5

@@ -45,6 +45,7 @@ def test_missing_opencv_is_one_line(monkeypatch):
     assert "opencv-python-headless" in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["off", "stats", "flow", "stats,flow"])
 def test_a_still_clip_gives_identical_frames(mode):
     if "flow" in mode:

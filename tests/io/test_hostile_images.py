@@ -63,7 +63,9 @@ def test_every_truncation_fails_with_one_line(tmp_path, fmt):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF"])
+@pytest.mark.parametrize(
+    "fmt", ["PNG", "JPEG", pytest.param("GIF", marks=pytest.mark.slow), "BMP", "TIFF"]
+)
 def test_fuzzed_images_raise_only_image_error(tmp_path, fmt):
     """Seeded mutants of small valid files: each loads (float32 in [0, 1]) or raises
     ImageError; no other exception, no crash."""

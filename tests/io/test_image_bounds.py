@@ -214,6 +214,7 @@ def test_resized_size_is_bounded_before_resizing(tmp_path):
     assert run["seconds"] < 30 and run["peak_mb"] < 1200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["png", "gif"])
 def test_decoded_size_is_bounded_before_decoding(tmp_path, kind):
     """12 MP of zeros (a few KB) under a 10 MP limit: refused from the header."""
@@ -241,6 +242,7 @@ def test_a_bad_limit_setting_is_one_line(monkeypatch, tmp_path):
         images.load_image(path)
 
 
+@pytest.mark.slow
 def test_mask_is_bounded_and_labelled_fast(tmp_path):
     """A binary mask of 4096 x 4097 px (over the 16.8 MP mask bound) is refused; one of
     4096 x 4096 is labelled in about a second (np.unique over rows took minutes)."""

@@ -34,6 +34,7 @@ def _modes(root) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 def test_training_workdir_files_are_world_readable(folders, tmp_path, umask_022):
     workdir = tmp_path / "run"
     flags = _flags(folders, workdir, 2, "--sample-every=2", "--eval-every=2", "--save-every=2")
@@ -45,6 +46,7 @@ def test_training_workdir_files_are_world_readable(folders, tmp_path, umask_022)
     assert all(m == 0o644 for n, m in modes.items() if n != ".lock"), modes
 
 
+@pytest.mark.slow
 def test_converted_weights_images_and_videos_are_world_readable(
     port_weight_files, tmp_path, umask_022, capsys
 ):

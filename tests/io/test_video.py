@@ -53,6 +53,7 @@ def test_video_round_trip_keeps_count_rate_and_size(tmp_path):
     assert not [p for p in dst.parent.iterdir() if p.name.startswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_stylizing_a_video_matches_per_frame_stylize(tmp_path, soft_nets):
     _, _, params = soft_nets
     src = tmp_path / "clip.mkv"

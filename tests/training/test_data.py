@@ -272,6 +272,7 @@ def test_determinism_seeds_and_independent_streams(colours):
     assert content[:7] != content[7:14]
 
 
+@pytest.mark.slow
 def test_state_restore_continues_exactly(noise):
     cfg = data.PipelineConfig(batch_size=2, image_size=24, crop_size=CROP, seed=5)
     with data.make_pair_iterator(noise, noise, cfg, shard_index=0, shard_count=1) as it:

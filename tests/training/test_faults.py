@@ -49,6 +49,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_ends_the_run_at_once_and_the_same_command_resumes(
     folders, straight, small_disk, capsys
 ):
@@ -68,6 +69,7 @@ def test_disk_full_ends_the_run_at_once_and_the_same_command_resumes(
     assert _losses(workdir) == _losses(straight)
 
 
+@pytest.mark.slow
 def test_a_failing_log_write_stops_the_run_with_one_line(folders, tmp_path, capsys, monkeypatch):
     calls = {"n": 0}
     real_flush = monitoring._EventFile.flush
@@ -86,6 +88,7 @@ def test_a_failing_log_write_stops_the_run_with_one_line(folders, tmp_path, caps
     assert _steps(workdir) == [2]
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_live_workdir_stops_at_once(folders, tmp_path, capsys):
     workdir = tmp_path / "run"
     holder = subprocess.Popen(
@@ -138,6 +141,7 @@ def four_steps(folders, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["deleted-file", "truncated-file", "no-metadata", "no-state"])
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(
     folders, straight, four_steps, tmp_path, kind, capsys
@@ -170,6 +174,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(
     assert _losses(workdir) == _losses(straight)
 
 
+@pytest.mark.slow
 def test_no_checkpoint_restores_is_one_line_and_its_own_status(four_steps, folders, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(four_steps, workdir)

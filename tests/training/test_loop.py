@@ -94,6 +94,7 @@ def straight(folders, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(
     folders, straight, tmp_path, capsys, monkeypatch
 ):
@@ -126,6 +127,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
 
 # Saving every step reads each step's metrics before its save; every 3 steps, most
 # steps' metrics are read only after the next step is dispatched.
+@pytest.mark.slow
 @pytest.mark.parametrize("save_every", [1, 3])
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(folders, tmp_path, capsys, save_every):
     workdir = tmp_path / "nan"

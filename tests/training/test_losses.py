@@ -32,6 +32,7 @@ def nets_and_params(torch_nets):
     return vgg, dec, enc, dec_params
 
 
+@pytest.mark.slow
 def test_losses_and_decoder_grad_match_torch(nets_and_params):
     """Against the port's losses in float64. XLA:CPU's default precision computes
     the backward convolutions with ~1e-4 relative error (torch float32: ~1e-6),
@@ -80,6 +81,7 @@ def test_style_loss_matches_numpy_and_is_zero_for_identical_stats():
     assert float(losses.style_loss([t], [taps_b[0]])) < 1e-8
 
 
+@pytest.mark.slow
 def test_bfloat16_losses_are_float32_and_close(nets_and_params):
     _, _, enc, dec_params = nets_and_params
     content = random_images(12, 2, 32, 32)

@@ -53,6 +53,7 @@ def vgg_params(torch_nets):
     return convert.params_from_state_dict(sd, "vgg")[1]
 
 
+@pytest.mark.slow
 def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params, count_traces):
     count_traces(1)
     mesh = train_lib.make_mesh()

@@ -52,6 +52,7 @@ def _losses(workdir) -> list[tuple[float, float]]:
     return [(r["loss/content"], r["loss/style"]) for r in recs]
 
 
+@pytest.mark.slow
 def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, torch_nets, tmp_path):
     """--init-decoder decoder.pth, one fixed pair, --crop-size == --image-size: the 20
     per-step losses of metrics.jsonl equal a torch Adam loop's (float64).
@@ -82,6 +83,7 @@ def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, to
     assert config["init_decoder"] == str(Path(dec_path).resolve())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fusion", "norm"), [("concat", "none"), ("adain", "batch")])
 def test_variant_trains_resumes_and_infers(pair, port_weight_files, tmp_path, capsys, fusion, norm):
     vgg_path, dec_path = port_weight_files

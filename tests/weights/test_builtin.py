@@ -47,6 +47,7 @@ def test_builtin_holds_a_vgg16_encoder_and_the_papers_decoder(builtin):
     assert (pretrained.builtin_dir() / "MODEL_CARD.md").is_file()
 
 
+@pytest.mark.slow
 def test_builtin_reconstructs_a_photo(builtin):
     photo = images.load_image(PHOTO, 128, crop=True)
     random = {"encoder": builtin["encoder"], "decoder": models.init_decoder(jax.random.key(0))}
@@ -57,6 +58,7 @@ def test_builtin_reconstructs_a_photo(builtin):
     assert got["builtin"] > PSNR_FLOOR_DB and got["builtin"] > got["random"] + 3, got
 
 
+@pytest.mark.slow
 def test_builtin_output_takes_the_style(builtin):
     photo = images.load_image(PHOTO, 128, crop=True)[None]
     painting = images.load_image(PAINTING, 128, crop=True)[None]

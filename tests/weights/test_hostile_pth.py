@@ -339,6 +339,7 @@ def test_convert_command_on_hostile_file(tmp_path, canary):
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow
 def test_infer_command_on_hostile_file(tmp_path, canary):
     from PIL import Image
 

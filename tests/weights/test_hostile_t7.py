@@ -77,6 +77,7 @@ def _storage(index: int, numel: int, elements: int | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------- truncation
+@pytest.mark.slow
 @pytest.mark.parametrize("flat", [False, True], ids=["oihw", "old-2d-layout"])
 def test_truncated_at_every_byte(tmp_path, flat):
     data = w.dumps(w.small_model(flat=flat))
@@ -223,6 +224,7 @@ def test_too_many_objects_or_entries(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_files_at_the_bounds_stay_small_in_memory(tmp_path):
     """The most objects and entries a file may hold load within a few tens of MiB."""
     for data, n in (

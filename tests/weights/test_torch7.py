@@ -174,6 +174,7 @@ def test_t7_and_pth_give_the_same_params(t7_files, port_weight_files, torch_nets
                 np.testing.assert_array_equal(got[layer][leaf], want[layer][leaf])
 
 
+@pytest.mark.slow
 def test_same_stylization_through_t7_and_pth(t7_files, port_weight_files, torch_nets):
     content, style = random_images(5, 1, 36, 28), random_images(6, 1, 32, 40)
     from_t7 = np.asarray(

@@ -71,6 +71,7 @@ def test_lpips_ckpt_equals_torchvision_vgg16(vgg16_file, lpips_file):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_vgg16_converts_and_stylizes(tmp_path, lpips_file, port_weight_files):
     written = convert.convert(tmp_path / "w", vgg=str(lpips_file))
     assert written == [str(tmp_path / "w" / "encoder.safetensors")]
@@ -81,6 +82,7 @@ def test_vgg16_converts_and_stylizes(tmp_path, lpips_file, port_weight_files):
     assert out.shape == (1, 24, 24, 3) and np.all(np.isfinite(np.asarray(out)))
 
 
+@pytest.mark.slow
 def test_init_encoder_vgg16_shapes_match_the_converter():
     params = models.init_encoder(jax.random.key(0), "vgg16")
     convert.check_params("encoder", params, "random vgg16")
