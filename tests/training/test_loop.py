@@ -277,8 +277,7 @@ def test_four_devices_match_one_device(folders, straight, tmp_path):
     assert sorted(b) == [1, 2, 3]
     # Step 1: same params, only the reduction order differs. Later steps: Adam's first
     # updates are ~lr * sign(g), so reduction-order rounding in near-zero gradients flips
-    # some of them (measured: < 2e-4 here, 8e-3 in the CI run of 2026-12-02; step 2's
-    # losses are several times step 1's, so a wrong update still shows).
+    # some of them (measured: < 2e-4 here, 8e-3 in the CI run of 2026-12-02).
     np.testing.assert_allclose(b[1], a[1], rtol=1e-5)
     for step in (2, 3):
         np.testing.assert_allclose(b[step], a[step], rtol=5e-2)

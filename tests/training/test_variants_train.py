@@ -55,7 +55,7 @@ def _losses(workdir) -> list[tuple[float, float]]:
 @pytest.mark.slow
 def test_fine_tuning_matches_a_pytorch_training_loop(pair, port_weight_files, torch_nets, tmp_path):
     """--init-decoder decoder.pth, one fixed pair, --crop-size == --image-size: the 20
-    per-step losses of metrics.jsonl equal a torch Adam loop's (float64).
+    per-step losses of metrics.jsonl follow a torch Adam loop's (float64).
 
     Tolerances follow the loop's conditioning, measured: step 0 (same params, no update
     yet) within 1e-5. Adam's first steps move every parameter by ~lr whatever its
