@@ -102,6 +102,8 @@ def _peers(text: str) -> list[str]:
 def _compare(args: argparse.Namespace) -> int:
     sizes = _int_list(args.size, "--size") or [0]
     steps = _int_list(args.optimize_steps, "--optimize-steps")
+    if 0 in steps:
+        raise UsageError(f"--optimize-steps {args.optimize_steps!r}: step counts must be >= 1")
     runs = [r for r in args.runs.split(",") if r]
     for run in runs:
         if not Path(run).is_dir():
@@ -147,14 +149,11 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError("no run to take the loss encoder from: give --runs or --loss-vgg")
     opt_encoder = loss_encoder
     for objective in objectives:
-        for n in steps:
-            settings = opt_lib.Settings(objective, args.optimizer)
-            methods.append(
-                (
-                    f"optimization {objective} ({n} steps)",
-                    lambda n=n, s=settings: report.optimize_method(opt_encoder, n, s),
-                )
-            )
+        settings = opt_lib.Settings(objective, args.optimizer)
+        by_count = report.optimization_methods(opt_encoder, steps, settings) if steps else {}
+        for n in sorted(by_count):
+            name = f"optimization {objective} ({n} steps)"
+            methods.append((name, lambda m=by_count[n]: m))
     for row in (report.CONTENT_ROW, report.STYLE_ROW):
         methods.append((row, lambda r=row: report.reference_method(r)))
     notes = {peers.ROW_NAMES[p]: peers.NOTES[p] for p in peer_names}

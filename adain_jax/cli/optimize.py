@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     bar = tqdm(total=args.steps, disable=args.quiet, unit="step", file=sys.stderr)
 
-    def progress(done: int, log) -> None:
+    def progress(done: int, log, _image) -> None:
         total, lc, ls = np.asarray(log[-1])
         bar.set_postfix(total=f"{total:.4g}", content=f"{lc:.4g}", style=f"{ls:.4g}")
         bar.update(done - bar.n)

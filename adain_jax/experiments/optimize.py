@@ -142,7 +142,7 @@ def optimize(
     seed: int = 0,
     dtype: Any = jnp.float32,
     chunk: int | None = None,
-    on_chunk: Callable[[int, Array], None] | None = None,
+    on_chunk: Callable[[int, Array, Array], None] | None = None,
 ) -> tuple[Array, Array]:
     """Optimize one image against one content/style pair.
 
@@ -152,8 +152,9 @@ def optimize(
       style: RGB float ``[Hs, Ws, 3]`` in [0, 1].
       steps: optimizer steps (L-BFGS: each may evaluate the loss several times).
       settings: objective, optimizer, init, loss weights.
-      chunk: steps per compiled call (default: all in one); ``on_chunk(done, log)``
-        after each (progress bars).
+      chunk: steps per compiled call (default: all in one); ``on_chunk(done, log, image)``
+        after each, with the chunk's log and the image ``[H, W, 3]`` after ``done`` steps
+        (progress bars; snapshots along one trajectory).
 
     Returns:
       ``(image [H, W, 3] float32 in [0, 1], log [steps, 3])``: the log holds
@@ -172,7 +173,7 @@ def optimize(
         done += n
         logs.append(log)
         if on_chunk is not None:
-            on_chunk(done, log)
+            on_chunk(done, log, jax.nn.sigmoid(z)[0])
     return jax.nn.sigmoid(z)[0], jnp.concatenate(logs)
 
 

@@ -10,7 +10,8 @@ outputs with ONE loss encoder:
   extra (``adain_jax.experiments.perceptual``); absent without it;
 
 each a mean over pairs with its ``_std``. Methods: trained runs or weight folders (any
-decoder variant), the optimization baseline after each step count (one run per count),
+decoder variant), the optimization baseline after each step count (one trajectory per
+pair, kept at every count),
 and the reference rows ``content image`` and ``style image`` (the style resized to the
 content's size, bilinear, to be measured against it), and peers (``peers``: Magenta's
 arbitrary network through onnxruntime; their ``notes`` say how). Times per image exclude
@@ -20,7 +21,9 @@ style's encoding) and ``seconds_without_style_encoding`` (style relu4_1 given).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -101,24 +104,62 @@ def adain_method(params: dict) -> Method:
     return run
 
 
-def optimize_method(encoder: dict, steps: int, settings: opt_lib.Settings) -> Method:
-    """The optimization baseline after ``steps`` steps (its first run per shape, which
-    compiles, is repeated so the time excludes compilation)."""
-    seen: set = set()
+def optimization_methods(
+    encoder: dict, counts: Sequence[int], settings: opt_lib.Settings
+) -> dict[int, Method]:
+    """The optimization baseline after each of ``counts`` steps, one method per count,
+    sharing ONE trajectory per pair: each pair is optimized once to ``max(counts)`` steps
+    (in compiled chunks of ``gcd(counts)`` steps) and the image is kept at every count, so
+    the 10-step image is the 500-step run's 10th iterate. A count's ``seconds`` is the
+    trajectory's wall time up to it; compilation (an untimed first chunk per shape) is
+    reported apart, on the smallest count's row."""
+    counts = sorted(set(counts))
+    chunk = math.gcd(*counts)
+    warmed: set = set()
+    cache: dict[bytes, dict[int, tuple[np.ndarray, float]]] = {}
+    compile_s: dict[bytes, float] = {}
 
-    def run(content: np.ndarray, style: np.ndarray):
-        call = lambda: opt_lib.optimize(encoder, content, style, steps=steps, settings=settings)[0]  # noqa: E731
-        compile_s = 0.0
-        if (content.shape, style.shape) not in seen:
-            seen.add((content.shape, style.shape))
-            _, first = _timed(call)
-            out, seconds = _timed(call)
-            compile_s = max(first - seconds, 0.0)
-        else:
-            out, seconds = _timed(call)
-        return np.asarray(out), {"seconds": seconds, "compile_seconds": compile_s}
+    def trajectory(content: np.ndarray, style: np.ndarray) -> bytes:
+        key = hashlib.sha256(
+            repr((content.shape, style.shape)).encode() + content.tobytes() + style.tobytes()
+        ).digest()  # by value: every method sees the same pairs, one at a time
+        if key in cache:
+            return key
+        first_s = None
+        if (content.shape, style.shape) not in warmed:
+            warmed.add((content.shape, style.shape))
+            _, first_s = _timed(
+                lambda: opt_lib.optimize(
+                    encoder, content, style, steps=chunk, settings=settings, chunk=chunk
+                )[0]
+            )
+        snaps: dict[int, tuple[np.ndarray, float]] = {}
+        start = time.perf_counter()
 
-    return run
+        def keep(done: int, _log: jax.Array, image: jax.Array) -> None:
+            if done in counts or done == chunk:
+                snaps[done] = (np.asarray(image), time.perf_counter() - start)  # blocks
+
+        opt_lib.optimize(
+            encoder, content, style, steps=counts[-1], settings=settings, chunk=chunk,
+            on_chunk=keep,
+        )
+        compile_s[key] = 0.0 if first_s is None else max(first_s - snaps[chunk][1], 0.0)
+        cache[key] = snaps
+        return key
+
+    def method(n: int) -> Method:
+        def run(content: np.ndarray, style: np.ndarray):
+            key = trajectory(content, style)
+            image, seconds = cache[key][n]
+            return image, {
+                "seconds": seconds,
+                "compile_seconds": compile_s[key] if n == counts[0] else 0.0,
+            }
+
+        return run
+
+    return {n: method(n) for n in counts}
 
 
 def reference_method(which: str) -> Method:

@@ -14,8 +14,11 @@ python -m adain_jax experiments curves runs/ablation/adain-none runs/ablation/co
 python -m adain_jax experiments compare --content-dir data/real/content/held \
   --style-dir data/real/style/held --limit 2 --size 256 --out "$out/256" --no-pretrained \
   --runs adain_jax/weights/builtin,runs/ablation/adain-none,runs/ablation/concat-none,runs/ablation/adain-batch,runs/ablation/adain-instance \
-  --optimize-steps 10 --objective gatys,adain --peer magenta  # as run; the paper: 10,100,500
-# the speed row at 512 px: one pair, every feed-forward method and 10 optimization steps
+  --optimize-steps 10,100,500 --objective gatys,adain --peer magenta
+# the speed row at 512 px: one pair, the built-in decoder, Magenta, optimization 10/100/500
 python -m adain_jax experiments compare --content-dir data/real/content/held \
   --style-dir data/real/style/held --limit 1 --size 512 --out "$out/512" --no-pretrained \
-  --runs adain_jax/weights/builtin --optimize-steps 10 --objective gatys,adain --peer magenta
+  --runs adain_jax/weights/builtin --optimize-steps 10,100,500 --objective gatys,adain \
+  --peer magenta
+# the README's peer row: built-in weights vs Magenta at 512 and 1024 px
+python -m benchmarks.peer | tee "$out/peer.md"

@@ -96,3 +96,21 @@ def test_command_line(port_weight_files, tmp_path, capsys):
     argv[1] = str(tmp_path / "missing.png")
     assert optimize_cli.main(argv) == 1
     assert "missing.png" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_step_counts_share_one_trajectory(encoder):
+    """The compare rows after 2 and 4 steps are the 2nd and 4th iterates of one run: the
+    same images as separate 2- and 4-step runs, and the 4-step time includes the 2."""
+    from adain_jax.experiments import report
+
+    content, style = random_images(46, 1, 16, 16)[0], random_images(47, 1, 16, 16)[0]
+    settings = opt.Settings("adain", "adam", lr=0.1)
+    methods = report.optimization_methods(encoder, [4, 2], settings)
+    assert sorted(methods) == [2, 4]
+    (two, t2), (four, t4) = methods[2](content, style), methods[4](content, style)
+    for got, n in ((two, 2), (four, 4)):
+        alone = opt.optimize(encoder, content, style, steps=n, settings=settings)[0]
+        np.testing.assert_allclose(got, alone, atol=1e-5)
+    assert not np.allclose(two, four)
+    assert 0 < t2["seconds"] <= t4["seconds"] and t4["compile_seconds"] == 0.0
