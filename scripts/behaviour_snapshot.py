@@ -33,7 +33,6 @@ from PIL import Image
 
 SIZE = "96"  # --content-size / --style-size of every job: small, so the whole run is minutes
 CASE_TIMEOUT_S = 300
-COMMON = ["--weights", "builtin", "--content-size", SIZE, "--style-size", SIZE, "--quiet"]
 
 
 def _inputs(repo: Path, tmp: Path) -> dict[str, Path]:
@@ -100,419 +99,136 @@ def _pixels_digest(path: Path) -> str:
     return "bytes:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+TRAIN = (
+    "--content-dir {contents} --style-dir {styles} --vgg builtin --batch-size 2 "
+    "--image-size 64 --crop-size 64 --log-every 1 --save-every 100 --eval-every 0 "
+    "--sample-every 0 --no-progress"
+)
+C = " --weights builtin --content-size {SIZE} --style-size {SIZE} --quiet"  # COMMON
+CK = " --content-size {SIZE} --style-size {SIZE} --quiet --output {OUT}/o.png"
+BIG = " --output {OUT}/o.png --weights builtin --style-size {SIZE} --quiet"
+OK = [  # (name, command, arguments); {OUT} is the case's output directory
+    ("train_adain", "train", "--workdir {run_a} --max-steps 3 " + TRAIN),
+    ("train_concat", "train", "--workdir {run_c} --max-steps 2 --fusion concat " + TRAIN),
+    ("train_bn", "train", "--workdir {run_b} --max-steps 2 --decoder-norm batch " + TRAIN),
+    ("pair", "infer", "--content {c0} --style {s0} --output {OUT}/o.png" + C),
+    ("alpha", "infer", "--content {c0} --style {s0} --alpha 0.5 --output {OUT}/o.png" + C),
+    ("mix", "infer", "--content {c0} --style {s01} --style-weights 1,3 --output {OUT}/o.png" + C),
+    ("mask", "infer", "--content {c0} --style {s01} --mask {mask} --output {OUT}/o.png" + C),
+    ("coral", "infer", "--content {c0} --style {s0} --preserve-color --output {OUT}/o.png" + C),
+    (
+        "luminance",
+        "infer",
+        "--content {c0} --style {s0} --preserve-color luminance --output {OUT}/o.png" + C,
+    ),
+    ("crop_jpg", "infer", "--content {c1} --style {s1} --crop --output {OUT}/o.jpg" + C),
+    ("directory", "infer", "--content {contents} --style {styles} --output {OUT}/" + C),
+    (
+        "directory_nobucket",
+        "infer",
+        "--content {contents} --style {s0} --bucket 0 --batch-size 1 --output {OUT}/" + C,
+    ),
+    ("tiled", "infer", "--content {big} --style {s0} --content-size 0 --max-tile 160" + BIG),
+    ("untiled_big", "infer", "--content {big} --style {s0} --content-size 0 --max-tile 0" + BIG),
+    ("bf16", "infer", "--content {c0} --style {s0} --dtype bfloat16 --output {OUT}/o.png" + C),
+    ("checkpoint", "infer", "--content {c0} --style {s0} --checkpoint {run_a}" + CK),
+    ("checkpoint_concat", "infer", "--content {c0} --style {s0} --checkpoint {run_c}" + CK),
+    ("checkpoint_bn", "infer", "--content {c0} --style {s0} --checkpoint {run_b}" + CK),
+]
+VIDEO = [
+    ("video", "infer", "--content {video} --style {s0} --output {OUT}/o.mp4" + C),
+    (
+        "video_stats",
+        "infer",
+        "--content {video} --style {s0} --temporal stats --output {OUT}/o.mp4" + C,
+    ),
+]
+BAD = [
+    ("err_missing_content", "infer", "--content {tmp}/nope.png --style {s0}" + C),
+    ("err_bad_image", "infer", "--content {bad} --style {s0} --output {OUT}/o.png" + C),
+    ("err_alpha", "infer", "--content {c0} --style {s0} --alpha 1.5" + C),
+    ("err_weights_count", "infer", "--content {c0} --style {s0} --style-weights 1,2" + C),
+    ("err_weights_negative", "infer", "--content {c0} --style {s01} --style-weights 1,-2" + C),
+    ("err_mask_one_style", "infer", "--content {c0} --style {s0} --mask {mask}" + C),
+    ("err_unknown_flag", "infer", "--content {c0} --style {s0} --frobnicate"),
+    ("err_weights_dir", "infer", "--content {c0} --style {s0} --weights {tmp}/nodir"),
+    (
+        "err_bad_decoder",
+        "infer",
+        "--content {c0} --style {s0} --decoder {badweights} --output {OUT}/o.png" + C,
+    ),
+    ("err_bad_vgg", "infer", "--content {c0} --style {s0} --vgg {badpth} --output {OUT}/o.png" + C),
+    (
+        "err_concat_alpha",
+        "infer",
+        "--content {c0} --style {s0} --checkpoint {run_c} --alpha 0.5 --output {OUT}/o.png --quiet",
+    ),
+    (
+        "err_concat_mask",
+        "infer",
+        "--content {c0} --style {s01} --mask {mask} --checkpoint {run_c} --output {OUT}/o.png "
+        "--quiet",
+    ),
+    (
+        "err_instance_tile",
+        "infer",
+        "--content {c0} --style {s0} --checkpoint {run_b} --max-tile 160 --output {OUT}/o.png "
+        "--quiet",
+    ),
+    ("err_small_tile", "infer", "--content {c0} --style {s0} --max-tile 100" + C),
+    ("err_no_checkpoint", "infer", "--content {c0} --style {s0} --checkpoint {contents}"),
+    ("err_temporal", "infer", "--content {c0} --style {s0} --temporal wobble" + C),
+    (
+        "err_train_no_data",
+        "train",
+        "--workdir {tmp}/run_x --content-dir {tmp}/nodir --style-dir {styles} --vgg builtin "
+        "--max-steps 1",
+    ),
+    ("err_train_batch", "train", "--workdir {tmp}/run_y " + TRAIN + " --batch-size 0"),
+    ("err_train_crop", "train", "--workdir {tmp}/run_z " + TRAIN + " --crop-size 128"),
+    (
+        "err_train_resume_fusion",
+        "train",
+        "--workdir {run_a} --max-steps 3 --fusion concat " + TRAIN,
+    ),
+    ("err_cmd_none", "mod", ""),
+    ("err_cmd_unknown", "mod", "frobnicate"),
+    ("err_convert_missing", "mod", "convert --vgg {tmp}/nope.pth --out {OUT}/w"),
+    ("err_convert_bad", "mod", "convert --vgg {badpth} --out {OUT}/w"),
+    (
+        "err_evaluate_bad",
+        "mod",
+        "evaluate --checkpoint {contents} --content-dir {contents} --style-dir {styles}",
+    ),
+    (
+        "err_optimize_missing",
+        "mod",
+        "optimize --content {tmp}/nope.png --style {s0} --output {OUT}/o.png",
+    ),
+    ("err_export_format", "mod", "export --format nonsense --out {OUT}/x"),
+    ("err_experiments_none", "mod", "experiments"),
+]
+
+
 def _cases(p: dict[str, Path], tmp: Path) -> list[tuple[str, list[str]]]:
     """(name, argv) for every job; {OUT} in argv is the case's output directory."""
-    c0, c1, s0, s1 = (str(p[k]) for k in ("c0", "c1", "s0", "s1"))
-    infer = [sys.executable, "infer.py"]
-    mod = [sys.executable, "-m", "adain_jax"]
-    train = [sys.executable, "train.py"]
-    tr = [
-        "--content-dir",
-        str(tmp / "contents"),
-        "--style-dir",
-        str(tmp / "styles"),
-        "--vgg",
-        "builtin",
-        "--batch-size",
-        "2",
-        "--image-size",
-        "64",
-        "--crop-size",
-        "64",
-        "--log-every",
-        "1",
-        "--save-every",
-        "100",
-        "--eval-every",
-        "0",
-        "--sample-every",
-        "0",
-        "--no-progress",
+    commands = {
+        "infer": [sys.executable, "infer.py"],
+        "train": [sys.executable, "train.py"],
+        "mod": [sys.executable, "-m", "adain_jax"],
+    }
+    values = {k: str(v) for k, v in p.items()}
+    values.update(
+        s01=f"{p['s0']},{p['s1']}", contents=str(tmp / "contents"), styles=str(tmp / "styles"),
+        run_a=str(tmp / "run_adain"), run_c=str(tmp / "run_concat"), run_b=str(tmp / "run_bn"),
+        tmp=str(tmp), SIZE=SIZE, OUT="{OUT}",
+    )  # fmt: skip
+    specs = OK + (VIDEO if "video" in p else []) + BAD
+    # split first, then fill in: a path with a space stays one argument
+    return [
+        (name, commands[cmd] + [a.format(**values) for a in args.split()])
+        for name, cmd, args in specs
     ]
-    run_a, run_c, run_b = str(tmp / "run_adain"), str(tmp / "run_concat"), str(tmp / "run_bn")
-    ok = [
-        ("train_adain", train + ["--workdir", run_a, "--max-steps", "3"] + tr),
-        (
-            "train_concat",
-            train + ["--workdir", run_c, "--max-steps", "2", "--fusion", "concat"] + tr,
-        ),
-        (
-            "train_bn",
-            train + ["--workdir", run_b, "--max-steps", "2", "--decoder-norm", "batch"] + tr,
-        ),
-        ("pair", infer + ["--content", c0, "--style", s0, "--output", "{OUT}/o.png"] + COMMON),
-        (
-            "alpha",
-            infer
-            + ["--content", c0, "--style", s0, "--alpha", "0.5", "--output", "{OUT}/o.png"]
-            + COMMON,
-        ),
-        (
-            "mix",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                f"{s0},{s1}",
-                "--style-weights",
-                "1,3",
-                "--output",
-                "{OUT}/o.png",
-            ]
-            + COMMON,
-        ),
-        (
-            "mask",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                f"{s0},{s1}",
-                "--mask",
-                str(p["mask"]),
-                "--output",
-                "{OUT}/o.png",
-            ]
-            + COMMON,
-        ),
-        (
-            "coral",
-            infer
-            + ["--content", c0, "--style", s0, "--preserve-color", "--output", "{OUT}/o.png"]
-            + COMMON,
-        ),
-        (
-            "luminance",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--preserve-color",
-                "luminance",
-                "--output",
-                "{OUT}/o.png",
-            ]
-            + COMMON,
-        ),
-        (
-            "crop_jpg",
-            infer + ["--content", c1, "--style", s1, "--crop", "--output", "{OUT}/o.jpg"] + COMMON,
-        ),
-        (
-            "directory",
-            infer
-            + [
-                "--content",
-                str(tmp / "contents"),
-                "--style",
-                str(tmp / "styles"),
-                "--output",
-                "{OUT}/",
-            ]
-            + COMMON,
-        ),
-        (
-            "directory_nobucket",
-            infer
-            + [
-                "--content",
-                str(tmp / "contents"),
-                "--style",
-                s0,
-                "--bucket",
-                "0",
-                "--batch-size",
-                "1",
-                "--output",
-                "{OUT}/",
-            ]
-            + COMMON,
-        ),
-        (
-            "tiled",
-            infer
-            + [
-                "--content",
-                str(p["big"]),
-                "--style",
-                s0,
-                "--content-size",
-                "0",
-                "--max-tile",
-                "160",
-                "--output",
-                "{OUT}/o.png",
-                "--weights",
-                "builtin",
-                "--style-size",
-                SIZE,
-                "--quiet",
-            ],
-        ),
-        (
-            "untiled_big",
-            infer
-            + [
-                "--content",
-                str(p["big"]),
-                "--style",
-                s0,
-                "--content-size",
-                "0",
-                "--max-tile",
-                "0",
-                "--output",
-                "{OUT}/o.png",
-                "--weights",
-                "builtin",
-                "--style-size",
-                SIZE,
-                "--quiet",
-            ],
-        ),
-        (
-            "bf16",
-            infer
-            + ["--content", c0, "--style", s0, "--dtype", "bfloat16", "--output", "{OUT}/o.png"]
-            + COMMON,
-        ),
-        (
-            "checkpoint",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--checkpoint",
-                run_a,
-                "--content-size",
-                SIZE,
-                "--style-size",
-                SIZE,
-                "--quiet",
-                "--output",
-                "{OUT}/o.png",
-            ],
-        ),
-        (
-            "checkpoint_concat",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--checkpoint",
-                run_c,
-                "--content-size",
-                SIZE,
-                "--style-size",
-                SIZE,
-                "--quiet",
-                "--output",
-                "{OUT}/o.png",
-            ],
-        ),
-        (
-            "checkpoint_bn",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--checkpoint",
-                run_b,
-                "--content-size",
-                SIZE,
-                "--style-size",
-                SIZE,
-                "--quiet",
-                "--output",
-                "{OUT}/o.png",
-            ],
-        ),
-    ]
-    if "video" in p:
-        v = str(p["video"])
-        ok += [
-            ("video", infer + ["--content", v, "--style", s0, "--output", "{OUT}/o.mp4"] + COMMON),
-            (
-                "video_stats",
-                infer
-                + ["--content", v, "--style", s0, "--temporal", "stats", "--output", "{OUT}/o.mp4"]
-                + COMMON,
-            ),
-        ]
-    bad = [
-        (
-            "err_missing_content",
-            infer + ["--content", str(tmp / "nope.png"), "--style", s0] + COMMON,
-        ),
-        (
-            "err_bad_image",
-            infer + ["--content", str(p["bad"]), "--style", s0, "--output", "{OUT}/o.png"] + COMMON,
-        ),
-        ("err_alpha", infer + ["--content", c0, "--style", s0, "--alpha", "1.5"] + COMMON),
-        (
-            "err_weights_count",
-            infer + ["--content", c0, "--style", s0, "--style-weights", "1,2"] + COMMON,
-        ),
-        (
-            "err_weights_negative",
-            infer + ["--content", c0, "--style", f"{s0},{s1}", "--style-weights", "1,-2"] + COMMON,
-        ),
-        (
-            "err_mask_one_style",
-            infer + ["--content", c0, "--style", s0, "--mask", str(p["mask"])] + COMMON,
-        ),
-        ("err_unknown_flag", infer + ["--content", c0, "--style", s0, "--frobnicate"]),
-        (
-            "err_weights_dir",
-            infer + ["--content", c0, "--style", s0, "--weights", str(tmp / "nodir")],
-        ),
-        (
-            "err_bad_decoder",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--decoder",
-                str(p["badweights"]),
-                "--output",
-                "{OUT}/o.png",
-            ]
-            + COMMON,
-        ),
-        (
-            "err_bad_vgg",
-            infer
-            + ["--content", c0, "--style", s0, "--vgg", str(p["badpth"]), "--output", "{OUT}/o.png"]
-            + COMMON,
-        ),
-        (
-            "err_concat_alpha",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--checkpoint",
-                run_c,
-                "--alpha",
-                "0.5",
-                "--output",
-                "{OUT}/o.png",
-                "--quiet",
-            ],
-        ),
-        (
-            "err_concat_mask",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                f"{s0},{s1}",
-                "--mask",
-                str(p["mask"]),
-                "--checkpoint",
-                run_c,
-                "--output",
-                "{OUT}/o.png",
-                "--quiet",
-            ],
-        ),
-        (
-            "err_instance_tile",
-            infer
-            + [
-                "--content",
-                c0,
-                "--style",
-                s0,
-                "--checkpoint",
-                run_b,
-                "--max-tile",
-                "160",
-                "--output",
-                "{OUT}/o.png",
-                "--quiet",
-            ],
-        ),
-        ("err_small_tile", infer + ["--content", c0, "--style", s0, "--max-tile", "100"] + COMMON),
-        (
-            "err_no_checkpoint",
-            infer + ["--content", c0, "--style", s0, "--checkpoint", str(tmp / "contents")],
-        ),
-        ("err_temporal", infer + ["--content", c0, "--style", s0, "--temporal", "wobble"] + COMMON),
-        (
-            "err_train_no_data",
-            train
-            + [
-                "--workdir",
-                str(tmp / "run_x"),
-                "--content-dir",
-                str(tmp / "nodir"),
-                "--style-dir",
-                str(tmp / "styles"),
-                "--vgg",
-                "builtin",
-                "--max-steps",
-                "1",
-            ],
-        ),
-        ("err_train_batch", train + ["--workdir", str(tmp / "run_y")] + tr + ["--batch-size", "0"]),
-        ("err_train_crop", train + ["--workdir", str(tmp / "run_z")] + tr + ["--crop-size", "128"]),
-        (
-            "err_train_resume_fusion",
-            train + ["--workdir", run_a, "--max-steps", "3", "--fusion", "concat"] + tr,
-        ),
-        ("err_cmd_none", mod),
-        ("err_cmd_unknown", mod + ["frobnicate"]),
-        (
-            "err_convert_missing",
-            mod + ["convert", "--vgg", str(tmp / "nope.pth"), "--out", "{OUT}/w"],
-        ),
-        ("err_convert_bad", mod + ["convert", "--vgg", str(p["badpth"]), "--out", "{OUT}/w"]),
-        (
-            "err_evaluate_bad",
-            mod
-            + [
-                "evaluate",
-                "--checkpoint",
-                str(tmp / "contents"),
-                "--content-dir",
-                str(tmp / "contents"),
-                "--style-dir",
-                str(tmp / "styles"),
-            ],
-        ),
-        (
-            "err_optimize_missing",
-            mod
-            + [
-                "optimize",
-                "--content",
-                str(tmp / "nope.png"),
-                "--style",
-                s0,
-                "--output",
-                "{OUT}/o.png",
-            ],
-        ),
-        ("err_export_format", mod + ["export", "--format", "nonsense", "--out", "{OUT}/x"]),
-        ("err_experiments_none", mod + ["experiments"]),
-    ]
-    return ok + bad
 
 
 def _losses(workdir: Path) -> list[dict]:
