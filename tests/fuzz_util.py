@@ -6,7 +6,11 @@ Reusable for any reader: ``for data in mutations(valid_bytes, n, seed): ...``
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
 
 _INTERESTING = (b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x80", b"\xff\xff\xff\xff")
 
@@ -47,3 +51,31 @@ def _mutate(out: bytearray, rng: random.Random) -> None:
         out[i:i] = out[j : j + rng.randint(1, 64)]
     else:
         del out[i:]
+
+
+def fuzz_readers(
+    path: Path,
+    data: bytes,
+    readers: Sequence[Callable[[Path], object]],
+    n: int,
+    seed: int,
+    error: type[Exception],
+) -> dict[str, int]:
+    """Write ``n`` mutants of ``data`` to ``path`` and read each with every reader: each
+    read loads, or raises ``error`` with one line starting with the path, within 2 s;
+    anything else fails the test. Returns how many reads loaded and how many were refused."""
+    counts = {"loaded": 0, "refused": 0}
+    for i, mutant in enumerate(mutations(data, n, seed)):
+        path.write_bytes(mutant)
+        for reader in readers:
+            start = time.perf_counter()
+            try:
+                reader(path)
+                counts["loaded"] += 1
+            except error as e:
+                assert str(e).startswith(f"{path}: ") and "\n" not in str(e), (i, str(e))
+                counts["refused"] += 1
+            except Exception as e:  # noqa: BLE001 - anything else is the bug being fuzzed for
+                pytest.fail(f"mutant {i} (seed {seed}) raised {type(e).__name__}: {e}")
+            assert time.perf_counter() - start < 2.0, f"mutant {i} (seed {seed}) was slow"
+    return counts

@@ -56,6 +56,19 @@ def variant_decoder(fusion: str = "adain", norm: str = "none", seed: int = 0) ->
     return nn.Sequential(*layers)
 
 
+def decoder_with_stats(fusion: str, norm: str, seed: int = 5) -> nn.Sequential:
+    """``variant_decoder`` with BatchNorm running statistics away from their initial 0 / 1
+    (the variant tests' decoder)."""
+    dec = variant_decoder(fusion, norm, seed)
+    if norm == "batch":
+        g = torch.Generator().manual_seed(seed + 1)
+        for m in dec:
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return dec
+
+
 def to_params(dec: nn.Sequential, grads: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Our decoder params tree (or the grads' tree) from the torch decoder, by layer order."""
     names = iter(spec[0] for spec in CONVS if spec != "up")
@@ -89,6 +102,15 @@ def fuse(fusion: str, content_feat: torch.Tensor, style_feat: torch.Tensor) -> t
 
 def _nchw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+
+
+def stylize(vgg, dec: nn.Sequential, fusion: str, content, style) -> np.ndarray:
+    """The variant's stylization in torch: ``dec(fuse(f(c), f(s)))`` clipped to [0, 1],
+    NHWC float32, for contents ``[N, H, W, 3]`` and a style ``[1, Hs, Ws, 3]`` in [0, 1]."""
+    with torch.no_grad():
+        cf = tref._encode_taps(vgg, _nchw(content))[-1]
+        sf = tref._encode_taps(vgg, _nchw(style))[-1]
+        return dec(fuse(fusion, cf, sf)).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
 
 
 def losses(vgg, dec, content, style, fusion, cw, sw):

@@ -32,17 +32,6 @@ def encoder(torch_nets):
     return convert.params_from_state_dict(sd, "vgg")[1]
 
 
-def _torch_decoder(fusion, norm, seed=5):
-    dec = vref.variant_decoder(fusion, norm, seed)
-    if norm == "batch":  # non-trivial running statistics
-        g = torch.Generator().manual_seed(seed + 1)
-        for m in dec:
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(0.3 * torch.randn(m.num_features, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
-    return dec
-
-
 def _jax_params(dec):
     return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), vref.to_params(dec))
 
@@ -51,7 +40,9 @@ def test_variant_is_read_from_the_params():
     for fusion, norm in VARIANTS:
         shapes = models.decoder_shapes(models.DecoderVariant(fusion, norm))
         assert models.decoder_variant(shapes) == (fusion, norm)
-        torch_shapes = jax.tree.map(lambda a: a.shape, vref.to_params(_torch_decoder(fusion, norm)))
+        torch_shapes = jax.tree.map(
+            lambda a: a.shape, vref.to_params(vref.decoder_with_stats(fusion, norm))
+        )
         assert torch_shapes == jax.tree.map(lambda a: a.shape, shapes)  # the layouts map 1:1
     with pytest.raises(ValueError, match="unknown decoder norm 'layer'"):
         models.make_decoder(models.DecoderVariant("adain", "layer"))
@@ -62,15 +53,11 @@ def test_variant_is_read_from_the_params():
 def test_stylize_matches_torch(torch_nets, encoder, fusion, norm):
     """Inference: BatchNorm with its running statistics, concat with a style whose relu4_1
     grid (6x4) differs from the content's (4x5): resized by nearest (half-pixel)."""
-    dec = _torch_decoder(fusion, norm).eval()
+    dec = vref.decoder_with_stats(fusion, norm).eval()
     content, style = random_images(20, 2, 32, 40), random_images(21, 1, 48, 32)
     params = {"encoder": encoder, "decoder": _jax_params(dec)}
     got = adain_jax.stylize(params, content, style)
-    c, s = vref._nchw(content), vref._nchw(style)
-    with torch.no_grad():
-        cf = vref.tref._encode_taps(torch_nets[0], c)[-1]
-        sf = vref.tref._encode_taps(torch_nets[0], s)[-1]
-        want = dec(vref.fuse(fusion, cf, sf)).clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+    want = vref.stylize(torch_nets[0], dec, fusion, content, style)
     # InstanceNorm divides by the std of a 4x5 relu4_1 map of random weights: float32
     # differences of the two backends grow there (3.4e-4 on a 2-core EPYC without AVX-512;
     # under 2e-4 on the earlier CI machines)
@@ -100,7 +87,7 @@ def test_train_losses_grads_and_running_stats_match_torch(torch_nets, encoder, f
     the upstream gradient): torch's own float32 gradient is ~3% off its float64 one
     here, ours ~1-2%, so the norm variants' full gradients are checked at 5%, and the
     norm layers' maths exactly by ``test_norm_decoder_vjp_matches_torch``."""
-    dec = _torch_decoder(fusion, norm)
+    dec = vref.decoder_with_stats(fusion, norm)
     content, style = random_images(22, 2, 16, 16), random_images(23, 2, 16, 16)
     cw, sw = 0.5, 3.0
     want_c, want_s, want_t, _, want_g, dec_after = vref.losses_and_grads(
@@ -149,7 +136,7 @@ def test_train_losses_grads_and_running_stats_match_torch(torch_nets, encoder, f
 def test_norm_decoder_vjp_matches_torch(norm):
     """The norm decoders alone (training mode), forward and every parameter's gradient
     for a fixed output cotangent, vs torch float64: 1e-5 relative."""
-    dec = _torch_decoder("adain", norm)
+    dec = vref.decoder_with_stats("adain", norm)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2, 3, 512)).astype(np.float32)
     cot = rng.standard_normal((2, 16, 24, 3))
@@ -185,7 +172,7 @@ def layer_hw(layer: str) -> int:
 def test_instance_norm_with_padded_sizes_matches_unpadded(encoder):
     """A padded batch (``sizes``) decodes each image as if alone: IN statistics over
     its own valid cells."""
-    dec = {"decoder": _jax_params(_torch_decoder("adain", "instance"))}
+    dec = {"decoder": _jax_params(vref.decoder_with_stats("adain", "instance"))}
     feats = jax.random.normal(jax.random.key(1), (2, 3, 3, 512))
     sizes = jnp.array([[3, 3], [2, 3]])
     padded = forward.decode(dec, feats, sizes=sizes)
@@ -195,7 +182,7 @@ def test_instance_norm_with_padded_sizes_matches_unpadded(encoder):
 
 @pytest.mark.slow
 def test_controls_that_do_not_apply_fail_in_one_line(encoder):
-    params = {"encoder": encoder, "decoder": _jax_params(_torch_decoder("concat", "none"))}
+    params = {"encoder": encoder, "decoder": _jax_params(vref.decoder_with_stats("concat", "none"))}
     content, style = random_images(24, 1, 16, 16), random_images(25, 1, 16, 16)
     with pytest.raises(ValueError, match="alpha other than 1 does not apply"):
         adain_jax.stylize(params, content, style, 0.5)
@@ -206,7 +193,10 @@ def test_controls_that_do_not_apply_fail_in_one_line(encoder):
         adain_jax.stylize_mix(params, content, [style[0], style[0]])
     with pytest.raises(ValueError, match="tiling does not apply"):
         adain_jax.stylize_tiled(params, content, stats, max_tile=64)
-    inorm = {"encoder": encoder, "decoder": _jax_params(_torch_decoder("adain", "instance"))}
+    inorm = {
+        "encoder": encoder,
+        "decoder": _jax_params(vref.decoder_with_stats("adain", "instance")),
+    }
     with pytest.raises(ValueError, match="instance-norm"):
         adain_jax.stylize_tiled(inorm, content, adain_jax.encode_style(inorm, style))
     # jit(stylize) works with the variant read from the params' structure

@@ -7,7 +7,6 @@ makes the valid files that the truncation tests cut.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from adain_jax.weights import torch_pickle
 from adain_jax.weights.torch_pickle import TorchFileError
+from tests import commands
 from tests import hostile_pth as h
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -321,22 +321,8 @@ def _assert_clean_failure(proc: subprocess.CompletedProcess, canary: Path) -> No
 
 
 def test_convert_command_on_hostile_file(tmp_path, canary):
-    hostile = _hostile_legacy(tmp_path, canary)
-    out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "adain_jax",
-        "convert",
-        "--decoder",
-        str(hostile),
-        "--out",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
-    _assert_clean_failure(proc, canary)
-    assert str(hostile) in proc.stderr
-    assert not out.exists() or not any(out.iterdir())
+    commands.convert_refuses(_hostile_legacy(tmp_path, canary), tmp_path)
+    assert not canary.exists()
 
 
 @pytest.mark.slow
@@ -348,21 +334,14 @@ def test_infer_command_on_hostile_file(tmp_path, canary):
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / name)
     output = tmp_path / "out.png"
     cmd = [
-        sys.executable, str(ROOT / "infer.py"), "--vgg", str(hostile), "--decoder", str(hostile),
+        str(ROOT / "infer.py"), "--vgg", str(hostile), "--decoder", str(hostile),
         "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.png"),
         "--output", str(output),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    proc = commands.run(cmd, tmp_path)
     _assert_clean_failure(proc, canary)
     assert str(hostile) in proc.stderr
     assert not output.exists()
-
-
-def _env() -> dict[str, str]:
-    """The test's environment with this checkout first on the import path."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
 
 
 _FIND_CLASS_EVENTS: list[tuple] | None = None  # recording while a list
