@@ -76,7 +76,7 @@ def adain_macs(params: dict, size: int) -> float:
     """Multiply-adds of ``adain_jax.stylize`` at ``size x size`` (content and style): half
     of XLA's flop count of the compiled call."""
     x = jax.numpy.zeros((size, size, 3))
-    cost = adain_jax.stylize.lower(params, x, x).compile().cost_analysis()
+    cost = jax.jit(adain_jax.stylize).lower(params, x, x).compile().cost_analysis()
     return (cost[0] if isinstance(cost, list) else cost)["flops"] / 2
 
 
