@@ -43,8 +43,7 @@ def _pixels(x: Array) -> Array:
 def _sym_sqrt(m: Array, inverse: bool = False) -> Array:
     """(Inverse) square root of symmetric PSD ``[..., 3, 3]`` by eigendecomposition."""
     vals, vecs = jnp.linalg.eigh(m)
-    vals = jnp.maximum(vals, EPS)
-    d = jnp.sqrt(vals)
+    d = jnp.sqrt(jnp.maximum(vals, EPS))
     d = 1.0 / d if inverse else d
     return jnp.einsum("...ij,...j,...kj->...ik", vecs, d, vecs)
 
@@ -56,6 +55,12 @@ def rgb_mean_cov(image: Array) -> tuple[Array, Array]:
     centred = p - mean[..., None, :]
     cov = jnp.einsum("...pi,...pj->...ij", centred, centred) / p.shape[-2]
     return mean, cov
+
+
+def _sd_corr(cov: Array) -> tuple[Array, Array]:
+    """Channel std ``[..., 3]`` and correlation ``[..., 3, 3]`` (EPS on the diagonal) of ``cov``."""
+    sd = jnp.sqrt(jnp.diagonal(cov, axis1=-2, axis2=-1) + EPS)
+    return sd, cov / (sd[..., :, None] * sd[..., None, :]) + EPS * jnp.eye(3, dtype=jnp.float32)
 
 
 def match_color(content: Array, style: Array, *, clip: bool = True) -> Array:
@@ -74,11 +79,8 @@ def match_color(content: Array, style: Array, *, clip: bool = True) -> Array:
     s = _pixels(style)
     s_mean, s_cov = rgb_mean_cov(style)
     c_mean, c_cov = rgb_mean_cov(content)
-    s_sd = jnp.sqrt(jnp.diagonal(s_cov, axis1=-2, axis2=-1) + EPS)
-    c_sd = jnp.sqrt(jnp.diagonal(c_cov, axis1=-2, axis2=-1) + EPS)
-    eye = jnp.eye(3, dtype=jnp.float32)
-    s_corr = s_cov / (s_sd[..., :, None] * s_sd[..., None, :]) + EPS * eye
-    c_corr = c_cov / (c_sd[..., :, None] * c_sd[..., None, :]) + EPS * eye
+    s_sd, s_corr = _sd_corr(s_cov)
+    c_sd, c_corr = _sd_corr(c_cov)
     transfer = _sym_sqrt(c_corr) @ _sym_sqrt(s_corr, inverse=True)
     z = (s - s_mean[..., None, :]) / s_sd[..., None, :]
     out = jnp.einsum("...ij,...pj->...pi", transfer, z) * c_sd[..., None, :]

@@ -167,10 +167,7 @@ def stylize_exact_smoothed(
 
 
 def _pow2_at_least(n: int) -> int:
-    b = 1
-    while b < n:
-        b *= 2
-    return b
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def stylize_padded(
