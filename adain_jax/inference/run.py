@@ -136,20 +136,17 @@ class Stylizer:
             np.asarray(stylize(self.params, seen, style_images[0], dtype=self.plan.dtype))
         )
 
-    def _network(self, content: np.ndarray, stats: StyleStats) -> np.ndarray:
-        return stylize_one(self.params, content, stats, self.plan)
-
     def one(self, content: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
         """One content ``[H, W, 3]`` with one style set, any controls."""
         if self.concat:
             return self._concat(content, styles)
         if self.plan.shared_stats:
-            return self._network(content, self.styles.stats(styles))
+            return stylize_one(self.params, content, self.styles.stats(styles), self.plan)
         seen, style_images, finish = backend.preserve_color(
             self.plan.color, content, self.styles.images(styles)
         )
         stats = backend.encode_styles(self.params, style_images, self.plan.dtype, self.plan.bucket)
-        return finish(self._network(seen, stats))
+        return finish(stylize_one(self.params, seen, stats, self.plan))
 
     def bucket(self, contents: list[np.ndarray], styles: tuple[Path, ...]) -> list[np.ndarray]:
         """Contents of one bucket shape (``Plan.batch_key``) with one style set."""
