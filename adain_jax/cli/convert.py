@@ -52,9 +52,9 @@ def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax convert") -> int:
     """Run the command; returns the exit status (``exits.run``)."""
-    parser = build_parser(*([prog] if prog else []))
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.vgg is None and args.decoder is None:
         parser.error("give --vgg and/or --decoder")

@@ -204,10 +204,8 @@ def _message(e: BaseException) -> str:
 
 def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
     """The demo flags."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Serve the AdaIN style-transfer web page (Gradio) and its /stylize API.",
-        formatter_class=helptext.HelpFormatter,
+    parser = helptext.parser(
+        prog, "Serve the AdaIN style-transfer web page (Gradio) and its /stylize API."
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
@@ -310,10 +308,10 @@ def launch_app(app, limits: Limits, **launch_kwargs) -> None:
     app.launch(max_file_size=f"{limits.max_upload_mb}mb", **launch_kwargs)
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax demo") -> int:
     """Load the weights once and serve until interrupted; returns the exit status
     (``exits.run``)."""
-    args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     return exits.run(lambda: _serve(args))
 
 

@@ -33,11 +33,10 @@ def _load_images(folder: str, size: int, limit: int | None) -> list:
 
 def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     """The evaluation flags (defaults shown by ``--help``)."""
-    p = argparse.ArgumentParser(
-        prog=prog,
-        formatter_class=helptext.HelpFormatter,
-        description="The paper's content and style losses of a decoder, averaged over all "
-        "content x style pairs, and a grid of the outputs.",
+    p = helptext.parser(
+        prog,
+        "The paper's content and style losses of a decoder, averaged over all content x style "
+        "pairs, and a grid of the outputs.",
     )
     add_weight_flags(p)
     p.add_argument(
@@ -61,9 +60,9 @@ def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax evaluate") -> int:
     """Run the command; returns the exit status (``exits.run``)."""
-    args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     return exits.run(lambda: _run(args), "try a smaller --size or --batch-size")
 
 

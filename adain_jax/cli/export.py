@@ -27,10 +27,8 @@ from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line
 
 def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
     """The export flags."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Export stylize (content, style, alpha) -> image with the weights baked in.",
-        formatter_class=helptext.HelpFormatter,
+    parser = helptext.parser(
+        prog, "Export stylize (content, style, alpha) -> image with the weights baked in."
     )
     add = parser.add_argument
     add("--format", required=True, choices=("stablehlo", "onnx"), help="artifact format")
@@ -39,9 +37,9 @@ def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax export") -> int:
     """Run the command; returns the exit status (``exits.run``)."""
-    args = build_parser(*([prog] if prog else [])).parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     return exits.run(lambda: _run(args))
 
 

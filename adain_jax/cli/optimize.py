@@ -29,11 +29,10 @@ OBJECTIVES = ("gatys", "adain")
 
 def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
     """The flags (``--help`` shows the defaults)."""
-    p = argparse.ArgumentParser(
-        prog=prog,
-        formatter_class=helptext.HelpFormatter,
-        description="Optimize an image against the VGG loss network (Gatys et al.), the "
-        "slow baseline of the AdaIN paper's section 7.1.",
+    p = helptext.parser(
+        prog,
+        "Optimize an image against the VGG loss network (Gatys et al.), the slow baseline of "
+        "the AdaIN paper's section 7.1.",
     )
     p.add_argument("--content", required=True, metavar="FILE", help="content image")
     p.add_argument("--style", required=True, metavar="FILE", help="style image")
