@@ -24,11 +24,11 @@ from pathlib import Path
 # Only light modules here: a bad flag is reported before JAX is imported (``run``
 # imports the pipeline once the flags are checked).
 from adain_jax.cli import compile_cache, exits, helptext
-from adain_jax.cli.weight_flags import add_weight_flags
+from adain_jax.cli.weight_flags import add_weight_flags, load_weights
 from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
 from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
-from adain_jax.inference.temporal_options import TemporalOptions, parse_temporal
+from adain_jax.inference.temporal_options import parse_temporal
 from adain_jax.io.messages import UsageError
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE
 
@@ -186,14 +186,12 @@ def _attach_negative_values(parser: argparse.ArgumentParser, argv: Sequence[str]
     """``--flag -1,2`` -> ``--flag=-1,2`` for flags taking one value: argparse takes a value
     starting with ``-`` for an option unless it is a plain number (``--style-weights -1,2``)."""
     one_value = {s for a in parser._actions if a.nargs is None for s in a.option_strings}
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in one_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
+    out = []
+    for arg in argv:
+        if out and out[-1] in one_value and _NEGATIVE_VALUE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
         else:
-            out.append(argv[i])
-            i += 1
+            out.append(arg)
     return out
 
 
@@ -210,24 +208,18 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if args.mask is not None and args.style_weights is not None:
         raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
-    max_tile = args.max_tile
-    if max_tile is not None and max_tile != 0 and max_tile < MIN_TILE:
-        raise UsageError(f"--max-tile must be 0 or at least {MIN_TILE}, got {max_tile}")
+    if args.max_tile not in (None, 0) and args.max_tile < MIN_TILE:
+        raise UsageError(f"--max-tile must be 0 or at least {MIN_TILE}, got {args.max_tile}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
     args.weight_values = _floats(args.style_weights)
-    args.temporal_options = _temporal_options(args.temporal)
-    return args
-
-
-def _temporal_options(text: str) -> TemporalOptions:
-    """``--temporal`` as ``TemporalOptions``; ``UsageError`` (one line) for a bad value."""
     try:
-        return parse_temporal(text)
+        args.temporal_options = parse_temporal(args.temporal)  # a TemporalOptions
     except ValueError as e:
         raise UsageError(str(e)) from None
+    return args
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -274,14 +266,13 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
 
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
-    style_weights = _weights(args, num_styles)
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,
         style_size=args.style_size,
         crop=args.crop,
         dtype=args.dtype,
-        style_weights=style_weights,
+        style_weights=_weights(args, num_styles),
         preserve_color=args.preserve_color,
         mask=Path(args.mask) if args.mask else None,
         max_tile=NEVER_TILE if args.max_tile == 0 else args.max_tile,
@@ -325,18 +316,17 @@ def run(args: argparse.Namespace) -> int:
         args.content, args.style, args.output, log=say,
         weights=args.weight_values, ext=args.save_ext,
     )  # fmt: skip
-    num_styles = len(pairs[0].styles)
-    first = pairs[0]
+    first, num_styles = pairs[0], len(pairs[0].styles)
     if len(pairs) == 1 and first.output.exists() and not args.overwrite:
         print(f"skipped {first.output}: exists (--overwrite replaces it)")
         return 0
-    if len(pairs) == 1 and not video.is_video(first.content):
+    if video.is_video(first.content):
+        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+    elif len(pairs) == 1:
         # Fail fast on a bad image, before the weights (which may download).
         image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)
         for s in first.styles:
             image_io.load_image(s, args.style_size, args.crop, min_size=MIN_IMAGE_SIZE)
-    if video.is_video(first.content):
-        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     compile_cache.enable()
     from adain_jax.inference.plan import make_plan
     from adain_jax.inference.run import load_mask, run_job
@@ -350,8 +340,6 @@ def run(args: argparse.Namespace) -> int:
         from adain_jax.inference.temporal import opencv
 
         opencv()  # a one-line error naming the extra, before the weights load
-    from adain_jax.cli.weight_flags import load_weights
-
     loaded = load_weights(args)
     check_variant(loaded, opts, num_styles)
     summary = run_job(loaded, plan)
