@@ -116,19 +116,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _check_devices(cfg: TrainConfig) -> None:
     import jax
 
-    devices, processes = jax.device_count(), jax.process_count()
-    if cfg.batch_size % devices:
-        raise RunError(f"--batch-size {cfg.batch_size}: must be divisible by the {devices} devices")
-    if cfg.batch_size % processes:
-        raise RunError(
-            f"--batch-size {cfg.batch_size}: must be divisible by the {processes} processes"
-        )
-
-
-def _multi_process(args: argparse.Namespace) -> bool:
-    """Whether this may be one process of several (then the lock waits for JAX, which
-    says which process is process 0)."""
-    return args.distributed or bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
+    for n, what in ((jax.device_count(), "devices"), (jax.process_count(), "processes")):
+        if cfg.batch_size % n:
+            raise RunError(f"--batch-size {cfg.batch_size}: must be divisible by the {n} {what}")
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
@@ -143,7 +133,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     workdir = Path(cfg.workdir)
     created = not workdir.exists()
     lock = None
-    if not _multi_process(args):
+    # One process of several may run here: then the lock waits for JAX, which says which
+    # process is process 0.
+    if not (args.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS")):
         lock = WorkdirLock(workdir)
         try:
             lock.acquire()
