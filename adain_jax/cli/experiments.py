@@ -117,20 +117,17 @@ def _compare(args: argparse.Namespace) -> int:
             )
     contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
     styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
-    methods, encoders = [], []
+    adain = []  # (row name, params)
     for run in runs:
         if workdir.is_workdir(run) and not any((Path(run) / "checkpoints").iterdir()):
             raise workdir.CheckpointError(f"--runs {run}: training workdir without checkpoints")
         params = load_params(run)
         name = f"{Path(run).name} ({decoder_variant(params['decoder']).describe()})"
-        methods.append((name, lambda p=params: report.adain_method(p)))
-        encoders.append(params["encoder"])
+        adain.append((name, params))
     if not args.no_pretrained:
         try:
             enc, dec = pretrained.adain_pretrained()  # the authors' weights, never the built-in
-            params = load_params(vgg=enc, decoder=dec)
-            methods.append(("AdaIN pretrained", lambda p=params: report.adain_method(p)))
-            encoders.append(params["encoder"])
+            adain.append(("AdaIN pretrained", load_params(vgg=enc, decoder=dec)))
         except DownloadError as e:
             print(
                 f"note: no pretrained row ({one_line(e.reason, 120)}); to add it offline, put "
@@ -138,22 +135,21 @@ def _compare(args: argparse.Namespace) -> int:
                 "it out with --no-pretrained",
                 file=sys.stderr,
             )
+    methods = [(name, lambda p=params: report.adain_method(p)) for name, params in adain]
     for peer in peer_names:
         native = peers.PEERS[peer]
         methods.append((peers.ROW_NAMES[peer], lambda n=native: peers.magenta_method(n)))
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
-    elif encoders:
-        loss_encoder = encoders[0]
+    elif adain:
+        loss_encoder = adain[0][1]["encoder"]
     else:
         raise UsageError("no run to take the loss encoder from: give --runs or --loss-vgg")
-    opt_encoder = loss_encoder
     for objective in objectives:
         settings = opt_lib.Settings(objective, args.optimizer)
-        by_count = report.optimization_methods(opt_encoder, steps, settings) if steps else {}
+        by_count = report.optimization_methods(loss_encoder, steps, settings) if steps else {}
         for n in sorted(by_count):
-            name = f"optimization {objective} ({n} steps)"
-            methods.append((name, lambda m=by_count[n]: m))
+            methods.append((f"optimization {objective} ({n} steps)", lambda m=by_count[n]: m))
     for row in (report.CONTENT_ROW, report.STYLE_ROW):
         methods.append((row, lambda r=row: report.reference_method(r)))
     notes = {peers.ROW_NAMES[p]: peers.NOTES[p] for p in peer_names}
