@@ -106,8 +106,7 @@ def stylize_files(
         )  # fmt: skip
 
     content_img = read(content)
-    paths = [style] if style2 is None else [style, style2]
-    styles = [read(p) for p in paths]
+    styles = [read(p) for p in ([style] if style2 is None else [style, style2])]
     labels = load_mask(mask, len(styles)) if mask is not None and style2 is not None else None
     weights = None if style2 is None or labels is not None else (1.0 - mix, mix)
     opts = JobOptions(
@@ -213,34 +212,14 @@ def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
         "--port", type=int, default=7860, help="port to listen on (checked before the weights load)"
     )
     default = Limits()
-    add(
-        "--max-pixels",
-        type=int,
-        default=default.max_pixels,
-        metavar="N",
-        help="pixels of the content and of each style after resizing, per request",
-    )
-    add(
-        "--max-upload-mb",
-        type=int,
-        default=default.max_upload_mb,
-        metavar="MB",
-        help="size of one uploaded file",
-    )
-    add(
-        "--queue-size",
-        type=int,
-        default=default.queue_size,
-        metavar="N",
-        help="requests that may wait; more are turned away",
-    )
-    add(
-        "--concurrency",
-        type=int,
-        default=default.concurrency,
-        metavar="N",
-        help="requests that run at once",
-    )
+    for field, metavar, text in (
+        ("max_pixels", "N", "pixels of the content and of each style after resizing, per request"),
+        ("max_upload_mb", "MB", "size of one uploaded file"),
+        ("queue_size", "N", "requests that may wait; more are turned away"),
+        ("concurrency", "N", "requests that run at once"),
+    ):
+        flag, value = "--" + field.replace("_", "-"), getattr(default, field)
+        add(flag, type=int, default=value, metavar=metavar, help=text)
     add("--analytics", action="store_true", help="allow Gradio's usage statistics (off)")
     add_weight_flags(parser)
     return parser  # fmt: skip
