@@ -95,11 +95,9 @@ def _run(args: argparse.Namespace) -> int:
     contents = _load_images(args.content_dir, args.size, args.limit)
     styles = _load_images(args.style_dir, args.size, args.limit)
     params = load_weights(args)
-    loss_enc = (
-        jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
-        if args.loss_vgg
-        else params["encoder"]
-    )
+    loss_enc = params["encoder"]
+    if args.loss_vgg:
+        loss_enc = jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
     res = evaluate_pairs(
         params, loss_enc, contents, styles, chunk=args.batch_size, dtype=args.dtype
     )

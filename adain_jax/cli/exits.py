@@ -36,25 +36,18 @@ def run(body: Callable[[], int], hint: str | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (OSError, ValueError, RuntimeError) as e:
-        if _is_jax_runtime_error(e):
+        jax = sys.modules.get("jax")  # never imports JAX: an error before it cannot be JAX's
+        if jax is not None and isinstance(e, jax.errors.JaxRuntimeError):
             more = f" ({hint})" if hint else ""
             return fail(f"{one_line(e, 300)}{more}", EXIT_RUNTIME)
-        if not isinstance(e, (OSError, ValueError)) and not _is_download_error(e):
-            raise  # another RuntimeError: a bug
+        if not isinstance(e, (OSError, ValueError)):
+            from adain_jax.weights.download import DownloadError
+
+            if not isinstance(e, DownloadError):
+                raise  # another RuntimeError: a bug
         return fail(e, EXIT_RUNTIME)
     except MemoryError:
         more = f" ({hint}, or a lower ADAIN_JAX_MAX_PIXELS)" if hint else ""
         return fail(f"out of memory{more}", EXIT_RUNTIME)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_SIGNAL[signal.SIGINT])
-
-
-def _is_download_error(e: BaseException) -> bool:
-    from adain_jax.weights.download import DownloadError
-
-    return isinstance(e, DownloadError)
-
-
-def _is_jax_runtime_error(e: BaseException) -> bool:
-    jax = sys.modules.get("jax")  # never imports JAX: an error before it cannot be JAX's
-    return jax is not None and isinstance(e, jax.errors.JaxRuntimeError)
