@@ -81,20 +81,15 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         default=1.0,
         help="content-style trade-off in [0, 1]; 1 = full style (default 1)",
     )
-    add(
-        "--content-size",
-        type=int,
-        default=DEFAULT_SIZE,
-        metavar="N",
-        help=f"resize the content so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
-    )
-    add(
-        "--style-size",
-        type=int,
-        default=DEFAULT_SIZE,
-        metavar="N",
-        help=f"resize the style so its shorter side is N px; 0 keeps it (default {DEFAULT_SIZE})",
-    )
+    for image in ("content", "style"):
+        add(
+            f"--{image}-size",
+            type=int,
+            default=DEFAULT_SIZE,
+            metavar="N",
+            help=f"resize the {image} so its shorter side is N px; 0 keeps it "
+            f"(default {DEFAULT_SIZE})",
+        )
     add(
         "--crop",
         action="store_true",
