@@ -14,11 +14,9 @@ request runs the plan and back-ends of ``infer.py`` (``adain_jax.inference``),
 so sizes are padded to 64 px buckets and a bucket compiles once. A bad upload
 is one message on the page (``gr.Error``); the server keeps serving.
 
-Every request is bounded (``Limits``): the content and the styles the network sees
-(after resizing; ``/stylize`` runs at the uploaded size) have at most
-``--max-pixels`` pixels, an upload at most ``--max-upload-mb``, the queue holds at
-most ``--queue-size`` requests and ``--concurrency`` run at once. Uploads are kept
-in a fresh temporary folder, removed when the server stops (Ctrl-C, SIGTERM).
+Every request is bounded by ``Limits`` (one flag per field; pixels are counted after
+resizing, ``/stylize`` runs at the uploaded size). Uploads are kept in a fresh
+temporary folder, removed when the server stops (Ctrl-C, SIGTERM).
 Gradio's analytics are off unless ``--analytics``. Images are read by
 ``adain_jax.io.images`` (its format allow-list: no EPS/PS, no Ghostscript, also for
 Gradio's own handling of uploads in this process).
