@@ -141,7 +141,12 @@ def optimization_methods(
                 snaps[done] = (np.asarray(image), time.perf_counter() - start)  # blocks
 
         opt_lib.optimize(
-            encoder, content, style, steps=counts[-1], settings=settings, chunk=chunk,
+            encoder,
+            content,
+            style,
+            steps=counts[-1],
+            settings=settings,
+            chunk=chunk,
             on_chunk=keep,
         )
         compile_s[key] = 0.0 if first_s is None else max(first_s - snaps[chunk][1], 0.0)
