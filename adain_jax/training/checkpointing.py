@@ -16,25 +16,13 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
-from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.workdir import (
     DATA_ITEM,
     STATE_ITEM,
     CheckpointError,
     checkpoints_dir,
-    encoder_path,
     newest_that_restores,
 )
-
-__all__ = [
-    "CheckpointError",
-    "Checkpointer",
-    "NoCheckpointRestores",
-    "encoder_path",
-    "move_aside",
-    "restore_latest_good",
-    "save_encoder",
-]
 
 
 class Checkpointer:
@@ -46,16 +34,11 @@ class Checkpointer:
     complete. Keeps the ``keep`` newest checkpoints.
     """
 
-    def __init__(self, workdir: str | os.PathLike, keep: int = 3, async_save: bool = True):
+    def __init__(self, workdir: str | os.PathLike, keep: int = 3):
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
-            create=True,
-            enable_async_checkpointing=async_save,
+            max_to_keep=keep, create=True, enable_async_checkpointing=True
         )
         self._manager = ocp.CheckpointManager(checkpoints_dir(workdir), options=options)
-
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
 
     def all_steps(self) -> list[int]:
         """The steps of the complete checkpoints, oldest first."""
@@ -71,32 +54,20 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, data_state: dict) -> None:
         """Save ``state`` (a pytree of arrays) and the JSON-able ``data_state`` as ``step``."""
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    STATE_ITEM: ocp.args.StandardSave(state),
-                    DATA_ITEM: ocp.args.JsonSave(data_state),
-                }
-            ),
-            force=True,
-        )
+        items = {STATE_ITEM: ocp.args.StandardSave(state), DATA_ITEM: ocp.args.JsonSave(data_state)}
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """``(state, data_state)`` of ``step`` (default: the latest), arrays placed as
         ``abstract_state``'s ``jax.ShapeDtypeStruct`` shardings say."""
-        step = self.latest_step() if step is None else step
+        step = self._manager.latest_step() if step is None else step
         if step is None:
             raise CheckpointError("no checkpoint to restore")
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                **{
-                    STATE_ITEM: ocp.args.StandardRestore(abstract_state),
-                    DATA_ITEM: ocp.args.JsonRestore(),
-                }
-            ),
-        )
+        items = {
+            STATE_ITEM: ocp.args.StandardRestore(abstract_state),
+            DATA_ITEM: ocp.args.JsonRestore(),
+        }
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
         return restored[STATE_ITEM], dict(restored[DATA_ITEM])
 
     def wait_until_finished(self) -> None:
@@ -112,28 +83,11 @@ class Checkpointer:
         self.close()
 
 
-def save_encoder(workdir: str | os.PathLike, params: dict, source: str) -> Path:
-    """Write the run's encoder to ``DIR/encoder.safetensors`` (atomically); return its path."""
-    path = encoder_path(workdir)
-    weights_io.save(path, "encoder", params, source=source)
-    return path
-
-
 DAMAGED = "damaged_checkpoints"
 
 
 class NoCheckpointRestores(CheckpointError):
     """Checkpoints exist but none of them restores."""
-
-
-def move_aside(workdir: str | os.PathLike, step: int) -> Path:
-    """Rename ``DIR/checkpoints/<step>`` to ``DIR/damaged_checkpoints/<step>-<time>``
-    (never deleted: the files may still be worth a look)."""
-    source = checkpoints_dir(workdir) / str(step)
-    target = Path(workdir).absolute() / DAMAGED / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-    return target
 
 
 def restore_latest_good(
@@ -154,7 +108,12 @@ def restore_latest_good(
     """
 
     def damaged(step: int, reason: str) -> None:
-        where = f"; moved aside to {move_aside(workdir, step)}" if move else ""
+        where = ""
+        if move:  # to DIR/damaged_checkpoints/<step>-<time>, never deleted: worth a look
+            target = Path(workdir).absolute() / DAMAGED / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(checkpoints_dir(workdir) / str(step), target)
+            where = f"; moved aside to {target}"
         log(f"warning: checkpoint {step} does not restore ({reason}){where}")
         ckpt.reload()
 

@@ -57,7 +57,9 @@ from adain_jax.training.faults import (
 from adain_jax.training.lock import WorkdirLock
 from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
+from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.params import load_decoder
+from adain_jax.weights.workdir import encoder_path
 
 
 def params_sha256(params: dict) -> str:
@@ -76,7 +78,7 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
     workdir's ``encoder.safetensors`` (resume), else torchvision's VGG-19 (download; the
     built-in VGG-16 encoder, with one line on stderr, when its server cannot be reached).
     ``--vgg builtin`` names the built-in encoder."""
-    workdir_encoder = checkpointing.encoder_path(cfg.workdir)
+    workdir_encoder = encoder_path(cfg.workdir)
     if cfg.vgg == pretrained.BUILTIN:
         source = str(pretrained.builtin_file("encoder"))
     elif cfg.vgg is not None:
@@ -215,8 +217,9 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, 
         workdir = Path(cfg.workdir)
         with writing(f"the workdir {workdir}"):
             workdir.mkdir(parents=True, exist_ok=True)
-            if not checkpointing.encoder_path(workdir).is_file():
-                checkpointing.save_encoder(workdir, encoder_np, os.path.basename(encoder_source))
+            if not encoder_path(workdir).is_file():  # the run's encoder, written atomically
+                source = os.path.basename(encoder_source)
+                weights_io.save(encoder_path(workdir), "encoder", encoder_np, source=source)
             config = config_dict(cfg, encoder_sha)
             config["encoder_source"] = (saved or {}).get("encoder_source", encoder_source)
             if saved is not None and "init_decoder" in saved:  # the start of the run it resumes
