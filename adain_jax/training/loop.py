@@ -144,15 +144,6 @@ class _Run:
             rows["stop"] = np.full((count,), stopper.signum is not None, dtype=bool)
         return train_lib.shard_batch(rows, self.mesh)
 
-    def held_out_due(self, step: int, final: bool) -> tuple[bool, bool]:
-        """(sample, eval) at ``step``: every --sample-every / --eval-every, and at the end."""
-        if self.held_out is None:
-            return False, False
-        cfg = self.cfg
-        do_sample = bool(cfg.sample_every) and (step % cfg.sample_every == 0 or final)
-        do_eval = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or final)
-        return do_sample, do_eval
-
 
 def train(cfg: TrainConfig, *, locked: bool = False) -> int:
     """Run (or resume) training; returns the process exit status. ``locked``: the caller
@@ -163,9 +154,8 @@ def train(cfg: TrainConfig, *, locked: bool = False) -> int:
     ``WorkdirBusyError`` when another run holds the workdir, ``WriteFailed`` when a
     file of the run cannot be written (the CLI prints each as one line).
     """
-    with contextlib.ExitStack() as stack:
-        if not locked and jax.process_index() == 0:  # one lock per run: process 0 holds it
-            stack.enter_context(WorkdirLock(cfg.workdir))
+    lock = not locked and jax.process_index() == 0  # one lock per run: process 0 holds it
+    with WorkdirLock(cfg.workdir) if lock else contextlib.nullcontext():
         return _train_locked(cfg)
 
 
@@ -318,7 +308,10 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
             with writing(f"a checkpoint in {run.ckpt_dir}"):
                 run.ckpt.check_for_errors()  # a background save that failed ends the run now
             pending = Dispatched(step, metrics, iterator.skipped, final)
-            do_sample, do_eval = run.held_out_due(step, final)
+            do_sample, do_eval = (  # every --sample-every / --eval-every, and at the end
+                run.held_out is not None and bool(every) and (step % every == 0 or final)
+                for every in (cfg.sample_every, cfg.eval_every)
+            )
             do_save = step % cfg.save_every == 0 or final
             if not (do_sample or do_eval or do_save):
                 continue
@@ -338,8 +331,8 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
         print(
             f"error: non-finite loss at step {bad_step} (content {m['content']:.4g}, "
             f"style {m['style']:.4g}, grad norm {m['grad_norm']:.4g}); stopped "
-            f"without saving it. Last good checkpoint: {kept} in "
-            f"{Path(cfg.workdir) / 'checkpoints'}; lower --lr or check the data.",
+            f"without saving it. Last good checkpoint: {kept} in {run.ckpt_dir}; "
+            "lower --lr or check the data.",
             file=sys.stderr,
         )
         return EXIT_NONFINITE
