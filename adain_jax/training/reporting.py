@@ -59,8 +59,7 @@ class Reporter:
             raise NonFinite(d.step, m)
         if d.step == self.start + 1:  # rates exclude the first step (compilation)
             self._timer_step, self._timer = d.step, time.perf_counter()
-        cfg = self.run.cfg
-        if d.step % cfg.log_every == 0 or d.final:
+        if d.step % self.run.cfg.log_every == 0 or d.final:
             self._log(d, m)
         self.bar.update(1)
 
@@ -69,7 +68,19 @@ class Reporter:
         rate = (d.step - self._timer_step) / max(now - self._timer, 1e-9)
         self._timer_step, self._timer = d.step, now
         with writing(f"the metrics in {self.run.cfg.workdir}"):
-            self._scalars(d, m, rate)
+            self.writer.scalars(
+                d.step,
+                {
+                    "loss/content": m["content"],
+                    "loss/style": m["style"],
+                    "loss/total": m["total"],
+                    "lr": m["lr"],
+                    "grad_norm": m["grad_norm"],
+                    "steps_per_sec": rate,
+                    "images_per_sec": rate * self.run.cfg.batch_size,
+                    "data/skipped_images": d.skipped,
+                },
+            )
         self.bar.set_postfix(
             content=f"{m['content']:.3f}",
             style=f"{m['style']:.3f}",
@@ -83,21 +94,6 @@ class Reporter:
                 flush=True,
             )
 
-    def _scalars(self, d: Dispatched, m: dict, rate: float) -> None:
-        self.writer.scalars(
-            d.step,
-            {
-                "loss/content": m["content"],
-                "loss/style": m["style"],
-                "loss/total": m["total"],
-                "lr": m["lr"],
-                "grad_norm": m["grad_norm"],
-                "steps_per_sec": rate,
-                "images_per_sec": rate * self.run.cfg.batch_size,
-                "data/skipped_images": d.skipped,
-            },
-        )
-
     def held_out(self, step: int, state: dict, do_sample: bool, do_eval: bool) -> None:
         """A PNG grid of the held-out pairs and/or their losses, for ``state``."""
         run = self.run
@@ -105,25 +101,20 @@ class Reporter:
         out = evaluate.predict(params, run.vgg, *run.held_out_pairs, dtype=run.cfg.dtype)
         res = evaluate.PairResults(*jax.device_get(out))
         with writing(f"the samples and metrics in {run.cfg.workdir}"):
-            self._held_out_write(step, res, do_sample, do_eval)
-
-    def _held_out_write(self, step: int, res, do_sample: bool, do_eval: bool) -> None:
-        run = self.run
-        contents, styles = run.held_out
-        if do_eval:
-            self.writer.scalars(
-                step,
-                {
-                    "eval/content": float(np.mean(res.content)),
-                    "eval/style": float(np.mean(res.style)),
-                },
-            )
-        if do_sample and self.writer.enabled:
-            grid = monitoring.pair_grid(contents, styles, res.outputs)
-            path = Path(run.cfg.workdir) / monitoring.SAMPLES_DIR / f"step_{step:06d}.png"
-            write_png(path, grid)
-            self.writer.image(step, "samples", grid)
-            self.writer.flush()
+            if do_eval:
+                self.writer.scalars(
+                    step,
+                    {
+                        "eval/content": float(np.mean(res.content)),
+                        "eval/style": float(np.mean(res.style)),
+                    },
+                )
+            if do_sample and self.writer.enabled:
+                grid = monitoring.pair_grid(*run.held_out, res.outputs)
+                path = Path(run.cfg.workdir) / monitoring.SAMPLES_DIR / f"step_{step:06d}.png"
+                write_png(path, grid)
+                self.writer.image(step, "samples", grid)
+                self.writer.flush()
 
     def close(self) -> None:
         self.bar.close()
