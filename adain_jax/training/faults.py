@@ -64,11 +64,9 @@ def writing(what: str):
     """Turn any failure to write ``what`` into one ``WriteFailed`` line."""
     try:
         yield
-    except (OSError, ValueError) as e:  # orbax wraps OSErrors in ValueError/RuntimeError
-        raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
-    except RuntimeError as e:
-        if is_peer_lost(e):  # a collective of the save failed: not the disk
-            raise
+    except (OSError, ValueError, RuntimeError) as e:  # orbax wraps OSErrors in the other two
+        if not isinstance(e, OSError | ValueError) and is_peer_lost(e):
+            raise  # a collective of the save failed: not the disk
         raise WriteFailed(f"cannot write {what} ({_one_line_os_error(e)})") from e
 
 
