@@ -56,9 +56,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     for raw in Path(path).read_bytes().splitlines():
         try:
             record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            dropped += 1
-            continue
+        except ValueError:  # also UnicodeDecodeError
+            record = None
         if isinstance(record, dict) and isinstance(record.get("step"), int):
             records.append(record)
         else:
