@@ -235,16 +235,12 @@ def tfds_source(value: str, flag_name: str) -> str:
 # ------------------------------------------------------------------ config.json and resume
 
 
-def _source_key(source: str) -> str:
-    return source if is_tfds(source) else str(Path(source).resolve())
-
-
 def config_dict(cfg: TrainConfig, encoder_sha: str | None) -> dict:
     """What ``config.json`` holds: every field (folders resolved) and ``encoder_sha256``."""
     d = dataclasses.asdict(cfg)
     for f in FIELDS:
-        if f.metadata["source"]:
-            d[f.name] = _source_key(d[f.name])
+        if f.metadata["source"] and not is_tfds(d[f.name]):
+            d[f.name] = str(Path(d[f.name]).resolve())
     if cfg.init_decoder is not None:
         d["init_decoder"] = str(Path(cfg.init_decoder).resolve())
     d["encoder_sha256"] = encoder_sha
