@@ -15,8 +15,7 @@ import numpy as np
 from PIL import Image
 
 from adain_jax.io import images
-
-TFDS_PREFIX = "tfds:"
+from adain_jax.training.config import TFDS_PREFIX, is_tfds
 
 
 class DataError(ValueError):
@@ -150,7 +149,7 @@ class TfdsReader:
 
 
 def open_source(source: Any) -> FolderReader | TfdsReader:
-    if isinstance(source, str) and source.startswith(TFDS_PREFIX):
+    if isinstance(source, str) and is_tfds(source):
         return TfdsReader(source)
     if not isinstance(source, str | os.PathLike):
         raise DataError(f"a data source must be a folder or 'tfds:NAME[:SPLIT]', got {source!r}")
