@@ -10,8 +10,7 @@ Each stream (content, style) is built as::
 and the two streams are zipped, each process keeps its rows of every global batch
 (``_ProcessRows``) and batches them (``.batch``); ``training.iterator.PairIterator``
 reads them (checkpointable: every batch is a pure function of its index, so the output
-is identical for any ``num_workers``). Where the files come from, and the crop itself:
-``training.sources``.
+is identical for any ``num_workers``).
 
 Multi-process runs: the GLOBAL batch at every step is the same whatever the number of
 processes. Global batch ``b`` holds the pairs ``b * B ... (b + 1) * B - 1`` of the one
@@ -20,12 +19,11 @@ zipped stream (``B = batch_size``); process ``k`` of ``n`` decodes only rows
 order, are the one-process batch. Every process sees every file (the shuffle and crops
 depend on the seed only), so a run may resume with a different number of processes.
 
-Sources: a folder (``adain_jax.io.images.find_images``: recursive, the 8 image extensions)
-or ``"tfds:NAME[:SPLIT]"`` (``tensorflow_datasets.data_source``, the ``image`` feature;
-install the ``tfds`` extra). Images are decoded, resized and converted by
-``adain_jax.io.images`` exactly as for inference (same pixels from the same file); the
-crops are stored as uint8 with ``images.to_uint8``. The one training-only difference:
-``jpeg_draft`` lets large JPEGs decode at 1/2, 1/4 or 1/8 scale.
+Sources and the crop (``training.sources``): a folder (``io.images.find_images``: recursive,
+the 8 image extensions) or ``"tfds:NAME[:SPLIT]"`` (``tensorflow_datasets.data_source``, the
+``image`` feature; the ``tfds`` extra). Pixels are read by ``adain_jax.io.images`` exactly as
+for inference (crops stored with ``images.to_uint8``), except that ``jpeg_draft`` lets large
+JPEGs decode at 1/2, 1/4 or 1/8 scale.
 
 Usage::
 
@@ -100,12 +98,10 @@ class PipelineConfig:
     jpeg_draft: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "crop_size", "prefetch"):
-            if getattr(self, name) < 1:
-                raise DataError(f"PipelineConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("image_size", "num_workers"):
-            if getattr(self, name) < 0:
-                raise DataError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
+        minimum = dict(batch_size=1, crop_size=1, prefetch=1, image_size=0, num_workers=0)
+        for name, least in minimum.items():
+            if (value := getattr(self, name)) < least:
+                raise DataError(f"PipelineConfig.{name} must be >= {least}, got {value}")
 
     @property
     def draft_size(self) -> int:
@@ -187,13 +183,10 @@ def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
     }
 
 
-def _stream_seed(seed: int, stream: int) -> int:
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint32)[0])
-
-
-def _stream(reader: Any, cfg: PipelineConfig, seed: int) -> grain.MapDataset:
+def _stream(reader: Any, cfg: PipelineConfig, stream: int) -> grain.MapDataset:
+    seed = np.random.SeedSequence([cfg.seed, stream]).generate_state(1, dtype=np.uint32)[0]
     indices = grain.MapDataset.range(len(reader))
-    endless = indices.seed(seed).shuffle().repeat()
+    endless = indices.seed(int(seed)).shuffle().repeat()
     decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=len(indices))
     return decoded.random_map(_RandomCrop(cfg))
 
@@ -252,10 +245,7 @@ def make_pair_iterator(
             f"batch size {cfg.batch_size} is not divisible by the {shard_count} processes"
         )
     readers = {"content": open_source(content), "style": open_source(style)}
-    streams = [
-        _stream(readers[name], cfg, _stream_seed(cfg.seed, i))
-        for i, name in enumerate(("content", "style"))
-    ]
+    streams = [_stream(readers[name], cfg, i) for i, name in enumerate(("content", "style"))]
     rows = cfg.batch_size // shard_count
     mine = _ProcessRows(ZipMapDataset(streams), cfg.batch_size, shard_index * rows, rows)
     batched = mine.batch(rows, drop_remainder=True, batch_fn=_collate)
