@@ -21,14 +21,6 @@ from adain_jax.training.sources import BadImageWarning, DataError
 STATE_VERSION = 1
 
 
-def _ensure_absl_flags_parsed() -> None:
-    """grain's worker processes read absl flags (grain issue 1355)."""
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
 class PairIterator(Iterator[dict]):
     """Endless iterator of ``{"content", "style"}`` batches, checkpointable.
 
@@ -66,7 +58,10 @@ class PairIterator(Iterator[dict]):
         read = grain.ReadOptions(num_threads=self._prefetch, prefetch_buffer_size=self._prefetch)
         it_ds = ds.to_iter_dataset(read)
         if self._num_workers > 0:
-            _ensure_absl_flags_parsed()
+            from absl import flags  # grain's worker processes read absl flags (grain issue 1355)
+
+            if not flags.FLAGS.is_parsed():
+                flags.FLAGS.mark_as_parsed()
             it_ds = it_ds.mp_prefetch(
                 grain.MultiprocessingOptions(
                     num_workers=self._num_workers, per_worker_buffer_size=self._prefetch
