@@ -186,14 +186,7 @@ def train_step(state: State, vgg: dict, batch: dict, hp: dict, dtype: str) -> tu
         jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((grads, decoder))])
     )
     new_state = {"decoder": decoder, "opt": opt, "step": state["step"] + 1}
-    metrics = {
-        "content": parts.content,
-        "style": parts.style,
-        "total": parts.total,
-        "lr": lr,
-        "grad_norm": optax.tree.norm(grads),
-        "finite": finite,
-    }
+    metrics = {**parts._asdict(), "lr": lr, "grad_norm": optax.tree.norm(grads), "finite": finite}
     if stop is not None:  # any process signalled: the same answer in every process
         metrics["stop"] = jnp.any(stop)
     return new_state, metrics
