@@ -88,7 +88,7 @@ def adain_losses(
       ``(Losses, output)``: float32 scalars and the decoder output ``g(t)``,
       float32 ``[N, H, W, 3]`` (unclipped).
     """
-    parts, output, _ = train_losses(
+    return train_losses(
         encoder_params,
         decoder_params,
         content,
@@ -97,8 +97,7 @@ def adain_losses(
         style_weight=style_weight,
         dtype=dtype,
         train=False,
-    )
-    return parts, output
+    )[:2]
 
 
 def train_losses(
