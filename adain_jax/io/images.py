@@ -299,12 +299,9 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
         rgba = np.asarray(img.convert("RGBA"), np.float32) / 255.0
         rgb, alpha = rgba[..., :3], rgba[..., 3:]
         return (rgb * alpha + (1.0 - alpha)).astype(np.float32)
-    if mode.startswith("I;16") or mode == "I":
-        gray = np.asarray(img).astype(np.float32) / 65535.0
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        gray = np.asarray(img, np.float32) / (1.0 if mode == "F" else 65535.0)
         return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1)
-    if mode == "F":
-        gray = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
-        return np.repeat(gray[..., None], 3, axis=-1)
     if mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, np.float32) / 255.0

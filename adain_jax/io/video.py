@@ -37,10 +37,7 @@ from adain_jax.io.images import check_pixels, resize_rgb, resized_shape, to_uint
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
-    ".mp4": "libx264",
-    ".m4v": "libx264",
-    ".mov": "libx264",
-    ".mkv": "libx264",
+    **dict.fromkeys((".mp4", ".m4v", ".mov", ".mkv"), "libx264"),
     ".webm": "libvpx-vp9",
     ".avi": "mpeg4",
 }
@@ -192,12 +189,12 @@ class VideoWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-def _packets(container, stream) -> Iterator[tuple[float, int, object]]:
-    """Demuxed packets of ``stream`` with a sort key (time in seconds, stream order)."""
+def _packets(container, stream, which: int) -> Iterator[tuple[float, int, object]]:
+    """Demuxed packets of ``stream`` with a sort key (time in seconds, then ``which``)."""
     for packet in container.demux(stream):
         if packet.dts is None:  # the demuxer's end-of-stream marker
             continue
-        yield float(packet.dts * packet.time_base), stream.index, packet
+        yield float(packet.dts * packet.time_base), which, packet
 
 
 def add_audio(
@@ -224,9 +221,7 @@ def add_audio(
                     audio_out = out.add_stream_from_template(audio_in)
                     targets = {0: video_out, 1: audio_out}
                     merged = heapq.merge(
-                        ((t, 0, p) for t, _, p in _packets(vid, video_in)),
-                        ((t, 1, p) for t, _, p in _packets(src, audio_in)),
-                        key=lambda item: (item[0], item[1]),
+                        _packets(vid, video_in, 0), _packets(src, audio_in, 1), key=lambda i: i[:2]
                     )
                     for _, which, packet in merged:
                         packet.stream = targets[which]
