@@ -38,6 +38,7 @@ Programs using ``num_workers > 0`` must guard their entry point with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -156,17 +157,11 @@ class _DecodedDataset(grain.MapDataset):
         return f"_DecodedDataset({self._reader.description})"
 
 
-class _RandomCrop:
+def _random_crop(cfg: PipelineConfig, element: dict, rng: np.random.Generator) -> dict:
     """``random_map`` transform: ``element["image"]``, a ``PIL.Image``, -> its random resized
     crop, ``uint8 [crop, crop, 3]`` (``random_resized_crop``)."""
-
-    def __init__(self, cfg: PipelineConfig) -> None:
-        self.cfg = cfg
-
-    def __call__(self, element: dict, rng: np.random.Generator) -> dict:
-        cfg = self.cfg
-        crop = random_resized_crop(element["image"], cfg.image_size, cfg.crop_size, rng)
-        return {**element, "image": crop}
+    crop = random_resized_crop(element["image"], cfg.image_size, cfg.crop_size, rng)
+    return {**element, "image": crop}
 
 
 def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
@@ -183,7 +178,7 @@ def _stream(reader: Any, cfg: PipelineConfig, stream: int) -> grain.MapDataset:
     indices = grain.MapDataset.range(len(reader))
     endless = indices.seed(int(seed)).shuffle().repeat()
     decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=len(indices))
-    return decoded.random_map(_RandomCrop(cfg))
+    return decoded.random_map(functools.partial(_random_crop, cfg))
 
 
 class _ProcessRows(grain.MapDataset):
