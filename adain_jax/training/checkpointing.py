@@ -1,8 +1,8 @@
 """Checkpoints of a training workdir (orbax): ``(state, data iterator state)`` pairs.
 
-The workdir layout (``DIR/checkpoints/<step>/{state,data}``, ``DIR/encoder.safetensors``)
-and reading a workdir's latest decoder live in ``adain_jax.weights.workdir`` (inference
-needs them without the training half).
+The workdir layout (``DIR/checkpoints/<step>/{state,data}``, ``DIR/encoder.safetensors``) and
+reading a workdir's latest decoder live in ``adain_jax.weights.workdir`` (inference needs them
+without the training half).
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from adain_jax.weights.workdir import (
 class Checkpointer:
     """Saves and restores ``(state, data iterator state)`` pairs under ``DIR/checkpoints``.
 
-    Saves are asynchronous: ``save`` returns once the arrays are copied off the
-    device (so the state may be donated right after), and the files are
-    written in the background; a checkpoint directory appears only when
-    complete. Keeps the ``keep`` newest checkpoints.
+    Saves are asynchronous: ``save`` returns once the arrays are copied off the device (so the
+    state may be donated right after), and the files are written in the background; a
+    checkpoint directory appears only when complete. Keeps the ``keep`` newest checkpoints.
     """
 
     def __init__(self, workdir: str | os.PathLike, keep: int = 3):
@@ -97,14 +96,11 @@ def restore_latest_good(
     move: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> tuple[int, Any, dict] | None:
-    """Restore the newest checkpoint that restores; damaged newer ones are reported in
-    one line each and moved aside (``move``; process 0 only in a multi-host run).
+    """Restore the newest checkpoint that restores; damaged newer ones are reported in one line
+    each and moved aside (``move``; process 0 only in a multi-host run).
 
-    Returns:
-      ``(step, state, data_state)``, or ``None`` when there is no checkpoint.
-
-    Raises:
-      CheckpointError: there are checkpoints but none restores.
+    Returns ``(step, state, data_state)``, or ``None`` when there is no checkpoint; raises
+    ``NoCheckpointRestores`` (a ``CheckpointError``) when there are checkpoints but none restores.
     """
 
     def damaged(step: int, reason: str) -> None:

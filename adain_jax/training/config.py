@@ -1,15 +1,15 @@
 """The settings of a training run: ONE dataclass, from which everything else is derived.
 
-``TrainConfig``'s fields carry their command line help, validation and resume rule
-in ``dataclasses.field(metadata=...)``; from them come
+``TrainConfig``'s fields carry their command line help, validation and resume rule in
+``dataclasses.field(metadata=...)``; from them come
 
-- the flags of ``python train.py`` (``adain_jax.cli.train.build_parser``: one flag
-  per field, ``--field-name``, its default and help),
+- the flags of ``python train.py`` (``adain_jax.cli.train.build_parser``: one flag per field,
+  ``--field-name``, its default and help),
 - their validation (``validate``: one line naming the flag),
 - ``DIR/config.json`` (``config_dict``: the fields, plus the encoder's hash),
-- the resume rules (``FIXED_KEYS``, ``check_config``): a *fixed* setting defines the
-  model or the data stream and cannot change on resume; a *free* one may (a note is
-  printed); an *ignored* one is not compared,
+- the resume rules (``FIXED_KEYS``, ``check_config``): a *fixed* setting defines the model or the
+  data stream and cannot change on resume; a *free* one may (a note is printed); an *ignored* one
+  is not compared,
 - the train step's traced hyperparameters (``TrainConfig.hyperparams``).
 
 Adding a setting is one field here.
@@ -59,9 +59,9 @@ def setting(
       resume: ``FIXED``, ``FREE`` or ``IGNORED`` (see the module docstring).
       check: ``POSITIVE``, ``NON_NEGATIVE`` (numbers; ``None`` passes) or ``DIRECTORY``.
       traced: a float32 argument of the compiled train step (changing it never recompiles).
-      tfds_help: makes the field an image source, given as ``--NAME-dir FOLDER`` (help:
-        ``help``) or ``--NAME-tfds NAME[:SPLIT]`` (help: ``tfds_help``); stored as the
-        folder, or ``"tfds:NAME[:SPLIT]"``.
+      tfds_help: makes the field an image source, given as ``--NAME-dir FOLDER`` (help: ``help``)
+        or ``--NAME-tfds NAME[:SPLIT]`` (help: ``tfds_help``); stored as the folder, or
+        ``"tfds:NAME[:SPLIT]"``.
       flag: the flag's name when it is not ``--field-name``.
       argparse_kwargs: more ``add_argument`` keywords (``type``, ``choices``, ``action``).
     """
@@ -188,11 +188,8 @@ def is_tfds(source: str) -> bool:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Check every setting (no JAX, no I/O beyond existence checks).
-
-    Raises:
-      RunError: one line naming the first bad flag.
-    """
+    """Check every setting (no JAX, no I/O beyond existence checks); raises ``RunError``, one
+    line naming the first bad flag."""
     for f in FIELDS:
         value, rule = getattr(cfg, f.name), f.metadata["check"]
         if value is None or rule is None:
@@ -268,9 +265,9 @@ def write_config(workdir: str | os.PathLike, config: dict) -> None:
 def check_config(cfg: TrainConfig, saved: dict | None, encoder_sha: str | None) -> list[str]:
     """Compare a resumed run's settings with ``config.json``.
 
-    Returns notes on changed free settings; raises ``RunError`` naming the
-    first changed fixed setting. ``encoder_sha=None`` skips the encoder check.
-    Keys missing from ``saved`` (an older workdir) are not compared.
+    Returns notes on changed free settings; raises ``RunError`` naming the first changed fixed
+    setting. ``encoder_sha=None`` skips the encoder check. Keys missing from ``saved`` (an older
+    workdir) are not compared.
     """
     if saved is None:
         return []

@@ -8,22 +8,20 @@ Each stream (content, style) is built as::
     -> .random_map(random crop)                       # rng from (seed, index): reproducible
 
 and the two streams are zipped, each process keeps its rows of every global batch
-(``_ProcessRows``) and batches them (``.batch``); ``training.iterator.PairIterator``
-reads them (checkpointable: every batch is a pure function of its index, so the output
-is identical for any ``num_workers``).
+(``_ProcessRows``) and batches them; ``training.iterator.PairIterator`` reads them
+(checkpointable: every batch is a pure function of its index, so the output is identical for any
+``num_workers``).
 
-Multi-process runs: the GLOBAL batch at every step is the same whatever the number of
-processes. Global batch ``b`` holds the pairs ``b * B ... (b + 1) * B - 1`` of the one
-zipped stream (``B = batch_size``); process ``k`` of ``n`` decodes only rows
-``k * B / n ... (k + 1) * B / n - 1`` of it, and the rows of all processes, in process
-order, are the one-process batch. Every process sees every file (the shuffle and crops
-depend on the seed only), so a run may resume with a different number of processes.
+Multi-process runs: the GLOBAL batch at every step is the same whatever the number of processes.
+Global batch ``b`` holds the pairs ``b * B ... (b + 1) * B - 1`` of the one zipped stream
+(``B = batch_size``); process ``k`` of ``n`` decodes only rows ``k * B / n ... (k + 1) * B / n - 1``
+of it. Every process sees every file (the shuffle and crops depend on the seed only), so a run may
+resume with a different number of processes.
 
-Sources and the crop (``training.sources``): a folder (``io.images.find_images``: recursive,
-the 8 image extensions) or ``"tfds:NAME[:SPLIT]"`` (``tensorflow_datasets.data_source``, the
-``image`` feature; the ``tfds`` extra). Pixels are read by ``adain_jax.io.images`` exactly as
-for inference (crops stored with ``images.to_uint8``), except that ``jpeg_draft`` lets large
-JPEGs decode at 1/2, 1/4 or 1/8 scale.
+Sources and the crop (``training.sources``): a folder (``io.images.find_images``: recursive, the 8
+image extensions) or ``"tfds:NAME[:SPLIT]"`` (the ``tfds`` extra). Pixels are read by
+``adain_jax.io.images`` exactly as for inference (crops stored with ``images.to_uint8``), except
+that ``jpeg_draft`` lets large JPEGs decode at 1/2, 1/4 or 1/8 scale.
 
 Usage::
 
@@ -40,6 +38,7 @@ Programs using ``num_workers > 0`` must guard their entry point with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -57,12 +56,12 @@ Source = str | os.PathLike
 def default_num_workers() -> int:
     """Worker processes for decoding: 0 on 1-2 cores, else ``min(cores - 1, 8)``.
 
-    With 1-2 usable cores, decoding in the training process (``prefetch`` threads;
-    Pillow releases the GIL while decoding and resizing) was as fast as or faster than
-    worker processes in ``benchmarks/input_pipeline.py``, without their start-up cost.
-    With more cores, one stays with the training process (it feeds the accelerator) and
-    the rest decode, up to 8. Check the sizing rule of ``benchmarks/input_pipeline.py``
-    (pipeline pairs/s above train steps/s x batch) on the machine that trains.
+    With 1-2 usable cores, decoding in the training process (``prefetch`` threads; Pillow releases
+    the GIL while decoding and resizing) was as fast as or faster than worker processes in
+    ``benchmarks/input_pipeline.py``, without their start-up cost. With more cores, one stays
+    with the training process (it feeds the accelerator) and the rest decode, up to 8. Check that
+    benchmark's sizing rule (pipeline pairs/s above train steps/s x batch) on the machine that
+    trains.
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -77,16 +76,16 @@ class PipelineConfig:
 
     Attributes:
       batch_size: GLOBAL batch; each process yields ``batch_size // jax.process_count()``.
-      image_size: the shorter side is resized to this (aspect kept; 0 keeps the original
-        size), then ...
-      crop_size: ... a random ``crop_size x crop_size`` window is cut; images whose shorter
-        side would be smaller than the crop are upscaled to it first.
+      image_size: the shorter side is resized to this (aspect kept; 0 keeps the original size),
+        then ...
+      crop_size: ... a random ``crop_size x crop_size`` window is cut; images whose shorter side
+        would be smaller than the crop are upscaled to it first.
       seed: the content and style streams derive their own shuffle/crop seeds from it.
-      num_workers: grain worker processes; 0 decodes in the calling process (with
-        ``prefetch`` threads). See ``default_num_workers()``.
+      num_workers: grain worker processes; 0 decodes in the calling process (with ``prefetch``
+        threads). See ``default_num_workers()``.
       prefetch: batches buffered ahead per process (and decoding threads when in-process).
-      jpeg_draft: let JPEG decoding downscale by 1/2, 1/4, 1/8 when the file is at least
-        that much larger than needed (much faster for large photos).
+      jpeg_draft: let JPEG decoding downscale by 1/2, 1/4, 1/8 when the file is at least that
+        much larger than needed (much faster for large photos).
     """
 
     batch_size: int = 8
@@ -112,11 +111,10 @@ class PipelineConfig:
 class _DecodedDataset(grain.MapDataset):
     """Decodes the record at each index of ``parent`` (an endless shuffled index stream).
 
-    Element: ``{"image": PIL.Image (RGB, decoded), "bad": tuple[(name, reason), ...], "replaced":
-    bool}``: a record that fails is replaced by the record at the next index of
-    ``parent`` (deterministic; the next one if that fails too, ...); ``bad`` names the
-    unreadable records met doing so and ``replaced`` says whether this index's own
-    record was unreadable.
+    Element: ``{"image": PIL.Image (RGB), "bad": tuple[(name, reason), ...], "replaced": bool}``:
+    a record that fails is replaced by the record at the next index of ``parent``
+    (deterministic; the next one if that fails too, ...); ``bad`` names the unreadable records
+    met doing so and ``replaced`` says whether this index's own record was unreadable.
     """
 
     def __init__(self, parent: grain.MapDataset, reader: Any, draft: int, lookahead: int) -> None:
@@ -159,19 +157,11 @@ class _DecodedDataset(grain.MapDataset):
         return f"_DecodedDataset({self._reader.description})"
 
 
-class _RandomCrop:
-    """``random_map`` transform: a random crop of the resized ``element["image"]``.
-
-    ``PIL.Image`` in, ``uint8 [crop, crop, 3]`` out (``random_resized_crop``).
-    """
-
-    def __init__(self, cfg: PipelineConfig) -> None:
-        self.cfg = cfg
-
-    def __call__(self, element: dict, rng: np.random.Generator) -> dict:
-        cfg = self.cfg
-        crop = random_resized_crop(element["image"], cfg.image_size, cfg.crop_size, rng)
-        return {**element, "image": crop}
+def _random_crop(cfg: PipelineConfig, element: dict, rng: np.random.Generator) -> dict:
+    """``random_map`` transform: ``element["image"]``, a ``PIL.Image``, -> its random resized
+    crop, ``uint8 [crop, crop, 3]`` (``random_resized_crop``)."""
+    crop = random_resized_crop(element["image"], cfg.image_size, cfg.crop_size, rng)
+    return {**element, "image": crop}
 
 
 def _collate(pairs: Sequence[tuple[dict, dict]]) -> dict:
@@ -188,7 +178,7 @@ def _stream(reader: Any, cfg: PipelineConfig, stream: int) -> grain.MapDataset:
     indices = grain.MapDataset.range(len(reader))
     endless = indices.seed(int(seed)).shuffle().repeat()
     decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=len(indices))
-    return decoded.random_map(_RandomCrop(cfg))
+    return decoded.random_map(functools.partial(_random_crop, cfg))
 
 
 class _ProcessRows(grain.MapDataset):
@@ -225,10 +215,10 @@ def make_pair_iterator(
     Args:
       content, style: a folder (searched recursively) or ``"tfds:NAME[:SPLIT]"``.
       cfg: pipeline settings; ``cfg.batch_size`` is global.
-      shard_index, shard_count: which rows of each global batch this process yields
-        (default ``jax.process_index()`` / ``jax.process_count()``): the
-        ``cfg.batch_size // shard_count`` rows from ``shard_index * rows``. The shards of
-        all processes, concatenated in ``shard_index`` order, are the global batch.
+      shard_index, shard_count: which rows of each global batch this process yields (default
+        ``jax.process_index()`` / ``jax.process_count()``): the ``cfg.batch_size // shard_count``
+        rows from ``shard_index * rows``. The shards of all processes, concatenated in
+        ``shard_index`` order, are the global batch.
 
     Raises:
       DataError: a missing or empty source, or a batch not divisible by the shards.

@@ -1,14 +1,12 @@
-"""Evaluate a decoder as the paper does: content and style losses averaged over
-every (content, style) pair (the command: ``adain_jax.cli.evaluate``; the training
-loop's held-out losses and sample grids).
+"""Evaluate a decoder as the paper does: content and style losses averaged over every
+(content, style) pair (the command: ``adain_jax.cli.evaluate``; the training loop's held-out
+losses and sample grids).
 
-Each pair is stylized with the weights' own encoder and decoder by the public
-``adain_jax.stylize`` (alpha 1, clipped to [0, 1]: the image a user gets; any decoder
-variant, read from the params), then measured with one fixed *loss encoder*
-(``--loss-vgg``; default: the weights' encoder): content loss = MSE(f(out) at relu4_1,
-AdaIN(f(c), f(s))), style loss = sum over relu1_1..relu4_1 of MSE(means) + MSE(stds),
-as in training. To compare two decoders trained with different encoders, pass the
-same ``--loss-vgg`` to both runs.
+Each pair is stylized with the weights' own encoder and decoder by the public ``adain_jax.stylize``
+(alpha 1, clipped to [0, 1]: the image a user gets; any decoder variant, read from the params),
+then measured with one fixed *loss encoder* (``--loss-vgg``; default: the weights' encoder) by
+``losses.output_losses``, as in training. To compare two decoders trained with different
+encoders, pass the same ``--loss-vgg`` to both runs.
 """
 
 from __future__ import annotations
@@ -43,9 +41,10 @@ class PairResults(NamedTuple):
 def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[np.ndarray]:
     """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
 
-    Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size``
-    then centre-cropped: ``images.load_image(path, size, crop=True)``, as inference
-    reads it. Unreadable files are skipped with a ``BadImageWarning``.
+    Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size`` then
+    centre-cropped, as inference reads it (``images.load_image(path, size, crop=True)``).
+    Unreadable files are skipped with a ``BadImageWarning``; raises ``DataError`` when none is
+    readable.
     """
     loaded = []
     for path in find_image_files(folder):
@@ -77,9 +76,9 @@ def all_pairs(
 def predict(
     params: dict, loss_encoder: dict, contents: Array, styles: Array, *, dtype: str = "float32"
 ) -> tuple[Array, Array, Array]:
-    """``(content [P], style [P], outputs [P, s, s, 3])``: each pair's losses and
-    stylization; ``contents``, ``styles``: float ``[P, s, s, 3]`` in [0, 1], one pair per
-    row. Runs where its arguments live (the training loop: the live replicated state)."""
+    """``(content [P], style [P], outputs [P, s, s, 3])``: each pair's losses and stylization;
+    ``contents``, ``styles``: float ``[P, s, s, 3]`` in [0, 1], one pair per row. Runs where its
+    arguments live (the training loop: the live replicated state)."""
     compute = DTYPES[dtype]
     outputs = adain_jax.stylize(params, contents, styles, dtype=compute)
 
@@ -104,8 +103,8 @@ def evaluate_pairs(
     Args:
       params: ``{"encoder", "decoder"}`` used to stylize.
       loss_encoder: the encoder params the losses are measured with.
-      contents, styles: float ``[s, s, 3]`` images in [0, 1], all one size
-        (a multiple of 8, at least 16).
+      contents, styles: float ``[s, s, 3]`` images in [0, 1], all one size (a multiple of 8,
+        at least 16).
       chunk: pairs per compiled call (the last chunk is padded: one compilation).
     """
     pair_c, pair_s = all_pairs(contents, styles)

@@ -1,5 +1,5 @@
-"""How a training run ends when something goes wrong: exit statuses, write failures
-turned into one line, and a bounded shutdown after SIGINT/SIGTERM."""
+"""How a training run ends when something goes wrong: exit statuses, write failures turned into
+one line, and a bounded shutdown after SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -36,15 +36,14 @@ class WriteFailed(Exception):
     """A file of the run could not be written; the message names it and the OS error."""
 
 
-# How tensorstore (under orbax) words an OS error: '... Failed writing: "PATH": ...
-# [os_error_code='28']'.
+# tensorstore's (under orbax) OS error: '... Failed writing: "PATH": ... [os_error_code='28']'.
 _TS_PATH = re.compile(r'Failed (?:writing|to write)[^"]*"([^"]+)"')
 _TS_CODE = re.compile(r"os_error_code='(\d+)'")
 
 
 def _one_line_os_error(e: BaseException) -> str:
-    """``path: strerror`` of the first OS error in ``e``'s chain (a Python ``OSError``
-    or one reported by tensorstore), else ``e`` on one line."""
+    """``path: strerror`` of the first OS error in ``e``'s chain (a Python ``OSError`` or one
+    reported by tensorstore), else ``e`` on one line."""
     seen = e
     while seen is not None:
         if isinstance(seen, OSError) and seen.strerror:
@@ -71,18 +70,17 @@ def writing(what: str):
 
 
 def is_peer_lost(error: BaseException) -> bool:
-    """Whether ``error`` is a failed cross-process collective or runtime call of a
-    multi-process run (another process died or was stopped): ``EXIT_PEER_LOST``."""
+    """Whether ``error`` is a failed cross-process collective or runtime call of a multi-process
+    run (another process died or was stopped): ``EXIT_PEER_LOST``."""
     import jax
 
     return jax.process_count() > 1 and isinstance(error, jax.errors.JaxRuntimeError)
 
 
 class Stopper:
-    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and exits.
-
-    A watchdog then ends the process after ``stop_timeout_s()`` even if the loop is
-    stuck (a hung file system); a second signal ends it at once."""
+    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and exits. A watchdog
+    then ends the process after ``stop_timeout_s()`` even if the loop is stuck (a hung file
+    system); a second signal ends it at once."""
 
     def __init__(self):
         self.signum: int | None = None

@@ -1,9 +1,9 @@
 """The checkpointable reader of the input pipeline (``training.data`` builds it).
 
-``PairIterator`` reads the batched grain dataset with ``.to_iter_dataset().mp_prefetch``;
-every batch is a pure function of its index, so the iterator state is just the number
-of batches consumed (``get_state``), which restores exactly, also into a pipeline with
-a different number of workers or processes.
+``PairIterator`` reads the batched grain dataset with ``.to_iter_dataset().mp_prefetch``; every
+batch is a pure function of its index, so the iterator state is just the number of batches
+consumed (``get_state``), which restores exactly, also into a pipeline with a different number of
+workers or processes.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ STATE_VERSION = 1
 class PairIterator(Iterator[dict]):
     """Endless iterator of ``{"content", "style"}`` batches, checkpointable.
 
-    Each batch: ``np.uint8 [B, crop, crop, 3]`` arrays (RGB, [0, 255]), ``B`` the
-    per-process batch. ``get_state()`` returns a small JSON-able dict; ``set_state``
-    continues with exactly the batches an uninterrupted iterator would yield (with any
-    ``num_workers``).
+    Each batch: ``np.uint8 [B, crop, crop, 3]`` arrays (RGB, [0, 255]), ``B`` the per-process
+    batch. ``get_state()`` returns a small JSON-able dict; ``set_state`` continues with exactly
+    the batches an uninterrupted iterator would yield (with any ``num_workers``).
 
-    Unreadable files are replaced by the next readable one in the shuffled order, with
-    one ``BadImageWarning`` per file (per process that runs this iterator, whatever
-    ``num_workers``). ``skipped`` counts the samples of the batches yielded so far whose
-    own record was unreadable and replaced (exact, independent of ``num_workers``,
-    restored by ``set_state``); ``bad_files`` holds the distinct bad names seen.
+    Unreadable files are replaced by the next readable one in the shuffled order, with one
+    ``BadImageWarning`` per file (per process that runs this iterator, whatever
+    ``num_workers``). ``skipped`` counts the samples of the batches yielded so far whose own
+    record was unreadable and replaced (exact, independent of ``num_workers``, restored by
+    ``set_state``); ``bad_files`` holds the distinct bad names seen.
     """
 
     def __init__(
@@ -87,17 +86,16 @@ class PairIterator(Iterator[dict]):
                         BadImageWarning,
                         stacklevel=2,
                     )
-            # Plain arrays (workers hand over shared-memory views; those must not outlive
-            # the iterator).
+            # Plain arrays: workers hand over shared-memory views, which must not outlive it.
             return {"content": np.array(batch["content"]), "style": np.array(batch["style"])}
 
     def get_state(self) -> dict:
         """JSON-able state: batches consumed, skip count and the sources' description.
 
-        ``next_batch`` is the same on every process of a multi-host run (all step in
-        lockstep), so process 0's state restores every process (``skipped`` is then
-        process 0's count). With orbax: ``ocp.args.JsonSave(it.get_state())`` /
-        ``ocp.args.JsonRestore()``, then ``it.set_state(restored)``.
+        ``next_batch`` is the same on every process of a multi-host run (all step in lockstep),
+        so process 0's state restores every process (``skipped`` is then process 0's count).
+        With orbax: ``ocp.args.JsonSave(it.get_state())`` / ``ocp.args.JsonRestore()``, then
+        ``it.set_state(restored)``.
         """
         return {
             "version": STATE_VERSION,
@@ -107,7 +105,8 @@ class PairIterator(Iterator[dict]):
         }
 
     def set_state(self, state: dict) -> None:
-        """Continue after the batch recorded in ``state`` (from ``get_state``)."""
+        """Continue after the batch recorded in ``state`` (from ``get_state``); raises
+        ``DataError`` when ``state`` is not one; warns when the sources' description differs."""
         if state.get("version") != STATE_VERSION or "next_batch" not in state:
             raise DataError(f"not a PairIterator state (version {STATE_VERSION}): {state!r}")
         changed = [

@@ -1,9 +1,9 @@
 """One run per workdir: an advisory lock held for the life of the process.
 
-``train.py`` takes an exclusive ``fcntl`` lock on ``<workdir>/.lock`` before it
-touches anything else in the workdir. The kernel releases the lock when the
-process ends in any way (exit, crash, ``kill -9``), so a dead run never leaves
-a stale lock; the pid and host written in the file only serve the message.
+``train.py`` takes an exclusive ``fcntl`` lock on ``<workdir>/.lock`` before it touches anything
+else in the workdir. The kernel releases the lock when the process ends in any way (exit, crash,
+``kill -9``), so a dead run never leaves a stale lock; the pid and host written in the file only
+serve the message.
 """
 
 from __future__ import annotations
@@ -29,12 +29,8 @@ class WorkdirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock without waiting.
-
-        Raises:
-          WorkdirBusyError: naming the holder (pid, host, start time).
-          OSError: the lock file cannot be created.
-        """
+        """Take the lock without waiting; raises ``WorkdirBusyError`` naming the holder (pid, host,
+        start time), ``OSError`` when the lock file cannot be created."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:

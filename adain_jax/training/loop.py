@@ -1,21 +1,18 @@
 """The training run: workdir, resume, the step loop, checkpoints, signals, logging.
 
-``train(cfg)`` is what ``python train.py`` runs (``adain_jax.cli.train`` parses
-the flags into a ``TrainConfig``). Re-running it with the same workdir resumes
-from the latest checkpoint and continues bit-identically to an uninterrupted
-run: the step is deterministic and the data iterator's state is checkpointed
-with the model.
+``train(cfg)`` is what ``python train.py`` runs (``adain_jax.cli.train`` parses the flags into a
+``TrainConfig``). Re-running it with the same workdir resumes from the latest checkpoint and
+continues bit-identically to an uninterrupted run: the step is deterministic and the data
+iterator's state is checkpointed with the model.
 
-The loop never waits for the device between steps: step N+1 is dispatched
-before step N's metrics are read (logged, checked for NaN). A step whose
-state is saved, sampled or evaluated has its metrics read first, so a
-non-finite step is never saved.
+The loop never waits for the device between steps: step N+1 is dispatched before step N's metrics
+are read (logged, checked for NaN). A step whose state is saved, sampled or evaluated has its
+metrics read first, so a non-finite step is never saved.
 
-Faults: one run per workdir (``training.lock``); a failed write (checkpoint,
-metrics, TensorBoard, samples; e.g. a full disk) ends the run at once with one
-line and ``EXIT_IO``, the earlier checkpoints untouched; a checkpoint that does
-not restore is moved aside and the next older one used; after the first
-SIGINT/SIGTERM the process ends within ``stop_timeout_s()`` seconds.
+Faults: one run per workdir (``training.lock``); a failed write (checkpoint, metrics, TensorBoard,
+samples; e.g. a full disk) ends the run at once with one line and ``EXIT_IO``, the earlier
+checkpoints untouched; a checkpoint that does not restore is moved aside and the next older one
+used; after the first SIGINT/SIGTERM the process ends within ``stop_timeout_s()`` seconds.
 """
 
 from __future__ import annotations
@@ -74,10 +71,10 @@ def params_sha256(params: dict) -> str:
 
 
 def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
-    """The run's encoder params and where they came from: ``--vgg``, else the
-    workdir's ``encoder.safetensors`` (resume), else torchvision's VGG-19 (download; the
-    built-in VGG-16 encoder, with one line on stderr, when its server cannot be reached).
-    ``--vgg builtin`` names the built-in encoder."""
+    """The run's encoder params and where they came from: ``--vgg``, else the workdir's
+    ``encoder.safetensors`` (resume), else torchvision's VGG-19 (download; the built-in VGG-16
+    encoder, with one line on stderr, when its server cannot be reached). ``--vgg builtin``
+    names the built-in encoder."""
     workdir_encoder = encoder_path(cfg.workdir)
     if cfg.vgg == pretrained.BUILTIN:
         source = str(pretrained.builtin_file("encoder"))
@@ -91,8 +88,8 @@ def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
 
 
 def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
-    """The fixed sample/eval pairs: first ``num_samples`` images of the sample
-    folders (default: the training folders), at ``crop_size``."""
+    """The fixed sample/eval pairs: first ``num_samples`` images of the sample folders (default:
+    the training folders), at ``crop_size``; ``None`` for TFDS sources without sample folders."""
     c_dir = cfg.sample_content_dir or (None if is_tfds(cfg.content) else cfg.content)
     s_dir = cfg.sample_style_dir or (None if is_tfds(cfg.style) else cfg.style)
     if c_dir is None or s_dir is None:
@@ -146,13 +143,13 @@ class _Run:
 
 
 def train(cfg: TrainConfig, *, locked: bool = False) -> int:
-    """Run (or resume) training; returns the process exit status. ``locked``: the caller
-    already holds the workdir's lock (``adain_jax.cli.train`` takes it before importing
-    JAX); otherwise process 0 takes it here.
+    """Run (or resume) training; returns the process exit status. ``locked``: the caller already
+    holds the workdir's lock (``adain_jax.cli.train`` takes it before importing JAX); otherwise
+    process 0 takes it here.
 
-    Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs,
-    ``WorkdirBusyError`` when another run holds the workdir, ``WriteFailed`` when a
-    file of the run cannot be written (the CLI prints each as one line).
+    Raises ``RunError``/``ValueError``/``OSError`` for bad settings or inputs, ``WorkdirBusyError``
+    when another run holds the workdir, ``WriteFailed`` when a file of the run cannot be written
+    (the CLI prints each as one line).
     """
     lock = not locked and jax.process_index() == 0  # one lock per run: process 0 holds it
     with WorkdirLock(cfg.workdir) if lock else contextlib.nullcontext():
@@ -264,9 +261,9 @@ def _resume_and_loop(run: _Run) -> int:
 def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: int) -> int:
     """Steps ``start + 1 ...`` until --max-steps or a signal; returns the exit status.
 
-    Each iteration dispatches step N, fetches the next batch, then reads step
-    N-1's metrics (the device is busy with N meanwhile). Steps that are saved,
-    sampled or evaluated, and the last one, are read before anything uses their state.
+    Each iteration dispatches step N, fetches the next batch, then reads step N-1's metrics (the
+    device is busy with N meanwhile). Steps that are saved, sampled or evaluated, and the last
+    one, are read before anything uses their state.
     """
     cfg, iterator = run.cfg, run.iterator
     step, last_saved = start, start or None
@@ -277,10 +274,10 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
     batch = run.next_batch(stopper)
     if run.multi_process:  # compile first, then start the collectives together
         run.step_fn.lower(state, run.vgg, batch, run.hparams, cfg.dtype).compile()
-        # Gloo (CPU collectives) gives up when the processes reach their first collective
-        # more than 30 s apart (one compiles while another loads the compilation cache):
-        # meet at a barrier of the distributed runtime's key-value service (orbax's public
-        # wrapper; jax has none), no device collective.
+        # Gloo (CPU collectives) gives up when the processes reach their first collective more
+        # than 30 s apart (one compiles while another loads the compilation cache): meet at a
+        # barrier of the distributed runtime's key-value service (orbax's public wrapper; jax
+        # has none), no device collective.
         ocp.multihost.get_barrier_sync_fn()(
             key=f"adain_jax/first_step/{start}", timeout_ms=3_600_000
         )

@@ -2,20 +2,18 @@
 
 With ``t = AdaIN(f(c), f(s))`` and the decoder output ``g(t)``:
 
-* content loss: mean squared error between ``f(g(t))`` at relu4_1 and ``t``
-  (the AdaIN target, not ``f(c)``), averaged over all elements;
-* style loss: for each tap relu1_1, relu2_1, relu3_1, relu4_1, the mean
-  squared error of the per-channel means plus that of the per-channel stds of
-  ``f(g(t))`` and ``f(s)``, each averaged over batch and channels (the PyTorch
-  port's convention, used with ``style_weight`` 10 and ``content_weight`` 1;
-  the authors' Lua code sums over channels and uses ``style_weight`` 1e-2).
+* content loss: mean squared error between ``f(g(t))`` at relu4_1 and ``t`` (the AdaIN target,
+  not ``f(c)``), averaged over all elements;
+* style loss: for each tap relu1_1, relu2_1, relu3_1, relu4_1, the mean squared error of the
+  per-channel means plus that of the per-channel stds of ``f(g(t))`` and ``f(s)``, each averaged
+  over batch and channels (the PyTorch port's convention, used with ``style_weight`` 10 and
+  ``content_weight`` 1; the authors' Lua code sums over channels and uses ``style_weight`` 1e-2).
 
-Statistics come from ``adain_jax.nn.ops.channel_mean_std``: float32, biased
-(population) variance with ``eps = 1e-5`` added before the square root, as in
-the authors' code. The PyTorch port uses the unbiased variance (divides by
-``H*W - 1``); the difference is below 1% of the std for feature maps of 32x32
-and larger, and it is the only deliberate departure from the port. All losses
-are float32 even when the networks compute in bfloat16.
+Statistics come from ``adain_jax.nn.ops.channel_mean_std``: float32, biased (population) variance
+with ``eps = 1e-5`` added before the square root, as in the authors' code. The PyTorch port uses
+the unbiased variance (divides by ``H*W - 1``); the difference is below 1% of the std for feature
+maps of 32x32 and larger, and it is the only deliberate departure from the port. All losses are
+float32 even when the networks compute in bfloat16.
 """
 
 from __future__ import annotations
@@ -76,8 +74,8 @@ def adain_losses(
     ``train=False``: a BatchNorm decoder uses its running statistics).
 
     Args:
-      encoder_params: frozen encoder params (no gradient flows to them
-        through the targets; differentiate w.r.t. ``decoder_params`` only).
+      encoder_params: frozen encoder params (no gradient flows to them through the targets;
+        differentiate w.r.t. ``decoder_params`` only).
       decoder_params: decoder params (``adain_jax.nn.models.init_decoder``).
       content: RGB float ``[N, H, W, 3]`` in [0, 1]; H and W multiples of 8, at least 16.
       style: RGB float ``[N, Hs, Ws, 3]`` in [0, 1].
@@ -85,8 +83,8 @@ def adain_losses(
       dtype: compute dtype of the convolutions (float32 or bfloat16).
 
     Returns:
-      ``(Losses, output)``: float32 scalars and the decoder output ``g(t)``,
-      float32 ``[N, H, W, 3]`` (unclipped).
+      ``(Losses, output)``: float32 scalars and the decoder output ``g(t)``, float32
+      ``[N, H, W, 3]`` (unclipped).
     """
     return train_losses(
         encoder_params,
@@ -148,11 +146,10 @@ def output_losses(
     *,
     dtype: Dtype = jnp.float32,
 ) -> tuple[Array, Array]:
-    """The paper's content and style losses of a finished stylization, measured
-    with ``encoder_params`` (which need not be the encoder that produced it).
-
-    The content target is ``AdaIN(f(content), f(style))`` under this encoder,
-    so two decoders (each with its own encoder) compare on the same numbers.
+    """The paper's content and style losses of a finished stylization, measured with
+    ``encoder_params`` (which need not be the encoder that produced it). The content target is
+    ``AdaIN(f(content), f(style))`` under this encoder, so two decoders (each with its own
+    encoder) compare on the same numbers.
 
     Args:
       output, content, style: RGB float ``[N, H, W, 3]`` in [0, 1], one pair per row.

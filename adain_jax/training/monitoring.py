@@ -1,9 +1,8 @@
 """What a researcher watches: scalars (TensorBoard + ``metrics.jsonl``) and image grids.
 
-Only process 0 writes (``MetricsWriter(enabled=jax.process_index() == 0)``).
-Every write happens in the calling thread and raises ``OSError`` at once when
-it fails (a full disk): there is no background writer whose death could leave
-the training loop blocked on a full queue.
+Only process 0 writes (``MetricsWriter(enabled=jax.process_index() == 0)``). Every write happens
+in the calling thread and raises ``OSError`` at once when it fails (a full disk): there is no
+background writer whose death could leave the training loop blocked on a full queue.
 """
 
 from __future__ import annotations
@@ -31,9 +30,9 @@ SAMPLES_DIR = "samples"
 def pair_grid(contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], outputs) -> np.ndarray:
     """A contents x styles grid, uint8 ``[(1 + C) * s, (1 + S) * s, 3]``.
 
-    Top row: the styles; left column: the contents; cell ``(i, j)``: the output
-    for content ``i`` and style ``j``. All images float ``[s, s, 3]`` in [0, 1];
-    ``outputs[i * len(styles) + j]`` (or ``outputs[i][j]``).
+    Top row: the styles; left column: the contents; cell ``(i, j)``: the output for content
+    ``i`` and style ``j``, ``outputs[i * len(styles) + j]`` (or ``outputs[i][j]``). All images
+    float ``[s, s, 3]`` in [0, 1].
     """
     size = contents[0].shape[0]
     n_c, n_s = len(contents), len(styles)
@@ -50,8 +49,8 @@ def pair_grid(contents: Sequence[np.ndarray], styles: Sequence[np.ndarray], outp
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The records of a ``metrics.jsonl``; lines that are not JSON objects (cut by
-    ``kill -9``, or damaged bytes) are dropped, with one warning counting them."""
+    """The records of a ``metrics.jsonl``; lines that are not JSON objects (cut by ``kill -9``,
+    or damaged bytes) are dropped, with one warning counting them."""
     records, dropped = [], 0
     for raw in Path(path).read_bytes().splitlines():
         try:
@@ -77,12 +76,9 @@ def truncate_jsonl(path: Path, after_step: int) -> None:
 
 
 class MetricsWriter:
-    """Scalars to ``DIR/metrics.jsonl`` (one JSON object per log step) and TensorBoard
-    event files in ``DIR/tensorboard``; images to TensorBoard.
-
-    ``resume_step``: on resume, records after it (from the interrupted run)
-    are dropped from both, so every step appears once.
-    """
+    """Scalars to ``DIR/metrics.jsonl`` (one JSON object per log step) and TensorBoard event
+    files in ``DIR/tensorboard``; images to TensorBoard. ``resume_step``: on resume, records
+    after it (from the interrupted run) are dropped from both, so every step appears once."""
 
     def __init__(self, workdir: str | os.PathLike, resume_step: int = 0, enabled: bool = True):
         self.enabled = enabled

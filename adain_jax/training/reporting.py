@@ -1,5 +1,5 @@
-"""Reading the dispatched steps' metrics: the NaN guard, scalars, the progress bar,
-plain log lines, and the held-out samples and losses."""
+"""Reading the dispatched steps' metrics: the NaN guard, scalars, the progress bar, plain log
+lines, and the held-out samples and losses."""
 
 from __future__ import annotations
 
@@ -82,10 +82,7 @@ class Reporter:
                 },
             )
         self.bar.set_postfix(
-            content=f"{m['content']:.3f}",
-            style=f"{m['style']:.3f}",
-            total=f"{m['total']:.3f}",
-            refresh=False,
+            {k: f"{m[k]:.3f}" for k in ("content", "style", "total")}, refresh=False
         )
         if self.run.is_main and not self.run.cfg.progress:  # plain lines for batch-job logs
             print(

@@ -1,8 +1,8 @@
 """Where training images come from: a folder or a TFDS data source, read by index.
 
-A reader has ``len()``, ``name(record)`` and ``load(record, draft) -> PIL.Image``;
-``open_source`` picks one. Images are read by ``adain_jax.io.images`` exactly as for
-inference. ``random_resized_crop`` cuts the training window from one image.
+A reader has ``len()``, ``name(record)`` and ``load(record, draft) -> PIL.Image``; ``open_source``
+picks one. Images are read by ``adain_jax.io.images`` exactly as for inference.
+``random_resized_crop`` cuts the training window from one image.
 """
 
 from __future__ import annotations
@@ -54,11 +54,8 @@ def find_image_files(root: str | os.PathLike) -> list[Path]:
 
 
 def target_shape(height: int, width: int, image_size: int, min_size: int) -> tuple[int, int]:
-    """``(H, W)`` an image is resized to before cropping (``images.resized_shape``).
-
-    The shorter side becomes ``image_size`` (0: the original size), but at least
-    ``min_size`` (the crop): smaller images are upscaled.
-    """
+    """``(H, W)`` an image is resized to before cropping (``images.resized_shape``): the shorter
+    side becomes ``image_size`` (0: the original size), but at least ``min_size`` (the crop)."""
     shorter = max(image_size or min(height, width), min_size)
     return images.resized_shape(height, width, shorter)
 
@@ -68,9 +65,9 @@ def random_resized_crop(
 ) -> np.ndarray:
     """A uniformly random ``crop x crop`` window of the image resized to ``target_shape``.
 
-    ``uint8 [crop, crop, 3]`` (``images.to_uint8`` of ``images.resize_rgb``). Only the
-    window is resampled (``resize_rgb`` with a source ``box``), which equals cropping the
-    fully resized image up to +-1 rounding on rare pixels, several times faster.
+    ``uint8 [crop, crop, 3]`` (``images.to_uint8`` of ``images.resize_rgb``). Only the window is
+    resampled (``resize_rgb`` with a source ``box``), which equals cropping the fully resized
+    image up to +-1 rounding on rare pixels, several times faster.
     """
     th, tw = target_shape(image.height, image.width, image_size, crop)
     top = int(rng.integers(0, th - crop + 1))
@@ -91,7 +88,8 @@ def random_resized_crop(
 
 def array_to_image(array: np.ndarray) -> Image.Image:
     """A ``PIL.Image`` (``L``, ``RGB`` or ``RGBA``) from a decoded uint8 ``[H, W]`` or
-    ``[H, W, 1|3|4]`` array (TFDS's ``image`` feature); read like a file's pixels."""
+    ``[H, W, 1|3|4]`` array (TFDS's ``image`` feature); read like a file's pixels. Raises
+    ``ValueError`` for another dtype or shape."""
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -103,11 +101,9 @@ def array_to_image(array: np.ndarray) -> Image.Image:
 
 
 def parse_tfds_spec(spec: str) -> tuple[str, str]:
-    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``.
-
-    NAME may name a config and version with TFDS's slashes (``coco/2017``,
-    ``coco/2017/1.1.0``); the first ``:`` starts the split (e.g. ``train[:90%]``).
-    """
+    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``. NAME may name a
+    config and version with TFDS's slashes (``coco/2017``, ``coco/2017/1.1.0``); the first ``:``
+    starts the split (e.g. ``train[:90%]``). Raises ``DataError`` for an empty NAME."""
     body = spec[len(TFDS_PREFIX) :]
     name, _, split = body.partition(":")
     if not name:

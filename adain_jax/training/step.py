@@ -4,22 +4,19 @@ State is a plain dict (big_vision style)::
 
     {"decoder": Decoder params (float32), "opt": optax Adam moments, "step": int32 []}
 
-The decoder may be any variant (``nn.models.DecoderVariant``; read from the params'
-structure). A BatchNorm decoder's running statistics live in ``state["decoder"]``
-(``nn.models.split_stats``): the forward pass updates them, Adam never sees them.
+The decoder may be any variant (``nn.models.DecoderVariant``; read from the params' structure). A
+BatchNorm decoder's running statistics live in ``state["decoder"]`` (``nn.models.split_stats``):
+the forward pass updates them, Adam never sees them.
 
-The step is compiled for a compute dtype and a mesh only: the learning rate,
-its decay and the loss weights are a small argument of float32 scalars
-(``TrainConfig.hyperparams()``), so changing them never recompiles.
+The step is compiled for a compute dtype and a mesh only: the learning rate, its decay and the
+loss weights are a small argument of float32 scalars (``TrainConfig.hyperparams()``), so changing
+them never recompiles. The frozen VGG encoder params are a separate argument: never in the
+optimizer state, never checkpointed. The step consumes no randomness (all of it lives in the data
+pipeline, seeded and checkpointed with the model), so resuming continues bit-identically.
 
-The frozen VGG encoder params are a separate argument of the step: never in
-the optimizer state, never checkpointed. The step is deterministic (no
-randomness is consumed: all of it lives in the data pipeline, seeded and
-checkpointed with the model), so resuming continues bit-identically.
-
-Sharding: one mesh axis ``data`` over all devices of all processes; the
-batch is split on it (``P('data')``), state and encoder params are
-replicated (``P()``); XLA inserts the gradient all-reduce.
+Sharding: one mesh axis ``data`` over all devices of all processes; the batch is split on it
+(``P('data')``), state and encoder params are replicated (``P()``); XLA inserts the gradient
+all-reduce.
 """
 
 from __future__ import annotations
@@ -57,16 +54,14 @@ def lr_schedule(lr: float, decay: float) -> optax.Schedule:
 
 
 def make_optimizer() -> optax.GradientTransformation:
-    """Adam's update direction (betas 0.9/0.999, eps 1e-8, as torch's default); the
-    step scales it by ``-lr_schedule(lr, lr_decay)(step)``, as ``optax.adam(schedule)`` does."""
+    """Adam's update direction (betas 0.9/0.999, eps 1e-8, as torch's default); the step scales
+    it by ``-lr_schedule(lr, lr_decay)(step)``, as ``optax.adam(schedule)`` does."""
     return optax.scale_by_adam()
 
 
 def make_mesh() -> Mesh:
-    """A 1-D mesh ``("data",)`` over every device of every process.
-
-    Auto axis type: only the step's inputs and outputs are pinned, XLA propagates the rest.
-    """
+    """A 1-D mesh ``("data",)`` over every device of every process; Auto axis type: only the
+    step's inputs and outputs are pinned, XLA propagates the rest."""
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
@@ -98,9 +93,9 @@ def init_state(init: jax.Array | Mapping, mesh: Mesh, variant: DecoderVariant = 
     """The step-0 state, replicated over ``mesh``, built by one jitted function whose
     ``out_shardings`` come from ``abstract_state`` (big_vision's init).
 
-    ``init``: a PRNG key (a random ``variant`` decoder, ``nn.models.init_decoder``,
-    initialised on the devices) or decoder params (host arrays identical on every
-    process, e.g. ``--init-decoder``'s; their own variant).
+    ``init``: a PRNG key (a random ``variant`` decoder, ``nn.models.init_decoder``, initialised
+    on the devices) or decoder params (host arrays identical on every process, e.g.
+    ``--init-decoder``'s; their own variant).
     """
     if isinstance(init, Mapping):
         shardings = replicated(mesh)
@@ -143,21 +138,20 @@ def train_step(state: State, vgg: dict, batch: dict, hp: dict, dtype: str) -> tu
     Args:
       state: ``{"decoder", "opt", "step"}``.
       vgg: the frozen encoder params.
-      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of 8);
-        converted to float32 in [0, 1] here. Multi-process runs add ``"stop"``, bool
-        ``[B]`` (each process fills its rows with "was I signalled?").
+      batch: ``{"content", "style"}`` uint8 ``[B, h, w, 3]`` (h, w multiples of 8); converted
+        to float32 in [0, 1] here. Multi-process runs add ``"stop"``, bool ``[B]`` (each
+        process fills its rows with "was I signalled?").
       hp: ``TrainConfig.hyperparams()`` (float32 scalars).
       dtype: the convolutions' compute dtype, a key of ``DTYPES``.
 
     Returns:
-      ``(new_state, metrics)``; ``metrics``: float32 scalars ``content``, ``style``,
-      ``total`` (the weighted losses of the params *before* the update), ``lr`` (the
-      rate applied in this update), ``grad_norm`` (global L2 norm), and the bool
-      ``finite``: loss, gradients and updated params all finite (a state after a
-      non-finite step must not be saved); with ``batch["stop"]``, ``stop``: its ``any``,
-      so the processes agree on when to stop inside the step's own collectives (a
-      separate small collective program, run concurrently with the step, can deadlock
-      CPU gloo collectives).
+      ``(new_state, metrics)``; ``metrics``: float32 scalars ``content``, ``style``, ``total``
+      (the weighted losses of the params *before* the update), ``lr`` (the rate applied in
+      this update), ``grad_norm`` (global L2 norm), and the bool ``finite``: loss, gradients
+      and updated params all finite (a state after a non-finite step must not be saved); with
+      ``batch["stop"]``, ``stop``: its ``any``, so the processes agree on when to stop inside
+      the step's own collectives (a separate small collective program, run concurrently with
+      the step, can deadlock CPU gloo collectives).
     """
     stop = batch.get("stop")
     content = batch["content"].astype(jnp.float32) / 255.0
@@ -196,10 +190,9 @@ def make_train_step(mesh: Mesh) -> Callable[[State, dict, dict, dict, str], tupl
     """``train_step`` jit-compiled for ``mesh``: ``(state, vgg, batch, hparams, dtype) ->
     (state, metrics)``, ``dtype`` static; the batch sharded on ``data``, the rest replicated.
 
-    ``state`` is donated. The batch is not: no output has its shape and dtype (uint8),
-    so XLA could not reuse its buffer and JAX would only warn at each compilation.
-    Nothing is cached here: a later run in the process with an equal mesh gets JAX's
-    own compiled executable back (``jax.jit`` of the same function and shardings).
+    ``state`` is donated. The batch is not: no output has its shape and dtype (uint8), so XLA
+    could not reuse its buffer and JAX would only warn at each compilation. Nothing is cached
+    here: a later run in the process with an equal mesh gets JAX's own compiled executable back.
     """
     repl = replicated(mesh)
     return jax.jit(
@@ -217,15 +210,15 @@ HEARTBEAT_ENV = "ADAIN_JAX_HEARTBEAT_TIMEOUT"  # seconds until a silent process 
 def maybe_initialize_distributed(requested: bool) -> bool:
     """``jax.distributed.initialize()`` if requested or ``JAX_COORDINATOR_ADDRESS`` is set.
 
-    Must run before any other JAX call (nothing in ``adain_jax`` touches the XLA backend
-    at import time). Returns whether it initialised.
-    On Cloud TPU, SLURM and Open MPI, ``--distributed`` alone lets JAX detect
-    the cluster; elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of
-    process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every host.
-    CPU collectives use gloo unless ``JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise
-    (multi-process CPU runs need one; GPUs and TPUs do not use it). A process that stops
-    answering (killed, its host lost) is declared dead after ``$ADAIN_JAX_HEARTBEAT_TIMEOUT``
-    seconds (default 100, JAX's); the other processes then end with an error.
+    Must run before any other JAX call (nothing in ``adain_jax`` touches the XLA backend at
+    import time). Returns whether it initialised. On Cloud TPU, SLURM and Open MPI,
+    ``--distributed`` alone lets JAX detect the cluster; elsewhere set
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID`` on every host. CPU collectives use gloo unless
+    ``JAX_CPU_COLLECTIVES_IMPLEMENTATION`` says otherwise (multi-process CPU runs need one; GPUs
+    and TPUs do not use it). A process that stops answering (killed, its host lost) is declared
+    dead after ``$ADAIN_JAX_HEARTBEAT_TIMEOUT`` seconds (default 100, JAX's); the other
+    processes then end with an error.
     """
     if not requested and not os.environ.get(COORDINATOR_ENV):
         return False
