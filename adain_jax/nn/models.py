@@ -9,13 +9,12 @@ place a decoder is built (``init_decoder``, ``decoder_shapes``, ``adain_jax.nn.f
 Decoder variants of the paper's section 7.2 (``DecoderVariant``): ``fusion`` ``adain`` (the
 paper's model) or ``concat`` (Enc-Concat-Dec: content and style relu4_1 concatenated, 1024 channels
 in); ``norm`` ``none`` (the paper's), ``batch`` or ``instance`` (a norm layer with learned
-scale/offset after each conv but the last). The variant travels WITH the params: it is read from
-the decoder tree's structure (``decoder_variant``: conv4_1's input channels, the ``norm_*`` layers
-and whether they hold running statistics), static under ``jax.jit``, so no flag or metadata has to
-follow the params around. A decoder params tree is one dict ``{layer: {leaf: array}}``: convs
-``{"kernel", "bias"}``, norm layers ``norm_<conv>`` ``{"scale", "bias"}`` plus, for BatchNorm, the
-running ``{"mean", "var"}`` (Flax's ``batch_stats`` collection, merged in by layer;
-``decoder_variables`` splits it back for ``Module.apply``).
+scale/offset after each conv but the last). The variant travels WITH the params: ``decoder_variant``
+reads it from the tree's structure, static under ``jax.jit`` (docs/experiments.md). A decoder
+params tree is one dict ``{layer: {leaf: array}}``: convs ``{"kernel", "bias"}``, norm layers
+``norm_<conv>`` ``{"scale", "bias"}`` plus, for BatchNorm, the running ``{"mean", "var"}`` (Flax's
+``batch_stats`` collection, merged in by layer; ``decoder_variables`` splits it back for
+``Module.apply``).
 """
 
 from __future__ import annotations
@@ -86,9 +85,7 @@ DECODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
 from adain_jax.nn.names import (  # noqa: E402 - re-exported: the sizes need no JAX
     DOWNSAMPLE,
     FEATURE_CHANNELS,
-    FUSIONS,  # noqa: F401
     MIN_IMAGE_SIZE,  # noqa: F401
-    NORMS,  # noqa: F401
     PAPER,
     DecoderVariant,
 )
