@@ -6,13 +6,12 @@ losses all run the networks through these two; padded batches pass ``sizes``, no
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import conv, ops
+from adain_jax.nn.layers import Dtype
 from adain_jax.nn.models import (
     DOWNSAMPLE,
     MIN_IMAGE_SIZE,
@@ -26,8 +25,6 @@ from adain_jax.nn.models import (
     split_stats,
 )
 from adain_jax.nn.names import ceil_div
-
-Dtype = Any
 
 
 def encode(

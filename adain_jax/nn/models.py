@@ -19,7 +19,7 @@ params tree is one dict ``{layer: {leaf: array}}``: convs ``{"kernel", "bias"}``
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,7 @@ from jax import Array
 
 from adain_jax.nn import conv, ops
 from adain_jax.nn.layers import (
+    Dtype,
     ReflectConv,
     max_pool_ceil,
     pooled_sizes,
@@ -35,7 +36,6 @@ from adain_jax.nn.layers import (
     valid_cells,
 )
 
-Dtype = Any
 # Compute dtypes by name (flags, configs): convolutions run in it, statistics in float32.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
