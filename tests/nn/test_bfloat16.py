@@ -19,12 +19,6 @@ import adain_jax
 from tests.conftest import random_images
 
 
-@pytest.fixture(scope="module")
-def port_params(port_weight_files):
-    vgg_path, dec_path = port_weight_files
-    return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
-
-
 def _decoded(params, content, style, dtype):
     feat = adain_jax.adain(
         adain_jax.encode(params, content, dtype=dtype).relu4_1,
