@@ -9,13 +9,11 @@ ONE loss encoder:
 * ``lpips_content``: LPIPS (VGG) of the output to the content, with the ``quality`` extra
   (``adain_jax.experiments.perceptual``); absent without it;
 
-each a mean over pairs with its ``_std``. Methods: trained runs or weight folders (any decoder
-variant), the optimization baseline after each step count (one trajectory per pair, kept at every
-count), the reference rows ``content image`` and ``style image`` (the style resized to the
-content's size, bilinear, to be measured against it), and peers (``peers``: Magenta's arbitrary
-network through onnxruntime; their ``notes`` say how). Times per image exclude compilation
-(reported apart, ``compile_seconds``): AdaIN methods ``seconds`` (with the style's encoding) and
-``seconds_without_style_encoding`` (style relu4_1 given).
+each a mean over pairs with its ``_std``. Methods (docs/experiments.md): trained runs or weight
+folders of any decoder variant (``adain_method``), the optimization baseline after each step count
+(``optimization_methods``), the reference rows ``content image`` and ``style image`` (the style
+resized bilinearly to the content's size) and ``peers`` (their ``notes`` say how they ran). Times
+per image exclude compilation (``compile_seconds``, apart).
 """
 
 from __future__ import annotations
@@ -80,8 +78,9 @@ Method = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, float]]]
 
 
 def adain_method(params: dict) -> Method:
-    """A feed-forward method: ``(content, style) -> (output, times)`` (compile excluded: each new
-    shape is run once untimed first)."""
+    """A feed-forward method: ``(content, style) -> (output, times)``: ``seconds`` (with the style's
+    encoding), ``seconds_without_style_encoding`` (style relu4_1 given) and ``compile_seconds``
+    (each new shape is run once untimed first)."""
     seen: set = set()
 
     def run(content: np.ndarray, style: np.ndarray):
