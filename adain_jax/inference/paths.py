@@ -1,10 +1,5 @@
-"""Which files a job reads and writes: ``--content``, ``--style``, ``--output`` -> ``Pair``s.
-
-One content file and one style set give one pair; a directory of contents
-(recursive) and/or of styles gives every content x every style, named
-``<content>_stylized_<style>.png`` (the authors' naming) and keeping the
-contents' sub-directories.
-"""
+"""Which files a job reads and writes: ``--content``, ``--style``, ``--output`` -> ``Pair``s
+(the rules: ``plan_pairs``)."""
 
 from __future__ import annotations
 
@@ -33,16 +28,14 @@ class Pair:
 def output_name(
     content: Path, styles: Sequence[Path], ext: str, weights: Sequence[float] | None = None
 ) -> str:
-    """``<content>_stylized_<style>[_<style2>...][_w<w1>-<w2>...]<ext>`` (the authors'
-    naming; the style weights, as given, when a mix has them, so runs with other weights
-    do not collide)."""
+    """``<content>_stylized_<style>[_<style2>...][_w<w1>-<w2>...]<ext>`` (the authors' naming; the
+    style weights, as given, when a mix has them, so runs with other weights do not collide)."""
     mix = f"_w{'-'.join(format(w, 'g') for w in weights)}" if weights else ""
     return f"{content.stem}_stylized_{'_'.join(s.stem for s in styles)}{mix}{ext}"
 
 
 def output_ext(content: Path, image_ext: str = DEFAULT_EXT) -> str:
-    """Default output extension: ``image_ext`` for images, the content's container for
-    videos."""
+    """Default output extension: ``image_ext`` for images, the content's container for videos."""
     if video.is_video(content):
         suffix = content.suffix.lower()
         return suffix if suffix in video.OUTPUT_CODECS else ".mp4"
@@ -50,8 +43,8 @@ def output_ext(content: Path, image_ext: str = DEFAULT_EXT) -> str:
 
 
 def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
-    """``--style``: a file (one style), a directory (each image one style) or a comma list
-    (one style set of K styles)."""
+    """``--style``: a file (one style), a directory (each image one style) or a comma list (one
+    style set of K styles)."""
     path = Path(style)
     if path.is_dir():
         return [(p,) for p in image_io.find_images(path)]
@@ -80,18 +73,16 @@ def plan_pairs(
 ) -> list[Pair]:
     """Every (content, style set) pair and its output path.
 
-    One content file and one style set: ``output`` is the output file, or a
-    directory (existing, or ending in ``/``) for the default name
-    ``<content>_stylized_<style>.png`` (the content's container for videos).
-    A directory of contents (recursive) and/or of styles: every pair into the
-    directory ``output`` (default: the current one), keeping the contents'
-    sub-directories; files under ``output`` are never contents or styles (the
-    outputs of an earlier run). Planning is linear in the number of outputs
-    plus inputs; ``log`` gets one line before checking a job of ``BIG_JOB`` or
-    more outputs. ``weights``: the style weights, named in default output names; ``ext``:
-    the extension of default-named image outputs (``.png``, ``.jpg``). Raises
-    ``ImageError`` (missing inputs, an output that is an input) or ``UsageError`` (an
-    ``--output`` that cannot be).
+    One content file and one style set: ``output`` is the output file, or a directory (existing,
+    or ending in ``/``) for the default name ``<content>_stylized_<style>.png`` (the authors'
+    naming; the content's container for videos). A directory of contents (recursive) and/or of
+    styles: every content x every style into the directory ``output`` (default: the current one),
+    keeping the contents' sub-directories; files under ``output`` are never contents or styles
+    (the outputs of an earlier run). Planning is linear in the number of outputs plus inputs;
+    ``log`` gets one line before checking a job of ``BIG_JOB`` or more outputs. ``weights``: the
+    style weights, named in default output names; ``ext``: the extension of default-named image
+    outputs (``.png``, ``.jpg``). Raises ``ImageError`` (missing inputs, an output that is an
+    input) or ``UsageError`` (an ``--output`` that cannot be).
     """
     content_path = Path(content)
     if not content_path.exists():
@@ -137,11 +128,7 @@ def plan_pairs(
             else:
                 target = out_dir / sub / output_name(c, styles, output_ext(c, ext), weights)
             pairs.append(Pair(c, styles, target))
-    _check_outputs(pairs, image_io.Protected([*contents, *(s for st in style_sets for s in st)]))
-    return pairs
-
-
-def _check_outputs(pairs: Sequence[Pair], inputs: image_io.Protected) -> None:
+    inputs = image_io.Protected([*contents, *(s for st in style_sets for s in st)])
     for pair in pairs:
         if video.is_video(pair.content):
             if pair.output.suffix.lower() not in video.OUTPUT_CODECS:
@@ -153,3 +140,4 @@ def _check_outputs(pairs: Sequence[Pair], inputs: image_io.Protected) -> None:
                 )
         else:
             image_io.check_output_path(pair.output, inputs)
+    return pairs

@@ -1,15 +1,14 @@
 """Planning: every mode decision of a job, made once, before any image is read.
 
-``make_plan(opts, pairs, labels)`` turns ``JobOptions`` and the job's
-``Pair``s into a ``Plan``. Each rule of ``infer.py`` lives in one function here:
+``make_plan(opts, pairs, labels)`` turns ``JobOptions`` and the job's ``Pair``s into a ``Plan``.
+Each rule of ``infer.py`` lives in one function here:
 
 - ``resolve_weights``: a mask overrides the style weights;
-- ``shares_style_stats``: colour preservation makes the style depend on the content
-  (so style statistics are per content, and such contents are not batched);
-- ``Plan.backend_for``: which back-end stylizes a content of a given size
-  (tiled / exact / padded bucket); ``Plan.batch_key``: which contents batch together;
-  ``Plan.batches_frames``: whether video frames run as batches;
-- ``Plan.per_call``: the memory bound of one compiled call;
+- ``Plan.shared_stats``: colour preservation makes the style depend on the content (so style
+  statistics are per content, and such contents are not batched);
+- ``Plan.backend_for``: which back-end stylizes a content of a given size (tiled / exact / padded
+  bucket); ``Plan.batch_key``: which contents batch together; ``Plan.batches_frames``: whether
+  video frames run as batches; ``Plan.per_call``: the memory bound of one compiled call;
 - ``split_existing``: which outputs are skipped (exist, no ``overwrite``).
 """
 
@@ -75,9 +74,9 @@ class JobOptions:
 class Backend(enum.Enum):
     """How a content (or a batch of same-size contents) goes through the network.
 
-    ``EXACT`` is not ``PADDED`` with full sizes: the masked statistics and border fills
-    that ``sizes`` brings change the output in the last float bits (measured: 7e-7, some
-    8-bit pixels flip) and cost ~15% more encoder time on the CPU.
+    ``EXACT`` is not ``PADDED`` with full sizes: the masked statistics and border fills that
+    ``sizes`` brings change the output in the last float bits (measured: 7e-7, some 8-bit pixels
+    flip) and cost ~15% more encoder time on the CPU.
     """
 
     TILED = "tiled"  # larger than max_tile: overlapping windows, whole-image statistics
@@ -90,12 +89,6 @@ def resolve_weights(
 ) -> tuple[float, ...] | None:
     """The weights the network gets: none when a mask routes the styles (it picks one)."""
     return None if labels is not None else style_weights
-
-
-def shares_style_stats(preserve_color: str | None) -> bool:
-    """Whether one style set's statistics serve every content: not with colour
-    preservation, which recolours the style (or greys it) for each content."""
-    return preserve_color is None
 
 
 def split_existing(pairs: Sequence[Pair], overwrite: bool) -> tuple[list[Pair], list[Path]]:
@@ -143,7 +136,9 @@ class Plan:
 
     @property
     def shared_stats(self) -> bool:
-        return shares_style_stats(self.color)
+        """Whether one style set's statistics serve every content: not with colour preservation,
+        which recolours the style (or greys it) for each content."""
+        return self.color is None
 
     def backend_for(self, height: int, width: int) -> Backend:
         """THE choice of back-end for one ``height x width`` content."""
@@ -154,30 +149,28 @@ class Plan:
         return Backend.PADDED
 
     def batch_key(self, height: int, width: int) -> tuple[int, int] | None:
-        """The bucket shape under which a content batches with other contents, or ``None``
-        if it runs alone (tiled, exact, or its styles depend on it)."""
+        """The bucket shape under which a content batches with other contents, or ``None`` if it
+        runs alone (tiled, exact, or its styles depend on it)."""
         if not self.shared_stats or self.backend_for(height, width) is not Backend.PADDED:
             return None
         return (round_up(height, self.bucket), round_up(width, self.bucket))
 
     def batches_frames(self, height: int, width: int) -> bool:
-        """Whether video frames (all ``height x width``) run as unpadded batches
-        (``Backend.EXACT``, ``video_batch`` frames a call); otherwise frame by frame,
-        each as an image (``backend_for``)."""
+        """Whether video frames (all ``height x width``) run as unpadded batches (``Backend.EXACT``,
+        ``video_batch`` frames a call); otherwise frame by frame, each as an image
+        (``backend_for``)."""
         return self.shared_stats and self.backend_for(height, width) is not Backend.TILED
 
     def per_call(self, height: int, width: int) -> int:
-        """How many ``height x width`` images one call may take: at most ``max_tile**2``
-        pixels in all (the memory one tile may use), at least one."""
+        """How many ``height x width`` images one call may take: at most ``max_tile**2`` pixels in
+        all (the memory one tile may use), at least one."""
         return max(1, self.max_tile**2 // (height * width))
 
 
 def make_plan(opts: JobOptions, pairs: Sequence[Pair], labels: np.ndarray | None = None) -> Plan:
-    """Decide the job: which pairs run, and every mode (see the module doc).
-
-    ``labels``: the mask's region labels (``run.load_mask``), when ``opts.mask``.
-    Every job, one pair or many, skips outputs that exist unless ``opts.overwrite``.
-    """
+    """Decide the job: which pairs run, and every mode (see the module doc). ``labels``: the mask's
+    region labels (``run.load_mask``), when ``opts.mask``. Every job, one pair or many, skips
+    outputs that exist unless ``opts.overwrite``."""
     todo, skipped = split_existing(pairs, opts.overwrite)
     dtype = jnp.dtype(opts.dtype)
     return Plan(

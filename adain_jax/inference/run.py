@@ -1,17 +1,16 @@
 """Running a planned job: read -> batch -> stylize -> write.
 
-- read: ``load_mask``, ``Styles`` (each style image read once; its statistics
-  encoded once when the plan shares them), contents via ``io.images``/``io.video``;
-- batch: ``Batches`` groups contents under ``Plan.batch_key`` and flushes a
-  group once it holds ``batch_size`` contents;
+- read: ``load_mask``, ``Styles`` (each style image read once; its statistics encoded once when
+  the plan shares them), contents via ``io.images``/``io.video``;
+- batch: ``Batches`` groups contents under ``Plan.batch_key`` and flushes a group once it holds
+  ``batch_size`` contents;
 - stylize: ``Stylizer`` applies colour preservation and the plan's back-end
   (``adain_jax.inference.backend``); a video with ``--temporal`` goes through one
   ``inference.temporal.TemporalStream`` per clip (the state between its batches);
-- write: ``Writer`` saves atomically, prints ``wrote PATH`` / one-line errors
-  and counts the ``Summary``.
+- write: ``Writer`` saves atomically, prints ``wrote PATH`` / one-line errors and counts the
+  ``Summary``.
 
-A content or style that cannot be read is reported and its pairs skipped;
-the rest still run.
+A content or style that cannot be read is reported and its pairs skipped; the rest still run.
 """
 
 from __future__ import annotations
@@ -56,11 +55,11 @@ MASK_MAX_PIXELS = 1 << 24  # 16.8 MP: a mask places styles on a grid 1/8 of the 
 def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
     """Region labels ``[H, W]`` int32 from a mask image of any size and mode.
 
-    Two styles: white (the brightest colour) -> style 1, black -> style 2 (the
-    authors' rule). K styles: K distinct colours, brightest first (see
-    ``controls.labels_from_mask_image``). The mask is read by ``io.images.open_image``
-    (the same formats and bounds as images) and may have at most ``MASK_MAX_PIXELS``
-    pixels (or the image limit, if lower). Raises ``ImageError`` naming the file.
+    Two styles: white (the brightest colour) -> style 1, black -> style 2 (the authors' rule). K
+    styles: K distinct colours, brightest first (``controls.labels_from_mask_image``). The mask is
+    read by ``io.images.open_image`` (the same formats and bounds as images) and may have at most
+    ``MASK_MAX_PIXELS`` pixels (or the image limit, if lower). Raises ``ImageError`` naming the
+    file.
     """
     path = Path(path)
     if not path.is_file():
@@ -100,17 +99,16 @@ class Styles:
 
     def stats(self, styles: tuple[Path, ...]) -> StyleStats:
         if styles not in self._stats:
-            images = self.images(styles)
             self._stats[styles] = backend.encode_styles(
-                self.params, images, self.plan.dtype, self.plan.bucket
+                self.params, self.images(styles), self.plan.dtype, self.plan.bucket
             )
         return self._stats[styles]
 
 
 # -------------------------------------------------------------------------------- stylize
 def stylize_one(params: dict, content: np.ndarray, stats: StyleStats, plan: Plan) -> np.ndarray:
-    """One content ``[H, W, 3]`` (what the network sees) through the back-end the plan picks
-    for its size (``Plan.backend_for``): THE dispatch of ``infer.py`` and the demo."""
+    """One content ``[H, W, 3]`` (what the network sees) through the back-end the plan picks for
+    its size (``Plan.backend_for``): THE dispatch of ``infer.py`` and the demo."""
     kind = plan.backend_for(*content.shape[:2])
     if kind is Backend.TILED:
         return backend.stylize_tiled_one(params, content, stats, plan)
@@ -124,8 +122,8 @@ class Stylizer:
 
     def __init__(self, params: dict, plan: Plan, styles: Styles):
         self.params, self.plan, self.styles = params, plan, styles
-        # The concat variant (Enc-Concat-Dec) needs the style's feature map, not its
-        # statistics: each content goes whole through ``stylize`` with its one style.
+        # The concat variant (Enc-Concat-Dec) needs the style's feature map, not its statistics:
+        # each content goes whole through ``stylize`` with its one style.
         self.concat = decoder_variant(params["decoder"]).fusion == "concat"
 
     def _concat(self, content: np.ndarray, styles: tuple[Path, ...]) -> np.ndarray:
@@ -236,8 +234,8 @@ def run_job(
 ) -> Summary:
     """Stylize every pair of ``plan.todo``; never raises for a bad content or style file.
 
-    ``inputs``: files that must never be overwritten. ``log``: where one-line
-    messages go (default: "wrote ..." to stdout, errors to stderr, through tqdm).
+    ``inputs``: files that must never be overwritten. ``log``: where one-line messages go
+    (default: "wrote ..." to stdout, errors to stderr, through tqdm).
     """
     styles = Styles(params, plan)
     stylizer = Stylizer(params, plan, styles)

@@ -1,17 +1,15 @@
 """``--temporal``: video without flicker, streaming (the state between batches lives here).
 
 ``parse_temporal`` (``temporal_options``) reads the flag into ``TemporalOptions``;
-``TemporalStream`` is the
-frame function ``io.video.transform_video`` calls batch after batch for one clip: it
-stylizes a batch (with smoothed content statistics when asked,
-``backend.stylize_exact_smoothed``, batched over the local devices as every video), then
-blends the previous output frame, warped by the optical flow, into each frame (when
-asked). In memory: one batch, the smoothed statistics of the last frame, the last output
-frame and the last content frame (grey). The maths is in ``adain_jax.controls.temporal``.
+``TemporalStream`` is the frame function ``io.video.transform_video`` calls batch after batch for
+one clip: it stylizes a batch (with smoothed content statistics when asked,
+``backend.stylize_exact_smoothed``, batched over the local devices as every video), then blends the
+previous output frame, warped by the optical flow, into each frame (when asked). In memory: one
+batch, the smoothed statistics of the last frame, the last output frame and the last content frame
+(grey). The maths is in ``adain_jax.controls.temporal``.
 
-Optical flow: OpenCV's DIS flow (``pip install opencv-python-headless``, the ``flow``
-extra), forward and backward on the content frames, with a consistency check for the
-occlusions.
+Optical flow: OpenCV's DIS flow (``pip install opencv-python-headless``, the ``flow`` extra),
+forward and backward on the content frames, with a consistency check for the occlusions.
 """
 
 from __future__ import annotations
@@ -24,8 +22,6 @@ from adain_jax.controls import temporal
 from adain_jax.controls.stats import StyleStats
 from adain_jax.inference import backend
 from adain_jax.inference.temporal_options import (  # noqa: F401 - re-exported
-    CHOICES,
-    DEFAULT_BLEND,
     DEFAULT_DECAY,
     DEFAULT_MODE,
     FLAG,
@@ -63,9 +59,9 @@ class Flow:
         self._interp = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}[interpolation]
 
     def warp(self, previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """``previous`` (float ``[H, W, 3]``) sampled at ``x + flow`` (``cv2.remap``, bicubic
-        by default: repeated warps of the blended output blur less than bilinear ones;
-        borders replicated), float32 ``[H, W, 3]``."""
+        """``previous`` (float ``[H, W, 3]``) sampled at ``x + flow`` (``cv2.remap``, bicubic by
+        default: repeated warps of the blended output blur less than bilinear ones; borders
+        replicated), float32 ``[H, W, 3]``."""
         h, w = flow.shape[:2]
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         mx, my = xs + flow[..., 0], ys + flow[..., 1]
@@ -88,16 +84,16 @@ class Flow:
 
 
 class TemporalStream:
-    """The frame function of one clip: float ``[B, H, W, 3]`` in [0, 1] -> same, called
-    with the clip's batches in order (``io.video.transform_video``).
+    """The frame function of one clip: float ``[B, H, W, 3]`` in [0, 1] -> same, called with the
+    clip's batches in order (``io.video.transform_video``).
 
     Args:
       params: ``{"encoder", "decoder"}``.
       stats: the clip's style statistics (``backend.encode_styles``).
       plan: the job's ``Plan`` (alpha, weights, mask, dtype, per-call bound).
       options: ``TemporalOptions``.
-      plain: the per-frame stylization to use without ``stats`` smoothing
-        (``run.Stylizer.frames`` for this clip's styles).
+      plain: the per-frame stylization to use without ``stats`` smoothing (``run.Stylizer.frames``
+        for this clip's styles).
     """
 
     def __init__(

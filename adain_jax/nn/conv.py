@@ -1,25 +1,17 @@
 """Reflection-padded stride-1 convolution, the one convolution AdaIN uses.
 
-Every convolution of the encoder and the decoder goes through
-``reflect_conv``. Which formulation runs is its static ``impl`` argument
-(``one of ``IMPLEMENTATIONS``; the Flax layers carry it as their ``conv_impl`` field, so
-the jit cache sees it):
+Every convolution goes through ``reflect_conv``; its static ``impl`` (one of ``IMPLEMENTATIONS``;
+the Flax layers' ``conv_impl`` field, so the jit cache sees it) picks the formulation:
 
-- ``"direct"`` (the default, what the product runs):
-  ``lax.conv_general_dilated``. On the CPU backend the reflection-padded
-  input is convolved with ``SAME`` zero padding and the one-pixel border of
-  the result is cropped: XLA:CPU runs a ``SAME`` convolution 2-4x faster than
-  the equivalent ``VALID`` one (measured, see docs/README "Speed"); the
-  cropped border is the only place the zeros reach, so the result is the
-  same convolution, bit for bit (a few % more FLOPs). Its gradient is a
-  custom VJP (input gradient: a ``SAME`` convolution; kernel gradient: a
-  loop of cache-sized matmuls over bands of rows), 2-4x faster than
-  autodiff's here. Reverse mode only: use ``"valid"`` for
-  ``jax.jvp``/``jacfwd``. On other backends (GPU, TPU) ``"direct"`` is the
-  plain ``VALID`` convolution of the padded input, differentiated by JAX.
-- ``"valid"``: the textbook form, ``VALID`` convolution of the padded input,
-  differentiated by JAX on every backend (slow on XLA:CPU; the reference in
-  tests; supports forward mode).
+- ``"direct"`` (the default): on XLA:CPU the reflection-padded input is convolved with ``SAME``
+  zero padding and the one-pixel border cropped: 2-4x faster than ``VALID`` there for a few % more
+  FLOPs (docs/speed.md); the zeros only reach the cropped border, so it is the same convolution
+  bit for bit. Its custom VJP (input gradient: a ``SAME`` convolution; kernel gradient:
+  cache-sized matmuls over bands of rows) is 2-4x faster than autodiff's; reverse mode only (use
+  ``"valid"`` for ``jax.jvp``/``jacfwd``). On GPU/TPU: the plain ``VALID`` convolution,
+  differentiated by JAX.
+- ``"valid"``: the textbook ``VALID`` convolution of the padded input, differentiated by JAX on
+  every backend (slow on XLA:CPU; the tests' reference; supports forward mode).
 
 1x1 convolutions always run the plain ``VALID`` convolution.
 """
@@ -41,9 +33,8 @@ DEFAULT_IMPL = "direct"
 def reflect_pad(x: Array, pad: int) -> Array:
     """Reflection-pad the two spatial axes of ``[..., H, W, C]`` by ``pad`` on each side.
 
-    Symbolic sizes (exports) take a gather: ``jnp.pad`` can only reflect a symbolic axis
-    that its constraints prove longer than ``pad``, and a converter's dynamic dimensions
-    carry no constraints.
+    Symbolic sizes (exports) take a gather: ``jnp.pad`` can only reflect a symbolic axis that its
+    constraints prove longer than ``pad``, and a converter's dynamic dimensions carry none.
     """
     if all(isinstance(d, int) for d in x.shape[-3:-1]):
         widths = [(0, 0)] * (x.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
@@ -64,8 +55,8 @@ def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: str = DEFAULT_IM
       x: ``[N, H, W, Cin]``; H and W must exceed ``k // 2`` for reflection.
       kernel: ``[k, k, Cin, Cout]`` (HWIO), k = 1 or 3.
       bias: ``[Cout]``.
-      impl: ``"direct"`` or ``"valid"`` (see the module docstring); static. Both agree
-        to float rounding (bit for bit in float32 on the CPU).
+      impl: ``"direct"`` or ``"valid"`` (module docstring); static. Both agree to float rounding
+        (bit for bit in float32 on the CPU).
 
     Returns:
       ``[N, H, W, Cout]`` in the dtype of ``x``.
@@ -75,7 +66,14 @@ def reflect_conv(x: Array, kernel: Array, bias: Array, *, impl: str = DEFAULT_IM
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown convolution {impl!r}; choose from {IMPLEMENTATIONS}")
-    return _direct(x, kernel, same_trick=impl == "direct") + bias
+    k = kernel.shape[0]
+    if k == 1:
+        y = _conv(x, kernel, "VALID")
+    elif impl == "direct" and jax.default_backend() == "cpu":
+        y = _reflect_conv_same(x, kernel)
+    else:
+        y = _conv(reflect_pad(x, k // 2), kernel, "VALID")
+    return y + bias
 
 
 def _conv(x: Array, kernel: Array, padding: str) -> Array:
@@ -84,19 +82,8 @@ def _conv(x: Array, kernel: Array, padding: str) -> Array:
     )
 
 
-def _direct(x: Array, kernel: Array, same_trick: bool) -> Array:
-    k = kernel.shape[0]
-    if k == 1:
-        return _conv(x, kernel, "VALID")
-    if same_trick and jax.default_backend() == "cpu":
-        return _reflect_conv_same(x, kernel)
-    return _conv(reflect_pad(x, k // 2), kernel, "VALID")
-
-
 def _reflect_conv_same_impl(x: Array, kernel: Array) -> Array:
-    # XLA:CPU's SAME convolution is its fast path; the zeros it pads with
-    # only reach the border that is cropped, so this is the VALID convolution
-    # of the reflection-padded input.
+    # XLA:CPU's fast SAME path; its zeros only reach the cropped border (module docstring).
     p = kernel.shape[0] // 2
     return _conv(reflect_pad(x, p), kernel, "SAME")[:, p:-p, p:-p, :]
 
@@ -111,14 +98,14 @@ def _reflect_conv_same_fwd(x: Array, kernel: Array) -> tuple[Array, tuple[Array,
 
 
 def _reflect_conv_same_bwd(res: tuple[Array, Array], dy: Array) -> tuple[Array, Array]:
-    # Autodiff's transposed convolutions miss XLA:CPU's fast path (the kernel
-    # gradient ran 4-5x slower than the forward); these formulations hit it.
+    # Autodiff's transposed convolutions miss XLA:CPU's fast path (the kernel gradient ran 4-5x
+    # slower than the forward); these formulations hit it.
     x, kernel = res
     k = kernel.shape[0]
     p = k // 2
-    # Input gradient: the padded input's gradient is the SAME correlation of
-    # the zero-padded output gradient with the flipped, in/out-swapped
-    # kernel; the reflection pad's transpose folds the border back in.
+    # Input gradient: the padded input's gradient is the SAME correlation of the zero-padded
+    # output gradient with the flipped, in/out-swapped kernel; the reflection pad's transpose
+    # folds the border back in.
     dy_pad = jnp.pad(dy, ((0, 0), (p, p), (p, p), (0, 0)))
     dxp = _conv(dy_pad, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), "SAME")
     _, pad_vjp = jax.vjp(lambda a: reflect_pad(a, p), x)
@@ -126,20 +113,19 @@ def _reflect_conv_same_bwd(res: tuple[Array, Array], dy: Array) -> tuple[Array, 
     return dx, _kernel_grad(reflect_pad(x, p), dy, k).astype(kernel.dtype)
 
 
-# Rows of all images per step of the kernel-gradient loop: about this many
-# pixels, so that one step's operands stay in the CPU's L2 cache.
+# Rows of all images per step of the kernel-gradient loop: about this many pixels, so that one
+# step's operands stay in the CPU's L2 cache.
 KERNEL_GRAD_BAND_PIXELS = 2048
 
 
 def _kernel_grad(xp: Array, dy: Array, k: int) -> Array:
     """``dk[i, j] = sum_{n,y,x} xp[n, y+i, x+j]^T dy[n, y, x]``, float32 ``[k, k, Cin, Cout]``.
 
-    A loop over bands of ``r`` output rows (all images at once, so a batch
-    sharded over devices stays sharded): the band's ``k*k`` shifted copies
-    side by side on the channel axis, one ``[k*k*Cin, N*r*W] @ [N*r*W, Cout]``
-    matmul, accumulated. Each band's copies and operands fit in cache; the
-    whole-tensor form (one matmul per tap over shifted full-size copies) was
-    memory bound, 10-40% slower per layer on the 2-core CPU measured.
+    A loop over bands of ``r`` output rows (all images at once, so a batch sharded over devices
+    stays sharded): the band's ``k*k`` shifted copies side by side on the channel axis, one
+    ``[k*k*Cin, N*r*W] @ [N*r*W, Cout]`` matmul, accumulated. Each band's copies and operands fit
+    in cache; the whole-tensor form (one matmul per tap over shifted full-size copies) was memory
+    bound, 10-40% slower per layer on the 2-core CPU measured.
     """
     n, h, w, cout = dy.shape
     cin = xp.shape[-1]

@@ -1,19 +1,17 @@
 """THE forward pass: ``encode`` and ``decode``, used by every caller of the networks.
 
-Stylization (``adain_jax.controls``), tiling, padded size buckets,
-evaluation and the training losses all run the networks through these two
-functions; padded batches pass ``sizes`` instead of taking another path.
+Stylization (``adain_jax.controls``), tiling, padded size buckets, evaluation and the training
+losses all run the networks through these two; padded batches pass ``sizes``, not another path.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import conv, ops
+from adain_jax.nn.layers import Dtype
 from adain_jax.nn.models import (
     DOWNSAMPLE,
     MIN_IMAGE_SIZE,
@@ -27,8 +25,6 @@ from adain_jax.nn.models import (
     split_stats,
 )
 from adain_jax.nn.names import ceil_div
-
-Dtype = Any
 
 
 def encode(
@@ -45,19 +41,16 @@ def encode(
       params: ``{"encoder": ..., ...}``; its structure names the architecture (VGG-19 or
         VGG-16: ``adain_jax.nn.models.encoder_arch``).
       images: float ``[N, H, W, 3]`` in [0, 1].
-      dtype: compute dtype of the convolutions (float32 or bfloat16); the
-        taps come back in it.
-      sizes: optional int ``[N, 2]``, the ``(height, width)`` of each image in
-        a batch padded at the bottom/right; each image is then encoded as if
-        unpadded (reflection at its own border) on its valid cells,
-        ``ceil(sizes / 2**k)`` of tap k (k = 0..3). Traced.
+      dtype: compute dtype of the convolutions (float32 or bfloat16); the taps come back in it.
+      sizes: optional int ``[N, 2]``, the ``(height, width)`` of each image in a batch padded at
+        the bottom/right; each image is then encoded as if unpadded (reflection at its own border)
+        on its valid cells, ``ceil(sizes / 2**k)`` of tap k (k = 0..3). Traced.
       conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
 
     Returns:
       ``EncoderTaps``; relu4_1 is ``[N, ceil(H/8), ceil(W/8), 512]``.
     """
-    arch = encoder_arch(params["encoder"])
-    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl, arch=arch)
+    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl, arch=encoder_arch(params["encoder"]))
     return module.apply({"params": params["encoder"]}, images, sizes)
 
 
@@ -69,17 +62,16 @@ def decode(
     sizes: Array | None = None,
     conv_impl: str = conv.DEFAULT_IMPL,
 ) -> Array:
-    """Decode relu4_1-sized features to an image (any decoder variant; BatchNorm
-    decoders use their running statistics).
+    """Decode relu4_1-sized features to an image (any variant; BatchNorm uses running statistics).
 
     Args:
       params: ``{"decoder": ..., ...}``; its structure names the variant
         (``adain_jax.nn.models.decoder_variant``).
-      features: ``[N, h, w, 512]`` (``[N, h, w, 1024]`` for the concat variant:
-        ``fuse``'s output), any float dtype.
+      features: ``[N, h, w, 512]`` (``[N, h, w, 1024]`` for the concat variant: ``fuse``'s
+        output), any float dtype.
       dtype: compute dtype of the convolutions.
-      sizes: optional int ``[N, 2]``: valid feature cells of each image in a
-        padded batch; image n is then valid on its ``8 * sizes[n]`` pixels.
+      sizes: optional int ``[N, 2]``: valid feature cells of each image in a padded batch; image
+        n is then valid on its ``8 * sizes[n]`` pixels.
       conv_impl: convolution formulation, static.
 
     Returns:
@@ -114,10 +106,10 @@ def fuse(params: dict, content_feat: Array, style_feat: Array) -> Array:
     """The decoder's input from content and style relu4_1 features, as the variant fuses.
 
     ``adain``: ``AdaIN(content_feat, style_feat)``, float32 ``[N, h, w, 512]``.
-    ``concat`` (Enc-Concat-Dec): the channel concatenation ``[content, style]``, float32
-    ``[N, h, w, 1024]``; a style grid that differs from the content's is first resized
-    to it by nearest neighbour (``ops.resize_nearest``, half-pixel centres), so any
-    style size works. ``style_feat`` broadcasts over the content batch.
+    ``concat`` (Enc-Concat-Dec): the channel concatenation ``[content, style]``, float32 ``[N, h,
+    w, 1024]``; a style grid that differs from the content's is first resized to it by nearest
+    neighbour (``ops.resize_nearest``, half-pixel centres), so any style size works.
+    ``style_feat`` broadcasts over the content batch.
     """
     if decoder_variant(params["decoder"]).fusion == "adain":
         return ops.adain(content_feat, style_feat)
@@ -131,8 +123,8 @@ def as_batch(x: Array, name: str) -> Array:
     """``[H, W, 3]`` or ``[N, H, W, 3]`` float images as ``[N, H, W, 3]``.
 
     Raises (naming ``name``, at trace time):
-      TypeError: integer or boolean images (e.g. uint8 0..255): the networks
-        expect float values in [0, 1].
+      TypeError: integer or boolean images (e.g. uint8 0..255): the networks expect floats in
+        [0, 1].
       ValueError: any other shape.
     """
     x = jnp.asarray(x)
@@ -166,9 +158,9 @@ def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> N
 def check_image_size(height: int, width: int, name: str = "image") -> None:
     """Raise ``ValueError`` for images too small for relu4_1's reflection padding.
 
-    Symbolic sizes pass when their constraints decide it (``jax.export``'s ``H >= 9``)
-    and also when nothing bounds them (a converter's dynamic dimensions): such an
-    artifact fails at run time on a too-small image, as the network itself would.
+    Symbolic sizes pass when their constraints decide it (``jax.export``'s ``H >= 9``) and also
+    when nothing bounds them (a converter's dynamic dimensions): such an artifact fails at run time
+    on a too-small image, as the network itself would.
     """
     try:
         too_small = height < MIN_IMAGE_SIZE or width < MIN_IMAGE_SIZE  # no min(): symbolic

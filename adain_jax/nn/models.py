@@ -1,32 +1,25 @@
 """The AdaIN networks as Flax Linen modules (NHWC).
 
-Layer names follow the paper (``conv1_1`` ...) so that converted weights load
-by name. ``VGGEncoder`` maps RGB images in [0, 1] to the four loss taps;
-``Decoder`` maps relu4_1-sized features back to an RGB image.
+Layer names follow the paper (``conv1_1`` ...) so that converted weights load by name.
+``VGGEncoder`` maps RGB images in [0, 1] to the four loss taps; ``Decoder`` maps relu4_1-sized
+features back to an RGB image. Both take an optional ``sizes`` (int ``[N, 2]``): each image's valid
+size in a batch padded at the bottom/right (``adain_jax.nn.layers``). ``make_decoder`` is the one
+place a decoder is built (``init_decoder``, ``decoder_shapes``, ``adain_jax.nn.forward.decode``).
 
-Both take an optional ``sizes`` (int ``[N, 2]``): each image's valid size in
-a batch padded at the bottom/right (see ``adain_jax.nn.layers``).
-``make_decoder`` is the one place a decoder is built (``init_decoder``,
-``decoder_shapes``, ``adain_jax.nn.forward.decode``): the decoder variants of
-the paper's section 7.2 plug in there.
-
-Decoder variants (``DecoderVariant``): ``fusion`` ``adain`` (the paper's
-model) or ``concat`` (Enc-Concat-Dec: content and style relu4_1 concatenated,
-1024 channels in); ``norm`` ``none`` (the paper's), ``batch`` or ``instance``
-(a norm layer with learned scale/offset after each conv but the last). The
-variant travels WITH the params: it is read from the decoder tree's structure
-(``decoder_variant``: conv4_1's input channels, the ``norm_*`` layers and
-whether they hold running statistics), which is static under ``jax.jit``, so
-no flag or metadata has to follow the params around. A decoder params tree is
-one dict ``{layer: {leaf: array}}``: convs ``{"kernel", "bias"}``, norm layers
-``norm_<conv>`` ``{"scale", "bias"}`` plus, for BatchNorm, the running
-``{"mean", "var"}`` (Flax's ``batch_stats`` collection, merged in by layer;
-``decoder_variables`` splits it back for ``Module.apply``).
+Decoder variants of the paper's section 7.2 (``DecoderVariant``): ``fusion`` ``adain`` (the
+paper's model) or ``concat`` (Enc-Concat-Dec: content and style relu4_1 concatenated, 1024 channels
+in); ``norm`` ``none`` (the paper's), ``batch`` or ``instance`` (a norm layer with learned
+scale/offset after each conv but the last). The variant travels WITH the params: ``decoder_variant``
+reads it from the tree's structure, static under ``jax.jit`` (docs/experiments.md). A decoder
+params tree is one dict ``{layer: {leaf: array}}``: convs ``{"kernel", "bias"}``, norm layers
+``norm_<conv>`` ``{"scale", "bias"}`` plus, for BatchNorm, the running ``{"mean", "var"}`` (Flax's
+``batch_stats`` collection, merged in by layer; ``decoder_variables`` splits it back for
+``Module.apply``).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -35,6 +28,7 @@ from jax import Array
 
 from adain_jax.nn import conv, ops
 from adain_jax.nn.layers import (
+    Dtype,
     ReflectConv,
     max_pool_ceil,
     pooled_sizes,
@@ -42,7 +36,6 @@ from adain_jax.nn.layers import (
     valid_cells,
 )
 
-Dtype = Any
 # Compute dtypes by name (flags, configs): convolutions run in it, statistics in float32.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -65,16 +58,15 @@ ENCODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
 VGG16_LAYERS: tuple[tuple[str, int] | str, ...] = tuple(
     spec for spec in ENCODER_LAYERS if spec != ("conv3_4", 256)
 )
-# The encoder architectures by name. Which one a params tree is travels with the
-# tree (``encoder_arch``): no flag has to follow the params around.
+# The encoder architectures by name; a params tree's travels with it (``encoder_arch``).
 ENCODER_ARCHS: dict[str, tuple[tuple[str, int] | str, ...]] = {
     "vgg19": ENCODER_LAYERS,
     "vgg16": VGG16_LAYERS,
 }
 TAP_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
 
-# The decoder mirrors the encoder; "up" marks nearest x2 upsampling. Its last
-# conv (conv1_1, 64 -> 3) has no activation.
+# The decoder mirrors the encoder; "up" marks nearest x2 upsampling. Its last conv (conv1_1,
+# 64 -> 3) has no activation.
 DECODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
     ("conv4_1", 256),
     "up",
@@ -93,9 +85,7 @@ DECODER_LAYERS: tuple[tuple[str, int] | str, ...] = (
 from adain_jax.nn.names import (  # noqa: E402 - re-exported: the sizes need no JAX
     DOWNSAMPLE,
     FEATURE_CHANNELS,
-    FUSIONS,  # noqa: F401
     MIN_IMAGE_SIZE,  # noqa: F401
-    NORMS,  # noqa: F401
     PAPER,
     DecoderVariant,
 )
@@ -118,17 +108,15 @@ class EncoderTaps(NamedTuple):
 
 
 class VGGEncoder(nn.Module):
-    """VGG-19 (or VGG-16: ``arch``) from its input 1x1 conv up to relu4_1, reflection
-    padded, ceil-mode pools.
+    """VGG-19 (or VGG-16: ``arch``) from its input 1x1 conv up to relu4_1, reflection padded,
+    ceil-mode pools.
 
-    Input: RGB ``[N, H, W, 3]`` in [0, 1] and optionally ``sizes``, int
-    ``[N, 2]``, each image's ``(H, W)`` inside a padded batch. The leading
-    1x1 conv (``conv0``) holds the input normalisation of the weight source
-    (Caffe BGR*255 minus means for ``vgg_normalised``; ImageNet mean/std for
-    torchvision). Output: ``EncoderTaps`` with relu1_1 ``[N, H, W, 64]``,
-    relu2_1 ``[N, ceil(H/2), ., 128]``, relu3_1 ``[N, ceil(H/4), ., 256]`` and
-    relu4_1 ``[N, ceil(H/8), ., 512]`` in ``dtype`` (with ``sizes``: valid on
-    ``ceil(sizes / 2**k)`` cells of each tap).
+    Input: RGB ``[N, H, W, 3]`` in [0, 1] and optionally ``sizes``, int ``[N, 2]``, each image's
+    ``(H, W)`` inside a padded batch. The leading 1x1 conv (``conv0``) holds the input
+    normalisation of the weight source (Caffe BGR*255 minus means for ``vgg_normalised``; ImageNet
+    mean/std for torchvision). Output: ``EncoderTaps`` with relu1_1 ``[N, H, W, 64]``, relu2_1
+    ``[N, ceil(H/2), ., 128]``, relu3_1 ``[N, ceil(H/4), ., 256]`` and relu4_1 ``[N, ceil(H/8), .,
+    512]`` in ``dtype`` (with ``sizes``: valid on ``ceil(sizes / 2**k)`` cells of each tap).
     """
 
     dtype: Dtype = jnp.float32
@@ -158,12 +146,9 @@ class VGGEncoder(nn.Module):
 
 
 class InstanceNorm(nn.Module):
-    """Per-sample, per-channel normalisation over the spatial axes (biased variance,
-    ``ops.EPS`` as torch's ``InstanceNorm2d``), then a learned ``scale``/``bias`` ``[C]``;
-    statistics in float32.
-
-    With ``sizes`` (int ``[N, 2]``) the statistics cover each image's valid cells only.
-    """
+    """Per-sample, per-channel normalisation over the spatial axes (biased variance, ``ops.EPS`` as
+    torch's ``InstanceNorm2d``), then a learned ``scale``/``bias`` ``[C]``; statistics in float32.
+    With ``sizes`` (int ``[N, 2]``) the statistics cover each image's valid cells only."""
 
     @nn.compact
     def __call__(self, x: Array, sizes: Array | None = None) -> Array:
@@ -177,15 +162,14 @@ class InstanceNorm(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Maps ``[N, h, w, C]`` features (C = 512; 1024 for the concat variant) to an RGB
-    image ``[N, 8h, 8w, 3]``.
+    """Maps ``[N, h, w, C]`` features (C = 512; 1024 for the concat variant) to an RGB image
+    ``[N, 8h, 8w, 3]``, float32 whatever the compute ``dtype``, unclipped (roughly [0, 1] for a
+    trained decoder).
 
-    The output is not clipped: it is roughly in [0, 1] for a trained decoder.
-    Returned in float32 whatever the compute ``dtype``. With ``sizes`` (int
-    ``[N, 2]`` valid feature cells of each image in a padded batch) image n
-    is valid on its ``8 * sizes[n]`` pixels. ``norm``: ``none``, ``batch``
-    (``train``: batch statistics, updating the ``batch_stats`` collection;
-    else the running ones) or ``instance``, after each conv but the last.
+    With ``sizes`` (int ``[N, 2]`` valid feature cells of each image in a padded batch) image n is
+    valid on its ``8 * sizes[n]`` pixels. ``norm``: ``none``, ``batch`` (``train``: batch
+    statistics, updating the ``batch_stats`` collection; else the running ones) or ``instance``,
+    after each conv but the last.
     """
 
     dtype: Dtype = jnp.float32
@@ -229,18 +213,16 @@ def make_decoder(
     dtype: Dtype = jnp.float32,
     conv_impl: str = conv.DEFAULT_IMPL,
 ) -> nn.Module:
-    """THE decoder module (``Decoder``) of a variant: ``init_decoder``, ``decoder_shapes``
-    and ``adain_jax.nn.forward.decode`` follow. (The fusion, ``concat`` vs ``adain``, only
-    changes the input channels; it is applied before, by ``forward.fuse``.)"""
+    """THE decoder module (``Decoder``) of a variant (``init_decoder``, ``decoder_shapes`` and
+    ``forward.decode`` build it here). The fusion only changes the input channels; ``forward.fuse``
+    applies it before."""
     variant.check()
     return Decoder(dtype=dtype, conv_impl=conv_impl, norm=variant.norm)
 
 
 def decoder_variant(decoder_params: dict) -> DecoderVariant:
-    """The variant a decoder params tree is (static: structure and shapes only).
-
-    Raises ``ValueError`` for a tree that is no decoder's.
-    """
+    """The variant a decoder params tree is (static: structure and shapes only); raises
+    ``ValueError`` for a tree that is no decoder's."""
     try:
         in_channels = decoder_params["conv4_1"]["kernel"].shape[2]
     except (KeyError, TypeError, IndexError, AttributeError):
@@ -249,15 +231,13 @@ def decoder_variant(decoder_params: dict) -> DecoderVariant:
         raise ValueError(f"decoder conv4_1 takes {in_channels} channels; expected 512 or 1024")
     fusion = "concat" if in_channels == 2 * FEATURE_CHANNELS else "adain"
     norms = [v for k, v in decoder_params.items() if k.startswith(NORM_PREFIX)]
-    norm = "none"
-    if norms:
-        norm = "batch" if "mean" in norms[0] else "instance"
+    norm = "none" if not norms else "batch" if "mean" in norms[0] else "instance"
     return DecoderVariant(fusion, norm)
 
 
 def decoder_variables(decoder_params: dict) -> dict:
-    """The one params dict -> Flax variables ``{"params", "batch_stats"}`` (the running
-    statistics of the BatchNorm layers move to ``batch_stats``)."""
+    """The one params dict -> Flax variables ``{"params", "batch_stats"}`` (the BatchNorm layers'
+    running statistics move to ``batch_stats``)."""
     params, stats = split_stats(decoder_params)
     return {"params": params, "batch_stats": stats} if stats else {"params": params}
 
@@ -279,22 +259,21 @@ def merge_stats(params: dict, stats: dict) -> dict:
 
 
 def init_decoder(rng: Array, variant: DecoderVariant = PAPER) -> dict:
-    """Random decoder params of ``variant`` (Flax default initialisers; norm scale 1,
-    offset 0, running mean 0 and variance 1), float32, from a PRNG key."""
+    """Random float32 decoder params of ``variant`` from a PRNG key (Flax default initialisers;
+    norm scale 1, offset 0, running mean 0 and variance 1)."""
     feats = jnp.zeros((1, 2, 2, variant.in_channels), jnp.float32)
     variables = make_decoder(variant).init(rng, feats)
     return merge_stats(variables["params"], variables.get("batch_stats", {}))
 
 
 def encoder_arch(encoder_params: dict) -> str:
-    """``"vgg19"`` or ``"vgg16"``: the architecture of an encoder params tree (static:
-    VGG-16's tree has no ``conv3_4``)."""
+    """``"vgg19"`` or ``"vgg16"``: an encoder params tree's architecture (static: VGG-16 has no
+    ``conv3_4``)."""
     return "vgg19" if "conv3_4" in encoder_params else "vgg16"
 
 
 def init_encoder(rng: Array, arch: str = "vgg19") -> dict:
-    """Random ``VGGEncoder`` params of ``arch`` (Flax default initialisers), float32,
-    from a PRNG key."""
+    """Random float32 ``VGGEncoder`` params of ``arch`` (Flax default initialisers) from a key."""
     images = jnp.zeros((1, 2 * DOWNSAMPLE, 2 * DOWNSAMPLE, 3), jnp.float32)
     return VGGEncoder(arch=arch).init(rng, images)["params"]
 

@@ -1,30 +1,27 @@
-"""The networks' names and sizes that need no JAX: the command lines check their flags
-with these before importing JAX (``adain_jax.nn.models`` re-exports them)."""
+"""The networks' names and sizes that need no JAX: the command lines check their flags with these
+before importing JAX (``adain_jax.nn.models`` re-exports them)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 FEATURE_CHANNELS = 512
-# relu4_1 is 1/8 of the input size (three ceil-mode pools).
-DOWNSAMPLE = 8
-# px per side of an input image: relu4_1 must be at least 2x2 to reflect-pad it.
-MIN_IMAGE_SIZE = DOWNSAMPLE + 1
+DOWNSAMPLE = 8  # relu4_1 is 1/8 of the input size (three ceil-mode pools)
+MIN_IMAGE_SIZE = DOWNSAMPLE + 1  # px per side: relu4_1 must be at least 2x2 to reflect-pad it
 DTYPE_NAMES = ("float32", "bfloat16")  # the compute dtypes (models.DTYPES maps them)
 
 FUSIONS = ("adain", "concat")
 NORMS = ("none", "batch", "instance")
 
-# Tiling (adain_jax.controls.tiling): the encoder's margin around a window and the
-# smallest window (--max-tile).
+# Tiling (adain_jax.controls.tiling): the encoder's margin around a window, the smallest window.
 ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of relu4_1
 MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
 
 
 def ceil_div(a: Any, b: Any) -> Any:
-    """``ceil(a / b)`` of non-negative integers (ints, NumPy/JAX integer arrays or symbolic
-    sizes). ``(a + b - 1) // b`` rather than ``-(-a // b)``: exporters lower integer
-    division as truncation."""
+    """``ceil(a / b)`` of non-negative integers (ints, NumPy/JAX integer arrays or symbolic sizes).
+    ``(a + b - 1) // b`` rather than ``-(-a // b)``: exporters lower integer division as truncation.
+    """
     return (a + b - 1) // b
 
 

@@ -1,11 +1,10 @@
 """Pure feature-statistics maths of AdaIN.
 
-All functions take NHWC feature maps (any leading batch axes, channels last)
-and compute statistics over the two spatial axes in float32, whatever the
-input dtype. Variance is the biased (population) variance, as in the
-authors' Lua code; ``eps`` is added to the variance before the square root.
-``EPS`` is the one epsilon of the package (AdaIN, the decoder's norm layers as
-torch's ``BatchNorm2d``/``InstanceNorm2d``, colour preservation).
+All functions take NHWC feature maps (any leading batch axes, channels last) and compute
+statistics over the two spatial axes in float32, whatever the input dtype. Variance is the biased
+(population) variance, as in the authors' Lua code; ``eps`` is added to it before the square root.
+``EPS`` is the one epsilon of the package (AdaIN, the decoder's norm layers as torch's
+``BatchNorm2d``/``InstanceNorm2d``, colour preservation).
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ _SPATIAL = (-3, -2)
 
 
 def positions(n: Any) -> Array:
-    """int32 ``[n]``: ``0 .. n-1``. ``lax.iota`` rather than ``jnp.arange`` so that a
-    symbolic ``n`` (``jax.export`` or a converter's dynamic size) stays an array size."""
+    """int32 ``[n]``: ``0 .. n-1``. ``lax.iota`` rather than ``jnp.arange`` so that a symbolic
+    ``n`` (``jax.export`` or a converter's dynamic size) stays an array size."""
     return jax.lax.iota(jnp.int32, n)
 
 
@@ -34,9 +33,9 @@ def moments(x: Array, valid: Array | None = None) -> tuple[Array, Array]:
 
     Args:
       x: features ``[..., H, W, C]``, any float dtype.
-      valid: optional bool ``[..., H, W]`` (broadcasting against ``x``'s leading axes):
-        only these cells count (an image padded to a size bucket, one region of a
-        mask). A sample without a valid cell gets mean 0 and variance 0.
+      valid: optional bool ``[..., H, W]`` (broadcasting against ``x``'s leading axes): only these
+        cells count (an image padded to a size bucket, one region of a mask). A sample without a
+        valid cell gets mean 0 and variance 0.
 
     Returns:
       ``(mean, var)``, each ``[..., 1, 1, C]`` float32.
@@ -61,19 +60,14 @@ def channel_mean_std(x: Array, eps: float = EPS, valid: Array | None = None) -> 
       valid: optional bool ``[..., H, W]``: only these cells count (``moments``).
 
     Returns:
-      ``(mean, std)``, each ``[..., 1, 1, C]`` float32.
-
-    Without ``valid`` differentiable in reverse mode with a hand-written gradient (see
-    ``_mean_std_bwd``); forward mode (``jax.jvp``) is not supported there.
+      ``(mean, std)``, each ``[..., 1, 1, C]`` float32. Without ``valid``, reverse mode uses a
+      hand-written gradient (``_mean_std_bwd``) and forward mode (``jax.jvp``) is unsupported.
     """
-    if valid is None:
-        return _mean_std(x, eps)
+    return _mean_std(x, eps) if valid is None else _mean_std_impl(x, eps, valid)
+
+
+def _mean_std_impl(x: Array, eps: float, valid: Array | None = None) -> tuple[Array, Array]:
     mean, var = moments(x, valid)
-    return mean, jnp.sqrt(var + eps)
-
-
-def _mean_std_impl(x: Array, eps: float) -> tuple[Array, Array]:
-    mean, var = moments(x)
     return mean, jnp.sqrt(var + eps)
 
 
@@ -88,9 +82,9 @@ def _mean_std_fwd(x: Array, eps: float) -> tuple[tuple[Array, Array], tuple[Arra
 
 
 def _mean_std_bwd(eps: float, res: tuple[Array, ...], grads: tuple[Array, Array]) -> tuple[Array]:
-    # d mean / dx = 1/n and d std / dx = (x - mean) / (n std), evaluated from x
-    # in one elementwise pass. Autodiff kept the centred copy (x - mean) of
-    # every tap alive from the forward pass instead (a full-size buffer each).
+    # d mean / dx = 1/n and d std / dx = (x - mean) / (n std), evaluated from x in one elementwise
+    # pass. Autodiff kept the centred copy (x - mean) of every tap alive from the forward pass
+    # instead (a full-size buffer each).
     del eps
     x, mean, std = res
     g_mean, g_std = grads
@@ -107,13 +101,13 @@ def adain(content_feat: Array, style_feat: Array, eps: float = EPS) -> Array:
 
     Args:
       content_feat: ``[..., Hc, Wc, C]`` features of the content.
-      style_feat: ``[..., Hs, Ws, C]`` features of the style; leading axes must
-        broadcast against the content's (a single style may serve a batch).
+      style_feat: ``[..., Hs, Ws, C]`` features of the style; leading axes must broadcast
+        against the content's (a single style may serve a batch).
       eps: added to both variances before the square root.
 
     Returns:
-      float32 ``[..., Hc, Wc, C]``: the content features re-normalised to the
-      style's per-channel mean and std.
+      float32 ``[..., Hc, Wc, C]``: the content features re-normalised to the style's per-channel
+      mean and std.
     """
     c_mean, c_std = channel_mean_std(content_feat, eps)
     s_mean, s_std = channel_mean_std(style_feat, eps)
@@ -122,24 +116,20 @@ def adain(content_feat: Array, style_feat: Array, eps: float = EPS) -> Array:
 
 
 def blend(content_feat: Array, target_feat: Array, alpha: Array | float) -> Array:
-    """``(1 - alpha) * content_feat + alpha * target_feat`` in float32.
-
-    ``alpha`` is a scalar or broadcasts against the features (e.g. ``[N, 1, 1, 1]``).
-    """
+    """``(1 - alpha) * content_feat + alpha * target_feat`` in float32; ``alpha`` is a scalar or
+    broadcasts against the features (e.g. ``[N, 1, 1, 1]``)."""
     alpha = jnp.asarray(alpha, jnp.float32)
-    return (1.0 - alpha) * content_feat.astype(jnp.float32) + alpha * target_feat.astype(
-        jnp.float32
-    )
+    c, t = content_feat.astype(jnp.float32), target_feat.astype(jnp.float32)
+    return (1.0 - alpha) * c + alpha * t
 
 
 def nearest_indices(n: Any, size_in: Any, size_out: Any = None) -> Array | np.ndarray:
-    """The input index of each of ``n`` output cells when ``size_in`` cells are stretched
-    over ``size_out`` (default ``n``) by nearest neighbour: ``floor((i + 0.5) * size_in /
-    size_out)``, half-pixel centres (torch's ``interpolate(mode="nearest-exact")``),
-    computed in integers; cells at or past ``size_out`` repeat the last one.
+    """The input index of each of ``n`` output cells when ``size_in`` cells are stretched over
+    ``size_out`` (default ``n``) by nearest neighbour: ``floor((i + 0.5) * size_in / size_out)``,
+    half-pixel centres (torch's ``interpolate(mode="nearest-exact")``), computed in integers; cells
+    at or past ``size_out`` repeat the last one.
 
-    Returns ``[n]``: NumPy int64 for Python int sizes, else int32 (traced ``size_out``,
-    symbolic sizes).
+    Returns ``[n]``: NumPy int64 for Python int sizes, else int32 (traced ``size_out``, symbolic).
     """
     size_out = n if size_out is None else size_out
     if all(isinstance(v, int) for v in (n, size_in, size_out)):
@@ -150,8 +140,8 @@ def nearest_indices(n: Any, size_in: Any, size_out: Any = None) -> Array | np.nd
 
 
 def resize_nearest(x: Array, height: int, width: int) -> Array:
-    """Nearest-neighbour resize (``nearest_indices``) of ``[N, h, w, C]`` to
-    ``[N, height, width, C]``. The identity when the sizes match."""
+    """Nearest-neighbour resize (``nearest_indices``) of ``[N, h, w, C]`` to ``[N, height, width,
+    C]``; the identity when the sizes match."""
     h, w = x.shape[1:3]
     if (h, w) == (height, width):
         return x

@@ -1,9 +1,8 @@
 """Planning and routing of infer.py jobs, without the network.
 
-The decisions (which back-end for which size, mask over weights, colour
-preservation, batching, skips) are checked on ``Plan`` directly; the routing
-into ``adain_jax.inference.backend`` with a recording stand-in for the
-network (``stylize_with_stats`` / ``stylize_tiled`` / ``encode_style``).
+The decisions (which back-end for which size, mask over weights, colour preservation, batching,
+skips) are checked on ``Plan`` directly; the routing into ``adain_jax.inference.backend`` with a
+recording stand-in for the network (``stylize_with_stats`` / ``stylize_tiled`` / ``encode_style``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,12 @@
 """The bfloat16 compute path stays within a stated tolerance of float32.
 
-Tolerance and why: bfloat16 keeps 8 significant bits (unit roundoff
-2**-9 ~ 2e-3). Activations and weights are rounded at each of the 19
-convolutions (9 in the encoder, 9 in the decoder, plus the 1x1), and those
-roundings add up roughly like a random walk amplified by the layers' gains,
-so the decoder's output is expected a few 1e-2 away from float32 in relative
-terms. Measured on these He-scaled random weights: mean relative error
-~1.6e-2, max ~3e-2 of the output range. Bounds: mean 4e-2, max 8e-2
-(unclipped decoder output); for the clipped [0, 1] image, mean absolute
-difference below 1e-2 (2.5 of 255 levels). Statistics (AdaIN) stay float32.
+Tolerance and why: bfloat16 keeps 8 significant bits (unit roundoff 2**-9 ~ 2e-3). Activations and
+weights are rounded at each of the 19 convolutions (9 in the encoder, 9 in the decoder, plus the
+1x1), and those roundings add up roughly like a random walk amplified by the layers' gains, so the
+decoder's output is expected a few 1e-2 away from float32 in relative terms. Measured on these
+He-scaled random weights: mean relative error ~1.6e-2, max ~3e-2 of the output range. Bounds: mean
+4e-2, max 8e-2 (unclipped decoder output); for the clipped [0, 1] image, mean absolute difference
+below 1e-2 (2.5 of 255 levels). Statistics (AdaIN) stay float32.
 """
 
 from __future__ import annotations
@@ -19,12 +17,6 @@ import pytest
 
 import adain_jax
 from tests.conftest import random_images
-
-
-@pytest.fixture(scope="module")
-def port_params(port_weight_files):
-    vgg_path, dec_path = port_weight_files
-    return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
 
 
 def _decoded(params, content, style, dtype):

@@ -113,12 +113,6 @@ def test_formulation_is_an_explicit_static_choice():
             jax.jvp(net("direct"), (images,), (jnp.ones_like(images),))
 
 
-@pytest.fixture(scope="module")
-def port_params(port_weight_files):
-    vgg_path, dec_path = port_weight_files
-    return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", FORMULATIONS)
 def test_whole_network_matches_torch(torch_nets, port_params, impl):

@@ -19,12 +19,6 @@ def _rel_err(a, b):
     return float(np.max(np.abs(np.asarray(a) - b)) / (np.max(np.abs(b)) + 1e-12))
 
 
-@pytest.fixture(scope="module")
-def port_params(port_weight_files):
-    vgg_path, dec_path = port_weight_files
-    return adain_jax.load_params(vgg=vgg_path, decoder=dec_path)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(2, 32, 32), (1, 37, 29)])  # odd sizes exercise ceil pooling
 def test_encoder_taps_match_torch_vgg_normalised(torch_nets, port_params, shape):
