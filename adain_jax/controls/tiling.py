@@ -217,9 +217,7 @@ def stylize_tiled(
         check_labels(mask, stats.num_styles)
         labels = resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
-        weights = None
-    else:
-        weights = normalize_weights(weights, stats.num_styles)
+    weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)
     out = decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
     out = out[:, :height, :width]
