@@ -1,10 +1,5 @@
-"""Runtime controls of AdaIN (paper section 7.3, the authors' ``test.lua``), all pure.
-
-Submodules, one job each: ``stats`` (style-feature cache ``StyleStats``,
-interpolation weights), ``masks`` (region labels), ``targets`` (the AdaIN
-target as per-region affine maps), ``transfer`` (the stylize functions),
-``buckets`` (padding to size buckets), ``tiling`` (large images), ``color``
-(colour preservation). The names below are re-exported for convenience; no
+"""Runtime controls of AdaIN (paper section 7.3, the authors' ``test.lua``), all pure; one job
+per submodule (listed in docs/design.md). The names below are re-exported for convenience; no
 function is named like a submodule.
 """
 

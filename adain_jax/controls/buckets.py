@@ -1,9 +1,8 @@
 """Size buckets: images of different sizes padded to one shape share one compilation.
 
-Each image is padded at the bottom and right (``pad_to_bucket``) and the
-batch runs with each image's valid size (``stylize_with_stats(...,
-sizes=...)``, the ``sizes`` option of ``adain_jax.nn.forward``); the crop
-``[:H, :W]`` of each output equals the unpadded result up to float rounding.
+Each image is padded at the bottom and right and the batch runs with each image's valid size
+(``stylize_with_stats(..., sizes=...)``); the crop ``[:H, :W]`` of each output equals the
+unpadded result up to float rounding.
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
-"""Colour preservation: keep the content's colours while taking the style's texture.
+"""Colour preservation (Gatys et al., "Preserving Color in Neural Artistic Style Transfer",
+2016; the AdaIN authors' ``-preserveColor``): the content's colours with the style's texture.
 
-Two methods (Gatys et al., "Preserving Color in Neural Artistic Style
-Transfer", 2016; the AdaIN authors' ``-preserveColor``):
-
-- ``match_color`` ("coral", the authors' method): before stylizing, the
-  style image's RGB mean and covariance are matched to the content's. As in
-  the authors' ``coral`` (``lib/utils.lua``) each channel is standardised,
-  the channel correlation matrix is matched with symmetric matrix square
-  roots, and the content's channel std and mean are put back. Unlike the
-  authors' code, covariances are means over pixels (theirs are sums, which
-  makes the result depend on the two images' pixel counts), so the output's
-  mean and covariance equal the content's exactly before clipping.
-- luminance only: the network sees the luminance of both images (the style's
-  luminance mean/std matched to the content's), and the output's luminance
-  is recombined with the content's chrominance in YIQ space (NTSC 1953
-  matrix, as in Gatys et al.).
+- ``match_color`` (CORAL, the authors' method; docs/design.md): the style image recoloured to the
+  content's RGB mean and covariance before stylizing. Unlike the authors' ``coral``
+  (``lib/utils.lua``) covariances are means over pixels, not sums (which make the result depend
+  on the two images' pixel counts), so the output's mean and covariance equal the content's
+  exactly before clipping.
+- luminance only (``luminance_inputs``, ``recombine_luminance``): the network sees the two
+  luminances; the output's is recombined with the content's chrominance in YIQ (NTSC 1953).
 
 All functions take float RGB ``[..., H, W, 3]`` in [0, 1] and compute in float32.
 """
@@ -67,11 +60,10 @@ def match_color(content: Array, style: Array, *, clip: bool = True) -> Array:
     """The style image recoloured to the content's RGB mean and covariance.
 
     Args:
-      content: ``[..., H, W, 3]`` float in [0, 1] (the colours to take);
-        leading axes broadcast against the style's.
+      content: ``[..., H, W, 3]`` float in [0, 1] (the colours to take); leading axes
+        broadcast against the style's.
       style: ``[..., Hs, Ws, 3]`` float in [0, 1] (the image to recolour).
-      clip: clip the result to [0, 1] (the exact-statistics property holds
-        before clipping).
+      clip: clip the result to [0, 1] (the exact-statistics property holds before clipping).
 
     Returns:
       float32 ``[..., Hs, Ws, 3]``: the STYLE image, recoloured.
@@ -102,8 +94,8 @@ def yiq_to_rgb(image: Array) -> Array:
 def luminance_inputs(content: Array, style: Array) -> tuple[Array, Array]:
     """Grey RGB images of the two luminances for the network.
 
-    The style's luminance is shifted and scaled to the content's luminance
-    mean and std (Gatys et al.), then both are replicated to 3 channels.
+    The style's luminance is shifted and scaled to the content's luminance mean and std (Gatys
+    et al.), then both are replicated to 3 channels.
 
     Returns:
       ``(content_grey, style_grey)``, float32 ``[..., H, W, 3]`` in [0, 1].
@@ -119,10 +111,8 @@ def luminance_inputs(content: Array, style: Array) -> tuple[Array, Array]:
 
 
 def recombine_luminance(stylized: Array, content: Array) -> Array:
-    """Luminance (Y) of ``stylized`` with the chrominance (I, Q) of ``content``, RGB in [0, 1].
-
-    Both ``[..., H, W, 3]`` of one size.
-    """
+    """Luminance (Y) of ``stylized`` with the chrominance (I, Q) of ``content``, RGB in [0, 1];
+    both ``[..., H, W, 3]`` of one size."""
     y = rgb_to_yiq(stylized)[..., :1]
     iq = rgb_to_yiq(content)[..., 1:]
     return jnp.clip(yiq_to_rgb(jnp.concatenate([y, iq], axis=-1)), 0.0, 1.0)

@@ -1,9 +1,6 @@
-"""Spatial control: integer region labels, one style per region (paper section 7.3).
-
-A label map with K regions is resized to the relu4_1 grid by nearest
-neighbour; region k takes style k. As in the authors' code, the content
-statistics of region k are computed over that region's features only
-(``region_stats``).
+"""Spatial control (paper section 7.3): region labels 0..K-1, resized to the relu4_1 grid by
+nearest neighbour; region k takes style k and, as in the authors' code, AdaIN's content
+statistics over region k's features only (``region_stats``).
 """
 
 from __future__ import annotations
@@ -20,8 +17,8 @@ from adain_jax.nn import ops
 def resize_labels(labels: Array, height: int, width: int) -> Array:
     """Nearest-neighbour resize of integer label maps ``[..., Hm, Wm]`` to ``[..., height, width]``.
 
-    Each output cell takes the label under its centre (the mask may have any
-    size; it is stretched over the whole image).
+    Each output cell takes the label under its centre (a mask of any size is stretched over the
+    whole image).
     """
     hm, wm = labels.shape[-2:]
     rows, cols = ops.nearest_indices(height, hm), ops.nearest_indices(width, wm)
@@ -47,20 +44,16 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
     """Region labels ``[H, W]`` int32 from a decoded mask image.
 
     Args:
-      mask: ``[H, W]`` (grey) or ``[H, W, C]`` (colour; alpha ignored) array,
-        any integer or float dtype.
-      num_styles: K, the number of styles; the mask must hold exactly K
-        distinct colours.
+      mask: ``[H, W]`` (grey) or ``[H, W, C]`` (colour; alpha ignored) array, any integer or
+        float dtype.
+      num_styles: K, the number of styles; the mask must hold exactly K distinct colours.
 
     Returns:
-      Labels in ``0..K-1``: the brightest colour (luma ``0.299 R + 0.587 G +
-      0.114 B``, ties broken by colour value) is region 0 (style 1), the
-      darkest region K-1. For two styles this is the authors' rule: white ->
-      style 1, black -> style 2.
-
-      A two-style mask that is black and white except for anti-aliased or
-      compressed edges (at least 98% of pixels within 10% of black or white)
-      is thresholded at mid-grey.
+      Labels in ``0..K-1``: the brightest colour (luma ``0.299 R + 0.587 G + 0.114 B``, ties
+      broken by colour value) is region 0 (style 1), the darkest region K-1. For two styles
+      this is the authors' rule: white -> style 1, black -> style 2. A two-style mask that is
+      black and white except for anti-aliased or compressed edges (at least 98% of pixels
+      within 10% of black or white) is thresholded at mid-grey.
 
     Raises:
       ValueError: the number of distinct colours is not K.
@@ -89,15 +82,14 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
 
 
 def _distinct_colours(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(pixels, axis=0, return_inverse=True)`` of ``[H, W, C]``, in linear time
-    for 8-bit masks (a colour histogram) and one 1-D sort for 16-bit ones, instead of a
-    row sort (seconds per megapixel)."""
+    """``np.unique(pixels, axis=0, return_inverse=True)`` of ``[H, W, C]``, in linear time for
+    8-bit masks (a colour histogram) and one 1-D sort for 16-bit ones, not a row sort (seconds
+    per megapixel)."""
     flat = arr.reshape(-1, arr.shape[-1])
     channels = flat.shape[1]
-    if not (np.issubdtype(arr.dtype, np.integer) and flat.size and channels <= 3):
-        return np.unique(flat, axis=0, return_inverse=True)
-    low, high = int(flat.min()), int(flat.max())
-    if low < 0 or high >= 1 << 16:
+    integer = np.issubdtype(arr.dtype, np.integer) and flat.size and channels <= 3
+    high = int(flat.max()) if integer else -1
+    if not integer or int(flat.min()) < 0 or high >= 1 << 16:
         return np.unique(flat, axis=0, return_inverse=True)
     bits = 8 if high < 256 else 16
     dtype = np.int32 if bits * channels < 31 else np.int64
@@ -138,9 +130,9 @@ def resize_labels_within(labels: Array, cells: Array, height: int, width: int) -
       cells: int ``[N, 2]`` valid cells of each image, or ``[1, 2]`` for all (traced).
 
     Returns:
-      int ``[N, height, width]``: image n's labels stretched over its
-      ``cells[n]`` area (the same cells as ``resize_labels(labels[n], *cells[n])``);
-      cells outside the area repeat the last valid row/column (don't care).
+      int ``[N, height, width]``: image n's labels stretched over its ``cells[n]`` area (the
+      same cells as ``resize_labels(labels[n], *cells[n])``); cells outside the area repeat the
+      last valid row/column (don't care).
     """
     labels = jnp.asarray(labels)
     hm, wm = labels.shape[-2:]
@@ -165,10 +157,8 @@ def region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, A
 
 
 def check_mask(mask: Array | None, stats: StyleStats) -> Array | None:
-    """``mask`` as int32 labels after ``check_labels``.
-
-    Raises ``ValueError`` unless the mask is ``[H, W]`` or ``[N, H, W]``.
-    """
+    """``mask`` (``None`` passes) as int32 labels after ``check_labels``; ``ValueError`` unless
+    it is ``[H, W]`` or ``[N, H, W]``."""
     if mask is None:
         return None
     if jnp.ndim(mask) not in (2, 3):

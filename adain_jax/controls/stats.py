@@ -1,11 +1,7 @@
-"""Style statistics: the style-feature cache of the runtime controls.
-
-``encode_style`` turns style images into ``StyleStats`` (relu4_1 channel
-mean/std) once, so many contents against one style cost only the content's
-encoder and decoder (``adain_jax.controls.transfer.stylize_with_stats``).
-Style interpolation mixes K styles with weights normalised to sum 1: AdaIN
-is affine in the style statistics, so the mix equals AdaIN with the weighted
-mean of the styles' means and stds.
+"""Style statistics, the runtime controls' style cache: ``encode_style`` gives ``StyleStats``
+(relu4_1 channel mean/std) once, so many contents against one style cost only their own encoder
+and decoder. K styles mix with weights normalised to sum 1 (``normalize_weights``): AdaIN is
+affine in the style statistics, so the mix is AdaIN with the weighted mean of means and stds.
 """
 
 from __future__ import annotations
@@ -50,8 +46,8 @@ def encode_style(params: dict, style: Array, *, dtype: Dtype = jnp.float32) -> S
 
     Args:
       params: ``{"encoder", ...}``.
-      style: RGB float ``[Hs, Ws, 3]`` (one style) or ``[K, Hs, Ws, 3]`` (K
-        styles of one size) in [0, 1]; each side at least 9 px.
+      style: RGB float ``[Hs, Ws, 3]`` (one style) or ``[K, Hs, Ws, 3]`` (K styles of one size)
+        in [0, 1]; each side at least 9 px (else ``ValueError``).
       dtype: compute dtype of the convolutions.
 
     Returns:
@@ -73,13 +69,12 @@ def encode_style_padded(
     conv_impl: str = DEFAULT_IMPL,
 ) -> StyleStats:
     """``encode_style`` of one style padded to a bucket shape (``pad_to_bucket``), the same
-    statistics as the unpadded image's: one compilation serves every style size of a
-    bucket.
+    statistics as the unpadded image's: one compilation serves every style size of a bucket.
 
     Args:
       params: ``{"encoder", ...}``.
-      style: RGB float ``[Hb, Wb, 3]`` in [0, 1], the style reflect-padded at the bottom
-        and right.
+      style: RGB float ``[Hb, Wb, 3]`` in [0, 1], the style reflect-padded at the bottom and
+        right.
       size: int ``[2]`` (traced): the style's own ``(H, W)``, each at least 9 px.
       dtype: compute dtype of the convolutions.
       conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
@@ -95,7 +90,7 @@ def encode_style_padded(
 
 
 def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:
-    """Concatenate several ``StyleStats`` along the style axis (in order)."""
+    """Concatenate ``StyleStats`` along the style axis (in order); ``ValueError`` for none."""
     if not stats:
         raise ValueError("need at least one style")
     return StyleStats(
@@ -112,8 +107,8 @@ def is_concrete(x: Any) -> bool:
 def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) -> Array:
     """Interpolation weights as float32 ``[K]`` summing to 1 (equal if ``None``).
 
-    Raises ``ValueError`` (when the values are concrete) for a wrong count,
-    negative weights or a zero sum.
+    Raises ``ValueError`` (when the values are concrete) for a wrong count, negative or
+    non-finite weights or a zero sum.
     """
     if weights is None:
         return jnp.full((num_styles,), 1.0 / num_styles, jnp.float32)
@@ -128,8 +123,8 @@ def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) 
 
 
 def require_adain_fusion(params: dict, what: str) -> None:
-    """``ValueError`` (one line) when ``params``' decoder is the concat variant, which
-    ``what`` (a runtime control built on AdaIN's statistics) does not apply to."""
+    """``ValueError`` (one line) when ``params``' decoder is the concat variant, which ``what``
+    (a runtime control built on AdaIN's statistics) does not apply to."""
     if decoder_variant(params["decoder"]).fusion != "adain":
         raise ValueError(
             f"{what} does not apply to this decoder (Enc-Concat-Dec: it concatenates the "

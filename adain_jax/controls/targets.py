@@ -1,11 +1,8 @@
 """The AdaIN target of the runtime controls, as per-region affine maps of the content features.
 
-The maths is split into ``target_coefficients`` (statistics, once per image:
-``content_statistics`` then ``coefficients_from_stats``) and ``apply_coefficients``
-(per pixel) so ``adain_jax.controls.tiling`` can process the features in tiles with
-whole-image statistics, and ``adain_jax.controls.temporal`` can smooth the content
-statistics over video frames. ``alpha`` blends
-the target with the content features in every mode.
+Split into ``target_coefficients`` (statistics, once per image: ``content_statistics`` then
+``coefficients_from_stats``) and ``apply_coefficients`` (per pixel, with the ``alpha`` blend) so
+that tiling can apply whole-image statistics tile by tile and video can smooth them over frames.
 """
 
 from __future__ import annotations
@@ -85,17 +82,15 @@ def target_coefficients(
     Args:
       feat: content relu4_1 ``[N, h, w, C]``.
       stats: K styles.
-      weights: ``[K]`` interpolation weights (normalised here; equal if
-        ``None``); ignored with ``labels``.
-      labels: ``None`` (one region: the weighted mix of the K styles) or int
-        ``[h, w]`` / ``[N, h, w]`` region labels in ``0..K-1`` at the feature
-        resolution (see ``resize_labels``).
-      valid: ``None`` or bool ``[N, h, w]``: only these cells count in the
-        content statistics (e.g. an image padded to a size bucket).
+      weights: ``[K]`` interpolation weights (normalised here; equal if ``None``); ignored with
+        ``labels``.
+      labels: ``None`` (one region: the weighted mix of the K styles) or int ``[h, w]`` /
+        ``[N, h, w]`` region labels in ``0..K-1`` at the feature resolution (``resize_labels``).
+      valid: ``None`` or bool ``[N, h, w]``: only these cells count in the content statistics
+        (e.g. an image padded to a size bucket).
 
     Returns:
-      ``(scale, shift)``, float32 ``[N, R, C]`` with R = 1 without labels,
-      K with labels.
+      ``(scale, shift)``, float32 ``[N, R, C]`` with R = 1 without labels, K with labels.
     """
     c_mean, c_std = content_statistics(feat, stats.mean.shape[0], labels, valid)
     return coefficients_from_stats(c_mean, c_std, stats, weights, labels)

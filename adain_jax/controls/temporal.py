@@ -1,28 +1,17 @@
-"""Temporal consistency of stylized video: the maths, pure (no state, no I/O).
+"""Temporal consistency of stylized video: the maths, pure (no state, no I/O; docs/video.md).
 
-Two ways to keep AdaIN from flickering, neither retrains the decoder:
-
-- **Smoothed content statistics** (``stylize_smoothed``): AdaIN normalises each frame
-  by its own relu4_1 channel mean/std, which move with every small change of the picture.
-  Here they are an exponential moving average over the frames instead,
-  ``m_t = m_{t-1} + (1 - decay) (x_t - m_{t-1})``, ``m_0 = x_0`` (mean and std smoothed
-  alike, per region with a mask), fed to the same AdaIN target
-  (``targets.coefficients_from_stats``). The scan over the frames of a batch runs inside
-  the one compiled call; the state between batches is the last frame's smoothed
-  statistics (``ContentStats``), kept by the caller.
-- **Flow-guided blending** (``blend_warped``): the previous output frame, warped by the
-  optical flow to the current one (``warp``), is blended into the current output in the
-  pixels that the flow says are visible in both (``consistent_flow``: forward/backward
-  check). The flow itself comes from OpenCV (``adain_jax.inference.temporal``).
-
-The measurement (Lai et al. 2018, "Learning blind video temporal consistency"; ReReVST,
-CCPL): ``warping_error``, the previous stylized frame warped to the current one against
-the current stylized frame, over the non-occluded pixels.
+- ``stylize_smoothed``: AdaIN with the content's relu4_1 channel mean/std an exponential
+  moving average over the frames (``ema``; per region with a mask), scanned inside the one
+  compiled call; between batches the caller keeps the last frame's ``ContentStats``.
+- ``blend_warped``: the previous output frame, warped to the current one by the optical flow
+  (``warp``; the flow comes from OpenCV in ``adain_jax.inference.temporal``), blended in where
+  the forward/backward check ``consistent_flow`` says it is visible.
+- ``warping_error``: the measurement (Lai et al. 2018, as in ReReVST and CCPL).
 
 Conventions: images float ``[H, W, 3]`` (or ``[N, H, W, 3]``) in [0, 1]; a flow is float
-``[H, W, 2]`` of ``(dx, dy)`` in px (OpenCV's order) such that pixel ``(x, y)`` of the
-current frame shows what pixel ``(x + dx, y + dy)`` of the previous frame showed
-("backward" flow, current -> previous); pixel centres at integer coordinates.
+``[H, W, 2]`` of ``(dx, dy)`` in px (OpenCV's order) such that pixel ``(x, y)`` of the current
+frame shows what pixel ``(x + dx, y + dy)`` of the previous frame showed ("backward" flow,
+current -> previous); pixel centres at integer coordinates.
 """
 
 from __future__ import annotations
@@ -67,13 +56,13 @@ class ContentStats(NamedTuple):
 def ema(x: Array, state: Array, started: Array | bool, decay: Array | float) -> Array:
     """Exponential moving average along axis 0, continuing from ``state``.
 
-    ``m_t = m_{t-1} + (1 - decay) * (x_t - m_{t-1})`` (a frame equal to the average leaves
-    it exactly unchanged), with ``m_{-1} = state`` if ``started`` else ``m_0 = x_0``.
+    ``m_t = m_{t-1} + (1 - decay) * (x_t - m_{t-1})`` (a frame equal to the average leaves it
+    exactly unchanged), with ``m_{-1} = state`` if ``started`` else ``m_0 = x_0``.
 
     Args:
       x: float ``[N, ...]``, one entry per frame in time order.
-      state: float ``[1, ...]`` or ``[...]``: the average after the previous frame
-        (ignored when ``started`` is false).
+      state: float ``[1, ...]`` or ``[...]``: the average after the previous frame (ignored
+        when ``started`` is false).
       started: bool scalar, traced.
       decay: weight of the past in [0, 1) (0: no smoothing), traced.
 
@@ -103,12 +92,6 @@ def _stylize_smoothed(params, content, stats, alpha, weights, mask, state, start
         return apply_coefficients(feat, scale, shift, alpha, labels), smoothed
 
     return render(params, content, target, has_aux=True, dtype=dtype)
-
-
-def initial_state(num_regions: int, channels: int = 512) -> ContentStats:
-    """A placeholder state (zeros ``[1, R, C]``) for the first batch (``started=False``)."""
-    zeros = jnp.zeros((1, num_regions, channels), jnp.float32)
-    return ContentStats(zeros, zeros)
 
 
 def stylize_smoothed(
@@ -141,9 +124,13 @@ def stylize_smoothed(
       dtype: compute dtype of the convolutions, static.
 
     Returns:
-      ``(images, smoothed)``: float32 ``[N, H, W, 3]`` in [0, 1], and the smoothed
-      statistics of every frame, ``[N, R, C]`` each (take ``smoothed.at(n - 1)`` after the
-      last real frame as the next call's ``state``).
+      ``(images, smoothed)``: float32 ``[N, H, W, 3]`` in [0, 1], and the smoothed statistics
+      of every frame, ``[N, R, C]`` each (take ``smoothed.at(n - 1)`` after the last real
+      frame as the next call's ``state``).
+
+    Raises:
+      ValueError: a concat decoder, sides under 9 px, ``decay`` outside [0, 1), bad weights or
+        mask labels.
     """
     require_adain_fusion(params, "--temporal stats (smoothed content statistics)")
     frames = as_batch(frames, "frames")
@@ -154,8 +141,9 @@ def stylize_smoothed(
     mask = check_mask(mask, stats)
     regions = 1 if mask is None else stats.num_styles
     started = state is not None
-    if state is None:
-        state = initial_state(regions, stats.mean.shape[-1])
+    if state is None:  # a placeholder: ``ema`` ignores it while not started
+        zeros = jnp.zeros((1, regions, stats.mean.shape[-1]), jnp.float32)
+        state = ContentStats(zeros, zeros)
     started, decay = jnp.asarray(started), jnp.asarray(decay, jnp.float32)
     return _stylize_smoothed(
         params, frames, stats, alpha, weights, mask, state, started, decay, dtype
@@ -164,9 +152,9 @@ def stylize_smoothed(
 
 # ----------------------------------------------------------------------------- flow, warping
 def bilinear_sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """``image`` (float ``[H, W, C]``) sampled at ``(xs, ys)`` (float ``[h, w]``, px, pixel
-    centres at integers), bilinear, coordinates clamped to the image. Returns ``[h, w, C]``
-    float32; an integer coordinate returns the pixel exactly."""
+    """``image`` (float ``[H, W, C]``) sampled at ``(xs, ys)`` (float ``[h, w]``, px), bilinear,
+    coordinates clamped to the image. Returns ``[h, w, C]`` float32; an integer coordinate
+    returns the pixel exactly."""
     h, w = image.shape[:2]
     xs = np.clip(xs, 0.0, w - 1.0)
     ys = np.clip(ys, 0.0, h - 1.0)
@@ -206,10 +194,9 @@ def consistent_flow(
 ) -> np.ndarray:
     """Forward/backward consistency check (Sundaram et al. 2010, as in Ruder et al. 2016).
 
-    A pixel of the current frame is visible in the previous one when the backward flow
-    (current -> previous) lands inside the frame and the forward flow (previous ->
-    current) taken there leads back: ``|b + f(x + b)|^2 <= rel (|b|^2 + |f(x + b)|^2) +
-    abs_px2``.
+    A pixel of the current frame is visible in the previous one when the backward flow (current
+    -> previous) lands inside the frame and the forward flow (previous -> current) taken there
+    leads back: ``|b + f(x + b)|^2 <= rel (|b|^2 + |f(x + b)|^2) + abs_px2``.
 
     Args:
       backward, forward: float ``[H, W, 2]`` flows in px.
@@ -244,11 +231,11 @@ def warping_error(
 ) -> float:
     """Temporal warping error of two consecutive output frames (Lai et al. 2018).
 
-    ``sum_x M(x) |O_t(x) - W(O_{t-1})(x)|^2 / sum_x M(x)``: the squared RGB distance
-    (summed over the 3 channels, values in [0, 1]) between the current frame and the
-    previous frame warped by ``flow`` to it, averaged over the visible pixels ``M``
-    (also limited to where the flow lands inside the previous frame). Average it over the
-    frame pairs of a clip. 0.0 when no pixel is visible.
+    ``sum_x M(x) |O_t(x) - W(O_{t-1})(x)|^2 / sum_x M(x)``: the squared RGB distance (summed
+    over the 3 channels, values in [0, 1]) between the current frame and the previous frame
+    warped by ``flow`` to it, averaged over the visible pixels ``M`` (also limited to where the
+    flow lands inside the previous frame). Average it over the frame pairs of a clip. 0.0 when
+    no pixel is visible.
 
     Args:
       previous, current: float ``[H, W, 3]`` in [0, 1].

@@ -1,27 +1,10 @@
-"""Stylize large images in bounded memory: encoder and decoder in overlapping tiles.
+"""Stylize large images in bounded memory: encoder and decoder in overlapping windows.
 
-The content's relu4_1 map is encoded window by window; each window overlaps
-its neighbours by ``ENCODER_MARGIN`` pixels on each side and only its
-interior is kept. The AdaIN statistics (and mask-region statistics) are then
-computed over the whole feature map, and the decoder runs window by window
-on the feature map with a margin of ``DECODER_MARGIN`` feature cells.
-
-Why the interior is exact: windows start on multiples of ``DOWNSAMPLE`` (8) px, so the three
-2x2 pools see the same grid as on the whole image; the last window along an
-axis ends on the image border, so ceil-mode pooling and the border's
-reflection padding are the same as untiled. Reflection padding at a window
-edge that is not an image edge differs from the true neighbours, and the
-difference spreads inward by the receptive-field radius: 37 px for relu4_1
-(2 + 1 + 4 + 2 + 16 + 4 + 8 over the convs and pools), and 30 output px
-(under 4 feature cells) for the decoder. The margins are larger than both,
-so tiled equals untiled up to float rounding (measured: max abs difference
-0, bit-identical, in [0, 1] pixel units on a 321x290 image with 160 and
-256 px windows; ``tests/controls/test_tiling.py`` asserts <= 1e-5).
-
-Memory: a window of ``max_tile`` px per side needs about
-``BYTES_PER_PIXEL`` bytes per pixel in float32 (encoder or decoder
-activations), plus the whole image (12 bytes/px on the host in float32)
-and relu4_1 map (32 bytes/px: 512 float32 channels per 8x8 px).
+The relu4_1 map is encoded window by window (``ENCODER_MARGIN`` px overlap, interior kept),
+the AdaIN (and mask-region) statistics are taken over the whole map, then the decoder runs
+window by window (``DECODER_MARGIN`` feature cells). Why this equals the untiled result (window
+alignment, receptive-field radii, measurements) and the memory model: docs/design.md,
+"Tiling is exact".
 """
 
 from __future__ import annotations
@@ -47,9 +30,9 @@ from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE, ceil_div
 Dtype = Any
 
 DECODER_MARGIN = 6  # feature cells (48 px), > the decoder's 30 px radius
-# Peak working memory of the float32 encoder or decoder per pixel of a
-# window (relu1_1-level activations: 64 channels x 4 bytes, a few alive at
-# once, plus XLA temporaries); measured: an untiled 1024 px stylize needs ~1.4 KB/px
+# Peak float32 encoder/decoder working memory per window pixel (relu1_1-level activations:
+# 64 channels x 4 bytes, a few alive at once, plus XLA temporaries; an untiled 1024 px stylize
+# measures ~1.4 KB/px)
 BYTES_PER_PIXEL = 1500
 MEMORY_FRACTION = 0.25  # of the available memory a window may use
 
@@ -67,9 +50,10 @@ class Window(NamedTuple):
 def plan_axis(n: int, tile: int, margin: int, align: int) -> list[Window]:
     """Cover ``[0, n)`` with windows of ``tile + 2 * margin`` (+ ``n % align``) units.
 
-    Windows start on multiples of ``align`` and all have one size (one
-    compilation per image size); their kept ranges partition ``[0, n)``,
-    each at least ``margin`` away from a window edge that is not an image edge.
+    Windows start on multiples of ``align`` and all have one size (one compilation per image
+    size); their kept ranges partition ``[0, n)``, each at least ``margin`` away from a window
+    edge that is not an image edge. Raises ``ValueError`` unless ``tile`` and ``margin`` are
+    positive multiples of ``align``.
     """
     if tile <= 0 or tile % align or margin % align:
         raise ValueError(f"tile {tile} and margin {margin} must be positive multiples of {align}")
@@ -86,15 +70,14 @@ def plan_axis(n: int, tile: int, margin: int, align: int) -> list[Window]:
 
 
 def _kept(win: Window, to_out: Callable[[int], int]) -> tuple[slice, slice]:
-    """The kept range of ``win`` as ``(slice of the whole output, slice of the window's
-    output)``, ``to_out`` mapping input units to output units."""
+    """``win``'s kept range as (slice of the whole output, slice of the window's output)."""
     lo, hi, start = win.keep_lo, win.keep_hi, win.start
     return slice(to_out(lo), to_out(hi)), slice(to_out(lo - start), to_out(hi - start))
 
 
 def available_memory() -> int:
-    """Bytes the default device can use: its memory limit on an accelerator,
-    else ``MemAvailable`` of the host (``/proc/meminfo``)."""
+    """Bytes the default device can use: its limit on an accelerator, else the host's
+    ``MemAvailable`` (``/proc/meminfo``)."""
     device = jax.devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
@@ -111,8 +94,8 @@ def available_memory() -> int:
 
 
 def auto_max_tile(batch: int = 1, dtype: Dtype = jnp.float32) -> int:
-    """Default ``max_tile``: the window side whose working memory is
-    ``MEMORY_FRACTION`` of ``available_memory()``, a multiple of 64 in [256, 4096]."""
+    """Default ``max_tile`` in px: the window side whose working memory is ``MEMORY_FRACTION``
+    of ``available_memory()``, a multiple of 64 in [256, 4096]."""
     per_px = BYTES_PER_PIXEL * batch * (jnp.dtype(dtype).itemsize / 4)
     side = math.isqrt(int(MEMORY_FRACTION * available_memory() / per_px))
     return int(min(4096, max(256, side // 64 * 64)))
@@ -121,11 +104,6 @@ def auto_max_tile(batch: int = 1, dtype: Dtype = jnp.float32) -> int:
 def needs_tiling(height: int, width: int, max_tile: int) -> bool:
     """Whether an image of this size is larger than one window."""
     return max(height, width) > max_tile
-
-
-def _check_max_tile(max_tile: int) -> None:
-    if max_tile < MIN_TILE:
-        raise ValueError(f"max_tile must be at least {MIN_TILE} px, got {max_tile}")
 
 
 @functools.partial(jax.jit, static_argnames=("dtype",))
@@ -147,7 +125,6 @@ def encode_tiled(
 ) -> np.ndarray:
     """relu4_1 of ``[N, H, W, 3]`` images in [0, 1], encoded in windows of at most
     ``max_tile`` (+7) px per side; float32 ``[N, ceil(H/8), ceil(W/8), 512]`` on the host."""
-    _check_max_tile(max_tile)
     n, height, width, _ = content.shape
     tile = (max_tile - 2 * ENCODER_MARGIN) // DOWNSAMPLE * DOWNSAMPLE
     h, w = feature_size(height, width)
@@ -176,7 +153,6 @@ def decode_tiled(
 
     ``labels``: ``None`` or int ``[N, h, w]`` at the feature resolution.
     """
-    _check_max_tile(max_tile)
     n, h, w, _ = feat.shape
     tile = max_tile // DOWNSAMPLE - 2 * DECODER_MARGIN
     out = np.empty((n, DOWNSAMPLE * h, DOWNSAMPLE * w, 3), np.float32)
@@ -209,12 +185,16 @@ def stylize_tiled(
 
     Args:
       content: float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1], any size.
-      max_tile: window side in px including margins (>= ``MIN_TILE``);
-        ``None``: ``auto_max_tile()``.
+      max_tile: window side in px including margins (>= ``MIN_TILE``); ``None``:
+        ``auto_max_tile()``.
 
     Returns:
-      float32 NumPy array with the content's shape, in [0, 1]; equal to the
-      untiled result up to float rounding.
+      float32 NumPy array with the content's shape, in [0, 1]; equal to the untiled result up
+      to float rounding.
+
+    Raises:
+      ValueError: a concat or instance-norm decoder, sides under 9 px, ``max_tile`` under
+        ``MIN_TILE``, or bad weights or mask labels.
     """
     require_adain_fusion(params, "tiling")
     if decoder_variant(params["decoder"]).norm == "instance":
@@ -229,15 +209,15 @@ def stylize_tiled(
     n, height, width, _ = content.shape
     check_image_size(height, width, "content")
     max_tile = auto_max_tile(n, dtype) if max_tile is None else max_tile
+    if max_tile < MIN_TILE:
+        raise ValueError(f"max_tile must be at least {MIN_TILE} px, got {max_tile}")
     feat = encode_tiled(params, content, max_tile, dtype)
     labels = None
     if mask is not None:
         check_labels(mask, stats.num_styles)
         labels = resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
-        weights = None
-    else:
-        weights = normalize_weights(weights, stats.num_styles)
+    weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)
     out = decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
     out = out[:, :height, :width]

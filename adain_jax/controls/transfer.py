@@ -1,12 +1,8 @@
-"""The stylization functions: one style (``stylize``), K styles mixed or by
-region (``stylize_mix``), cached statistics (``stylize_with_stats``).
+"""The stylize functions: one style (``stylize``), K styles mixed or by region
+(``stylize_mix``), cached statistics (``stylize_with_stats``), all on the one pass ``render``.
 
-All are pure and run the one stylize pass, ``render`` (encode, the decoder's
-input, decode, crop, clip); ``stylize`` and the core of ``stylize_with_stats``
-(``stylize_checked``) are ``jax.jit``-compiled here (``dtype`` static, everything
-else traced), so repeated calls at one shape reuse one executable. They compose with
-``jax.jit``, ``jax.vmap`` and ``jax.grad``. Parameter order everywhere:
-params, content, style(s) or stats, alpha, then keyword-only options.
+Jit boundaries and the parameter order (params, content, style(s) or stats, alpha, keyword-only
+options): docs/design.md.
 """
 
 from __future__ import annotations
@@ -59,13 +55,12 @@ def render(
 ) -> Any:
     """THE stylize pass every stylize function runs (traced; call it under ``jax.jit``).
 
-    Encodes ``content`` float ``[N, H, W, 3]``, asks ``target(feat, cells)`` for the
-    decoder's input from the relu4_1 features ``[N, h, w, 512]`` (``cells``: int ``[N, 2]``
-    valid feature cells with ``sizes``, else ``None``), decodes it, crops to ``H x W`` and
-    clips to [0, 1]. ``sizes``: int ``[N, 2]`` or ``[1, 2]``, each image's valid size in a
-    batch padded at the bottom/right (``adain_jax.nn.forward.encode``). ``has_aux``:
-    ``target`` returns ``(decoder_input, aux)`` and ``render`` ``(image, aux)``, as in
-    ``jax.grad``.
+    Encodes ``content`` float ``[N, H, W, 3]``, asks ``target(feat, cells)`` for the decoder's
+    input from the relu4_1 features ``[N, h, w, 512]`` (``cells``: int ``[N, 2]`` valid feature
+    cells with ``sizes``, else ``None``), decodes it, crops to ``H x W`` and clips to [0, 1].
+    ``sizes``: int ``[N, 2]`` or ``[1, 2]``, each image's valid size in a batch padded at the
+    bottom/right (``adain_jax.nn.forward.encode``). ``has_aux``: ``target`` returns
+    ``(decoder_input, aux)`` and ``render`` ``(image, aux)``, as in ``jax.grad``.
 
     Returns float32 ``[N, H, W, 3]`` in [0, 1] (with ``has_aux``: ``(image, aux)``).
     """
@@ -97,30 +92,27 @@ def stylize(
 
     Args:
       params: ``{"encoder", "decoder"}`` from ``load_params``.
-      content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1]; each
-        side at least 9 px.
-      style: RGB float ``[Hs, Ws, 3]`` or ``[N or 1, Hs, Ws, 3]`` in [0, 1];
-        any size; a single style serves the whole content batch.
-      alpha: content-style trade-off in [0, 1] (1 = full style); a scalar or
-        one value per content image ``[N]``. Traced: changing it does not
-        recompile.
-      dtype: compute dtype of the convolutions (``jnp.float32`` or
-        ``jnp.bfloat16``); statistics are always float32.
+      content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1]; each side at least 9 px.
+      style: RGB float ``[Hs, Ws, 3]`` or ``[N or 1, Hs, Ws, 3]`` in [0, 1]; any size; a single
+        style serves the whole content batch.
+      alpha: content-style trade-off in [0, 1] (1 = full style); a scalar or one value per
+        content image ``[N]``. Traced: changing it does not recompile.
+      dtype: compute dtype of the convolutions (``jnp.float32`` or ``jnp.bfloat16``);
+        statistics are always float32.
       conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
 
-    Autodiff: reverse mode (``jax.grad``, ``jax.vjp``) works with respect to
-    every argument. Forward mode (``jax.jvp``, ``jax.jacfwd``) is NOT
-    supported: the channel statistics and the CPU convolution have hand-written
-    reverse-mode gradients (``jax.custom_vjp``, for memory and speed), which
-    JAX cannot differentiate forward; use ``jax.vjp`` instead.
+    Autodiff: reverse mode (``jax.grad``, ``jax.vjp``) works with respect to every argument.
+    Forward mode (``jax.jvp``, ``jax.jacfwd``) is NOT supported: the channel statistics and the
+    CPU convolution have hand-written reverse-mode gradients (``jax.custom_vjp``, for memory
+    and speed), which JAX cannot differentiate forward; use ``jax.vjp`` instead.
 
     Returns:
       float32 image with the content's shape, clipped to [0, 1].
 
-    Raises (at trace time): ``TypeError`` for integer images (divide uint8 by
-    255), ``ValueError`` for bad shapes, a style batch other than 1 or N, an
-    ``alpha`` that is not a scalar or ``[N]``, or sides under 9 px. Values are
-    not checked (floats in 0..255 cannot be told from shapes): pass [0, 1].
+    Raises (at trace time): ``TypeError`` for integer images (divide uint8 by 255),
+    ``ValueError`` for bad shapes, a style batch other than 1 or N, an ``alpha`` that is not a
+    scalar or ``[N]``, or sides under 9 px. Values are not checked (floats in 0..255 cannot be
+    told from shapes): pass [0, 1].
     """
     if is_concrete(alpha) and not np.all(np.asarray(alpha) == 1.0):
         require_adain_fusion(params, "alpha other than 1")
@@ -161,10 +153,9 @@ def stylize_checked(
     """``stylize_with_stats`` without its argument checks, for callers that checked once
     (``infer.py``'s back-ends: a mask is checked when it is read, not at every call).
 
-    ``content`` float ``[N, H, W, 3]``; ``weights`` ``[K]`` (>= 0, normalised here; equal
-    if ``None``), ignored with a ``mask``: int labels ``0..K-1``, ``[Hm, Wm]`` or
-    ``[N, Hm, Wm]``; ``sizes`` int ``[N, 2]``, ``[1, 2]`` or ``None``. Returns float32
-    ``[N, H, W, 3]`` in [0, 1].
+    ``content`` float ``[N, H, W, 3]``; ``weights`` ``[K]`` (>= 0, normalised here; equal if
+    ``None``), ignored with a ``mask``: int labels ``0..K-1``, ``[Hm, Wm]`` or ``[N, Hm, Wm]``;
+    ``sizes`` int ``[N, 2]``, ``[1, 2]`` or ``None``. Returns float32 ``[N, H, W, 3]`` in [0, 1].
     """
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     return _stylize_checked(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
@@ -205,26 +196,26 @@ def stylize_with_stats(
       content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1], sides >= 9 px.
       stats: K >= 1 styles, shared by every content image.
       alpha: content-style trade-off in [0, 1], scalar or ``[N]``.
-      weights: ``[K]`` interpolation weights, normalised to sum 1 (equal if
-        ``None``); used without ``mask``.
-      mask: int region labels ``[Hm, Wm]`` or ``[N, Hm, Wm]`` in ``0..K-1``,
-        any size (resized to the relu4_1 grid by nearest neighbour); region k
-        takes style k.
-      sizes: optional int ``[N, 2]`` (traced): ``content`` is a batch
-        ``[N, Hb, Wb, 3]`` of images padded at the bottom/right
-        (``pad_to_bucket``) and ``sizes[n]`` is image n's ``(H, W)`` (each at
-        least 9 px); ``[1, 2]``: one size for every image. Each image is
-        stylized exactly as unpadded (its own reflection borders, content
-        statistics over its own relu4_1 cells, a mask stretched over its own
-        area): crop output n to ``sizes[n]``.
+      weights: ``[K]`` interpolation weights, normalised to sum 1 (equal if ``None``); used
+        without ``mask``.
+      mask: int region labels ``[Hm, Wm]`` or ``[N, Hm, Wm]`` in ``0..K-1``, any size (resized
+        to the relu4_1 grid by nearest neighbour); region k takes style k.
+      sizes: optional int ``[N, 2]`` (traced): ``content`` is a batch ``[N, Hb, Wb, 3]`` of
+        images padded at the bottom/right (``pad_to_bucket``) and ``sizes[n]`` is image n's
+        ``(H, W)`` (each at least 9 px); ``[1, 2]``: one size for every image. Each image is
+        stylized exactly as unpadded (its own reflection borders, content statistics over its
+        own relu4_1 cells, a mask stretched over its own area): crop output n to ``sizes[n]``.
         One compilation serves every mix of sizes in a padded shape.
       dtype: compute dtype of the convolutions.
       conv_impl: convolution formulation (``adain_jax.nn.conv``), static.
 
     Returns:
-      float32 image with the content's shape, clipped to [0, 1]. Compiled
-      once per shape and dtype; ``alpha``, ``weights``, ``sizes`` and the
-      mask's values are traced.
+      float32 image with the content's shape, clipped to [0, 1]. Compiled once per shape and
+      dtype; ``alpha``, ``weights``, ``sizes`` and the mask's values are traced.
+
+    Raises:
+      ValueError: a concat decoder, bad shapes or ``sizes``, sides under 9 px, bad weights or
+        mask labels.
     """
     require_adain_fusion(params, "style statistics (mixing, masks, tiling, stylize_with_stats)")
     single = jnp.ndim(content) == 3
@@ -257,18 +248,17 @@ def stylize_mix(
     Args:
       params: ``{"encoder", "decoder"}``.
       content: RGB float ``[H, W, 3]`` or ``[N, H, W, 3]`` in [0, 1].
-      styles: ``[K, Hs, Ws, 3]`` or a sequence of K images ``[Hs_k, Ws_k, 3]``
-        (sizes may differ) in [0, 1].
+      styles: ``[K, Hs, Ws, 3]`` or a sequence of K images ``[Hs_k, Ws_k, 3]`` (sizes may
+        differ) in [0, 1].
       alpha: in [0, 1]; applies after mixing.
       weights: ``[K]`` floats >= 0, normalised to sum 1 (equal if ``None``).
-      mask: int labels ``[Hm, Wm]`` (or ``[N, Hm, Wm]``) in ``0..K-1``; region
-        k gets style k and content statistics of region k only (the authors'
-        semantics); overrides ``weights``. Use ``labels_from_mask_image`` for
-        mask images.
+      mask: int labels ``[Hm, Wm]`` (or ``[N, Hm, Wm]``) in ``0..K-1``; region k gets style k
+        and content statistics of region k only (the authors' semantics); overrides
+        ``weights``. Use ``labels_from_mask_image`` for mask images.
       dtype: compute dtype.
 
     Returns:
-      float32 image with the content's shape, in [0, 1].
+      float32 image with the content's shape, in [0, 1]. Raises as ``stylize_with_stats``.
     """
     if isinstance(styles, (list, tuple)):
         stats = stack_stats([encode_style(params, s, dtype=dtype) for s in styles])

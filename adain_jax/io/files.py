@@ -1,14 +1,10 @@
-"""Atomic file writing: every file the project writes goes through here.
+"""Atomic file writing (every file the project writes) and the bounded JSON reader.
 
-A file is written under a temporary name in its destination directory and
-renamed into place only when complete, so a crash, a full disk or a killed
-process never leaves a half-written file at the destination. The finished
-file gets the permissions the umask gives an ordinary new file (``mkstemp``
-alone would leave it owner-only, 0600).
-
-``parse_json_object`` / ``read_json_object``: the one JSON reader of files the
-package reads back (``config.json``, safetensors headers): bounded in size and
-nesting, an object at the top, each problem one ``JsonFileError`` line.
+A file is written under a temporary name in its destination directory and renamed into place
+only when complete, so a crash, a full disk or a killed process never leaves a half-written
+file; it then gets the permissions the umask gives an ordinary new file (``mkstemp`` alone
+would leave it 0600). ``read_json_object``: the one reader of JSON files the package reads back
+(``config.json``, safetensors headers), bounded in size and nesting, one error line each.
 """
 
 from __future__ import annotations
@@ -37,11 +33,9 @@ def _umask() -> int:
 
 
 def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
-    """Create an empty temporary file in ``path``'s directory (made if missing).
-
-    The name starts with ``.<name>.`` so that it is hidden and recognisable;
-    ``suffix`` keeps an extension libraries may look at (e.g. ``.mp4``).
-    """
+    """Create an empty temporary file in ``path``'s directory (made if missing); its name starts
+    with ``.<name>.`` (hidden, recognisable) and ends with ``suffix``, an extension libraries
+    may look at (e.g. ``.mp4``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -57,10 +51,8 @@ def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``.
-
-    On an exception the temporary file is removed and ``path`` is untouched.
-    """
+    """Yield a temporary path to write; on success it replaces ``path``, on an exception it is
+    removed and ``path`` is untouched."""
     tmp = temp_path_beside(path, suffix)
     try:
         yield tmp
@@ -102,18 +94,16 @@ def parse_json_object(raw: bytes | str, where: str) -> dict:
     """``raw`` parsed as a JSON object, nested at most ``MAX_JSON_DEPTH`` deep.
 
     Raises:
-      JsonFileError: ``"<where>: <problem>"`` on one line: not UTF-8 or not JSON,
-        nested too deep (checked before parsing: the parser would recurse), or not
-        an object at the top.
+      JsonFileError: ``"<where>: <problem>"`` on one line: not UTF-8 or not JSON, nested too
+        deep (checked before parsing: the parser would recurse), or not an object at the top.
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         raise JsonFileError(f"{where}: not JSON (not UTF-8 text)") from None
-    if "[" in text or "{" in text:
-        depth = _depth(text) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else 0
-        if depth > MAX_JSON_DEPTH:
-            raise JsonFileError(f"{where}: JSON nested {depth} deep (at most {MAX_JSON_DEPTH})")
+    depth = _depth(text) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else 0
+    if depth > MAX_JSON_DEPTH:
+        raise JsonFileError(f"{where}: JSON nested {depth} deep (at most {MAX_JSON_DEPTH})")
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError, MemoryError) as e:

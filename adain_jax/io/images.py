@@ -1,52 +1,13 @@
 """Read and write images (Pillow): THE image module of training and inference.
 
-Both the training pipeline (``adain_jax.training.data``) and inference
-(``infer.py``, ``evaluate``) decode files here, so the same file gives the same
-pixels in both. Decoding gives float32 RGB ``[H, W, 3]`` in [0, 1]
-(``to_rgb_array``), one rule per case:
-
-* formats: an allow-list, ``READ_FORMATS`` (JPEG, PNG, WebP, BMP, TIFF, GIF: the
-  ``IMAGE_EXTENSIONS``), picked by content whatever the extension; the first frame
-  of an animation. Pillow's readers that run programs or interpret code (EPS/PS
-  through Ghostscript, ``CODE_FORMATS``) are unregistered for the whole process
-  when this module is imported, so no library in it (Gradio included) reaches them;
-* bounds, checked from the header before anything is decoded or resized: at most
-  ``pixel_limit()`` pixels (``ADAIN_JAX_MAX_PIXELS``, default 100 MP) per decoded
-  image and per resized image, and at most ``MAX_JPEG_SCANS`` scans per JPEG (a
-  progressive-JPEG "scan bomb" decodes for minutes);
-* EXIF orientation: ``ImageOps.exif_transpose``, so the image reads as a photo
-  viewer shows it;
-* 8-bit modes: ``RGB`` as stored / 255; grayscale ``L`` and ``1`` repeated to
-  three channels; palette ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` by
-  Pillow's conversion to RGB (ICC profiles are not applied);
-* 16/32-bit integer ``I;16``, ``I;16B``, ``I`` (16-bit PNGs open as ``I`` or
-  ``I;16``): value / 65535, clipped to [0, 1], whatever the largest value;
-* float ``F``: the values clipped to [0, 1] (not rescaled);
-* transparency (``RGBA``, ``LA``, ``PA``, a palette's transparent index) is
-  composited on white in float32: ``rgb * a + (1 - a)``, so transparent
-  regions read as white paper, not as the colour stored under alpha 0.
-
-Resizing (``resized_shape``, ``resize_rgb``) follows the authors' tools
-(``test.lua``; the PyTorch port's ``transforms.Resize(N)``): the shorter side
-becomes ``N``, the longer ``int(N * long / short)`` (truncated); bilinear with
-Pillow's antialiasing. ``RGB``, ``L`` and ``RGBA`` images are resized by Pillow
-in 8 bits (RGBA premultiplied, then composited), every other mode as float32
-channels (16-bit precision kept). ``center_crop`` places the window as
-torchvision's ``CenterCrop`` (offsets ``round((H - N) / 2)``, half to even).
-Training crops random windows of the same resize (``resize_rgb`` with a
-``box``) and stores them as uint8 with ``to_uint8`` (round half to even,
-clipped): the only conversion from float to 8 bits in the package.
-
-``find_images``: files with an image extension (``IMAGE_EXTENSIONS``, any
-case) under a folder, recursively, sorted; names starting with ``.`` (files
-and folders) skipped; symbolic links to files are followed, links to folders
-too, but each real folder is walked once (no loops, no duplicates).
-
-Writing picks PNG or JPEG (quality 95) from the extension, writes through
-``adain_jax.io.files`` (temporary file, renamed into place) and refuses to
-overwrite any input file.
-
-Every problem raises ``ImageError`` whose message is one line naming the file.
+Training (``adain_jax.training.data``) and inference (``infer.py``, ``evaluate``) decode files
+here, so the same file gives the same pixels in both. ``open_image`` reads an allow-list of
+formats (``READ_FORMATS``, picked by content whatever the extension; the first frame of an
+animation), with bounds checked from the header (docs/security.md) and EXIF orientation applied;
+``to_rgb_array`` and ``resize_rgb`` make float32 RGB ``[H, W, 3]`` in [0, 1]; sizes follow the
+authors' ``test.lua`` (the PyTorch port's ``transforms.Resize(N)``, ``CenterCrop(N)``).
+``save_image`` writes PNG or JPEG atomically and never over an input. Every problem raises
+``ImageError`` whose message is one line naming the file.
 """
 
 from __future__ import annotations
@@ -68,8 +29,6 @@ WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _PILLOW_RESIZED = ("RGB", "L", "RGBA")  # resized by Pillow in 8 bits (as the PyTorch port)
-
-
 # Pillow format names read (``Image.open(formats=...)``): the IMAGE_EXTENSIONS' formats
 # (a camera's multi-picture JPEG opens through JPEG as Pillow's "MPO").
 READ_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
@@ -88,19 +47,17 @@ class ImageError(ValueError):
 def _disable_code_formats() -> None:
     """Unregister Pillow's code-running readers (EPS/PS via Ghostscript, ...) process-wide.
 
-    ``Image.init()`` first imports every plugin, so a later ``Image.open`` anywhere in
-    the process (Gradio's upload handling too) never registers them again; Ghostscript
-    is also made unfindable for a plugin imported by hand.
+    ``Image.init()`` first imports every plugin, so a later ``Image.open`` anywhere in the
+    process (Gradio's upload handling too) never registers them again; Ghostscript is also made
+    unfindable for a plugin imported by hand.
     """
     Image.init()
     for name in CODE_FORMATS:
         Image.OPEN.pop(name, None)
         if name in Image.ID:
             Image.ID.remove(name)
-    try:
-        from PIL import EpsImagePlugin
-    except ImportError:  # pragma: no cover - every Pillow has it
-        return
+    from PIL import EpsImagePlugin  # in every Pillow
+
     EpsImagePlugin.gs_binary = False
     EpsImagePlugin.gs_windows_binary = False
 
@@ -140,9 +97,9 @@ def check_pixels(
     what: str = "image is",
     setting: str = f"set {MAX_PIXELS_ENV} to raise it",
 ) -> None:
-    """Raise ``ImageError`` (one line naming ``where``) if ``height x width`` exceeds
-    ``limit`` pixels (default ``pixel_limit()``); called before anything of that size is
-    allocated. ``setting`` tells how to raise the limit."""
+    """Raise ``ImageError`` (one line naming ``where``) if ``height x width`` exceeds ``limit``
+    pixels (default ``pixel_limit()``); called before anything of that size is allocated.
+    ``setting`` tells how to raise the limit."""
     limit = pixel_limit() if limit is None else limit
     if height * width > limit:
         raise ImageError(
@@ -154,8 +111,8 @@ def check_pixels(
 def _count_jpeg_scans(path: Path, limit: int) -> int:
     """Start-of-scan markers (``FF DA``) in the file, counted up to ``limit + 1``.
 
-    Entropy-coded data stuffs every ``FF`` with ``00``, so the marker appears only where
-    a scan starts (or inside an embedded thumbnail, which adds its own one or few).
+    Entropy-coded data stuffs every ``FF`` with ``00``, so the marker appears only where a scan
+    starts (or inside an embedded thumbnail, which adds its own one or few).
     """
     count, tail = 0, b""
     with open(path, "rb") as f:
@@ -172,10 +129,12 @@ def _count_jpeg_scans(path: Path, limit: int) -> int:
 
 
 # ------------------------------------------------------------------------- finding
-
-
 def find_images(root: str | os.PathLike) -> list[Path]:
-    """Image files under ``root``, recursively, sorted (rules: module doc).
+    """Image files under ``root``, recursively, sorted.
+
+    Files with one of ``IMAGE_EXTENSIONS`` (any case); names starting with ``.`` (files and
+    folders) skipped; symbolic links to files and to folders followed, but each real folder
+    walked once (no loops, no duplicates).
 
     Raises:
       ImageError: ``root`` is missing, not a folder, or holds no image file.
@@ -209,8 +168,6 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------------- decoding
-
-
 def open_image(
     path: str | os.PathLike,
     *,
@@ -223,18 +180,17 @@ def open_image(
 
     Args:
       path: an image file, in one of ``READ_FORMATS`` (by content).
-      draft_size: JPEG only (the training pipeline's speed option): when > 0, let
-        the decoder downscale by 1/2, 1/4 or 1/8 in the DCT domain while the
-        shorter side stays at least ``draft_size`` px. 0 decodes at full size.
-      max_pixels: the bound on the decoded pixels (default ``pixel_limit()``),
-        checked from the header before decoding.
-      what: how messages name the file (``"image"``, ``"mask"``); ``setting``: how
-        the message says to raise ``max_pixels``.
+      draft_size: JPEG only (the training pipeline's speed option): when > 0, let the decoder
+        downscale by 1/2, 1/4 or 1/8 in the DCT domain while the shorter side stays at least
+        ``draft_size`` px. 0 decodes at full size.
+      max_pixels: the bound on the decoded pixels (default ``pixel_limit()``), checked from
+        the header before decoding.
+      what: how messages name the file (``"image"``, ``"mask"``); ``setting``: how the message
+        says to raise ``max_pixels``.
 
     Raises:
-      ImageError: missing file, not an image or not an allowed format, truncated
-        or corrupt, over the pixel or JPEG-scan bound, or empty; one line naming
-        the file.
+      ImageError: missing file, not an image or not an allowed format, truncated or corrupt,
+        over the pixel or JPEG-scan bound, or empty; one line naming the file.
     """
     path = Path(path)
     shown = shown_path(path)
@@ -282,8 +238,8 @@ def open_image(
     except MemoryError:
         raise ImageError(f"{shown}: out of memory decoding this {what}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        # Pillow reports truncated or corrupt data as OSError ("image file is
-        # truncated", "broken data stream"), SyntaxError or ValueError.
+        # Pillow reports truncated or corrupt data as OSError ("image file is truncated",
+        # "broken data stream"), SyntaxError or ValueError.
         raise ImageError(f"{shown}: truncated or corrupt {what} ({one_line(e, 200)})") from None
     if img.width == 0 or img.height == 0:
         raise ImageError(f"{shown}: empty {what} ({img.width}x{img.height} px)")
@@ -291,7 +247,16 @@ def open_image(
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:
-    """A decoded Pillow image as float32 RGB ``[H, W, 3]`` in [0, 1] (rules: module doc)."""
+    """A decoded Pillow image as float32 RGB ``[H, W, 3]`` in [0, 1], one rule per mode.
+
+    8-bit ``RGB`` as stored / 255; ``L`` and ``1`` repeated to three channels; ``P``, ``CMYK``,
+    ``YCbCr``, ``LAB``, ``HSV`` by Pillow's conversion to RGB (ICC profiles are not applied);
+    16/32-bit integer ``I;16``, ``I;16B``, ``I`` (16-bit PNGs open as ``I`` or ``I;16``): value
+    / 65535, clipped to [0, 1], whatever the largest value; float ``F``: clipped to [0, 1] (not
+    rescaled). Transparency (``RGBA``, ``LA``, ``PA``, a palette's transparent index) is
+    composited on white in float32, ``rgb * a + (1 - a)``, so transparent regions read as white
+    paper, not as the colour stored under alpha 0.
+    """
     mode = img.mode
     if mode == "P" and "transparency" in img.info:
         img, mode = img.convert("RGBA"), "RGBA"
@@ -308,18 +273,17 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float ``[..., 3]`` in [0, 1] to uint8: clipped, rounded to nearest (half to even)."""
+    """Float ``[..., 3]`` in [0, 1] to uint8: clipped, rounded to nearest (half to even); the
+    package's only float -> 8-bit conversion (training stores its crops with it)."""
     return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------- geometry
-
-
 def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """``(H, W)`` with the shorter side scaled to ``size`` (torchvision's ``Resize(size)``).
 
-    The longer side is ``int(size * long / short)`` (truncated, at least 1); ``size``
-    0 keeps the shape.
+    The longer side is ``int(size * long / short)`` (truncated, at least 1); ``size`` 0 keeps
+    the shape.
     """
     if size == 0:
         return height, width
@@ -336,10 +300,11 @@ def resize_rgb(
 ) -> np.ndarray:
     """Resize a decoded image (any mode) to float32 RGB ``[height, width, 3]`` in [0, 1].
 
-    Bilinear, antialiased (Pillow). ``box``: ``(left, top, right, bottom)`` of the
-    source region to resample (Pillow's ``resize(box=...)``); ``None``: all of it.
-    ``RGB``/``L``/``RGBA`` resize in Pillow's 8 bits (as the PyTorch port), other
-    modes as float32 channels, clipped to [0, 1].
+    Bilinear, antialiased (Pillow). ``box``: ``(left, top, right, bottom)`` of the source region
+    to resample (Pillow's ``resize(box=...)``, training's random crops); ``None``: all of it.
+    ``RGB``/``L``/``RGBA`` resize in Pillow's 8 bits (as the PyTorch port; RGBA premultiplied,
+    then composited), other modes as float32 channels (16-bit precision kept), clipped to
+    [0, 1].
     """
     if box is None and (height, width) == (img.height, img.width):
         return to_rgb_array(img)
@@ -360,10 +325,10 @@ def resize_rgb(
 def _crop_around(
     img: Image.Image, box: tuple[float, float, float, float], height: int, width: int
 ) -> tuple[Image.Image, tuple[float, float, float, float]]:
-    """The part of ``img`` that resampling ``box`` to ``height x width`` reads (the box and
-    the bilinear filter's reach beyond it), and the box in its coordinates: a float
-    copy of a small window instead of the whole image (a palette image of 100 MP would
-    otherwise become 1.2 GB of float32 per training crop)."""
+    """The part of ``img`` that resampling ``box`` to ``height x width`` reads (the box and the
+    bilinear filter's reach beyond it), and the box in its coordinates: a float copy of a small
+    window instead of the whole image (a palette image of 100 MP would otherwise become 1.2 GB
+    of float32 per training crop)."""
     left, top, right, bottom = box
     reach_x = math.ceil(max(1.0, (right - left) / width)) + 2
     reach_y = math.ceil(max(1.0, (bottom - top) / height)) + 2
@@ -376,8 +341,8 @@ def _crop_around(
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     """The centre ``size x size`` of ``[H, W, C]`` (``size = 0``: the shorter side's square).
 
-    Offsets round as torchvision's ``CenterCrop`` does (``round``, half to even); a
-    side shorter than ``size`` is kept whole.
+    Offsets round as torchvision's ``CenterCrop`` does (``round``, half to even); a side
+    shorter than ``size`` is kept whole.
     """
     height, width = image.shape[:2]
     size = size or min(height, width)
@@ -402,19 +367,20 @@ def load_image(
       path: image file (see the module doc for formats and modes).
       size: shorter side in pixels after resizing; 0 keeps the original size.
       crop: then take the centre ``size x size`` square.
-      min_size: raise if a side of the result is shorter; 0: no check. Callers pass
-        the network's minimum, ``adain_jax.nn.names.MIN_IMAGE_SIZE`` (9 px; the network
-        checks it too, ``nn.forward.check_image_size``): here it fails before any work.
-      max_pixels: the bound on the resized image (default ``pixel_limit()``, which
-        also bounds the decoded one), checked before resizing; ``setting`` says in
-        the message how to raise it.
+      min_size: raise if a side of the result is shorter; 0: no check. Callers pass the
+        network's minimum, ``adain_jax.nn.names.MIN_IMAGE_SIZE`` (9 px; the network checks it
+        too, ``nn.forward.check_image_size``): here it fails before any work.
+      max_pixels: the bound on the resized image (default ``pixel_limit()``, which also bounds
+        the decoded one), checked before resizing; ``setting`` says in the message how to
+        raise it.
 
     Returns:
       float32 RGB ``[H, W, 3]`` in [0, 1].
 
     Raises:
-      ImageError: missing file, not an image, truncated or corrupt data, an
-        empty image, too small, or over a pixel bound; one line naming the file.
+      ImageError: missing file, not an image, truncated or corrupt data, an empty image, too
+        small, or over a pixel bound; one line naming the file.
+      ValueError: ``size`` < 0.
     """
     if size < 0:
         raise ValueError(f"size must be >= 0, got {size}")
@@ -444,12 +410,10 @@ def load_image(
 
 
 # ------------------------------------------------------------------------- writing
-
-
 class Protected:
-    """Files that must not be overwritten (a job's inputs), each output checked in O(1):
-    by resolved path and by ``(device, inode)`` (hard links, other spellings). Build it
-    once per job; checking N outputs against M inputs is then N + M, not N x M."""
+    """Files that must not be overwritten (a job's inputs), each output checked in O(1): by
+    resolved path and by ``(device, inode)`` (hard links, other spellings). Build it once per
+    job; checking N outputs against M inputs is then N + M, not N x M."""
 
     def __init__(self, paths: Iterable[str | os.PathLike] = ()):
         self._resolved: set[Path] = set()
@@ -484,11 +448,11 @@ class Protected:
 def check_output_path(
     path: str | os.PathLike, inputs: Iterable[str | os.PathLike] | Protected = ()
 ) -> Path:
-    """Check that ``path`` can be written: known extension, not one of ``inputs``
-    (a ``Protected`` built once per job, or any paths).
+    """``path`` as a ``Path`` once checked that it can be written: a ``WRITE_FORMATS``
+    extension, not one of ``inputs`` (a ``Protected`` built once per job, or any paths).
 
     Raises:
-      ImageError: unknown extension or an input file.
+      ImageError: unknown extension, an input file, or a directory.
     """
     path = Path(path)
     shown = shown_path(path)
@@ -514,13 +478,15 @@ def save_image(
     image: np.ndarray,
     inputs: Iterable[str | os.PathLike] | Protected = (),
 ) -> Path:
-    """Write float RGB ``[H, W, 3]`` in [0, 1] as PNG or JPEG (quality 95), atomically.
+    """Write float RGB ``[H, W, 3]`` in [0, 1] as PNG or JPEG (quality 95), atomically
+    (``adain_jax.io.files``); returns the ``Path``.
 
-    The parent directory is created if missing. ``inputs`` are files that
-    must not be overwritten.
+    The parent directory is created if missing. ``inputs`` are files that must not be
+    overwritten.
 
     Raises:
-      ImageError: unknown extension, ``path`` is an input, or the write failed.
+      ImageError: unknown extension, ``path`` is an input or a directory, or the write failed.
+      ValueError: ``image`` is not ``[H, W, 3]``.
     """
     path = check_output_path(path, inputs)
     image = np.asarray(image)

@@ -24,9 +24,9 @@ class UsageError(Exception):
 def one_line(error: BaseException | str, limit: int | None = None) -> str:
     """``error`` as a single line of at most ``limit`` characters.
 
-    An ``OSError`` with a file name reads ``"<file>: <reason>"`` (not Python's
-    ``"[Errno 2] ...: '<file>'"``); an exception without text gives its type name;
-    whitespace runs (newlines of multi-line messages) become one space.
+    An ``OSError`` with a file name reads ``"<file>: <reason>"`` (not Python's ``"[Errno 2] ...:
+    '<file>'"``); an exception without text gives its type name; whitespace runs (newlines of
+    multi-line messages) become one space.
     """
     if isinstance(error, OSError) and error.filename and error.strerror:
         text = f"{error.filename}: {error.strerror}"
@@ -40,19 +40,15 @@ def shown_path(path: str | os.PathLike) -> str:
     """``path`` for a message line: control characters (a newline in a file name, an
     escape sequence) written as Python escapes (``\\n``, ``\\x1b``), so one file is
     always one line and cannot rewrite the terminal; other text as it is."""
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if text.isprintable():
-        return text
+    text = os.fsdecode(path)
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def describe(value: Any, limit: int = 40) -> str:
-    """An untrusted value named for a message without ``repr``: an int of up to 12
-    digits or a string of up to ``limit`` characters as itself, anything else by type
-    and length. (The repr of a memo-shared nested list from a pickle of a few hundred
-    bytes has 2^depth elements; a huge int's ``str`` is quadratic.)"""
+    """An untrusted value named for a message without ``repr``: an int of up to 12 digits or a
+    string of up to ``limit`` characters as itself, anything else by type and length. (The repr
+    of a memo-shared nested list from a pickle of a few hundred bytes has 2^depth elements; a
+    huge int's ``str`` is quadratic.)"""
     if type(value) is int and -(10**12) < value < 10**12:
         return str(value)
     if isinstance(value, str | bytes) and len(value) <= limit:

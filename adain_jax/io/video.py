@@ -1,23 +1,13 @@
-"""Stream a video through a frame function, a batch of frames at a time.
+"""Stream a video through a frame function, one batch of frames in memory at a time.
 
-Reading and writing use PyAV (FFmpeg bindings; the optional ``video`` extra:
-``pip install "adain-jax[video]"``). Only one batch of frames is in memory;
-the output has the source's average frame rate and its frame size, or the
-size ``--content-size`` asks for (shorter side N as for images, each side then
-rounded down to an even number of pixels for the codecs' 4:2:0 chroma).
-
-Audio: the source's first audio stream is copied into the output packet by
-packet (no re-encoding) when the output container accepts its codec (AAC or
-MP3 into .mp4/.mov/.mkv/.m4v, Opus or Vorbis into .webm/.mkv, ...); otherwise
-the output has no audio and a warning says why. Subtitles are not copied.
-
-Output codecs by extension: ``.mp4``/``.mov``/``.mkv`` H.264 (``libx264``,
-yuv420p, or yuv444p when a side is odd), ``.webm`` VP9, ``.avi`` MPEG-4 part 2.
-Frames (source and resized) are bounded like images (``io.images.check_pixels``:
-``ADAIN_JAX_MAX_PIXELS``), checked from the stream header and again per frame.
-Inputs: anything FFmpeg decodes (``VIDEO_EXTENSIONS`` are the ones the
-command line treats as video, ``is_video``; a ``.gif`` reads as an image, its
-first frame).
+PyAV (FFmpeg bindings; the optional ``video`` extra: ``pip install "adain-jax[video]"``). The
+output keeps the source's average frame rate and its frame size, or the size ``--content-size``
+asks for (shorter side N as for images, each side then rounded down to even for the codecs'
+4:2:0 chroma); its codec follows the extension (``OUTPUT_CODECS``). The source's first audio
+stream is copied when the output container accepts its codec (``add_audio``), else a warning
+says why; subtitles are not copied. Frames (source and resized) are bounded like images
+(``io.images.check_pixels``), from the stream header and again per frame. Inputs: anything
+FFmpeg decodes (``is_video``: the extensions the command line treats as video).
 """
 
 from __future__ import annotations
@@ -95,8 +85,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 def output_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """``(width, height)`` of frames resized so the shorter side is ``size`` (0: kept),
-    as ``io.images.resized_shape``; a resized side is then made even (rounded down)."""
+    """``(width, height)`` of frames resized so the shorter side is ``size`` (0: kept), as
+    ``io.images.resized_shape``; a resized side is then made even (rounded down, at least 2)."""
     if size == 0:
         return width, height
     new_h, new_w = resized_shape(height, width, size)
@@ -108,8 +98,8 @@ def iter_batches(
 ) -> Iterator[np.ndarray]:
     """Decoded RGB frames of ``path``, uint8 ``[B, H, W, 3]`` batches (the last may be shorter).
 
-    ``size``: ``(width, height)`` to resize each frame to (bilinear, as images are);
-    ``None`` keeps the source size.
+    ``size``: ``(width, height)`` to resize each frame to (bilinear, as images are); ``None``
+    keeps the source size. Raises ``VideoError`` (corrupt) or ``ImageError`` (over the bound).
     """
     av = _av()
     with _open_input(path) as container:
@@ -132,7 +122,10 @@ def iter_batches(
 
 
 class VideoWriter:
-    """Encode RGB uint8 frames into ``path`` (written to a temporary file, renamed on ``close``)."""
+    """Encode RGB uint8 frames into ``path`` (written to a temporary file, renamed on ``close``).
+
+    H.264 in yuv420p, or yuv444p when a side is odd; ``VideoError`` for an extension not in
+    ``OUTPUT_CODECS`` or an odd size in MPEG-4 (.avi)."""
 
     def __init__(self, path: str | os.PathLike, fps: Fraction, width: int, height: int):
         av = _av()
@@ -201,12 +194,13 @@ def add_audio(
     video_only: str | os.PathLike, source: str | os.PathLike, dst: str | os.PathLike
 ) -> tuple[bool, str | None]:
     """Write ``dst``: the video stream of ``video_only`` plus the first audio stream of
-    ``source``, both copied packet by packet (no re-encoding), interleaved by time.
+    ``source``, both copied packet by packet (no re-encoding), interleaved by time. FFmpeg says
+    which codecs a container takes (AAC or MP3 into .mp4/.mov/.mkv, Opus into .webm, ...).
 
     Returns:
-      ``(copied, why_not)``: ``(True, None)`` when ``dst`` was written; ``(False, None)``
-      when ``source`` has no audio; ``(False, reason)`` when the container refuses
-      the codec (``dst`` is then left unwritten).
+      ``(copied, why_not)``: ``(True, None)`` when ``dst`` was written; ``(False, None)`` when
+      ``source`` has no audio; ``(False, reason)`` when the container refuses the codec
+      (``dst`` is then left unwritten).
     """
     av = _av()
     with av.open(os.fspath(source)) as src:
@@ -242,20 +236,21 @@ def transform_video(
 ) -> int:
     """Apply ``fn`` to every frame of ``src`` and write ``dst`` at the source frame rate.
 
-    The source's audio is copied (see the module doc); the output is written to a
-    temporary file and renamed into place when complete.
+    The source's audio is copied (module doc); the output is written to a temporary file and
+    renamed into place when complete.
 
     Args:
       src, dst: video paths; ``dst`` must not be ``src``.
-      fn: float32 ``[B, H, W, 3]`` in [0, 1] -> float ``[B, H, W, 3]`` in [0, 1].
-        Always called with ``batch_size`` frames (the last batch is padded by
-        repeating its last frame), so a jitted ``fn`` compiles once.
+      fn: float32 ``[B, H, W, 3]`` in [0, 1] -> float ``[B, H, W, 3]`` in [0, 1]. Always
+        called with ``batch_size`` frames (the last batch is padded by repeating its last
+        frame), so a jitted ``fn`` compiles once.
       batch_size: frames per call (memory: one batch in and out).
       progress: show a tqdm progress bar.
       size: shorter side of the output frames in px (even sides); 0 keeps the size.
 
     Returns:
-      The number of frames written.
+      The number of frames written. Raises ``VideoError`` (``dst`` is ``src``; a bad, empty or
+      unwritable video) or ``ImageError`` (frames over the pixel bound).
     """
     if Path(src).resolve() == Path(dst).resolve():
         raise VideoError(f"{dst}: the output would overwrite the input video")
