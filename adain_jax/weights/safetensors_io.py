@@ -1,12 +1,11 @@
 """adain-jax's own weight format: one safetensors file per network.
 
 A file holds the params tree of the encoder or the decoder (any decoder variant:
-``adain_jax.nn.models``), flattened as ``"<layer>/<leaf>"``: ``kernel`` (HWIO) and ``bias``
-of a conv, ``scale`` and ``bias`` of a norm layer, plus a BatchNorm layer's running
-``mean`` and ``var``; float32 (or float16), with header metadata
-``adain_jax.format = "1"``, ``adain_jax.network`` (``encoder`` or ``decoder``) and
-``adain_jax.source`` (the file it was converted from).
-A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
+``adain_jax.nn.models``), flattened as ``"<layer>/<leaf>"``: ``kernel`` (HWIO) and ``bias`` of a
+conv, ``scale`` and ``bias`` of a norm layer, plus a BatchNorm layer's running ``mean`` and
+``var``; float32 (or float16), with header metadata ``adain_jax.format = "1"``,
+``adain_jax.network`` (``encoder`` or ``decoder``) and ``adain_jax.source`` (the file it was
+converted from). A weights directory holds ``encoder.safetensors`` and ``decoder.safetensors``.
 """
 
 from __future__ import annotations
@@ -51,9 +50,9 @@ def save(
     *,
     storage_dtype: type = np.float32,
 ) -> None:
-    """Write ``params`` (``{layer: {leaf: array}}``, leaves ``LEAVES``) atomically to
-    ``path``, stored as ``storage_dtype`` (float32, or float16 for half the size; read back
-    as float32)."""
+    """Write ``params`` (``{layer: {leaf: array}}``, leaves ``LEAVES``) atomically to ``path``,
+    stored as ``storage_dtype`` (float32, or float16 for half the size; read back as float32).
+    Raises ``ValueError`` for another dtype, ``WeightsFormatError`` for NaN or infinite values."""
     path = os.fspath(path)
     if np.dtype(storage_dtype) not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise ValueError(f"storage dtype {np.dtype(storage_dtype)}: expected float32 or float16")
@@ -82,11 +81,10 @@ def save(
 def check_header(path: str | os.PathLike) -> dict:
     """Read and check a safetensors header before the library maps the file.
 
-    The header (an 8-byte little-endian length, then JSON) is bounded by
-    ``MAX_HEADER_BYTES`` and the file size; every tensor must have an allowed
-    dtype, a shape whose byte size equals its ``[begin, end)`` range, and that
-    range must lie inside the file. So nothing is allocated from a size the
-    file claims before it has been checked against the bytes really there.
+    The header (an 8-byte little-endian length, then JSON) is bounded by ``MAX_HEADER_BYTES``
+    and the file size; every tensor must have an allowed dtype, a shape whose byte size equals
+    its ``[begin, end)`` range, and that range must lie inside the file. So nothing is allocated
+    from a size the file claims before it has been checked against the bytes really there.
 
     Returns:
       The parsed header (tensor entries and ``__metadata__``).

@@ -1,44 +1,42 @@
 """Read Torch7 ``.t7`` files (the AdaIN authors' own release) without Lua or torch.
 
-The format is torch7's binary serialisation (``File.lua``'s ``writeObject``; tensors
-and storages in ``generic/Tensor.c`` and ``generic/Storage.c``) as written on 64-bit
-Linux and macOS: little-endian, 4-byte ints, 8-byte longs and doubles. Every object
-starts with an int type tag:
+The format is torch7's binary serialisation (``File.lua``'s ``writeObject``; tensors and
+storages in ``generic/Tensor.c`` and ``generic/Storage.c``) as written on 64-bit Linux and
+macOS: little-endian, 4-byte ints, 8-byte longs and doubles. Every object starts with an int
+type tag:
 
 * 0 nil; 1 a number (double); 5 a boolean (int 0 or 1); 2 a string (int length, bytes);
-* 3 a table: an int reference index, then, if that index is new, an int count and as
-  many key and value objects;
-* 4 a torch class: an int index, then, if new, the string ``"V <version>"`` and the
-  class name (or only the class name: version 0), then the class's own data. A tensor
-  is an int ``ndim``, ``ndim`` long sizes, ``ndim`` long strides, the long 1-based
-  storage offset and its storage (an object, or nil); a storage is a long element
-  count and the raw elements; an ``nn`` module is the table of its fields;
+* 3 a table: an int reference index, then, if that index is new, an int count and as many key
+  and value objects;
+* 4 a torch class: an int index, then, if new, the string ``"V <version>"`` and the class name
+  (or only the class name: version 0), then the class's own data. A tensor is an int ``ndim``,
+  ``ndim`` long sizes, ``ndim`` long strides, the long 1-based storage offset and its storage
+  (an object, or nil); a storage is a long element count and the raw elements; an ``nn``
+  module is the table of its fields;
 * 6, 7 and 8: Lua functions (bytecode and upvalues).
 
 An index read before is a reference to that object (a storage shared by two tensors).
 
-The file is hostile input, read under the rules of the ``.pth`` reader
-(``adain_jax.weights.torch_pickle``):
+The file is hostile input, read under the rules of the ``.pth`` reader (``torch_pickle``):
 
-* Nothing is executed: a file holding a function is refused, and torch classes are
-  read only from an allow-list, by name (``nn.Sequential``, the five layers of the
-  authors' networks, tensors and storages), never looked up or constructed.
-* Every string length, table count, tensor rank and storage size is checked against
-  the bytes left in the file before anything is read or allocated; storages are
-  skipped while parsing and read afterwards, once each; tensors are built by
-  ``torch_records.build_view`` (offset, sizes and strides proved inside the storage),
-  their total bounded by the file's size.
-* Nesting depth, objects, table entries and string bytes are bounded; a reference to
-  an object still being read (a loop) is refused.
+* Nothing is executed: a file holding a function is refused, and torch classes are read only
+  from an allow-list, by name (``nn.Sequential``, the five layers of the authors' networks,
+  tensors and storages), never looked up or constructed.
+* Every string length, table count, tensor rank and storage size is checked against the bytes
+  left in the file before anything is read or allocated; storages are skipped while parsing
+  and read afterwards, once each; tensors are built by ``torch_records.build_view`` (offset,
+  sizes and strides proved inside the storage), their total bounded by the file's size.
+* Nesting depth, objects, table entries and string bytes are bounded; a reference to an object
+  still being read (a loop) is refused.
 * Anything unexpected is one ``TorchFileError`` line naming the file.
 
-``load_state_dict`` turns the authors' ``nn.Sequential`` models into the state dict the
-PyTorch port's ``.pth`` files hold for the same networks (``"<index>.weight"``,
-``"<index>.bias"``, 0-based Sequential indices, OIHW), so ``adain_jax.weights.convert``'s
-layouts apply unchanged. The indices agree: the authors' ``test.lua`` keeps modules
-1..31 of the 53 in ``vgg_normalised.t7`` (relu4_1 is the 31st, the port's index 30),
-and their ``train.lua`` builds the 29-module decoder (convolutions 2, 6, 9, ..., 29,
-the port's 1, 5, 8, ..., 28) that ``decoder.t7`` and ``decoder-content-similar.t7`` hold.
+``load_state_dict`` turns the authors' ``nn.Sequential`` models into the state dict the PyTorch
+port's ``.pth`` files hold for the same networks (``"<index>.weight"``, ``"<index>.bias"``,
+0-based Sequential indices, OIHW), so ``convert``'s layouts apply unchanged. The indices agree:
+the authors' ``test.lua`` keeps modules 1..31 of the 53 in ``vgg_normalised.t7`` (relu4_1 is
+the 31st, the port's index 30), and their ``train.lua`` builds the 29-module decoder
+(convolutions 2, 6, 9, ..., 29, the port's 1, 5, 8, ..., 28) that ``decoder.t7`` and
+``decoder-content-similar.t7`` hold.
 """
 
 from __future__ import annotations
@@ -75,18 +73,10 @@ _MAX_LAYER_SIZE = 1 << 16  # planes and kernel sizes of a convolution
 
 # torch7 storage classes -> the .pth reader's storage names (its dtype table).
 _STORAGES = {
-    f"torch.{prefix}Storage": f"{name}Storage"
-    for prefix, name in (
-        ("Byte", "Byte"),
-        ("Char", "Char"),
-        ("Short", "Short"),
-        ("Int", "Int"),
-        ("Long", "Long"),
-        ("Float", "Float"),
-        ("Double", "Double"),
-        ("Cuda", "Float"),  # cutorch writes CUDA float storages as float32
-    )
+    f"torch.{name}Storage": f"{name}Storage"
+    for name in ("Byte", "Char", "Short", "Int", "Long", "Float", "Double")
 }
+_STORAGES["torch.CudaStorage"] = "FloatStorage"  # cutorch writes CUDA float storages as float32
 # Each tensor class and the storage class it must point to.
 _TENSORS = {name.replace("Storage", "Tensor"): name for name in _STORAGES}
 
@@ -317,9 +307,9 @@ class _Reader:
     def materialise(self, value: Any, memo: dict[int, Any], where: str = "the object") -> Any:
         """``value`` with every tensor and storage read into an array (shared ones once).
 
-        The walk follows the file's order, so each object is first met where it was
-        parsed (references only point back to finished objects): its depth is the
-        parse's, bounded by ``MAX_DEPTH``, and later meetings are ``memo`` hits.
+        The walk follows the file's order, so each object is first met where it was parsed
+        (references only point back to finished objects): its depth is the parse's, bounded by
+        ``MAX_DEPTH``, and later meetings are ``memo`` hits.
         """
         if not isinstance(value, (dict, TorchObject, Tensor, Storage)):
             return value
@@ -390,15 +380,15 @@ def load(path: str | os.PathLike) -> Any:
     """The object a ``.t7`` file holds, as Python values.
 
     nil is ``None``; numbers are ``float``; booleans ``bool``; strings ``str`` (UTF-8,
-    undecodable bytes kept as surrogates); tables ``dict`` (keys ``str`` or ``float``);
-    tensors and storages NumPy arrays (C-contiguous copies; an empty tensor has shape
-    ``(0,)``); ``nn`` modules ``TorchObject``. Objects the file shares are shared.
+    undecodable bytes kept as surrogates); tables ``dict`` (keys ``str`` or ``float``); tensors
+    and storages NumPy arrays (C-contiguous copies; an empty tensor has shape ``(0,)``); ``nn``
+    modules ``TorchObject``. Objects the file shares are shared.
 
     Raises:
       FileNotFoundError: no such file.
-      TorchFileError: one line naming the file, for a truncated or lying file, a Lua
-        function, a class outside the allow-list, a loop, too deep nesting, or a tensor
-        outside its storage.
+      TorchFileError: one line naming the file, for a truncated or lying file, a Lua function,
+        a class outside the allow-list, a loop, too deep nesting, or a tensor outside its
+        storage.
     """
     return _read(path, lambda reader, value: reader.materialise(value, {}))
 
@@ -406,17 +396,17 @@ def load(path: str | os.PathLike) -> Any:
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The ``nn.Sequential`` model of a ``.t7`` file as a PyTorch-style state dict.
 
-    Each convolution at (1-based) position ``i`` of the Sequential gives
-    ``"<i - 1>.weight"`` (OIHW; the old ``[nOutputPlane, nInputPlane * kH * kW]`` layout
-    is reshaped, after checking it against the module's ``nInputPlane``,
-    ``nOutputPlane``, ``kH`` and ``kW``) and ``"<i - 1>.bias"``; the other layers have no
-    parameters. Only the tensors of the convolutions are read from the file.
+    Each convolution at (1-based) position ``i`` of the Sequential gives ``"<i - 1>.weight"``
+    (OIHW; the old ``[nOutputPlane, nInputPlane * kH * kW]`` layout is reshaped, after checking
+    it against the module's ``nInputPlane``, ``nOutputPlane``, ``kH`` and ``kW``) and
+    ``"<i - 1>.bias"``; the other layers have no parameters. Only the convolutions' tensors are
+    read from the file.
 
     Raises:
       FileNotFoundError: no such file.
-      TorchFileError: as ``load``, and for a file that is not a flat ``nn.Sequential``
-        of the allowed layers, or a convolution whose fields and tensors disagree, that
-        has no bias, a stride other than 1 or zero-padding.
+      TorchFileError: as ``load``, and for a file that is not a flat ``nn.Sequential`` of the
+        allowed layers, or a convolution whose fields and tensors disagree, that has no bias, a
+        stride other than 1 or zero-padding.
     """
     return _read(path, _state_dict)
 

@@ -1,19 +1,18 @@
 """Read PyTorch ``.pth`` state dicts into NumPy without importing torch.
 
-Both of torch's serialisations are supported: the zip archive written since
-PyTorch 1.6 and the older "legacy" stream (used by the 2018 AdaIN release
-files). The files are treated as hostile input:
+Both of torch's serialisations are supported: the zip archive written since PyTorch 1.6 and
+the older "legacy" stream (used by the 2018 AdaIN release files). The files are treated as
+hostile input:
 
-* Every pickle record goes through a restricted unpickler. The main record
-  resolves only the globals a tensor state dict needs (as
-  ``torch.load(weights_only=True)`` does); the legacy stream's other records
-  (magic number, protocol, sys info, storage keys) resolve no global and no
-  persistent id at all. The allowed globals are inert objects: ``BUILD``
-  cannot set attributes on them, so a file cannot change the reader.
-* Tensors are described while unpickling and built afterwards, only once
-  each one's offset, sizes and strides are checked against its storage and
-  each storage's byte count against the archive member or legacy record that
-  holds it. Sizes are bounded before anything is read or allocated.
+* Every pickle record goes through a restricted unpickler. The main record resolves only the
+  globals a tensor state dict needs (as ``torch.load(weights_only=True)`` does); the legacy
+  stream's other records (magic number, protocol, sys info, storage keys) resolve no global and
+  no persistent id at all. The allowed globals are inert objects: ``BUILD`` cannot set
+  attributes on them, so a file cannot change the reader.
+* Tensors are described while unpickling and built afterwards, only once each one's offset,
+  sizes and strides are checked against its storage and each storage's byte count against the
+  archive member or legacy record that holds it. Sizes are bounded before anything is read or
+  allocated.
 * Zip member names must be plain relative paths, with one ``data.pkl``.
 """
 
@@ -82,7 +81,7 @@ class _Storages:
         seen = self.refs.setdefault(ref.key, ref)
         if (seen.storage_type, seen.numel) != (ref.storage_type, ref.numel):
             raise TorchFileError(f"{self.path}: storage {ref.key} declared twice differently")
-        if ref.numel * ref.storage_type.dtype().itemsize > self.max_bytes:
+        if self.nbytes(ref.key) > self.max_bytes:
             raise TorchFileError(
                 f"{self.path}: storage {ref.key} claims {ref.numel} elements,"
                 " more than the file holds"
@@ -177,9 +176,7 @@ def _load_zip(path: str) -> Any:
 def _check_legacy_header(f: BinaryIO, path: str) -> None:
     """Read the magic number, protocol and sys-info records (plain data only)."""
     try:
-        magic = load_data(f, path)
-        protocol = load_data(f, path)
-        sys_info = load_data(f, path)
+        magic, protocol, sys_info = (load_data(f, path) for _ in range(3))
     except TorchFileError:
         raise
     except Exception as e:
@@ -235,15 +232,14 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load a PyTorch ``state_dict`` file as ``{key: numpy array}``.
 
     Args:
-      path: a file written by ``torch.save(module.state_dict(), path)``, in
-        the zip or the legacy format. A ``{"state_dict": ...}`` or
-        ``{"model": ...}`` wrapper is unwrapped.
+      path: a file written by ``torch.save(module.state_dict(), path)``, in the zip or the
+        legacy format. A ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
 
     Raises:
       FileNotFoundError: the file does not exist.
-      TorchFileError: the file is not a torch pickle, is truncated, holds
-        something other than tensors (no code in it runs), is not a dict of
-        tensors, or has a tensor that does not fit its storage.
+      TorchFileError: the file is not a torch pickle, is truncated, holds something other than
+        tensors (no code in it runs), is not a dict of tensors, or has a tensor that does not
+        fit its storage.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -1,10 +1,9 @@
 """The restricted unpickling of torch's pickle records, and the tensors they describe.
 
-``RecordUnpickler`` resolves only an allow-list of globals (none at all for
-data records) after a scan of the opcodes; tensors come out as descriptions
-(``TensorSpec``: storage, offset, sizes, strides) that ``build_all`` turns into
-arrays only after checking them against their storages. The file formats
-(zip archive, legacy stream) are read by ``adain_jax.weights.torch_pickle``.
+``RecordUnpickler`` resolves only an allow-list of globals (none at all for data records) after
+a scan of the opcodes; tensors come out as descriptions (``_TensorSpec``: storage, offset,
+sizes, strides) that ``build_all`` turns into arrays only after checking them against their
+storages. The file formats (zip archive, legacy stream) are read by ``torch_pickle``.
 """
 
 from __future__ import annotations
@@ -47,19 +46,9 @@ class TorchFileError(ValueError):
 # What parsing a malformed weight file can raise; the readers (``torch_pickle``, ``torch7``,
 # ``numpy_pickle``) turn each into one ``TorchFileError`` line naming the file.
 MALFORMED_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    pickle.UnpicklingError,
-    EOFError,
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    OverflowError,
-    RecursionError,
-    MemoryError,
-    UnicodeDecodeError,
-    struct.error,
-    OSError,
+    *(pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, IndexError),
+    *(AttributeError, OverflowError, RecursionError, MemoryError, UnicodeDecodeError),
+    *(struct.error, OSError),
 )
 
 
@@ -84,9 +73,12 @@ _STORAGE_DTYPES = {
 
 
 class Inert:
-    """Base of the objects globals resolve to: no instance dict, BUILD refused."""
+    """Base of the objects globals resolve to: no instance dict, read-only, BUILD refused."""
 
     __slots__ = ()
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("read-only")
 
     def __setstate__(self, state: Any) -> None:
         raise pickle.UnpicklingError("BUILD on a global is not allowed")
@@ -99,9 +91,6 @@ class StorageType(Inert):
 
     def __init__(self, name: str):
         object.__setattr__(self, "name", name)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError("read-only")
 
     def dtype(self) -> np.dtype:
         dtype = _STORAGE_DTYPES[self.name]
@@ -149,9 +138,6 @@ class AllowedCall(Inert):
 
     def __init__(self, fn: Callable[..., Any]):
         object.__setattr__(self, "_fn", fn)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError("read-only")
 
     def __call__(self, *args: Any) -> Any:
         return self._fn(*args)
@@ -234,9 +220,8 @@ class RecordUnpickler(pickle.Unpickler):
 
 
 class _Clamped:
-    """A read-only view of ``f`` ending ``limit`` bytes after the current position: a
-    length field claiming more is read short (and reported by pickletools), never
-    allocated."""
+    """A read-only view of ``f`` ending ``limit`` bytes after the current position: a length
+    field claiming more is read short (and reported by pickletools), never allocated."""
 
     def __init__(self, f: BinaryIO, limit: int):
         self._f, self._end = f, f.tell() + limit
@@ -314,18 +299,14 @@ def build_all(
     budget = output_budget(file_size)
     out = {}
     for key, spec in specs.items():
-        out[key] = _build_tensor(spec, arrays[spec.storage.key], f"{path}: {describe(key, 80)}")
+        ref = spec.storage
+        data = arrays[ref.key][ref.view_offset : ref.view_offset + ref.view_numel]
+        where = f"{path}: {describe(key, 80)}"
+        out[key] = build_view(data, spec.offset, spec.size, spec.stride, where)
         budget -= out[key].nbytes
         if budget < 0:
             raise TorchFileError(f"{path}: tensors hold far more data than the file")
     return out
-
-
-def _build_tensor(spec: _TensorSpec, storage: np.ndarray, where: str) -> np.ndarray:
-    """Build ``spec`` from its root ``storage`` after checking it lies inside it."""
-    ref = spec.storage
-    data = storage[ref.view_offset : ref.view_offset + ref.view_numel]
-    return build_view(data, spec.offset, spec.size, spec.stride, where)
 
 
 def build_view(
@@ -368,6 +349,3 @@ def _contiguous_strides(size: tuple[int, ...]) -> tuple[int, ...]:
         strides.append(acc)
         acc *= n
     return tuple(reversed(strides))
-
-
-# ---------------------------------------------------------------- entry point

@@ -1,7 +1,5 @@
 """Reading a training workdir's latest decoder (for ``load_params(DIR)``, ``infer.py
---checkpoint``), and the workdir layout that ``adain_jax.training`` writes.
-
-Layout of a workdir ``DIR``::
+--checkpoint``), and the workdir layout that ``adain_jax.training`` writes::
 
     DIR/config.json                 the run's settings (adain_jax.training.config),
                                     among them the decoder variant (fusion, decoder_norm)
@@ -9,8 +7,8 @@ Layout of a workdir ``DIR``::
     DIR/checkpoints/<step>/state    decoder params, Adam state, step (orbax StandardSave)
     DIR/checkpoints/<step>/data     the data iterator's state (JSON)
 
-The encoder is never in a checkpoint: it is saved once, as a weights file, so
-a workdir is self-contained.
+The encoder is never in a checkpoint: it is saved once, as a weights file, so a workdir is
+self-contained.
 """
 
 from __future__ import annotations
@@ -55,9 +53,9 @@ def newest_that_restores(
 ) -> tuple[int, Any] | None:
     """``(step, restore(step))`` for the newest of ``steps`` whose restore succeeds.
 
-    A checkpoint that fails (orbax and tensorstore raise many types for damaged
-    files) is passed to ``on_damaged(step, reason)`` with the reason on one line,
-    and the next older one is tried. ``None`` when none restores.
+    A checkpoint that fails (orbax and tensorstore raise many types for damaged files) is
+    passed to ``on_damaged(step, reason)`` with the reason on one line, and the next older one
+    is tried. ``None`` when none restores.
     """
     for step in sorted(steps, reverse=True):
         try:
@@ -95,12 +93,12 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
     """The latest checkpointed decoder of a training workdir (only the decoder is read).
 
     Returns:
-      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}, ...} float32 numpy (the
-      variant's layers, ``workdir_variant``: norm layers, running statistics),
-      "vgg": str path of the encoder weights the run used}``.
+      ``{"decoder": {layer: {"kernel": HWIO, "bias": [C]}, ...} float32 numpy (the variant's
+      layers, ``workdir_variant``: norm layers, running statistics), "vgg": str path of the
+      encoder weights the run used}``.
 
-    A checkpoint that does not restore (damaged files) is reported in one line on
-    stderr and the next older one is used; the workdir is not changed.
+    A checkpoint that does not restore (damaged files) is reported in one line on stderr and
+    the next older one is used; the workdir is not changed.
 
     Raises:
       CheckpointError: no encoder file, no checkpoint, or none that restores.
