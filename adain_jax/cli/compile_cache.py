@@ -1,23 +1,19 @@
-"""The persistent XLA compilation cache that every command turns on (``enable()``).
+"""The persistent XLA compilation cache that every command turns on (``enable()``, once its flags
+are checked, before it compiles anything): compiled executables are kept in
+``$ADAIN_JAX_CACHE/xla`` (``download.cache_dir()/xla``), so a second process that compiles the
+same computation (same shapes, dtypes, flags, jax version and device) loads it instead.
 
-Each command (stylize, train, evaluate, optimize, demo, export, experiments) calls
-``enable()`` once its flags are checked, before it compiles anything. Compiled
-executables are then kept in ``$ADAIN_JAX_CACHE/xla`` (``download.cache_dir()/xla``),
-so a second process that compiles the same computation (same shapes, dtypes, flags,
-jax version and device) loads it instead of compiling again.
+``$ADAIN_JAX_XLA_CACHE``: ``off`` (or ``0``, ``false``, ``no``) turns the cache off; a directory
+replaces the default one. ``$JAX_COMPILATION_CACHE_DIR``, when set, wins: JAX's own cache is used
+as configured.
 
-``$ADAIN_JAX_XLA_CACHE``: ``off`` (or ``0``, ``false``, ``no``) turns the cache off;
-a directory replaces the default one. ``$JAX_COMPILATION_CACHE_DIR``, when set, wins:
-JAX's own cache is used as configured.
-
-Safety: entries are written to a temporary file and renamed into place, so a
-concurrent process reads either nothing or a whole entry, and two processes writing
-the same key both succeed (the last rename wins; the bytes are the same
-computation). A cache that cannot be created, read or written (a full disk, a
-read-only directory) is one ``warning:`` line on stderr, once per process; the
-command goes on compiling as if there were no cache. Uses JAX's cache hooks
-(``jax._src.compilation_cache``); where they are missing (another jax version),
-JAX's own file cache is configured instead.
+Safety: entries are written to a temporary file and renamed into place, so a concurrent process
+reads either nothing or a whole entry, and two processes writing the same key both succeed (the
+last rename wins; the bytes are the same computation). A cache that cannot be created, read or
+written (a full disk, a read-only directory) is one ``warning:`` line on stderr, once per process;
+the command goes on compiling as if there were no cache. Uses JAX's cache hooks
+(``jax._src.compilation_cache``); where they are missing (another jax version), JAX's own file
+cache is configured instead.
 """
 
 from __future__ import annotations
@@ -31,9 +27,9 @@ CACHE_ENV = "ADAIN_JAX_XLA_CACHE"
 JAX_ENV = "JAX_COMPILATION_CACHE_DIR"
 OFF_VALUES = ("off", "0", "false", "no")
 SUBDIR = "xla"
-# Computations that compile faster than this are not written (JAX's default is 1 s,
-# which on a fast machine keeps the small pre- and post-processing calls out);
-# $ADAIN_JAX_MIN_COMPILE_S overrides it (tests: 0).
+# Computations that compile faster than this are not written (JAX's default is 1 s, which on a
+# fast machine keeps the small pre- and post-processing calls out); $ADAIN_JAX_MIN_COMPILE_S
+# overrides it (tests: 0).
 MIN_COMPILE_S = 0.05
 MIN_COMPILE_ENV = "ADAIN_JAX_MIN_COMPILE_S"
 _SUFFIX = "-cache"  # the file names of JAX's own LRU cache: the two can share a folder
@@ -72,8 +68,8 @@ def _reason(e: OSError) -> str:
 
 
 class FileCache:
-    """JAX's cache interface (``get``, ``put``, ``clear``) over one directory, written
-    atomically (temporary file + rename) and never raising on an I/O error."""
+    """JAX's cache interface (``get``, ``put``, ``clear``) over one directory, written atomically
+    (temporary file + rename) and never raising on an I/O error."""
 
     def __init__(self, path: Path):
         self._path = path
@@ -117,8 +113,8 @@ class FileCache:
 
 
 def enable() -> Path | None:
-    """Turn the persistent cache on (once per process); returns its directory, or
-    ``None`` when it is off or cannot be used (one warning). Imports JAX."""
+    """Turn the persistent cache on (once per process); returns its directory, or ``None`` when
+    it is off or cannot be used (one warning). Imports JAX."""
     global _enabled
     with _lock:
         if _enabled is not None:

@@ -1,24 +1,17 @@
-"""``adain-jax demo``: a Gradio page to try style transfer.
+"""``adain-jax demo``: a Gradio page to try style transfer (flags: ``adain-jax demo --help``).
 
-    adain-jax demo [--weights DIR | --checkpoint DIR | --vgg F --decoder F]
-                             [--host 127.0.0.1] [--port 7860] [--max-pixels N]
-                             [--max-upload-mb MB] [--queue-size N] [--concurrency N]
-                             [--analytics]
+The page: content and style uploads (and the shipped examples), alpha, colour preservation (off /
+CORAL / luminance), a second style with a mix weight, an optional mask, the output size; the result
+(downloadable) and the time taken. API: ``api_name="/stylize"`` takes (content image, style image,
+alpha) and returns the image (``gradio_client``). The weights load once at start; each request
+runs the plan and back-ends of ``infer.py`` (``adain_jax.inference``), so sizes are padded to 64 px
+buckets and a bucket compiles once. A bad upload is one message on the page (``gr.Error``); the
+server keeps serving.
 
-The page: content and style uploads (and the shipped examples), alpha, colour
-preservation (off / CORAL / luminance), a second style with a mix weight, an
-optional mask, the output size; the result (downloadable) and the time taken.
-API: ``api_name="/stylize"`` takes (content image, style image, alpha) and
-returns the image (``gradio_client``). The weights load once at start; each
-request runs the plan and back-ends of ``infer.py`` (``adain_jax.inference``),
-so sizes are padded to 64 px buckets and a bucket compiles once. A bad upload
-is one message on the page (``gr.Error``); the server keeps serving.
-
-Every request is bounded by ``Limits`` (one flag per field; pixels are counted after
-resizing, ``/stylize`` runs at the uploaded size). Uploads are kept in a fresh
-temporary folder, removed when the server stops (Ctrl-C, SIGTERM).
-Gradio's analytics are off unless ``--analytics``. Images are read by
-``adain_jax.io.images`` (its format allow-list: no EPS/PS, no Ghostscript, also for
+Every request is bounded by ``Limits`` (one flag per field; pixels are counted after resizing,
+``/stylize`` runs at the uploaded size). Uploads are kept in a fresh temporary folder, removed when
+the server stops (Ctrl-C, SIGTERM). Gradio's analytics are off unless ``--analytics``. Images are
+read by ``adain_jax.io.images`` (its format allow-list: no EPS/PS, no Ghostscript, also for
 Gradio's own handling of uploads in this process).
 """
 
@@ -58,8 +51,8 @@ class Limits:
     """What one request may cost (the demo's flags).
 
     Attributes:
-      max_pixels: pixels of the content and of each style after resizing (2**21:
-        a 1080p image fits; ~1.5 KB of memory per pixel in the network).
+      max_pixels: pixels of the content and of each style after resizing (2**21: a 1080p image
+        fits; ~1.5 KB of memory per pixel in the network).
       max_upload_mb: bytes of one uploaded file, in MB.
       queue_size: requests waiting at most; more are turned away ("queue full").
       concurrency: requests running at once.
@@ -85,11 +78,10 @@ def stylize_files(
     max_pixels: int | None = None,
 ) -> np.ndarray:
     """Stylize image files as ``infer.py`` does (its plan and back-ends); returns uint8
-    ``[H, W, 3]``. ``size``: shorter side of content and styles (0 = as uploaded);
-    ``mix``: weight of ``style2`` (ignored with ``mask``, which routes white -> style 1,
-    black -> style 2); ``max_pixels``: the bound on each image after resizing (default
-    the image limit, ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``)
-    with a one-line message."""
+    ``[H, W, 3]``. ``size``: shorter side of content and styles (0 = as uploaded); ``mix``:
+    weight of ``style2`` (ignored with ``mask``, which routes white -> style 1, black -> style 2);
+    ``max_pixels``: the bound on each image after resizing (default the image limit,
+    ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``) with a one-line message."""
     import numpy as np
 
     from adain_jax.inference import backend
@@ -123,9 +115,9 @@ def build_app(
     limits: Limits = Limits(),
     analytics: bool = False,
 ):
-    """The Gradio Blocks page for ``params`` (``{"encoder", "decoder"}``), each request
-    bounded by ``limits.max_pixels``; its queue is set by ``launch_app``. ``analytics``:
-    Gradio's usage statistics (off by default)."""
+    """The Gradio Blocks page for ``params`` (``{"encoder", "decoder"}``), each request bounded
+    by ``limits.max_pixels``; its queue is set by ``launch_app``. ``analytics``: Gradio's usage
+    statistics (off by default)."""
     import gradio as gr  # optional dependency: the [demo] extra
 
     # style2 and mask default to None: the /stylize_full API marks them optional.
@@ -145,7 +137,9 @@ def build_app(
                 mix=mix, mask=mask, size=size, max_pixels=limits.max_pixels,
             )  # fmt: skip
         except (ValueError, OSError) as e:
-            raise gr.Error(_message(e)) from None
+            if isinstance(e, OSError) and e.filename and e.strerror:
+                raise gr.Error(f"{Path(e.filename).name}: {e.strerror}") from None
+            raise gr.Error(one_line(e)) from None
         except MemoryError:
             raise gr.Error("out of memory for this request; try a smaller size") from None
         took = time.perf_counter() - start
@@ -173,9 +167,11 @@ def build_app(
                 mask = gr.Image(label="mask: white -> style 1, black -> style 2", **image)
         button = gr.Button("Stylize", variant="primary", elem_id="run")
         took = gr.Textbox(label="time", elem_id="took", interactive=False)
-        pairs = _example_pairs(examples)  # none in a non-editable install: no examples row
-        if pairs:
-            gr.Examples([[str(c), str(s)] for c, s in pairs], inputs=[content, style])
+        contents = sorted((examples / "content").glob("*.jpg"))
+        styles = sorted((examples / "style").glob("*.jpg"))
+        if contents and styles:  # none in a non-editable install: no examples row
+            pairs = [[str(c), str(styles[i % len(styles)])] for i, c in enumerate(contents)]
+            gr.Examples(pairs, inputs=[content, style])
         button.click(
             run,
             [content, style, alpha, color, style2, mix, mask, size],
@@ -185,18 +181,6 @@ def build_app(
         hidden = gr.Button(visible=False)
         hidden.click(api, [content, style, alpha], [result], api_name="stylize")
     return app
-
-
-def _example_pairs(root: Path) -> list[tuple[Path, Path]]:
-    contents = sorted((root / "content").glob("*.jpg"))
-    styles = sorted((root / "style").glob("*.jpg"))
-    return [(c, styles[i % len(styles)]) for i, c in enumerate(contents)] if styles else []
-
-
-def _message(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.filename and e.strerror:
-        return f"{Path(e.filename).name}: {e.strerror}"
-    return one_line(e)
 
 
 def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
@@ -224,8 +208,8 @@ def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """One line naming ``--port`` when ``host:port`` cannot be listened on (in use, not
-    allowed), else ``None``."""
+    """One line naming ``--port`` (or ``--host``) when ``host:port`` cannot be listened on (in
+    use, not allowed, out of range), else ``None``."""
     if not 0 < port < 65536:
         return f"--port {port}: must be in 1..65535"
     try:
@@ -254,8 +238,8 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
 
 @contextlib.contextmanager
 def upload_folder() -> Iterator[Path]:
-    """A fresh folder for Gradio's uploads and outputs (``$GRADIO_TEMP_DIR`` while
-    inside), removed on the way out, also after SIGTERM (handled as Ctrl-C)."""
+    """A fresh folder for Gradio's uploads and outputs (``$GRADIO_TEMP_DIR`` while inside),
+    removed on the way out, also after SIGTERM (handled as Ctrl-C)."""
     folder = Path(tempfile.mkdtemp(prefix="adain_jax_demo_"))
     before = os.environ.get(UPLOAD_DIR_ENV)
     os.environ[UPLOAD_DIR_ENV] = str(folder)
@@ -286,8 +270,7 @@ def launch_app(app, limits: Limits, **launch_kwargs) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax demo") -> int:
-    """Load the weights once and serve until interrupted; returns the exit status
-    (``exits.run``)."""
+    """Load the weights once, serve until interrupted; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
     return exits.run(lambda: _serve(args))
 

@@ -23,14 +23,6 @@ from adain_jax.nn.names import DTYPE_NAMES
 DEFAULT_CHUNK = 8  # pairs per step (adain_jax.training.evaluate.DEFAULT_CHUNK)
 
 
-def _load_images(folder: str, size: int, limit: int | None) -> list:
-    """Shorter side resized to ``size``, centre-cropped (``evaluate.load_eval_images``): float
-    ``[size, size, 3]`` arrays in [0, 1]."""
-    from adain_jax.training import evaluate
-
-    return evaluate.load_eval_images(folder, size, limit if limit is not None else sys.maxsize)
-
-
 def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     """The evaluation flags (defaults shown by ``--help``)."""
     p = helptext.parser(
@@ -66,8 +58,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax evaluate")
     return exits.run(lambda: _run(args), "try a smaller --size or --batch-size")
 
 
-def _check(args: argparse.Namespace) -> None:
-    """``UsageError`` naming a bad flag."""
+def _run(args: argparse.Namespace) -> int:
     if args.size < 16 or args.size % 8:
         raise UsageError(f"--size {args.size}: must be a multiple of 8, at least 16")
     if args.batch_size < 1:
@@ -78,10 +69,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("give both --vgg and --decoder (or --weights / --checkpoint)")
     if args.grid and not args.grid.lower().endswith((".png", ".jpg", ".jpeg")):
         raise UsageError(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
-
-
-def _run(args: argparse.Namespace) -> int:
-    _check(args)
     compile_cache.enable()
     import jax
     import jax.numpy as jnp
@@ -89,11 +76,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from adain_jax.io import images as image_io
     from adain_jax.training import monitoring
-    from adain_jax.training.evaluate import evaluate_pairs
+    from adain_jax.training.evaluate import evaluate_pairs, load_eval_images
     from adain_jax.weights import convert
 
-    contents = _load_images(args.content_dir, args.size, args.limit)
-    styles = _load_images(args.style_dir, args.size, args.limit)
+    # shorter side resized to --size, centre-cropped: float [size, size, 3] in [0, 1]
+    limit = args.limit if args.limit is not None else sys.maxsize
+    contents = load_eval_images(args.content_dir, args.size, limit)
+    styles = load_eval_images(args.style_dir, args.size, limit)
     params = load_weights(args)
     loss_enc = params["encoder"]
     if args.loss_vgg:

@@ -6,10 +6,10 @@ comparison report and the section 7.2 training-curve figure.
         --peer magenta
     adain-jax experiments curves runs/adain runs/concat runs/bn --out curves.png
 
-``compare`` writes ``DIR/report.md``, ``DIR/results.json``, ``DIR/losses.png`` and
-``DIR/grid.png`` (``adain_jax.experiments.report``); ``--peer magenta`` adds Magenta's
-arbitrary network (the ``peer`` extra, ``adain_jax.experiments.peers``). Exit status: 0
-done, 1 unreadable images, weights or runs, 2 bad flags (a missing extra among them).
+``compare`` writes ``DIR/report.md``, ``results.json``, ``losses.png`` and ``grid.png``
+(``experiments.report``); ``--peer magenta`` adds Magenta's arbitrary network (the ``peer`` extra,
+``experiments.peers``). Exit status: 0 done, 1 unreadable images, weights or runs, 2 bad flags (a
+missing extra among them).
 """
 
 from __future__ import annotations
@@ -137,8 +137,7 @@ def _compare(args: argparse.Namespace) -> int:
             )
     methods = [(name, lambda p=params: report.adain_method(p)) for name, params in adain]
     for peer in peer_names:
-        native = peers.PEERS[peer]
-        methods.append((peers.ROW_NAMES[peer], lambda n=native: peers.magenta_method(n)))
+        methods.append((peers.ROW_NAMES[peer], lambda n=peers.PEERS[peer]: peers.magenta_method(n)))
     if args.loss_vgg:
         loss_encoder = convert.load_network(args.loss_vgg, "encoder")
     elif adain:

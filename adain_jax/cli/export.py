@@ -1,15 +1,12 @@
-"""``adain-jax export``: stylize as a file that runs without
-this package.
+"""``adain-jax export``: stylize as a file that runs without this package.
 
     adain-jax export --format stablehlo --output adain.jaxexport
     adain-jax export --format onnx --output adain.onnx
 
-Both hold ``adain_jax.inference.export.portable_stylize`` with any batch N and
-any H, W, Hs, Ws >= 9. ``stablehlo``: a serialized ``jax.export.Exported`` with
-symbolic sizes; load it with ``jax.export.deserialize``. ``onnx``: via
-``jax2onnx``, dynamic sizes. The weights are baked in.
-
-Exit status: 0 written, 2 bad flags, 1 a weight file or the converter failed.
+Both hold ``adain_jax.inference.export.portable_stylize`` with any batch N and any H, W, Hs, Ws >=
+9, the weights baked in. ``stablehlo``: a serialized ``jax.export.Exported`` with symbolic sizes;
+load it with ``jax.export.deserialize``. ``onnx``: via ``jax2onnx``, dynamic sizes. Exit status: 0
+written, 2 bad flags, 1 a weight file or the converter failed.
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
-"""The ``infer.py`` command: its flags (all of them, here), validation, and ``main``.
+"""The ``infer.py`` command (``adain-jax stylize``): all its flags, their validation, ``main``.
 
-``main(argv)`` parses the flags, expands ``--content``/``--style``/``--output``
-into pairs (``adain_jax.inference.paths``), validates the runtime controls into
-``JobOptions``, plans the job once (``adain_jax.inference.plan``), loads the
-weights and runs it (``adain_jax.inference.run``): one pair for two files,
-every content x every style when ``--content`` and/or ``--style`` is a
-directory (its image files, recursively), written as
-``<content>_stylized_<style>.png``.
-
-Errors are reported as one line ``error: ...`` on stderr, no traceback
-(``adain_jax.cli.exits``): exit code 2 for bad flags, 1 for anything that fails
-while running (missing or bad image or weight files, downloads).
+``main(argv)`` expands ``--content``/``--style``/``--output`` into pairs (``inference.paths``: one
+pair for two files; every content x every style when either is a directory, its image files
+recursively, written as ``<content>_stylized_<style>.png``), validates the runtime controls into
+``JobOptions``, plans the job once (``inference.plan``), loads the weights and runs it
+(``inference.run``). Errors are one line ``error: ...`` on stderr, no traceback (``cli.exits``):
+exit 2 for bad flags, 1 for a failure while running (bad image or weight files, downloads).
 """
 
 from __future__ import annotations
@@ -209,7 +204,14 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
-    args.weight_values = _floats(args.style_weights)
+    args.weight_values = None  # checked once the styles are known: ``options_from_args``
+    if args.style_weights is not None:
+        try:
+            args.weight_values = tuple(float(w) for w in args.style_weights.split(","))
+        except ValueError:
+            raise UsageError(
+                f"--style-weights {args.style_weights!r}: not a comma list of numbers"
+            ) from None
     try:
         args.temporal_options = parse_temporal(args.temporal)  # a TemporalOptions
     except ValueError as e:
@@ -217,57 +219,41 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     return args
 
 
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    """``--style-weights`` as numbers (checked once the styles are known: ``_weights``)."""
-    if text is None:
-        return None
-    try:
-        return tuple(float(w) for w in text.split(","))
-    except ValueError:
-        raise UsageError(f"--style-weights {text!r}: not a comma list of numbers") from None
-
-
-def _weights(args: argparse.Namespace, num_styles: int) -> tuple[float, ...] | None:
-    """``--style-weights``: K numbers, the library's rule (``normalize_weights``: >= 0 with
-    a positive sum), K the styles of the comma list ``--style`` (a directory takes none)."""
-    from adain_jax.controls.stats import normalize_weights
-
-    weights = args.weight_values
-    if weights is None:
-        return None
-    try:
-        normalize_weights(weights, len(weights))
-    except ValueError:
-        raise UsageError(
-            f"--style-weights must be >= 0 with a positive sum, got {args.style_weights}"
-        ) from None
-    if Path(args.style).is_dir():
-        raise UsageError(
-            f"--style-weights mixes the styles of a comma list (--style a.jpg,b.jpg); "
-            f"--style {args.style} is a directory, whose images are used one at a time"
-        )
-    if len(weights) != num_styles:
-        raise UsageError(
-            f"--style-weights has {len(weights)} values but --style gives {num_styles} "
-            f"style{'s' if num_styles != 1 else ''} to mix"
-        )
-    return weights
-
-
 def options_from_args(args: argparse.Namespace, num_styles: int):
     """Validate the runtime-control flags into ``JobOptions`` (``num_styles``: styles per
     style set, known once ``--style`` is expanded)."""
+    from adain_jax.controls.stats import normalize_weights
     from adain_jax.inference.plan import JobOptions
 
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
+    # --style-weights: K numbers, the library's rule (>= 0 with a positive sum), K the styles of
+    # the comma list --style (a directory takes none).
+    weights = args.weight_values
+    if weights is not None:
+        try:
+            normalize_weights(weights, len(weights))
+        except ValueError:
+            raise UsageError(
+                f"--style-weights must be >= 0 with a positive sum, got {args.style_weights}"
+            ) from None
+        if Path(args.style).is_dir():
+            raise UsageError(
+                f"--style-weights mixes the styles of a comma list (--style a.jpg,b.jpg); "
+                f"--style {args.style} is a directory, whose images are used one at a time"
+            )
+        if len(weights) != num_styles:
+            raise UsageError(
+                f"--style-weights has {len(weights)} values but --style gives {num_styles} "
+                f"style{'s' if num_styles != 1 else ''} to mix"
+            )
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,
         style_size=args.style_size,
         crop=args.crop,
         dtype=args.dtype,
-        style_weights=_weights(args, num_styles),
+        style_weights=weights,
         preserve_color=args.preserve_color,
         mask=Path(args.mask) if args.mask else None,
         max_tile=NEVER_TILE if args.max_tile == 0 else args.max_tile,

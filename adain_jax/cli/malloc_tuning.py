@@ -1,22 +1,17 @@
 """glibc ``malloc`` settings that let XLA:CPU reuse its large buffers from step to step.
 
-XLA:CPU (and the YNNPACK/Eigen kernels it calls) allocates every large
-buffer of a step anew with ``malloc`` and frees it at the end. With glibc's
-defaults each block over 32 MiB is a fresh ``mmap``: the kernel zero-fills
-every page on first touch and takes the pages back on ``free``. A training
-step at batch 8 x 256 px touched ~10 GB of fresh pages that way (~2.6
-million page faults, ~5 s of kernel time per step on a 2-core machine).
+XLA:CPU (and the YNNPACK/Eigen kernels it calls) allocates every large buffer of a step anew with
+``malloc`` and frees it at the end. With glibc's defaults each block over 32 MiB is a fresh
+``mmap``: the kernel zero-fills every page on first touch and takes the pages back on ``free``. A
+training step at batch 8 x 256 px touched ~10 GB of fresh pages that way (~2.6 million page
+faults, ~5 s of kernel time per step on a 2-core machine; measured effect: README "Speed").
 
-The settings serve every block from the one main heap and never shrink it,
-so a step reuses the pages of the last one: ``MALLOC_MMAP_MAX_=0`` (no
-``mmap`` blocks), ``MALLOC_ARENA_MAX=1`` (no per-thread arenas: those are
-``mmap``-ed heaps of at most 64 MiB, released when empty) and
-``MALLOC_TRIM_THRESHOLD_=-1`` (never give the heap back). The process keeps
-its peak memory until it exits, which suits a training process. Measured
-effect: README "Speed".
-
-glibc reads them once, at process start, and they only work if set before
-any thread has allocated (numpy starts threads on import), hence a re-exec.
+The settings serve every block from the one main heap and never shrink it, so a step reuses the
+pages of the last one: ``MALLOC_MMAP_MAX_=0`` (no ``mmap`` blocks), ``MALLOC_ARENA_MAX=1`` (no
+per-thread arenas: those are ``mmap``-ed heaps of at most 64 MiB, released when empty) and
+``MALLOC_TRIM_THRESHOLD_=-1`` (never give the heap back). The process keeps its peak memory until
+it exits, which suits a training process. glibc reads them once, at process start, and they only
+work if set before any thread has allocated (numpy starts threads on import), hence a re-exec.
 """
 
 from __future__ import annotations
@@ -37,11 +32,9 @@ def wanted() -> bool:
 
 
 def reexec_with_tuned_malloc() -> None:
-    """Re-run this very command (``sys.orig_argv``) with ``SETTINGS`` in the environment.
-
-    Returns (doing nothing) when they are already set or when ``wanted()`` is
-    False. Call it first thing in an entry point: the process is replaced.
-    """
+    """Re-run this very command (``sys.orig_argv``) with ``SETTINGS`` in the environment; does
+    nothing when they are already set or ``wanted()`` is False. Call it first thing in an entry
+    point: the process is replaced."""
     if wanted() and not tuned():
         reexec({**os.environ, **SETTINGS})
 

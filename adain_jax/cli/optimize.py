@@ -1,11 +1,10 @@
-"""``adain-jax optimize``: the optimization baseline.
+"""``adain-jax optimize``: the optimization baseline (Gatys et al.; the paper's section 7.1).
 
     adain-jax optimize --content c.jpg --style s.jpg --output out.png --steps 500
     adain-jax optimize ... --optimizer adam --init noise --objective adain --log l.tsv
 
-Optimizes the output image itself against the VGG loss network (Gatys et al.; the
-paper's section 7.1 baseline); see ``adain_jax.experiments.optimize``. Exit status:
-0 done, 1 unreadable images or weights, 2 bad flags.
+Optimizes the output image itself against the VGG loss network (``experiments.optimize``). Exit
+status: 0 done, 1 unreadable images or weights, 2 bad flags.
 """
 
 from __future__ import annotations
@@ -74,17 +73,6 @@ def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
     return p
 
 
-def _check(args: argparse.Namespace) -> None:
-    """``UsageError`` naming a bad flag."""
-    if args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
-        if not getattr(args, flag) >= 0:  # also rejects nan
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
-    if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
-        raise UsageError(f"--vgg {args.vgg}: expected a .pth or .safetensors file")
-
-
 def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize") -> int:
     """Parse, load, optimize, write; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
@@ -92,7 +80,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize")
 
 
 def _run(args: argparse.Namespace) -> int:
-    _check(args)
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
+        if not getattr(args, flag) >= 0:  # also rejects nan
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
+        raise UsageError(f"--vgg {args.vgg}: expected a .pth or .safetensors file")
     compile_cache.enable()
     import numpy as np
     from tqdm import tqdm

@@ -1,15 +1,13 @@
-"""Command line of ``python train.py``: flags, their validation, the run.
+"""Command line of ``python train.py`` (``adain-jax train``): flags, their validation, the run.
 
-Every flag is checked before any work starts; a bad one ends the program
-with one line on stderr naming it, and exit status 2. Exit statuses:
-0 finished (or already past ``--max-steps``), 1 non-finite loss (the last
-good checkpoint is kept), 2 bad flags or inputs, 65 checkpoints exist but none
-restores (they are moved to ``DIR/damaged_checkpoints``), 70 an internal error
-(a bug: the traceback is printed), 74 a file could not be written or read (a
-full disk; the earlier checkpoints are kept: free space and re-run), 75 another
-run holds the workdir, 130 / 143 stopped by SIGINT / SIGTERM after saving a
-checkpoint (re-run the same command to resume), 69 a multi-process run lost another of
-its processes (re-run the command on every host; ``docs/multi-host.md``).
+Every flag is checked before any work starts; a bad one is one line on stderr naming it, exit
+status 2. Exit statuses: 0 finished (or already past ``--max-steps``), 1 non-finite loss (the last
+good checkpoint is kept), 2 bad flags or inputs, 65 checkpoints exist but none restores (they are
+moved to ``DIR/damaged_checkpoints``), 69 a multi-process run lost another of its processes (re-run
+the command on every host; ``docs/multi-host.md``), 70 an internal error (a bug: the traceback is
+printed), 74 a file could not be written or read (a full disk; the earlier checkpoints are kept:
+free space and re-run), 75 another run holds the workdir, 130 / 143 stopped by SIGINT / SIGTERM
+after saving a checkpoint (re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -42,26 +40,6 @@ from adain_jax.training import config as config_lib
 from adain_jax.training.config import RunError, TrainConfig
 from adain_jax.training.faults import WriteFailed, is_peer_lost
 from adain_jax.training.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
-
-
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """What a bad input raises: printed as one line, exit status 2 (imports the modules)."""
-    from adain_jax.training import checkpointing, data
-    from adain_jax.weights import convert, download
-    from adain_jax.weights import safetensors_io as weights_io
-    from adain_jax.weights.torch_pickle import TorchFileError
-
-    return (
-        RunError,
-        data.DataError,
-        TorchFileError,
-        FileNotFoundError,
-        PermissionError,
-        download.DownloadError,
-        checkpointing.CheckpointError,
-        convert.WeightsError,
-        weights_io.WeightsFormatError,
-    )
 
 
 def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
@@ -113,18 +91,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def _check_devices(cfg: TrainConfig) -> None:
-    import jax
-
-    for n, what in ((jax.device_count(), "devices"), (jax.process_count(), "processes")):
-        if cfg.batch_size % n:
-            raise RunError(f"--batch-size {cfg.batch_size}: must be divisible by the {n} {what}")
-
-
 def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
-    """Parse, validate, lock the workdir, run. Returns the exit status (see the module
-    docstring). Bad flags and a busy workdir are reported before JAX is imported; a run
-    that fails before writing anything leaves no workdir behind."""
+    """Parse, validate, lock the workdir, run. Returns the exit status (see the module docstring).
+    Bad flags and a busy workdir are reported before JAX is imported; a run that fails before
+    writing anything leaves no workdir behind."""
     args = build_parser(prog).parse_args(argv)
     try:
         cfg = config_from_args(args)
@@ -156,8 +126,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
 
 
 def _train(args: argparse.Namespace, cfg: TrainConfig, lock: WorkdirLock | None) -> int:
-    # orbax logs each failed background write with a long traceback; the loop reports
-    # it in one line instead (training.faults).
+    # orbax logs each failed background write with a long traceback; the loop reports it in one
+    # line instead (training.faults).
     logging.getLogger("absl").setLevel(logging.CRITICAL)
     compile_cache.enable()
     from adain_jax.training import step as train_lib
@@ -198,12 +168,30 @@ def _run(cfg: TrainConfig, locked: bool = False) -> int:
     ``locked``: this process already holds the workdir lock."""
     import jax
 
-    from adain_jax.training import checkpointing
+    from adain_jax.training import checkpointing, data
     from adain_jax.training import loop as trainer
+    from adain_jax.weights import convert, download
+    from adain_jax.weights import safetensors_io as weights_io
+    from adain_jax.weights.torch_pickle import TorchFileError
 
+    # What a bad input raises: printed as one line, exit status 2.
+    expected = (
+        RunError,
+        data.DataError,
+        TorchFileError,
+        FileNotFoundError,
+        PermissionError,
+        download.DownloadError,
+        checkpointing.CheckpointError,
+        convert.WeightsError,
+        weights_io.WeightsFormatError,
+    )
     try:
-        expected = expected_errors()
-        _check_devices(cfg)
+        for n, what in ((jax.device_count(), "devices"), (jax.process_count(), "processes")):
+            if cfg.batch_size % n:
+                raise RunError(
+                    f"--batch-size {cfg.batch_size}: must be divisible by the {n} {what}"
+                )
         return trainer.train(cfg, locked=locked)
     except WorkdirBusyError as e:
         return fail(e, EXIT_BUSY)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain_jax.cli import infer as infer_cli
 from adain_jax.controls import stylize_with_stats
 from adain_jax.inference import backend
 from adain_jax.io import images as image_io
 from tests import soft_weights
+from tests.cli.test_infer import _main, _read
 from tests.controls.test_mixing import _torch_masked, _torch_mix
 
 soft_nets = soft_weights.soft_nets  # the shared fixtures
@@ -32,11 +32,6 @@ def _save(path: Path, pixels: np.ndarray) -> Path:
     return path
 
 
-def _read(path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
-
-
 def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(np.asarray(x) * 255 + 0.5), 0, 255).astype(np.uint8)
 
@@ -44,12 +39,6 @@ def _u8(x: np.ndarray) -> np.ndarray:
 def _close(got: np.ndarray, want: np.ndarray, tol: int = 1) -> None:
     assert got.shape == want.shape
     assert np.abs(got.astype(int) - want.astype(int)).max() <= tol
-
-
-def _main(capsys, *argv):
-    code = infer_cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.slow

@@ -8,16 +8,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from adain_jax.cli import infer as infer_cli
 from tests import soft_weights
+from tests.cli.test_infer import _main
 
 soft_nets, soft_files = soft_weights.soft_nets, soft_weights.soft_files  # shared fixtures
-
-
-def _main(capsys, *argv):
-    code = infer_cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _clip(tmp_path, frames: int = 6):
