@@ -60,7 +60,7 @@ def fetch(
     *,
     sha256: str | None = None,
     sha256_prefix: str | None = None,
-    validate: Callable[[Path], None] | None = None,
+    validate: Callable[[Path], object] | None = None,
     progress: bool = True,
     timeout_s: float = 30.0,
 ) -> Path:
@@ -76,7 +76,8 @@ def fetch(
       sha256: the file's full expected sha256 (hex), checked before ``validate`` runs, so a
         file that does not match is never parsed.
       sha256_prefix: expected leading hex digits of the file's sha256.
-      validate: called with the temporary path; raises if the content is bad.
+      validate: called with the temporary path; raises if the content is bad (its return value
+        is ignored).
       progress: show a tqdm bar (bytes) on stderr.
       timeout_s: socket timeout in seconds.
 
