@@ -136,15 +136,15 @@ class VideoWriter:
                 f"{path}: cannot write {suffix or 'files without extension'}; "
                 f"use one of {', '.join(sorted(OUTPUT_CODECS))}"
             )
+        codec = OUTPUT_CODECS[suffix]
+        odd = width % 2 or height % 2
+        if codec == "mpeg4" and odd:  # before the temporary file exists: nothing left behind
+            raise VideoError(f"{path}: MPEG-4 (.avi) needs even frame sizes; use .mp4 or .mkv")
         self._tmp = files.temp_path_beside(self.path, suffix=suffix)
         self._container = av.open(str(self._tmp), mode="w")
-        codec = OUTPUT_CODECS[suffix]
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width, height
-        odd = width % 2 or height % 2
         self._stream.pix_fmt = "yuv444p" if codec == "libx264" and odd else "yuv420p"
-        if codec == "mpeg4" and odd:
-            raise VideoError(f"{path}: MPEG-4 (.avi) needs even frame sizes; use .mp4 or .mkv")
         self._av = av
 
     def write(self, frames: np.ndarray) -> None:

@@ -81,6 +81,12 @@ def test_unreadable_video_fails_clearly(tmp_path):
         video.VideoWriter(tmp_path / "o.xyz", Fraction(10), 8, 8)
 
 
+def test_odd_sized_avi_is_refused_without_leaving_a_temporary_file(tmp_path):
+    with pytest.raises(video.VideoError, match="o.avi: MPEG-4 .* needs even frame sizes"):
+        video.VideoWriter(tmp_path / "o.avi", Fraction(10), 9, 8)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _clip_with_audio(path, codec: str, frames: int = 12, fps: int = 12, w: int = 128, h: int = 96):
     """A clip with a moving gradient and a 440 Hz tone (``codec``: aac, libopus, ...)."""
     import av
