@@ -279,7 +279,7 @@ def convert(
             params = load_torch_weights(source, network)
         name = os.path.basename(os.path.normpath(source))
         if network == "encoder" and normalise_on is not None:
-            from adain_jax.weights.normalise import normalise_encoder  # imports jax
+            from adain_jax.weights.normalise import normalise_encoder  # lazy: it imports us
 
             params = normalise_encoder(params, normalise_on)
             name += f", normalised over {len(normalise_on)} images"
