@@ -87,9 +87,10 @@ def _distinct_colours(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     per megapixel)."""
     flat = arr.reshape(-1, arr.shape[-1])
     channels = flat.shape[1]
-    integer = np.issubdtype(arr.dtype, np.integer) and flat.size and channels <= 3
-    high = int(flat.max()) if integer else -1
-    if not integer or int(flat.min()) < 0 or high >= 1 << 16:
+    if not (np.issubdtype(arr.dtype, np.integer) and flat.size and channels <= 3):
+        return np.unique(flat, axis=0, return_inverse=True)
+    low, high = int(flat.min()), int(flat.max())
+    if low < 0 or high >= 1 << 16:
         return np.unique(flat, axis=0, return_inverse=True)
     bits = 8 if high < 256 else 16
     dtype = np.int32 if bits * channels < 31 else np.int64

@@ -120,7 +120,7 @@ def _decode_window(params, feat, scale, shift, alpha, labels, dtype):
 _coefficients = jax.jit(target_coefficients)
 
 
-def encode_tiled(
+def _encode_tiled(
     params: dict, content: np.ndarray, max_tile: int, dtype: Dtype = jnp.float32
 ) -> np.ndarray:
     """relu4_1 of ``[N, H, W, 3]`` images in [0, 1], encoded in windows of at most
@@ -139,7 +139,7 @@ def encode_tiled(
     return feat
 
 
-def decode_tiled(
+def _decode_tiled(
     params: dict,
     feat: np.ndarray,
     scale: Array,
@@ -211,7 +211,7 @@ def stylize_tiled(
     max_tile = auto_max_tile(n, dtype) if max_tile is None else max_tile
     if max_tile < MIN_TILE:
         raise ValueError(f"max_tile must be at least {MIN_TILE} px, got {max_tile}")
-    feat = encode_tiled(params, content, max_tile, dtype)
+    feat = _encode_tiled(params, content, max_tile, dtype)
     labels = None
     if mask is not None:
         check_labels(mask, stats.num_styles)
@@ -219,6 +219,6 @@ def stylize_tiled(
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)
-    out = decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
+    out = _decode_tiled(params, feat, scale, shift, alpha, labels, max_tile, dtype)
     out = out[:, :height, :width]
     return out[0] if single else out

@@ -94,8 +94,8 @@ def load_params(
         decoder_params = workdir_params["decoder"]
     else:
         decoder_params = convert.load_network(dec_path, "decoder")
-    networks = {"encoder": encoder, "decoder": decoder_params}
-    return {k: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v) for k, v in networks.items()}
+    params = {"encoder": encoder, "decoder": decoder_params}
+    return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
 
 
 def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> dict:
@@ -118,15 +118,16 @@ def load_decoder(source: str | os.PathLike, variant: models.DecoderVariant) -> d
         raise FileNotFoundError(f"{path}: no such file or directory")
     if workdir.is_workdir(path):  # False for a file
         params = workdir.latest_decoder_params(path)["decoder"]
-    else:
-        file = path / weights_io.file_name("decoder") if path.is_dir() else path
-        if path.is_dir() and not file.is_file():
+    elif path.is_dir():
+        file = path / weights_io.file_name("decoder")
+        if not file.is_file():
             raise FileNotFoundError(
                 f"{path}: neither a training workdir (no checkpoints/) nor a folder with "
                 f"{file.name}"
             )
         params = convert.load_network(file, "decoder")
-
+    else:
+        params = convert.load_network(path, "decoder")
     found = models.decoder_variant(params)  # the layers and shapes are checked: a variant's
     if found != variant:
         raise convert.WeightsError(

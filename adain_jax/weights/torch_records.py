@@ -46,9 +46,19 @@ class TorchFileError(ValueError):
 # What parsing a malformed weight file can raise; the readers (``torch_pickle``, ``torch7``,
 # ``numpy_pickle``) turn each into one ``TorchFileError`` line naming the file.
 MALFORMED_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    *(pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, IndexError),
-    *(AttributeError, OverflowError, RecursionError, MemoryError, UnicodeDecodeError),
-    *(struct.error, OSError),
+    pickle.UnpicklingError,
+    EOFError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+    UnicodeDecodeError,
+    struct.error,
+    OSError,
 )
 
 
