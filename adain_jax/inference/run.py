@@ -173,8 +173,8 @@ class Writer:
         self.say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.tell = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
 
-    def fail(self, pairs: Sequence[Pair], message: str) -> None:
-        message = one_line(message)
+    def fail(self, pairs: Sequence[Pair], error: BaseException | str) -> None:
+        message = one_line(error)
         self.say(f"error: {message} (skipped)")
         self.summary.failed.append(message)
         self.bar.update(len(pairs))
@@ -214,7 +214,7 @@ class Batches:
         try:
             outs = self.stylizer.bucket([c for c, _ in items], styles)
         except _ERRORS as e:
-            self.writer.fail([p for _, p in items], str(e))
+            self.writer.fail([p for _, p in items], e)
             return
         for out, (_, pair) in zip(outs, items, strict=True):
             self.writer.save(pair, out)
@@ -254,14 +254,14 @@ def run_job(
                 content_path, plan.content_size, plan.crop, min_size=MIN_IMAGE_SIZE
             )
         except _ERRORS as e:
-            writer.fail(pairs, str(e))
+            writer.fail(pairs, e)
             continue
         key = plan.batch_key(*content.shape[:2])
         for pair in pairs:
             try:
                 styles.images(pair.styles)
             except _ERRORS as e:
-                writer.fail([pair], str(e))
+                writer.fail([pair], e)
                 continue
             if key is not None:
                 batches.add(key, content, pair)
@@ -269,7 +269,7 @@ def run_job(
             try:
                 out = stylizer.one(content, pair.styles)
             except _ERRORS as e:
-                writer.fail([pair], f"{content_path}: {e}")
+                writer.fail([pair], f"{content_path}: {one_line(e)}")
                 continue
             writer.save(pair, out)
     batches.flush_all()
@@ -294,4 +294,4 @@ def _run_video(plan: Plan, styles: Styles, stylizer: Stylizer, writer: Writer, p
         )
         writer.wrote_video(pair)
     except _ERRORS as e:
-        writer.fail([pair], str(e))
+        writer.fail([pair], e)

@@ -24,6 +24,7 @@ import numpy as np
 
 from adain_jax.io import files
 from adain_jax.io.images import check_pixels, resize_rgb, resized_shape, to_uint8
+from adain_jax.io.messages import one_line
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
@@ -140,7 +141,10 @@ class VideoWriter:
         odd = width % 2 or height % 2
         if codec == "mpeg4" and odd:  # before the temporary file exists: nothing left behind
             raise VideoError(f"{path}: MPEG-4 (.avi) needs even frame sizes; use .mp4 or .mkv")
-        self._tmp = files.temp_path_beside(self.path, suffix=suffix)
+        try:
+            self._tmp = files.temp_path_beside(self.path, suffix=suffix)
+        except OSError as e:  # e.g. a parent that is a file; as images.save_image says it
+            raise VideoError(f"{path}: cannot write ({one_line(e)})") from None
         self._container = av.open(str(self._tmp), mode="w")
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width, height

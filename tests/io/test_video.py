@@ -87,6 +87,13 @@ def test_odd_sized_avi_is_refused_without_leaving_a_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_output_under_a_file_is_one_line_naming_both(tmp_path):
+    (tmp_path / "f").write_text("a file, not a folder")
+    with pytest.raises(video.VideoError) as info:
+        video.VideoWriter(tmp_path / "f" / "o.mp4", Fraction(10), 8, 8)
+    assert str(info.value) == f"{tmp_path}/f/o.mp4: cannot write ({tmp_path}/f: File exists)"
+
+
 def _clip_with_audio(path, codec: str, frames: int = 12, fps: int = 12, w: int = 128, h: int = 96):
     """A clip with a moving gradient and a 440 Hz tone (``codec``: aac, libopus, ...)."""
     import av
