@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from adain_jax.controls.masks import check_labels, resize_labels
+from adain_jax.controls.masks import check_mask, resize_labels
 from adain_jax.controls.stats import StyleStats, normalize_weights, require_adain_fusion
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
@@ -214,8 +214,7 @@ def stylize_tiled(
     feat = _encode_tiled(params, content, max_tile, dtype)
     labels = None
     if mask is not None:
-        check_labels(mask, stats.num_styles)
-        labels = resize_labels(np.asarray(mask, np.int32), *feat.shape[1:3])
+        labels = resize_labels(check_mask(mask, stats), *feat.shape[1:3])
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)

@@ -63,6 +63,16 @@ def test_max_tile_too_small_fails(soft_nets):
         tiling.stylize_tiled(params, random_images(0, 1, 32, 32), stats, max_tile=100)
 
 
+@pytest.mark.parametrize("shape", [(9,), (1, 1, 9, 9)])
+def test_mask_of_wrong_rank_fails_as_untiled(soft_nets, shape):
+    _, _, params = soft_nets
+    styles = [random_images(1, 1, 32, 32)[0], random_images(2, 1, 32, 32)[0]]
+    stats = controls.stack_stats([controls.encode_style(params, s) for s in styles])
+    mask = np.arange(np.prod(shape)).reshape(shape) % 2
+    with pytest.raises(ValueError, match=r"mask must be \[H, W\] or \[N, H, W\] labels"):
+        tiling.stylize_tiled(params, random_images(0, 1, 32, 32), stats, mask=mask)
+
+
 def test_auto_max_tile_is_bounded():
     t = tiling.auto_max_tile()
     assert 256 <= t <= 4096 and t % 64 == 0
