@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -221,11 +222,25 @@ def validate(cfg: TrainConfig) -> None:
             raise RunError(f"--vgg {cfg.vgg}: expected a .pth, .ckpt or .safetensors file")
 
 
+def parse_tfds_spec(spec: str) -> tuple[str, str]:
+    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``. NAME may name a
+    config and version with TFDS's slashes (``coco/2017``, ``coco/2017/1.1.0``); the first ``:``
+    starts the split, which may slice (``train[:90%]``). Raises ``RunError`` for an empty NAME
+    or a ``:`` in SPLIT outside a slice's brackets (``a:b:c``)."""
+    name, _, split = spec.removeprefix(TFDS_PREFIX).partition(":")
+    if not name or ":" in re.sub(r"\[[^\]]*\]", "", split):
+        raise RunError(f"TFDS source {spec!r}: expected NAME or NAME:SPLIT, e.g. coco/2017:train")
+    return name, split or "train"
+
+
 def tfds_source(value: str, flag_name: str) -> str:
     """``NAME[:SPLIT]`` given to ``flag_name`` -> ``"tfds:NAME[:SPLIT]"``."""
-    name, _, split = value.partition(":")
-    if not name or ":" in split:
-        raise RunError(f"{flag_name} {value!r}: expected NAME or NAME:SPLIT, e.g. coco/2017:train")
+    try:
+        parse_tfds_spec(value)
+    except RunError:
+        raise RunError(
+            f"{flag_name} {value!r}: expected NAME or NAME:SPLIT, e.g. coco/2017:train"
+        ) from None
     return TFDS_PREFIX + value
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from adain_jax.io import images
-from adain_jax.training.config import TFDS_PREFIX, is_tfds
+from adain_jax.training.config import is_tfds, parse_tfds_spec
 
 
 class DataError(ValueError):
@@ -98,17 +98,6 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
         raise ValueError(f"expected an [H, W, 1|3|4] image, got shape {array.shape}")
     return Image.fromarray(np.ascontiguousarray(array))
-
-
-def parse_tfds_spec(spec: str) -> tuple[str, str]:
-    """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``. NAME may name a
-    config and version with TFDS's slashes (``coco/2017``, ``coco/2017/1.1.0``); the first ``:``
-    starts the split (e.g. ``train[:90%]``). Raises ``DataError`` for an empty NAME."""
-    body = spec[len(TFDS_PREFIX) :]
-    name, _, split = body.partition(":")
-    if not name:
-        raise DataError(f"TFDS source {spec!r}: expected 'tfds:NAME[:SPLIT]'")
-    return name, split or "train"
 
 
 class TfdsReader:

@@ -64,9 +64,20 @@ def test_every_field_is_a_flag_with_its_default(dirs, tmp_path):
 def test_tfds_sources(dirs):
     argv = [dirs[0], dirs[1], "--content-tfds", "coco/2017:train", *dirs[4:]]
     assert _parse(argv).content == "tfds:coco/2017:train"
+    argv[3] = "coco/2017:train[:90%]+validation[10:20]"  # TFDS's slicing: colons in brackets
+    assert _parse(argv).content == "tfds:" + argv[3]
     argv[3] = "a:b:c"
     with pytest.raises(RunError, match="--content-tfds 'a:b:c': expected NAME or NAME:SPLIT"):
         _parse(argv)
+
+
+def test_tfds_spec_parsing():
+    assert config_lib.parse_tfds_spec("tfds:coco/2017:train") == ("coco/2017", "train")
+    assert config_lib.parse_tfds_spec("tfds:wikiart") == ("wikiart", "train")
+    assert config_lib.parse_tfds_spec("tfds:x:train[:90%]") == ("x", "train[:90%]")
+    for bad in ("tfds:", "tfds::train", "tfds:a:b:c", "tfds:x:train[:5]:y"):
+        with pytest.raises(RunError, match="expected NAME or NAME:SPLIT"):
+            config_lib.parse_tfds_spec(bad)
 
 
 def test_resume_rules(dirs):

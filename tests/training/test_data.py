@@ -339,14 +339,6 @@ def test_tfds_source_with_mock_data():
             assert crop.tobytes() in windows
 
 
-def test_tfds_spec_parsing():
-    assert sources.parse_tfds_spec("tfds:coco/2017:train") == ("coco/2017", "train")
-    assert sources.parse_tfds_spec("tfds:wikiart") == ("wikiart", "train")
-    assert sources.parse_tfds_spec("tfds:x:train[:90%]") == ("x", "train[:90%]")
-    with pytest.raises(data.DataError):
-        sources.parse_tfds_spec("tfds:")
-
-
 # --------------------------------------------------------------------------- eval
 
 
