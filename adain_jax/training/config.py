@@ -222,26 +222,26 @@ def validate(cfg: TrainConfig) -> None:
             raise RunError(f"--vgg {cfg.vgg}: expected a .pth, .ckpt or .safetensors file")
 
 
-def parse_tfds_spec(spec: str) -> tuple[str, str]:
+def parse_tfds_spec(spec: str, flag_name: str | None = None) -> tuple[str, str]:
     """``"tfds:NAME[:SPLIT]"`` -> ``(NAME, SPLIT)``; SPLIT defaults to ``"train"``. NAME may name a
     config and version with TFDS's slashes (``coco/2017``, ``coco/2017/1.1.0``); the first ``:``
-    starts the split, which may slice (``train[:90%]``). Raises ``RunError`` for an empty NAME
-    or a ``:`` in SPLIT outside a slice's brackets (``a:b:c``)."""
-    name, _, split = spec.removeprefix(TFDS_PREFIX).partition(":")
+    starts the split, which may slice (``train[:90%]``). Raises ``RunError`` (naming
+    ``flag_name`` and the value it was given, else ``spec``) for an empty NAME or a ``:`` in
+    SPLIT outside a slice's brackets (``a:b:c``)."""
+    body = spec[len(TFDS_PREFIX) :]
+    name, _, split = body.partition(":")
     if not name or ":" in re.sub(r"\[[^\]]*\]", "", split):
-        raise RunError(f"TFDS source {spec!r}: expected NAME or NAME:SPLIT, e.g. coco/2017:train")
+        given = f"{flag_name} {body!r}" if flag_name else f"TFDS source {spec!r}"
+        raise RunError(f"{given}: expected NAME or NAME:SPLIT, e.g. coco/2017:train")
     return name, split or "train"
 
 
 def tfds_source(value: str, flag_name: str) -> str:
-    """``NAME[:SPLIT]`` given to ``flag_name`` -> ``"tfds:NAME[:SPLIT]"``."""
-    try:
-        parse_tfds_spec(value)
-    except RunError:
-        raise RunError(
-            f"{flag_name} {value!r}: expected NAME or NAME:SPLIT, e.g. coco/2017:train"
-        ) from None
-    return TFDS_PREFIX + value
+    """``NAME[:SPLIT]`` given to ``flag_name`` -> ``"tfds:NAME[:SPLIT]"``, checked by the parser
+    the reader uses on that very string."""
+    spec = TFDS_PREFIX + value
+    parse_tfds_spec(spec, flag_name)
+    return spec
 
 
 # ------------------------------------------------------------------ config.json and resume

@@ -66,6 +66,8 @@ def test_tfds_sources(dirs):
     assert _parse(argv).content == "tfds:coco/2017:train"
     argv[3] = "coco/2017:train[:90%]+validation[10:20]"  # TFDS's slicing: colons in brackets
     assert _parse(argv).content == "tfds:" + argv[3]
+    split = "train[:90%]+validation[10:20]"
+    assert config_lib.parse_tfds_spec(_parse(argv).content) == ("coco/2017", split)  # the reader's
     argv[3] = "a:b:c"
     with pytest.raises(RunError, match="--content-tfds 'a:b:c': expected NAME or NAME:SPLIT"):
         _parse(argv)
