@@ -176,7 +176,9 @@ def _load_zip(path: str) -> Any:
 def _check_legacy_header(f: BinaryIO, path: str) -> None:
     """Read the magic number, protocol and sys-info records (plain data only)."""
     try:
-        magic, protocol, sys_info = (load_data(f, path) for _ in range(3))
+        magic = load_data(f, path)
+        protocol = load_data(f, path)
+        sys_info = load_data(f, path)
     except TorchFileError:
         raise
     except Exception as e:
