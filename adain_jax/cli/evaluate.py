@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.io.messages import UsageError
+from adain_jax.io.messages import UsageError, path_flag
 from adain_jax.nn.names import DTYPE_NAMES
 
 DEFAULT_CHUNK = 8  # pairs per step (adain_jax.training.evaluate.DEFAULT_CHUNK)
@@ -33,16 +33,28 @@ def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
     add_weight_flags(p)
     p.add_argument(
         "--loss-vgg",
+        type=path_flag,
         metavar="FILE",
         help="encoder the losses are measured with (default: the weights' encoder); "
         "use the same file to compare decoders",
     )
-    p.add_argument("--content-dir", required=True, metavar="DIR", help="content images (recursive)")
-    p.add_argument("--style-dir", required=True, metavar="DIR", help="style images (recursive)")
+    p.add_argument(
+        "--content-dir",
+        type=path_flag,
+        required=True,
+        metavar="DIR",
+        help="content images (recursive)",
+    )
+    p.add_argument(
+        "--style-dir", type=path_flag, required=True, metavar="DIR", help="style images (recursive)"
+    )
     p.add_argument("--size", type=int, default=256, help="image side in px (multiple of 8)")
     p.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
     p.add_argument(
-        "--grid", metavar="FILE", help="write the contents x styles grid to this PNG or JPEG"
+        "--grid",
+        type=path_flag,
+        metavar="FILE",
+        help="write the contents x styles grid to this PNG or JPEG",
     )
     p.add_argument("--grid-max", type=int, default=8, help="at most N contents and N styles")
     p.add_argument("--batch-size", type=int, default=DEFAULT_CHUNK, help="pairs per step")

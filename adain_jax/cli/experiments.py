@@ -23,7 +23,7 @@ from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import peers, plots, report
 from adain_jax.io import images as image_io
-from adain_jax.io.messages import UsageError, one_line
+from adain_jax.io.messages import UsageError, one_line, path_flag
 from adain_jax.nn.models import decoder_variant
 from adain_jax.training.monitoring import read_jsonl
 from adain_jax.weights import convert, pretrained, workdir
@@ -46,9 +46,9 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
     sub = p.add_subparsers(dest="command", required=True)
     fmt = helptext.HelpFormatter
     c = sub.add_parser("compare", formatter_class=fmt, help="the section 7.1 comparison report")
-    c.add_argument("--content-dir", required=True)
-    c.add_argument("--style-dir", required=True)
-    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--content-dir", type=path_flag, required=True)
+    c.add_argument("--style-dir", type=path_flag, required=True)
+    c.add_argument("--out", type=path_flag, required=True, help="output folder")
     c.add_argument("--runs", default="", help="comma list of training workdirs / weight folders")
     c.add_argument(
         "--no-pretrained",
@@ -64,7 +64,9 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
         "one row per objective and step count",
     )
     c.add_argument("--size", default="256,512", help="shorter side(s) in px; 0 keeps the size")
-    c.add_argument("--loss-vgg", help="loss encoder (default: the first run's encoder)")
+    c.add_argument(
+        "--loss-vgg", type=path_flag, help="loss encoder (default: the first run's encoder)"
+    )
     c.add_argument("--limit", type=int, default=None, help="at most N images per folder")
     c.add_argument(
         "--peer",
@@ -74,8 +76,10 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
         "needs the peer extra",
     )
     k = sub.add_parser("curves", formatter_class=fmt, help="training loss curves of runs")
-    k.add_argument("runs", nargs="+", help="training workdirs (their metrics.jsonl)")
-    k.add_argument("--out", required=True, help="PNG to write")
+    k.add_argument(
+        "runs", type=path_flag, nargs="+", help="training workdirs (their metrics.jsonl)"
+    )
+    k.add_argument("--out", type=path_flag, required=True, help="PNG to write")
     return p
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_weight_flags, load_weights
-from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line
+from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line, path_flag
 
 
 def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def build_parser(prog: str = "adain-jax export") -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--format", required=True, choices=("stablehlo", "onnx"), help="artifact format")
-    add("--output", required=True, metavar="FILE", help="file to write")
+    add("--output", type=path_flag, required=True, metavar="FILE", help="file to write")
     add_weight_flags(parser)
     return parser
 

@@ -24,7 +24,7 @@ from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
 from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
 from adain_jax.inference.temporal_options import parse_temporal
-from adain_jax.io.messages import UsageError
+from adain_jax.io.messages import UsageError, path_flag
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE
 
 DEFAULT_SIZE = 512
@@ -51,12 +51,14 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     add = parser.add_argument
     add(
         "--content",
+        type=path_flag,
         required=True,
         metavar="PATH",
         help="content image or video, or a directory of images (recursive; every content)",
     )
     add(
         "--style",
+        type=path_flag,
         required=True,
         metavar="PATH",
         help="style image, a directory of them (every style), or a comma list a.jpg,b.jpg "
@@ -64,6 +66,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     )
     add(
         "--output",
+        type=path_flag,
         metavar="PATH",
         help="output file (.png, .jpg, .jpeg) or directory; default: "
         "<content>_stylized_<style>.png in the current directory (a mix adds its "
@@ -122,6 +125,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--mask",
+        type=path_flag,
         metavar="PATH",
         help="spatial control: with two styles, style 1 goes to the mask's white and "
         "style 2 to its black; with K styles, a mask of K flat colours, brightest -> "

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_version_flag
-from adain_jax.io.messages import UsageError
+from adain_jax.io.messages import UsageError, path_flag
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE
 
 # The choices of adain_jax.experiments.optimize (OPTIMIZERS, INITS, OBJECTIVES).
@@ -33,9 +33,15 @@ def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
         "Optimize an image against the VGG loss network (Gatys et al.), the slow baseline of "
         "the AdaIN paper's section 7.1.",
     )
-    p.add_argument("--content", required=True, metavar="FILE", help="content image")
-    p.add_argument("--style", required=True, metavar="FILE", help="style image")
-    p.add_argument("--output", required=True, metavar="FILE", help="output image (.png or .jpg)")
+    p.add_argument("--content", type=path_flag, required=True, metavar="FILE", help="content image")
+    p.add_argument("--style", type=path_flag, required=True, metavar="FILE", help="style image")
+    p.add_argument(
+        "--output",
+        type=path_flag,
+        required=True,
+        metavar="FILE",
+        help="output image (.png or .jpg)",
+    )
     p.add_argument("--steps", type=int, default=500, help="optimizer steps")
     p.add_argument(
         "--optimizer",
@@ -53,6 +59,7 @@ def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vgg",
+        type=path_flag,
         metavar="FILE",
         help="loss network weights, .pth or .safetensors (default: the pretrained "
         "vgg_normalised, downloaded once; the built-in VGG-16 when offline)",
@@ -66,7 +73,10 @@ def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:
         "--dtype", choices=DTYPE_NAMES, default="float32", help="compute dtype of the convolutions"
     )
     p.add_argument(
-        "--log", metavar="FILE", help="write 'step total content style' per step to this file"
+        "--log",
+        type=path_flag,
+        metavar="FILE",
+        help="write 'step total content style' per step to this file",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_version_flag(p)

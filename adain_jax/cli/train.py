@@ -35,6 +35,7 @@ from adain_jax.io.messages import (
     EXIT_SIGNAL,
     EXIT_USAGE,
     one_line,
+    path_flag,
 )
 from adain_jax.training import config as config_lib
 from adain_jax.training.config import RunError, TrainConfig
@@ -58,7 +59,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         flag = config_lib.flag(f.name)
         if f.metadata["source"]:  # --NAME-dir FOLDER | --NAME-tfds NAME[:SPLIT]
             group = p.add_mutually_exclusive_group(required=True)
-            group.add_argument(f"{flag}-dir", help=f.metadata["help"])
+            group.add_argument(f"{flag}-dir", type=path_flag, help=f.metadata["help"])
             group.add_argument(f"{flag}-tfds", metavar="NAME[:SPLIT]", help=f.metadata["tfds_help"])
             continue
         kwargs = dict(f.metadata["argparse"])

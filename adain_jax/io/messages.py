@@ -3,6 +3,7 @@ for every command (``adain_jax.cli.exits`` maps exceptions to the statuses)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 from typing import Any
@@ -19,6 +20,14 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 class UsageError(Exception):
     """Bad command-line flags or inputs (``EXIT_USAGE``); the message names the flag."""
+
+
+def path_flag(text: str) -> str:
+    """The argparse ``type`` of every flag naming a file or folder: ``text`` as given, refused
+    when empty (``--workdir "$UNSET"``), which ``Path`` would read as the current directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    return text
 
 
 def one_line(error: BaseException | str, limit: int | None = None) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from adain_jax.io import files
+from adain_jax.io.messages import path_flag
 from adain_jax.nn.names import DTYPE_NAMES, FUSIONS, NORMS, DecoderVariant
 
 CONFIG_FILE = "config.json"
@@ -83,7 +84,7 @@ def setting(
 class TrainConfig:
     """All settings of a run (see ``python train.py --help``); paper defaults."""
 
-    workdir: str = setting(help="run directory (checkpoints, logs, samples)")
+    workdir: str = setting(help="run directory (checkpoints, logs, samples)", type=path_flag)
     content: str = setting(
         help="folder of content images (searched recursively)",
         tfds_help="e.g. coco/2017:train",
@@ -100,6 +101,7 @@ class TrainConfig:
         "vgg16.ckpt, a converted .safetensors, or 'builtin' (the packaged VGG-16) (default: "
         "torchvision's VGG-19, downloaded once; the built-in encoder when offline)",
         resume=IGNORED,  # the encoder is compared by the hash of its weights
+        type=path_flag,
     )
     batch_size: int = setting(8, help="global batch (pairs per step)", resume=FIXED, check=POSITIVE)
     max_steps: int = setting(160_000, help="may be raised on resume", check=POSITIVE)
@@ -141,6 +143,7 @@ class TrainConfig:
         "its layers must be the chosen variant's. Used at step 0 only",
         resume=IGNORED,
         metavar="FILE|DIR",
+        type=path_flag,
     )
     save_every: int = setting(1000, help="checkpoint every N steps", check=POSITIVE)
     keep: int = setting(3, help="keep the newest K checkpoints", check=POSITIVE)
@@ -149,10 +152,16 @@ class TrainConfig:
     eval_every: int = setting(1000, help="held-out losses (0: never)", check=NON_NEGATIVE)
     num_samples: int = setting(4, help="held-out contents and styles", check=POSITIVE)
     sample_content_dir: str | None = setting(
-        None, help="held-out contents (default: the first of --content-dir)", check=DIRECTORY
+        None,
+        help="held-out contents (default: the first of --content-dir)",
+        check=DIRECTORY,
+        type=path_flag,
     )
     sample_style_dir: str | None = setting(
-        None, help="held-out styles (default: the first of --style-dir)", check=DIRECTORY
+        None,
+        help="held-out styles (default: the first of --style-dir)",
+        check=DIRECTORY,
+        type=path_flag,
     )
     num_workers: int | None = setting(
         None, help="decoding processes (default: auto)", check=NON_NEGATIVE, type=int

@@ -41,6 +41,47 @@ def test_each_subcommand_help_shows_its_defaults(name, capsys, monkeypatch):
         assert "default" in out
 
 
+# One empty path per case (``--workdir "$UNSET"``), with the other required flags present.
+EMPTY_PATHS = [
+    ("stylize", "--content", ["--content", "", "--style", "s.jpg"]),
+    ("stylize", "--style", ["--content", "c.jpg", "--style", ""]),
+    ("stylize", "--output", ["--content", "c.jpg", "--style", "s.jpg", "--output", ""]),
+    ("stylize", "--mask", ["--content", "c.jpg", "--style", "a,b", "--mask", ""]),
+    ("stylize", "--checkpoint", ["--content", "c.jpg", "--style", "s.jpg", "--checkpoint", ""]),
+    ("stylize", "--weights", ["--content", "c.jpg", "--style", "s.jpg", "--weights", ""]),
+    ("stylize", "--vgg", ["--content", "c.jpg", "--style", "s.jpg", "--vgg", ""]),
+    ("train", "--workdir", ["--workdir", "", "--content-dir", "c", "--style-dir", "s"]),
+    ("train", "--content-dir", ["--workdir", "w", "--content-dir", "", "--style-dir", "s"]),
+    ("train", "--init-decoder", ["--workdir", "w", "--content-dir", "c", "--style-dir", "s",
+                                 "--init-decoder", ""]),
+    ("convert", "--out", ["--vgg", "v.pth", "--out", ""]),
+    ("convert", "--normalise", ["--vgg", "v.pth", "--out", "o", "--normalise", ""]),
+    ("evaluate", "--content-dir", ["--content-dir", "", "--style-dir", "s"]),
+    ("export", "--output", ["--format", "onnx", "--output", ""]),
+    ("optimize", "--output", ["--content", "c.jpg", "--style", "s.jpg", "--output", ""]),
+    ("experiments", "--out", ["compare", "--content-dir", "c", "--style-dir", "s", "--out", ""]),
+    ("experiments", "runs", ["curves", "", "--out", "x.png"]),
+    ("demo", "--decoder", ["--decoder", ""]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "flag", "argv"), EMPTY_PATHS)
+def test_an_empty_path_is_a_usage_error_naming_the_flag(
+    name, flag, argv, capsys, monkeypatch, tmp_path
+):
+    """``Path("")`` is the current directory: an empty value would train into it, write
+    outputs or weights there, read it as a folder of styles, or fall back to other weights."""
+    monkeypatch.setenv("ADAIN_JAX_MALLOC", "default")
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = cli_main.main([name, *argv])
+    except SystemExit as e:  # argparse's own exit, for the commands that keep its usage line
+        status = e.code
+    assert status == 2
+    assert f"argument {flag}: empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_non_editable_install_runs_outside_the_checkout(tmp_path):
     """``pip install .`` (not editable) into a folder; the console script works from
