@@ -75,6 +75,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--size {args.size}: must be a multiple of 8, at least 16")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be positive")
+    if args.grid_max < 1:
+        raise UsageError(f"--grid-max {args.grid_max}: must be positive")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: must be positive")
     if (args.vgg is None) != (args.decoder is None) and not (args.weights or args.checkpoint):

@@ -62,3 +62,12 @@ def test_evaluate_bad_input_one_line(tmp_path, capsys):
     assert evaluate.main(argv) == 1  # a runtime failure, as in infer.py
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "empty" in err and "\n" not in err
+
+
+def test_grid_max_below_one_is_a_usage_error_before_any_work(tmp_path, capsys):
+    """It used to fail after the losses were computed, with an IndexError traceback."""
+    argv = ["--vgg", "x.pth", "--decoder", "y.pth", "--content-dir", str(tmp_path),
+            "--style-dir", str(tmp_path), "--grid", str(tmp_path / "g.png"),
+            "--grid-max", "0"]  # fmt: skip
+    assert evaluate.main(argv) == 2
+    assert capsys.readouterr().err.strip() == "error: --grid-max 0: must be positive"
