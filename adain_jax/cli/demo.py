@@ -208,10 +208,8 @@ def build_parser(prog: str = "adain-jax demo") -> argparse.ArgumentParser:
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """One line naming ``--port`` (or ``--host``) when ``host:port`` cannot be listened on (in
-    use, not allowed, out of range), else ``None``."""
-    if not 0 < port < 65536:
-        return f"--port {port}: must be in 1..65535"
+    """One line naming ``--port`` (or ``--host``) when ``host:port`` (``port`` in 1..65535) cannot
+    be listened on (in use, not allowed), else ``None``."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
@@ -284,6 +282,8 @@ def _serve(args: argparse.Namespace) -> int:
         limits = limits_from_args(args)
     except ValueError as e:
         raise UsageError(e) from None
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: must be in 1..65535")
     problem = port_problem(args.host, args.port)
     if problem:
         return exits.fail(problem, EXIT_RUNTIME)

@@ -209,7 +209,12 @@ def test_demo_on_a_busy_port_names_the_flag(capsys):
         assert demo.main(["--port", str(port), "--weights", "builtin"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another --port" in err[0]
-    assert demo.port_problem("127.0.0.1", 70000) is not None
+
+
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_demo_port_out_of_range_is_a_bad_flag(port, capsys):
+    assert demo.main(["--port", port, "--weights", "builtin"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --port {port}: must be in 1..65535"
 
 
 def test_demo_api_marks_the_second_style_and_mask_optional():
