@@ -108,6 +108,8 @@ def _compare(args: argparse.Namespace) -> int:
     steps = _int_list(args.optimize_steps, "--optimize-steps")
     if 0 in steps:
         raise UsageError(f"--optimize-steps {args.optimize_steps!r}: step counts must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be positive")
     runs = [r for r in args.runs.split(",") if r]
     for run in runs:
         if not Path(run).is_dir():

@@ -83,6 +83,11 @@ def test_compare_bad_inputs_one_line(inputs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "without checkpoints" in err and len(err.strip().splitlines()) == 1
     assert cli.main([*argv, "--size=a"]) == 2
+    capsys.readouterr()
+    for limit in ("0", "-2"):  # used to slice the folders to nothing: a report of NaNs
+        assert cli.main([*argv, f"--runs={inputs / 'weights'}", f"--limit={limit}"]) == 2
+        assert capsys.readouterr().err.strip() == f"error: --limit {limit}: must be positive"
+    assert not (tmp_path / "r").exists()
 
 
 def test_curves(tmp_path, capsys):
