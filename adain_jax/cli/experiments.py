@@ -164,6 +164,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _curves(args: argparse.Namespace) -> int:
+    if not args.out.lower().endswith(".png"):
+        raise UsageError(f"--out {args.out}: must end in .png")
     runs = {}
     for run in args.runs:
         path = Path(run) / "metrics.jsonl"

@@ -10,6 +10,7 @@ status: 0 done, 1 unreadable images or weights, 2 bad flags.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -95,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
         if not getattr(args, flag) >= 0:  # also rejects nan
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    if args.log is not None and os.path.isdir(args.log):
+        raise UsageError(f"--log {args.log}: is a directory, expected a file")
     if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
         raise UsageError(f"--vgg {args.vgg}: expected a .pth or .safetensors file")
     compile_cache.enable()

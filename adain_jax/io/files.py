@@ -44,9 +44,16 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
 
 
 def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give ``tmp`` the umask's permissions and rename it onto ``path`` (atomic)."""
+    """Give ``tmp`` the umask's permissions and rename it onto ``path`` (atomic).
+
+    Raises:
+      OSError: the rename failed (``path`` is a directory, ...), naming ``path``, not ``tmp``.
+    """
     os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(path)) from None
 
 
 @contextlib.contextmanager

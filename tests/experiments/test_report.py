@@ -105,6 +105,10 @@ def test_curves(tmp_path, capsys):
     assert img.shape[2] == 3 and (img != 255).any()
     assert cli.main(["curves", str(tmp_path), f"--out={out}"]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+    text = tmp_path / "curves.txt"  # a PNG under another extension
+    assert cli.main(["curves", str(tmp_path / "adain"), f"--out={text}"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {text}: must end in .png"
+    assert not text.exists()
 
 
 @pytest.mark.slow

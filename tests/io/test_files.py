@@ -40,6 +40,15 @@ def test_failed_write_leaves_destination_untouched(tmp_path):
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
 
 
+def test_writing_onto_a_directory_names_it_not_the_temporary(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as info, files.atomic_open(target) as f:
+        f.write("x")
+    assert info.value.filename == str(target)
+    assert os.listdir(tmp_path) == ["out"]  # the temporary is removed
+
+
 def test_downloads_and_their_digest_memos_get_umask_permissions(tmp_path, umask):
     """The writers that do not write through ``atomic_open``/``atomic_path`` (a download
     renamed into place after its checks; the cache's sha256 memo) give the umask's
