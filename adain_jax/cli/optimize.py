@@ -10,6 +10,7 @@ status: 0 done, 1 unreadable images or weights, 2 bad flags.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -94,8 +95,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
-        if not getattr(args, flag) >= 0:  # also rejects nan
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+        value, name = getattr(args, flag), "--" + flag.replace("_", "-")
+        if not value >= 0:  # also rejects nan
+            raise UsageError(f"{name} must be >= 0, got {value}")
+        if value == math.inf:
+            raise UsageError(f"{name} must be finite, got {value}")
     if args.log is not None and os.path.isdir(args.log):
         raise UsageError(f"--log {args.log}: is a directory, expected a file")
     if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -204,6 +205,8 @@ def validate(cfg: TrainConfig) -> None:
         value, rule = getattr(cfg, f.name), f.metadata["check"]
         if value is None or rule is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes "<= 0"
+            raise RunError(f"{flag(f.name)} {value}: must be a finite number")
         if rule == POSITIVE and value <= 0:
             raise RunError(f"{flag(f.name)} {value}: must be positive")
         if rule == NON_NEGATIVE and value < 0:
@@ -214,8 +217,11 @@ def validate(cfg: TrainConfig) -> None:
         raise RunError(f"--crop-size {cfg.crop_size} is larger than --image-size {cfg.image_size}")
     if cfg.crop_size % 8 or cfg.crop_size < 16:
         raise RunError(f"--crop-size {cfg.crop_size}: must be a multiple of 8, at least 16")
-    if os.path.isfile(cfg.workdir):
-        raise RunError(f"--workdir {cfg.workdir}: is a file, expected a directory")
+    workdir = Path(cfg.workdir)
+    existing = next(p for p in (workdir, *workdir.parents) if p.exists())
+    if not existing.is_dir():  # the workdir, or a folder it would be made in, is a file
+        what = "" if existing == workdir else f"{existing} "
+        raise RunError(f"--workdir {cfg.workdir}: {what}is a file, expected a directory")
     for f in FIELDS:
         value = getattr(cfg, f.name)
         if f.metadata["source"] and not is_tfds(value) and not os.path.isdir(value):

@@ -93,6 +93,8 @@ def test_command_line(port_weight_files, tmp_path, capsys):
     assert lines[0] == "step\ttotal\tcontent\tstyle" and len(lines) == 5
     assert optimize_cli.main([*argv, "--steps=0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
+    assert optimize_cli.main([*argv, "--style-weight=inf"]) == 2  # a loss of inf, then nan
+    assert "--style-weight must be finite, got inf" in capsys.readouterr().err
     (tmp_path / "logs").mkdir()
     assert optimize_cli.main([*argv, "--log", str(tmp_path / "logs")]) == 2  # before any work
     assert "is a directory" in capsys.readouterr().err

@@ -124,5 +124,13 @@ def test_validation_names_the_flag(dirs):
         _parse([*dirs, "--num-workers=-1"])
     with pytest.raises(RunError, match="both 0: nothing to train"):
         _parse([*dirs, "--style-weight=0", "--content-weight=0"])
+    for flag, value in (("--lr", "nan"), ("--style-weight", "inf"), ("--lr-decay", "-inf")):
+        with pytest.raises(RunError, match=f"^{flag} {value}: must be a finite number$"):
+            _parse([*dirs, f"{flag}={value}"])
+    (Path(dirs[3]) / "f").write_text("")
+    for under in ("f", "f/w"):  # the workdir, or a folder it would be made in, is a file
+        where = f"{dirs[3]}/{under}"
+        with pytest.raises(RunError, match=f"^--workdir {where}: (.*/f )?is a file, expected a"):
+            _parse(["--workdir", where, *dirs[2:]])
     with pytest.raises(RunError, match="--content-dir /nonexistent: no such directory"):
         _parse([dirs[0], dirs[1], "--content-dir", "/nonexistent", *dirs[4:]])
