@@ -133,11 +133,9 @@ def as_batch(x: Array, name: str) -> Array:
             f"{name} has dtype {x.dtype}; images must be floats in [0, 1] "
             f"(for 8-bit images: {name}.astype(np.float32) / 255)"
         )
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
+    if x.ndim not in (3, 4) or x.shape[-1] != 3:
         raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
-    return x
+    return x if x.ndim == 4 else x[None]
 
 
 def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> None:

@@ -28,6 +28,14 @@ def test_integer_images_are_refused_with_the_fix(params):
         adain_jax.encode_style(params, uint8.astype(np.int32))
 
 
+def test_a_wrong_shape_is_named_as_given(params):
+    rgba = np.concatenate([_images(1)[0], _images(1)[0][..., :1]], -1)
+    with pytest.raises(ValueError, match=r"^content must be .*, got shape \(16, 16, 4\)(\n|$)"):
+        adain_jax.stylize(params, rgba, _images(1)[0])
+    with pytest.raises(ValueError, match=r"^style must be .*, got shape \(16, 16\)(\n|$)"):
+        adain_jax.encode_style(params, _images(1)[0][..., 0])
+
+
 def test_style_batch_must_be_one_or_n(params):
     with pytest.raises(ValueError, match="style has a batch of 2 for 1 content"):
         adain_jax.stylize(params, _images(1)[0], _images(2))  # HWC content, two styles
