@@ -24,7 +24,7 @@ import numpy as np
 
 from adain_jax.io import files
 from adain_jax.io.images import check_pixels, resize_rgb, resized_shape, to_uint8
-from adain_jax.io.messages import one_line
+from adain_jax.io.messages import one_line, shown_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # .gif reads as an image
 OUTPUT_CODECS = {
@@ -66,10 +66,13 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def _open_input(path: str | os.PathLike):
     av = _av()
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise VideoError(f"{shown_path(path)}: empty file (0 bytes), not a video")
     try:
         container = av.open(os.fspath(path))
-    except (av.error.FFmpegError, OSError) as e:
-        raise VideoError(f"{path}: cannot read video ({e})") from e
+    except (av.error.FFmpegError, OSError) as e:  # FFmpeg's reason, without its errno and path
+        reason = getattr(e, "strerror", None) or one_line(e)
+        raise VideoError(f"{shown_path(path)}: cannot read video ({reason})") from e
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: no video stream")

@@ -73,8 +73,12 @@ def test_stylizing_a_video_matches_per_frame_stylize(tmp_path, soft_nets):
 def test_unreadable_video_fails_clearly(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")
-    with pytest.raises(video.VideoError, match="bad.mp4"):
+    with pytest.raises(video.VideoError) as info:
         video.probe(bad)
+    assert str(info.value) == f"{bad}: cannot read video (Invalid data found when processing input)"
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(video.VideoError, match=r"empty.mp4: empty file \(0 bytes\), not a video$"):
+        video.probe(tmp_path / "empty.mp4")
     assert video.is_video(tmp_path / "a.MP4") and video.is_video("b.webm")
     assert not video.is_video("c.gif") and not video.is_video("d.png")  # a GIF is an image
     with pytest.raises(video.VideoError, match="cannot write .xyz"):
