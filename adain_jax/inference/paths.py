@@ -59,6 +59,25 @@ def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
     return [tuple(parts)]
 
 
+def _check_distinct_outputs(pairs: Sequence[Pair]) -> None:
+    """Raise ``UsageError`` if two pairs would write one file: default names keep only the stems
+    (``a.png`` and ``a.jpg``, or styles ``s.png`` and ``s.jpg``), so the second would replace the
+    first."""
+    first: dict[Path, Pair] = {}
+    for pair in pairs:
+        other = first.setdefault(pair.output, pair)
+        if other is not pair:
+            a, b = (
+                (other.content, pair.content)
+                if other.content != pair.content
+                else (",".join(map(str, other.styles)), ",".join(map(str, pair.styles)))
+            )
+            raise UsageError(
+                f"{shown_path(pair.output)}: would be written for both {shown_path(a)} and "
+                f"{shown_path(b)} (output names keep only the stems); rename one of them"
+            )
+
+
 BIG_JOB = 1000  # outputs from which planning reports progress
 
 
@@ -128,6 +147,7 @@ def plan_pairs(
             else:
                 target = out_dir / sub / output_name(c, styles, output_ext(c, ext), weights)
             pairs.append(Pair(c, styles, target))
+    _check_distinct_outputs(pairs)
     inputs = image_io.Protected([*contents, *(s for st in style_sets for s in st)])
     for pair in pairs:
         if video.is_video(pair.content):

@@ -35,6 +35,26 @@ def test_planning_is_linear(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("clash", ["content", "style"])
+def test_inputs_that_share_a_stem_are_refused_before_any_output(tmp_path, clash):
+    """a.png and a.jpg both name a_stylized_s.png: the second used to replace the first while
+    the summary counted both as written."""
+    for folder in ("c", "s"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "c" / "a.png").touch()
+    (tmp_path / "s" / "s.png").touch()
+    second = tmp_path / ("c/a.jpg" if clash == "content" else "s/s.jpg")
+    second.touch()
+    out = tmp_path / "out" / "a_stylized_s.png"
+    with pytest.raises(paths.UsageError) as info:
+        paths.plan_pairs(str(tmp_path / "c"), str(tmp_path / "s"), str(tmp_path / "out"))
+    jpg, png = second, second.with_suffix(".png")  # in the order planned: sorted
+    assert str(info.value) == (
+        f"{out}: would be written for both {jpg} and {png} (output names keep only the "
+        "stems); rename one of them"
+    )
+
+
 def test_an_input_is_still_refused_as_output(tmp_path):
     content = tmp_path / "c.png"
     content.touch()
