@@ -97,6 +97,9 @@ def _run(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else sys.maxsize
     contents = load_eval_images(args.content_dir, args.size, limit)
     styles = load_eval_images(args.style_dir, args.size, limit)
+    if args.grid:  # never over an input image, checked before the work
+        inputs = [*image_io.find_images(args.content_dir), *image_io.find_images(args.style_dir)]
+        image_io.check_output_path(args.grid, inputs)
     params = load_weights(args)
     loss_enc = params["encoder"]
     if args.loss_vgg:

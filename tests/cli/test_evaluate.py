@@ -71,3 +71,17 @@ def test_grid_max_below_one_is_a_usage_error_before_any_work(tmp_path, capsys):
             "--grid-max", "0"]  # fmt: skip
     assert evaluate.main(argv) == 2
     assert capsys.readouterr().err.strip() == "error: --grid-max 0: must be positive"
+
+
+def test_grid_over_an_input_image_is_refused_before_any_work(tmp_path, capsys):
+    _write_images(tmp_path / "c", 0, 1)
+    _write_images(tmp_path / "s", 1, 1)
+    target = tmp_path / "c" / "0.png"
+    before = target.read_bytes()
+    argv = ["--vgg", "x.pth", "--decoder", "y.pth", "--content-dir", str(tmp_path / "c"),
+            "--style-dir", str(tmp_path / "s"), "--size", str(SIZE),
+            "--grid", str(target)]  # fmt: skip
+    assert evaluate.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {target}: is an input file; refusing to overwrite it"
+    assert target.read_bytes() == before

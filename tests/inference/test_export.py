@@ -112,6 +112,15 @@ def test_cli_rejects_bad_flags(tmp_path, capsys):
     missing = tmp_path / "no" / "x.bin"
     assert export_cli.main(["--format", "stablehlo", "--output", str(missing)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"mine")
+    for output, problem in ((tmp_path, "is a directory"), (weights, "is an input weight file")):
+        argv = ["--format", "stablehlo", "--output", str(output), "--vgg", str(weights)]
+        assert export_cli.main(argv) == 2
+        assert capsys.readouterr().err.strip() == f"error: --output {output}: {problem}" + (
+            "; refusing to overwrite it" if output == weights else ""
+        )
+    assert weights.read_bytes() == b"mine"
     code = export_cli.main(
         ["--format", "stablehlo", "--output", str(tmp_path / "x"), "--vgg", "nope.pth"]
     )
