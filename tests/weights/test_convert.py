@@ -186,6 +186,21 @@ def test_bad_file_command_line(case, bad_files, tmp_path, capsys):
     assert not (tmp_path / "out" / "decoder.safetensors").exists()
 
 
+def test_converted_files_convert_again_never_over_themselves(port_weight_files, tmp_path):
+    """A converted .safetensors (the built-in encoder, say) is a source too: copied, or
+    normalised with --normalise; it was read as a pickle ('opcode ... unknown')."""
+    vgg, dec = port_weight_files
+    first = convert.convert(tmp_path / "a", vgg=str(vgg), decoder=str(dec))
+    again = convert.convert(tmp_path / "b", vgg=first[0], decoder=first[1])
+    for one, two in zip(first, again, strict=True):
+        (net_a, a), (net_b, b) = weights_io.load(one), weights_io.load(two)
+        assert net_a == net_b
+        _assert_params_equal(b, a)
+    with pytest.raises(WeightsError, match="is the input file; refusing to overwrite it"):
+        convert.convert(tmp_path / "a", vgg=first[0])
+    assert convert_cli.main(["--vgg", first[0], "--out", str(tmp_path / "a")]) == 1
+
+
 def test_wrong_network_is_named(port_weight_files, tmp_path):
     vgg, dec = port_weight_files
     with pytest.raises(WeightsError, match="holds decoder weights, expected encoder"):
