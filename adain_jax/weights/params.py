@@ -67,6 +67,11 @@ def load_params(
         root = pretrained.builtin_dir() if source == pretrained.BUILTIN else Path(source)
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such weights directory")
+        if not root.is_dir():  # e.g. encoder.safetensors itself
+            raise NotADirectoryError(
+                f"{root}: a file, expected a weights directory or a training workdir (a weight "
+                "file is passed as vgg= / decoder=, or --vgg / --decoder)"
+            )
         if workdir.is_workdir(root):
             workdir_params = workdir.latest_decoder_params(root)
         if workdir_params is not None:

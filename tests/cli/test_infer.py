@@ -273,6 +273,8 @@ def _bad_inputs(root: Path, images, port_weight_files):
                                 "nodir"),
         "weights-dir-empty": (run(content_path, style_path, "--weights", root), 1,
                               "not a weights directory"),
+        "weights-dir-is-a-file": (run(content_path, style_path, "--weights", content_path), 1,
+                                  "a file, expected a weights directory"),
     }  # fmt: skip
 
 
@@ -288,7 +290,7 @@ CASES = [
     "output-is-style", "output-bad-ext", "weights-and-checkpoint", "missing-vgg",
     "missing-decoder", "decoder-as-vgg", "vgg-as-decoder", "not-a-state-dict",
     "random-bytes-weights", "image-as-weights", "weights-dir-missing", "weights-dir-empty",
-    "output-no-ext", "empty-content-dir", "dir-with-file-output",
+    "weights-dir-is-a-file", "output-no-ext", "empty-content-dir", "dir-with-file-output",
 ]  # fmt: skip
 
 
