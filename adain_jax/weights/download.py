@@ -16,6 +16,9 @@ from adain_jax.io import files
 
 CACHE_ENV = "ADAIN_JAX_CACHE"
 _CHUNK = 1 << 20
+# Larger than any published weight file (torchvision's VGG-19: 548 MB): a server that sends more
+# (or announces more) is stopped before it fills the disk.
+MAX_DOWNLOAD_BYTES = 1 << 30
 
 
 class DownloadError(RuntimeError):
@@ -63,6 +66,7 @@ def fetch(
     validate: Callable[[Path], object] | None = None,
     progress: bool = True,
     timeout_s: float = 30.0,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Return ``dest``, downloading ``url`` to it first if it is not there yet.
 
@@ -80,9 +84,10 @@ def fetch(
         is ignored).
       progress: show a tqdm bar (bytes) on stderr.
       timeout_s: socket timeout in seconds.
+      max_bytes: the largest body accepted, announced (``Content-Length``) or received.
 
     Raises:
-      DownloadError: network failure, short body, or a failed check.
+      DownloadError: network failure, short or oversized body, or a failed check.
     """
     dest = Path(dest)
     if dest.is_file():
@@ -90,7 +95,7 @@ def fetch(
     tmp = files.temp_path_beside(dest, suffix=".part")
     try:
         with open(tmp, "wb") as out:
-            _download(url, out, progress, timeout_s, dest.name)
+            _download(url, out, progress, timeout_s, dest.name, max_bytes)
         if sha256 is not None or sha256_prefix is not None:
             digest = sha256_of(tmp)
         if sha256 is not None and digest != sha256.lower():
@@ -114,12 +119,16 @@ def fetch(
     return dest
 
 
-def _download(url: str, out, progress: bool, timeout_s: float, label: str) -> None:
+def _download(url: str, out, progress: bool, timeout_s: float, label: str, max_bytes: int) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "adain-jax"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             total = response.headers.get("Content-Length")
             total = int(total) if total is not None else None
+            if total is not None and total > max_bytes:
+                raise DownloadError(
+                    f"{url}: announces {total} bytes, over the {max_bytes}-byte bound"
+                )
             received = 0
             with tqdm(
                 total=total,
@@ -130,8 +139,10 @@ def _download(url: str, out, progress: bool, timeout_s: float, label: str) -> No
                 disable=not progress,
             ) as bar:
                 while chunk := response.read(_CHUNK):
-                    out.write(chunk)
                     received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadError(f"{url}: over the {max_bytes}-byte bound (stopped)")
+                    out.write(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as e:
         raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None

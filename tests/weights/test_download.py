@@ -22,6 +22,7 @@ class _Server:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.short: dict[str, int] = {}
+        self.unannounced: set[str] = set()  # sent without a Content-Length
         self.requests: list[str] = []
         server = self
 
@@ -33,7 +34,9 @@ class _Server:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body) + server.short.get(self.path, 0)))
+                if self.path not in server.unannounced:
+                    length = len(body) + server.short.get(self.path, 0)
+                    self.send_header("Content-Length", str(length))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -152,6 +155,19 @@ def test_truncated_response_leaves_nothing(tmp_path, server, port_bytes, monkeyp
         pretrained.adain_pretrained(tmp_path / "cache")
     assert "vgg_normalised.pth" in str(info.value)
     assert _files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_an_oversized_body_is_stopped_and_leaves_nothing(tmp_path, server, announced):
+    server.files["/big.bin"] = b"x" * 5000
+    if not announced:
+        server.unannounced.add("/big.bin")
+    problem = "announces 5000 bytes, over" if announced else "over the 4096-byte bound .stopped"
+    with pytest.raises(DownloadError, match=problem):
+        download.fetch(server.url + "/big.bin", tmp_path / "big.bin", max_bytes=4096)
+    assert _files_in(tmp_path) == []
+    small = download.fetch(server.url + "/big.bin", tmp_path / "big.bin", max_bytes=5000)
+    assert small.read_bytes() == b"x" * 5000
 
 
 def test_fetch_checks_sha256_prefix(tmp_path, server):
