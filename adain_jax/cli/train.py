@@ -39,7 +39,7 @@ from adain_jax.io.messages import (
 )
 from adain_jax.training import config as config_lib
 from adain_jax.training.config import RunError, TrainConfig
-from adain_jax.training.faults import WriteFailed, is_peer_lost
+from adain_jax.training.faults import WriteFailed, is_peer_lost, stop_timeout_s
 from adain_jax.training.lock import LOCK_FILE, WorkdirBusyError, WorkdirLock
 
 
@@ -89,6 +89,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             values[f.name] = getattr(args, f.name)
     cfg = TrainConfig(**values)
     config_lib.validate(cfg)
+    try:
+        stop_timeout_s()  # read again by the signal handler, where a bad value would lose work
+    except ValueError as e:
+        raise RunError(e) from None
     return cfg
 
 
@@ -158,8 +162,9 @@ def _finished_line(workdir: Path) -> str:
     """What a finished run wrote and how to use it."""
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
     latest = f"checkpoints/{steps[-1]}" if steps else "checkpoints"
+    samples = ", samples/" if (workdir / "samples").is_dir() else ""  # none: --sample-every 0
     return (
-        f"wrote {workdir}/ ({latest}, encoder.safetensors, metrics.jsonl, samples/); "
+        f"wrote {workdir}/ ({latest}, encoder.safetensors, metrics.jsonl{samples}); "
         f"stylize with: python infer.py --checkpoint {workdir} --content C --style S"
     )
 

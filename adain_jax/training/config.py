@@ -85,7 +85,9 @@ def setting(
 class TrainConfig:
     """All settings of a run (see ``python train.py --help``); paper defaults."""
 
-    workdir: str = setting(help="run directory (checkpoints, logs, samples)", type=path_flag)
+    workdir: str = setting(
+        help="run directory (checkpoints, logs, samples)", resume=IGNORED, type=path_flag
+    )
     content: str = setting(
         help="folder of content images (searched recursively)",
         tfds_help="e.g. coco/2017:train",
@@ -187,6 +189,7 @@ HYPERPARAMS = tuple(f.name for f in FIELDS if f.metadata["traced"])
 FIXED_KEYS = ("encoder_sha256", *(f.name for f in FIELDS if f.metadata["resume"] == FIXED))
 _NOT_COMPARED = {"encoder_source", *(f.name for f in FIELDS if f.metadata["resume"] == IGNORED)}
 _FLAGS = {f.name: f.metadata["flag"] for f in FIELDS}
+_SOURCES = {f.name for f in FIELDS if f.metadata["source"]}
 
 
 def flag(name: str) -> str:
@@ -207,10 +210,17 @@ def validate(cfg: TrainConfig) -> None:
             continue
         if isinstance(value, float) and not math.isfinite(value):  # nan passes "<= 0"
             raise RunError(f"{flag(f.name)} {value}: must be a finite number")
+        if f.metadata["traced"] and value != 0:  # the step gets float32: 1e-46 is 0, 1e39 inf
+            with np.errstate(over="ignore", under="ignore"):
+                single = abs(np.float32(value))
+            if not 0 < single < np.inf:
+                raise RunError(f"{flag(f.name)} {value}: out of float32's range")
         if rule == POSITIVE and value <= 0:
             raise RunError(f"{flag(f.name)} {value}: must be positive")
         if rule == NON_NEGATIVE and value < 0:
             raise RunError(f"{flag(f.name)} {value}: must not be negative")
+    if cfg.seed >= 2**63:
+        raise RunError(f"--seed {cfg.seed}: must be below 2**63")
     if cfg.style_weight == 0 and cfg.content_weight == 0:
         raise RunError("--style-weight and --content-weight are both 0: nothing to train")
     if 0 < cfg.image_size < cfg.crop_size:
@@ -304,7 +314,7 @@ def check_config(cfg: TrainConfig, saved: dict | None, encoder_sha: str | None) 
     current = config_dict(cfg, encoder_sha or saved.get("encoder_sha256"))
     for key in FIXED_KEYS:
         if key in saved and saved[key] != current[key]:
-            what = "encoder weights (--vgg)" if key == "encoder_sha256" else flag(key)
+            what = "encoder weights (--vgg)" if key == "encoder_sha256" else _flag_given(key, cfg)
             raise RunError(
                 f"{cfg.workdir}: resuming with a different {what} "
                 f"({_short(saved[key])} in config.json, now {_short(current[key])}); "
@@ -316,6 +326,14 @@ def check_config(cfg: TrainConfig, saved: dict | None, encoder_sha: str | None) 
         for k in sorted(current)
         if k not in ignore and k in saved and saved[k] != current[k]
     ]
+
+
+def _flag_given(name: str, cfg: TrainConfig) -> str:
+    """The flag that set field ``name`` in this run: ``--content-dir`` or ``--content-tfds`` for
+    an image source, else ``flag(name)``."""
+    if name in _SOURCES:
+        return flag(name) + ("-tfds" if is_tfds(getattr(cfg, name)) else "-dir")
+    return flag(name)
 
 
 def _short(value) -> str:

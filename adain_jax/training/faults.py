@@ -4,6 +4,7 @@ one line, and a bounded shutdown after SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -28,8 +29,20 @@ STOP_TIMEOUT_ENV = "ADAIN_JAX_STOP_TIMEOUT"  # seconds from the first signal to 
 
 
 def stop_timeout_s() -> float:
-    """``$ADAIN_JAX_STOP_TIMEOUT`` (default 120 s): the bound on a signalled shutdown."""
-    return float(os.environ.get(STOP_TIMEOUT_ENV, "120"))
+    """``$ADAIN_JAX_STOP_TIMEOUT`` (default 120 s): the bound on a signalled shutdown.
+
+    Raises:
+      ValueError: not a positive number of seconds (checked before training: the signal
+        handler reads it again).
+    """
+    text = os.environ.get(STOP_TIMEOUT_ENV, "120")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ValueError(f"{STOP_TIMEOUT_ENV}={text[:40]!r}: expected a positive number of seconds")
+    return value
 
 
 class WriteFailed(Exception):

@@ -32,9 +32,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
+from adain_jax.io.messages import one_line
 from adain_jax.training import checkpointing, data, evaluate
 from adain_jax.training import step as train_lib
 from adain_jax.training.config import (
+    RunError,
     TrainConfig,
     check_config,
     config_dict,
@@ -56,7 +58,7 @@ from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.params import load_decoder
-from adain_jax.weights.workdir import encoder_path
+from adain_jax.weights.workdir import encoder_path, has_checkpoint
 
 
 def params_sha256(params: dict) -> str:
@@ -70,17 +72,17 @@ def params_sha256(params: dict) -> str:
     return h.hexdigest()
 
 
-def load_encoder(cfg: TrainConfig) -> tuple[dict, str]:
+def load_encoder(cfg: TrainConfig, resuming: bool = False) -> tuple[dict, str]:
     """The run's encoder params and where they came from: ``--vgg``, else the workdir's
-    ``encoder.safetensors`` (resume), else torchvision's VGG-19 (download; the built-in VGG-16
-    encoder, with one line on stderr, when its server cannot be reached). ``--vgg builtin``
-    names the built-in encoder."""
+    ``encoder.safetensors`` when ``resuming``, else torchvision's VGG-19 (download; the built-in
+    VGG-16 encoder, with one line on stderr, when its server cannot be reached). ``--vgg
+    builtin`` names the built-in encoder."""
     workdir_encoder = encoder_path(cfg.workdir)
     if cfg.vgg == pretrained.BUILTIN:
         source = str(pretrained.builtin_file("encoder"))
     elif cfg.vgg is not None:
         source = cfg.vgg
-    elif workdir_encoder.is_file():
+    elif resuming and workdir_encoder.is_file():
         source = str(workdir_encoder)
     else:
         source = str(pretrained.vgg19_or_builtin())
@@ -99,6 +101,14 @@ def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
     if not contents or not styles:
         return None
     return contents, styles
+
+
+def _load_init_decoder(cfg: TrainConfig) -> dict:
+    """``--init-decoder``'s params, the error naming the flag (a bad input: ``RunError``)."""
+    try:
+        return load_decoder(cfg.init_decoder, cfg.variant())
+    except (OSError, ValueError) as e:
+        raise RunError(f"--init-decoder: {one_line(e)}") from None
 
 
 def _pipeline_config(cfg: TrainConfig) -> data.PipelineConfig:
@@ -124,6 +134,7 @@ class _Run:
     held_out: tuple[list, list] | None  # host images (the sample grid)
     held_out_pairs: tuple[jax.Array, jax.Array] | None  # every (content, style), replicated
     is_main: bool
+    init_decoder: dict | None  # --init-decoder's params, read before any file is written
 
     @property
     def ckpt_dir(self) -> Path:
@@ -157,7 +168,10 @@ def train(cfg: TrainConfig, *, locked: bool = False) -> int:
 
 
 def _train_locked(cfg: TrainConfig) -> int:
-    saved = read_config(cfg.workdir)
+    # A workdir without a checkpoint resumes nothing: the settings of a start that failed (out of
+    # memory at step 1, a bad --init-decoder) do not bind the next one.
+    resuming = has_checkpoint(cfg.workdir)
+    saved = read_config(cfg.workdir) if resuming else None
     check_config(cfg, saved, None)  # cheap checks first
     mesh = train_lib.make_mesh()
     # This process's rows of each global batch: the same global batches for any topology.
@@ -170,7 +184,7 @@ def _train_locked(cfg: TrainConfig) -> int:
         shard_count=cfg.batch_size // rows,
     )
     try:
-        run = _prepare(cfg, saved, iterator, mesh)
+        run = _prepare(cfg, saved, iterator, mesh, resuming)
     except BaseException:
         iterator.close()
         raise
@@ -186,8 +200,11 @@ def _train_locked(cfg: TrainConfig) -> int:
             run.ckpt.close()
 
 
-def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, mesh: Mesh) -> _Run:
-    """Held-out images, the encoder, ``config.json``, the compiled step: the run's pieces."""
+def _prepare(
+    cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, mesh: Mesh, resuming: bool
+) -> _Run:
+    """Held-out images, the encoder, ``--init-decoder``, then ``config.json``, the compiled step:
+    the run's pieces. Every input is read before the workdir is written."""
     wants_held_out = bool(cfg.sample_every or cfg.eval_every)
     held_out = _held_out(cfg) if wants_held_out else None
     if held_out is None and wants_held_out:
@@ -196,15 +213,16 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, 
             "--sample-content-dir and --sample-style-dir",
             file=sys.stderr,
         )
-    encoder_np, encoder_source = load_encoder(cfg)
+    encoder_np, encoder_source = load_encoder(cfg, resuming)
     encoder_sha = params_sha256(encoder_np)
     notes = check_config(cfg, saved, encoder_sha)
+    init_decoder = None if resuming or cfg.init_decoder is None else _load_init_decoder(cfg)
     is_main = jax.process_index() == 0
     if is_main:
         workdir = Path(cfg.workdir)
         with writing(f"the workdir {workdir}"):
             workdir.mkdir(parents=True, exist_ok=True)
-            if not encoder_path(workdir).is_file():  # the run's encoder, written atomically
+            if not resuming or not encoder_path(workdir).is_file():  # atomically
                 source = os.path.basename(encoder_source)
                 weights_io.save(encoder_path(workdir), "encoder", encoder_np, source=source)
             config = config_dict(cfg, encoder_sha)
@@ -228,6 +246,7 @@ def _prepare(cfg: TrainConfig, saved: dict | None, iterator: data.PairIterator, 
         if held_out is None
         else train_lib.put_replicated(evaluate.all_pairs(*held_out), mesh),
         is_main=is_main,
+        init_decoder=init_decoder,
     )
 
 
@@ -243,9 +262,9 @@ def _resume_and_loop(run: _Run) -> int:
         print(f"resuming from step {start} ({run.ckpt_dir})", file=sys.stderr)
     else:
         start = 0
-        init = jax.random.key(cfg.seed)  # a random decoder, or --init-decoder's
-        if cfg.init_decoder is not None:
-            init = load_decoder(cfg.init_decoder, cfg.variant())
+        init = run.init_decoder  # None when resuming found only damaged checkpoints
+        if init is None:  # --init-decoder's, or a random decoder
+            init = _load_init_decoder(cfg) if cfg.init_decoder else jax.random.key(cfg.seed)
         state = train_lib.init_state(init, run.mesh, cfg.variant())
     if start >= cfg.max_steps:
         print(f"already at step {start} >= --max-steps {cfg.max_steps}; nothing to do")

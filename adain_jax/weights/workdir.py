@@ -70,6 +70,12 @@ def is_workdir(path: str | os.PathLike) -> bool:
     return (Path(path) / CHECKPOINTS).is_dir()
 
 
+def has_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether a workdir holds a checkpoint to resume from (a ``checkpoints/<step>`` folder)."""
+    folder = Path(path) / CHECKPOINTS
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+
+
 def workdir_variant(workdir: str | os.PathLike) -> DecoderVariant:
     """The decoder variant a workdir trains: ``fusion`` and ``decoder_norm`` of its
     ``config.json`` (the paper's model when absent: a workdir older than the variants)."""

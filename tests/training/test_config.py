@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,8 @@ def test_resume_rules(dirs):
     cfg = _parse(dirs)
     saved = config_lib.config_dict(cfg, "a" * 64)
     assert config_lib.check_config(cfg, saved, "a" * 64) == []
-    # Free settings: a note; ignored ones (--vgg, --no-progress): nothing.
-    changed = dataclasses.replace(cfg, lr=0.5, progress=False)
+    # Free settings: a note; ignored ones (--vgg, --no-progress, the workdir's spelling): nothing.
+    changed = dataclasses.replace(cfg, lr=0.5, progress=False, workdir=cfg.workdir + "/")
     assert config_lib.check_config(changed, saved, None) == [
         "--lr changed on resume: 0.0001 -> 0.5"
     ]
@@ -112,7 +113,9 @@ def test_a_workdir_from_before_trainconfig_resumes_under_the_same_rules(dirs, tm
     saved = config_lib.read_config(tmp_path)
     assert config_lib.check_config(cfg, saved, "a" * 64) == []
     for name, value in FIXED_CHANGES.items():
-        with pytest.raises(RunError, match=f"resuming with a different {config_lib.flag(name)} "):
+        # an image source is named by the flag that gave it: --content-dir, not --content
+        given = config_lib.flag(name) + ("-dir" if name in ("content", "style") else "")
+        with pytest.raises(RunError, match=f"resuming with a different {given} "):
             config_lib.check_config(dataclasses.replace(cfg, **{name: value}), saved, None)
     for name, value in FREE_CHANGES.items():
         notes = config_lib.check_config(dataclasses.replace(cfg, **{name: value}), saved, None)
@@ -127,6 +130,11 @@ def test_validation_names_the_flag(dirs):
     for flag, value in (("--lr", "nan"), ("--style-weight", "inf"), ("--lr-decay", "-inf")):
         with pytest.raises(RunError, match=f"^{flag} {value}: must be a finite number$"):
             _parse([*dirs, f"{flag}={value}"])
+    for flag, value in (("--lr", "1e-46"), ("--style-weight", "1e+39")):  # 0 or inf in float32
+        with pytest.raises(RunError, match=re.escape(f"{flag} {value}: out of float32's range")):
+            _parse([*dirs, f"{flag}={value}"])
+    with pytest.raises(RunError, match=r"^--seed 9223372036854775808: must be below 2\*\*63$"):
+        _parse([*dirs, "--seed=9223372036854775808"])
     (Path(dirs[3]) / "f").write_text("")
     for under in ("f", "f/w"):  # the workdir, or a folder it would be made in, is a file
         where = f"{dirs[3]}/{under}"

@@ -168,6 +168,38 @@ def test_bad_flags_fail_in_one_line(folders, tmp_path, capsys, extra, message):
     assert not (tmp_path / "w").exists()  # failed before any work
 
 
+def test_a_bad_stop_timeout_is_refused_before_training(folders, tmp_path, capsys, monkeypatch):
+    """It was first read by the signal handler: Ctrl-C then crashed without saving."""
+    monkeypatch.setenv("ADAIN_JAX_STOP_TIMEOUT", "2m")
+    assert train_cli.main(_flags(folders, tmp_path / "w", 1)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: ADAIN_JAX_STOP_TIMEOUT='2m': expected a positive number of seconds"
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_start_without_a_checkpoint_binds_nothing(folders, tmp_path, capsys):
+    """A bad --init-decoder is read before anything is written; settings (and an encoder) a
+    start left without reaching a checkpoint (out of memory at step 1) do not bind the next."""
+    bad = tmp_path / "bad.pth"
+    bad.write_text("not weights\n")
+    workdir = tmp_path / "w"
+    assert train_cli.main(_flags(folders, workdir, 1, f"--init-decoder={bad}")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --init-decoder: {bad}: ") and "\n" not in err
+    assert not workdir.exists()
+    workdir.mkdir()
+    left = {"fusion": "concat", "batch_size": 99, "init_decoder": str(bad), "encoder_sha256": "a"}
+    (workdir / "config.json").write_text(json.dumps(left))
+    (workdir / "encoder.safetensors").write_bytes(b"a stale or half-made encoder")
+    (workdir / "checkpoints").mkdir()
+    assert train_cli.main(_flags(folders, workdir, 1)) == 0
+    saved = json.loads((workdir / "config.json").read_text())
+    assert (saved["fusion"], saved["batch_size"], saved["init_decoder"]) == ("adain", BATCH, None)
+    encoder = convert.load_network(workdir / "encoder.safetensors", "encoder")
+    want = convert.load_network(folders[2], "encoder")
+    np.testing.assert_array_equal(encoder["conv1_1"]["kernel"], want["conv1_1"]["kernel"])
+
+
 def test_empty_folder_and_changed_encoder(folders, tmp_path, capsys, port_weight_files):
     empty = tmp_path / "empty"
     empty.mkdir()
