@@ -13,6 +13,7 @@ self-contained.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -55,14 +56,30 @@ def newest_that_restores(
 
     A checkpoint that fails (orbax and tensorstore raise many types for damaged files) is
     passed to ``on_damaged(step, reason)`` with the reason on one line, and the next older one
-    is tried. ``None`` when none restores.
+    is tried. ``None`` when none restores. A failure of this machine, not of the files (out of
+    memory, of file descriptors), is raised as it is: every checkpoint would fail the same way
+    and be taken for damaged.
     """
     for step in sorted(steps, reverse=True):
         try:
             return step, restore(step)
         except Exception as e:  # noqa: BLE001 - any failure of a damaged checkpoint
+            if _out_of_resources(e):
+                raise
             on_damaged(step, one_line(e, 200))
     return None
+
+
+def _out_of_resources(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) says the machine ran short: memory (host or device),
+    file descriptors."""
+    while e is not None:
+        if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e):
+            return True
+        if isinstance(e, OSError) and e.errno in (errno.ENOMEM, errno.EMFILE, errno.ENFILE):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def is_workdir(path: str | os.PathLike) -> bool:

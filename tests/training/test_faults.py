@@ -17,7 +17,7 @@ import pytest
 
 from adain_jax.cli import train as train_cli
 from adain_jax.training import checkpointing, faults, monitoring
-from adain_jax.weights.workdir import latest_decoder_params
+from adain_jax.weights.workdir import latest_decoder_params, newest_that_restores
 from tests.training.test_loop import _env, _flags, _losses, _steps, folders, straight
 
 __all__ = ["folders", "straight"]  # fixtures shared with test_loop
@@ -234,3 +234,22 @@ def test_a_stuck_shutdown_is_forced_to_end(tmp_path):
     assert proc.returncode == 143
     assert time.monotonic() - start < 15
     assert "not stopped after 1 s; exiting without saving" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "short",
+    [MemoryError(), OSError(errno.EMFILE, "Too many open files"),
+     RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 4096 bytes")],
+)  # fmt: skip
+def test_running_short_while_restoring_is_not_damage(short):
+    """Each checkpoint would fail the same way: moving them all aside would restart at step 0."""
+    damaged = []
+
+    def restore(step):
+        if step == 3:
+            raise ValueError("checksum mismatch")  # damage: reported, the older one tried
+        raise RuntimeError("restore failed") from short
+
+    with pytest.raises(RuntimeError, match="restore failed"):
+        newest_that_restores([1, 2, 3], restore, lambda step, why: damaged.append(step))
+    assert damaged == [3]
