@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     except RunError as e:
         return fail(e, EXIT_USAGE)
     workdir = Path(cfg.workdir)
-    created = not workdir.exists()
+    # The folders this run creates (the workdir and missing parents), innermost first.
+    created = [p for p in (workdir, *workdir.parents) if not p.exists()]
     lock = None
     # One process of several may run here: then the lock waits for JAX, which says which
     # process is process 0.
@@ -123,8 +124,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "train.py") -> int:
     finally:
         if lock is not None:
             lock.release()
-        if created:
-            _remove_if_empty(workdir)
+        _remove_if_empty(created)
     if status == 0:
         print(_finished_line(workdir))
     return status
@@ -148,12 +148,15 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, lock: WorkdirLock | None)
     return status
 
 
-def _remove_if_empty(workdir: Path) -> None:
-    """Remove a workdir this run created when nothing but its lock file is in it."""
+def _remove_if_empty(created: list[Path]) -> None:
+    """Remove the folders this run created (innermost first) while nothing but the workdir's
+    lock file is in them."""
     try:
-        if {p.name for p in workdir.iterdir()} <= {LOCK_FILE}:
-            (workdir / LOCK_FILE).unlink(missing_ok=True)
-            workdir.rmdir()
+        for folder in created:
+            if {p.name for p in folder.iterdir()} > {LOCK_FILE}:
+                return
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            folder.rmdir()
     except OSError:
         pass
 

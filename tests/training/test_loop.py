@@ -182,12 +182,12 @@ def test_a_start_without_a_checkpoint_binds_nothing(folders, tmp_path, capsys):
     start left without reaching a checkpoint (out of memory at step 1) do not bind the next."""
     bad = tmp_path / "bad.pth"
     bad.write_text("not weights\n")
-    workdir = tmp_path / "w"
+    workdir = tmp_path / "new" / "w"
     assert train_cli.main(_flags(folders, workdir, 1, f"--init-decoder={bad}")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: --init-decoder: {bad}: ") and "\n" not in err
-    assert not workdir.exists()
-    workdir.mkdir()
+    assert not (tmp_path / "new").exists()  # nor the parent this run made
+    workdir.mkdir(parents=True)
     left = {"fusion": "concat", "batch_size": 99, "init_decoder": str(bad), "encoder_sha256": "a"}
     (workdir / "config.json").write_text(json.dumps(left))
     (workdir / "encoder.safetensors").write_bytes(b"a stale or half-made encoder")
