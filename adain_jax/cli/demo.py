@@ -81,7 +81,9 @@ def stylize_files(
     ``[H, W, 3]``. ``size``: shorter side of content and styles (0 = as uploaded); ``mix``:
     weight of ``style2`` (ignored with ``mask``, which routes white -> style 1, black -> style 2);
     ``max_pixels``: the bound on each image after resizing (default the image limit,
-    ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``) with a one-line message."""
+    ``io.images.pixel_limit``). Raises ``ValueError`` (``ImageError``) with a one-line message,
+    also for ``alpha`` or ``mix`` outside [0, 1] and a ``mask`` without ``style2`` (API callers
+    send any value)."""
     import numpy as np
 
     from adain_jax.inference import backend
@@ -95,6 +97,11 @@ def stylize_files(
             setting="the demo's --max-pixels; try a smaller size",
         )  # fmt: skip
 
+    for name, value in (("alpha", alpha), ("mix", mix)):
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:  # also nan
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    if mask is not None and style2 is None:
+        raise ValueError("a mask needs a second style (white: style 1, black: style 2)")
     content_img = read(content)
     styles = [read(p) for p in ([style] if style2 is None else [style, style2])]
     labels = load_mask(mask, len(styles)) if mask is not None and style2 is not None else None
@@ -124,6 +131,8 @@ def build_app(
     def run(content, style, alpha, color, style2=None, mix=0.5, mask=None, size=DEFAULT_SIZE):
         if content is None or style is None:
             raise gr.Error("Upload a content image and a style image first.")
+        if color not in COLOR_MODES:
+            raise gr.Error(f"colour preservation: choose from {', '.join(COLOR_MODES)}")
         start = time.perf_counter()
         try:
             size = int(size or 0)

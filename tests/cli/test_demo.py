@@ -156,6 +156,22 @@ def test_request_pixels_are_bounded_before_allocating(tmp_path, port_weight_file
         assert "--max-pixels" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("controls", "problem"),
+    [({"alpha": 1.5}, "alpha must be a number in [0, 1], got 1.5"),
+     ({"alpha": None}, "alpha must be a number in [0, 1], got None"),
+     ({"mix": float("nan"), "style2": str(STYLE)}, "mix must be a number in [0, 1], got nan"),
+     ({"mask": str(CONTENT)}, "a mask needs a second style (white: style 1, black: style 2)")],
+)  # fmt: skip
+def test_bad_controls_are_one_line_errors(controls, problem):
+    """API callers send any value: alpha 1.5 extrapolated, None failed deep inside, a mask
+    without a second style was ignored."""
+    alpha = controls.pop("alpha", 1.0)
+    with pytest.raises(ValueError) as info:
+        demo.stylize_files({}, str(CONTENT), str(STYLE), alpha, **controls)
+    assert str(info.value) == problem
+
+
 def test_limit_flags_and_analytics_default(port_weight_files):
     args = demo.build_parser().parse_args([])
     assert demo.limits_from_args(args) == demo.Limits() and not args.analytics
