@@ -299,15 +299,14 @@ def run(args: argparse.Namespace) -> int:
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     pairs = paths.plan_pairs(
         args.content, args.style, args.output, log=say,
-        weights=args.weight_values, ext=args.save_ext,
+        weights=args.weight_values, ext=args.save_ext, protect=[args.mask] if args.mask else [],
     )  # fmt: skip
     first, num_styles = pairs[0], len(pairs[0].styles)
-    if len(pairs) == 1 and first.output.exists() and not args.overwrite:
-        print(f"skipped {first.output}: exists (--overwrite replaces it)")
-        return 0
-    if video.is_video(first.content):
+    # An output that exists is skipped once every flag (and the mask) is checked.
+    skip = len(pairs) == 1 and first.output.exists() and not args.overwrite
+    if not skip and video.is_video(first.content):
         video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
-    elif len(pairs) == 1:
+    elif not skip and len(pairs) == 1:
         # Fail fast on a bad image, before the weights (which may download).
         image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)
         for s in first.styles:
@@ -325,6 +324,9 @@ def run(args: argparse.Namespace) -> int:
         from adain_jax.inference.temporal import opencv
 
         opencv()  # a one-line error naming the extra, before the weights load
+    if skip:
+        print(f"skipped {first.output}: exists (--overwrite replaces it)")
+        return 0
     loaded = load_weights(args)
     check_variant(loaded, opts, num_styles)
     summary = run_job(loaded, plan)

@@ -23,7 +23,13 @@ from jax import Array
 from adain_jax.controls.masks import check_mask, resize_labels
 from adain_jax.controls.stats import StyleStats, normalize_weights, require_adain_fusion
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
-from adain_jax.nn.forward import check_image_size, decode, encode, feature_size
+from adain_jax.nn.forward import (
+    check_float_image,
+    check_image_size,
+    decode,
+    encode,
+    feature_size,
+)
 from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS, decoder_variant
 from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE, ceil_div
 
@@ -193,6 +199,7 @@ def stylize_tiled(
       to float rounding.
 
     Raises:
+      TypeError: integer images (divide uint8 by 255).
       ValueError: a concat or instance-norm decoder, sides under 9 px, ``max_tile`` under
         ``MIN_TILE``, or bad weights or mask labels.
     """
@@ -203,6 +210,7 @@ def stylize_tiled(
             "whole image); stylize the image whole"
         )
     single = content.ndim == 3
+    check_float_image(np.asarray(content), "content")
     content = np.asarray(content, np.float32)
     if single:
         content = content[None]

@@ -89,6 +89,7 @@ def plan_pairs(
     *,
     weights: Sequence[float] | None = None,
     ext: str = DEFAULT_EXT,
+    protect: Sequence[str | os.PathLike] = (),
 ) -> list[Pair]:
     """Every (content, style set) pair and its output path.
 
@@ -100,7 +101,8 @@ def plan_pairs(
     (the outputs of an earlier run). Planning is linear in the number of outputs plus inputs;
     ``log`` gets one line before checking a job of ``BIG_JOB`` or more outputs. ``weights``: the
     style weights, named in default output names; ``ext``: the extension of default-named image
-    outputs (``.png``, ``.jpg``). Raises ``ImageError`` (missing inputs, an output that is an
+    outputs (``.png``, ``.jpg``); ``protect``: other inputs no output may replace (the mask).
+    Raises ``ImageError`` (missing inputs, an output that is an
     input) or ``UsageError`` (an ``--output`` that cannot be).
     """
     content_path = Path(content)
@@ -148,7 +150,7 @@ def plan_pairs(
                 target = out_dir / sub / output_name(c, styles, output_ext(c, ext), weights)
             pairs.append(Pair(c, styles, target))
     _check_distinct_outputs(pairs)
-    inputs = image_io.Protected([*contents, *(s for st in style_sets for s in st)])
+    inputs = image_io.Protected([*contents, *(s for st in style_sets for s in st), *protect])
     for pair in pairs:
         if video.is_video(pair.content):
             if pair.output.suffix.lower() not in video.OUTPUT_CODECS:

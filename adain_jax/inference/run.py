@@ -176,7 +176,7 @@ class Writer:
     def fail(self, pairs: Sequence[Pair], error: BaseException | str) -> None:
         message = one_line(error)
         self.say(f"error: {message} (skipped)")
-        self.summary.failed.append(message)
+        self.summary.failed.extend([message] * len(pairs))  # one per pair not written
         self.bar.update(len(pairs))
 
     def save(self, pair: Pair, image: np.ndarray) -> None:
@@ -291,6 +291,7 @@ def _run_video(plan: Plan, styles: Styles, stylizer: Stylizer, writer: Writer, p
             plan.video_batch,
             plan.progress,
             size=plan.content_size,
+            min_size=MIN_IMAGE_SIZE,
         )
         writer.wrote_video(pair)
     except _ERRORS as e:

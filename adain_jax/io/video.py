@@ -240,6 +240,7 @@ def transform_video(
     batch_size: int = 8,
     progress: bool = True,
     size: int = 0,
+    min_size: int = 0,
 ) -> int:
     """Apply ``fn`` to every frame of ``src`` and write ``dst`` at the source frame rate.
 
@@ -254,6 +255,8 @@ def transform_video(
       batch_size: frames per call (memory: one batch in and out).
       progress: show a tqdm progress bar.
       size: shorter side of the output frames in px (even sides); 0 keeps the size.
+      min_size: raise if a side of the frames the network gets is shorter (as
+        ``images.load_image``'s); 0: no check.
 
     Returns:
       The number of frames written. Raises ``VideoError`` (``dst`` is ``src``; a bad, empty or
@@ -265,6 +268,12 @@ def transform_video(
     check_pixels(src, info.height, info.width, what="video frames are")
     width, height = output_size(info.width, info.height, size)
     check_pixels(src, height, width, what=f"resized to {size} px, frames would be")
+    if min(height, width) < min_size:
+        how = f" after resizing to {size}" if size else ""
+        raise VideoError(
+            f"{shown_path(src)}: too small for the network{how}: frames are {height}x{width}; "
+            f"each side must be at least {min_size} px"
+        )
     frame_size = None if (width, height) == (info.width, info.height) else (width, height)
     writer = VideoWriter(dst, info.fps, width, height)
     count = 0

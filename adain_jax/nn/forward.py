@@ -128,14 +128,21 @@ def as_batch(x: Array, name: str) -> Array:
       ValueError: any other shape.
     """
     x = jnp.asarray(x)
+    check_float_image(x, name)
+    if x.ndim not in (3, 4) or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
+    return x if x.ndim == 4 else x[None]
+
+
+def check_float_image(x: Array, name: str) -> None:
+    """Raise ``TypeError`` (naming ``name`` and the fix) unless ``x`` (a JAX or NumPy array)
+    holds floats: an integer or
+    boolean image (uint8 0..255) would run as values far outside [0, 1] without an error."""
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
             f"{name} has dtype {x.dtype}; images must be floats in [0, 1] "
             f"(for 8-bit images: {name}.astype(np.float32) / 255)"
         )
-    if x.ndim not in (3, 4) or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
-    return x if x.ndim == 4 else x[None]
 
 
 def check_batches(contents: int, styles: int, alpha_shape: tuple[int, ...]) -> None:

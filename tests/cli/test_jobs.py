@@ -77,6 +77,7 @@ def test_directory_job_bad_file_skip_and_overwrite(
         "sub/b_stylized_x.png", "sub/b_stylized_y.png",
     ]  # fmt: skip
     assert out.count("wrote ") == 6 and "6 written, 0 skipped" in out
+    assert "2 failed" in out  # bad.png with each of the 2 styles (was counted once)
     assert len(encoded) == 2  # each style encoded once
     # one 64 x 64 bucket: 3 contents (padded to 4) per style, one shape -> one compilation
     assert calls == [((4, 64, 64, 3), True)] * 2
@@ -172,6 +173,28 @@ def test_bad_control_flags_exit_2(tmp_path, capsys, extra, text):
     code, _, err = _main(capsys, "--content", a, "--style", f"{a},{b}", *extra)
     assert code == 2 and err.startswith("error: ") and text in err, err
     assert err.count("\n") == 1
+
+
+def test_an_existing_output_is_skipped_only_after_the_flags_are_checked(tmp_path, capsys):
+    a, b = _save(tmp_path / "a.png", _img(0, 16, 16)), _save(tmp_path / "b.png", _img(1, 16, 16))
+    out = _save(tmp_path / "o.png", _img(2, 16, 16))
+    code, _, err = _main(capsys, "--content", a, "--style", b, "--output", out,
+                         "--style-weights", "1,2")  # fmt: skip
+    assert code == 2 and "--style-weights has 2 values but --style gives 1 style" in err
+
+
+def test_the_mask_is_never_an_output(tmp_path, capsys):
+    """The mask was replaced by the stylized image (exit 0)."""
+    a, b = _save(tmp_path / "a.png", _img(0, 16, 16)), _save(tmp_path / "b.png", _img(1, 16, 16))
+    mask = _save(
+        tmp_path / "m.png",
+        np.repeat(np.arange(16, dtype=np.uint8) % 2 * 255, 16 * 3).reshape(16, 16, 3),
+    )
+    before = mask.read_bytes()
+    code, _, err = _main(capsys, "--content", a, "--style", f"{a},{b}", "--mask", mask,
+                         "--output", mask, "--overwrite")  # fmt: skip
+    assert code == 1 and err.strip() == f"error: {mask}: is an input file; refusing to overwrite it"
+    assert mask.read_bytes() == before
 
 
 @pytest.mark.slow

@@ -73,6 +73,15 @@ def test_mask_of_wrong_rank_fails_as_untiled(soft_nets, shape):
         tiling.stylize_tiled(params, random_images(0, 1, 32, 32), stats, mask=mask)
 
 
+def test_integer_images_are_refused_as_untiled(soft_nets):
+    """uint8 0..255 ran as floats far outside [0, 1], with no error."""
+    _, _, params = soft_nets
+    stats = controls.encode_style(params, random_images(1, 1, 32, 32)[0])
+    uint8 = (random_images(0, 1, 32, 32)[0] * 255).astype(np.uint8)
+    with pytest.raises(TypeError, match=r"content has dtype uint8.*/ 255"):
+        tiling.stylize_tiled(params, uint8, stats)
+
+
 def test_auto_max_tile_is_bounded():
     t = tiling.auto_max_tile()
     assert 256 <= t <= 4096 and t % 64 == 0

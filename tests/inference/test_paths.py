@@ -110,7 +110,7 @@ def test_train_exits_2_on_a_list_config(tmp_path, capsys):
     from adain_jax.cli import train
 
     work = tmp_path / "run"
-    work.mkdir()
+    (work / "checkpoints" / "1").mkdir(parents=True)  # a run to resume: its config.json is read
     (work / "config.json").write_text(json.dumps([1, 2, 3]))
     images = tmp_path / "img"
     images.mkdir()

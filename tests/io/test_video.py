@@ -70,6 +70,15 @@ def test_stylizing_a_video_matches_per_frame_stylize(tmp_path, soft_nets):
     assert np.abs(got - want).mean() < 0.06  # lossy H.264 of a noisy stylized clip
 
 
+def test_frames_too_small_for_the_network_are_refused(tmp_path):
+    """An 8x8 clip was 'stylized' into flat grey frames; an 8x8 image is refused."""
+    make_clip(tmp_path / "tiny.mp4", frames=2, h=8, w=8)
+    with pytest.raises(video.VideoError, match=r"tiny.mp4: too small for the network: frames "
+                       r"are 8x8; each side must be at least 9 px$"):  # fmt: skip
+        video.transform_video(tmp_path / "tiny.mp4", tmp_path / "o.mp4", lambda b: b, min_size=9)
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_unreadable_video_fails_clearly(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")
