@@ -79,6 +79,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     not os.path.exists(CHROMEDRIVER) or shutil.which("chromium") is None,
     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
 )
+@pytest.mark.slow
 def test_page_in_headless_chromium(served, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By

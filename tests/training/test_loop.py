@@ -177,6 +177,7 @@ def test_a_bad_stop_timeout_is_refused_before_training(folders, tmp_path, capsys
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_a_start_without_a_checkpoint_binds_nothing(folders, tmp_path, capsys):
     """A bad --init-decoder is read before anything is written; settings (and an encoder) a
     start left without reaching a checkpoint (out of memory at step 1) do not bind the next."""
