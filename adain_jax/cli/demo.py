@@ -104,7 +104,7 @@ def stylize_files(
         raise ValueError("a mask needs a second style (white: style 1, black: style 2)")
     content_img = read(content)
     styles = [read(p) for p in ([style] if style2 is None else [style, style2])]
-    labels = load_mask(mask, len(styles)) if mask is not None and style2 is not None else None
+    labels = load_mask(mask, len(styles)) if mask is not None else None
     weights = None if style2 is None or labels is not None else (1.0 - mix, mix)
     opts = JobOptions(
         alpha=float(alpha), preserve_color=color, style_weights=weights, progress=False

@@ -163,7 +163,9 @@ def _remove_if_empty(created: list[Path]) -> None:
 
 def _finished_line(workdir: Path) -> str:
     """What a finished run wrote and how to use it."""
-    steps = sorted(int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit())
+    from adain_jax.weights.workdir import checkpoint_steps  # JAX is imported by now
+
+    steps = checkpoint_steps(workdir)
     latest = f"checkpoints/{steps[-1]}" if steps else "checkpoints"
     samples = ", samples/" if (workdir / "samples").is_dir() else ""  # none: --sample-every 0
     return (

@@ -58,7 +58,7 @@ from adain_jax.training.reporting import Dispatched, NonFinite, Reporter
 from adain_jax.weights import convert, pretrained
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights.params import load_decoder
-from adain_jax.weights.workdir import encoder_path, has_checkpoint
+from adain_jax.weights.workdir import checkpoint_steps, encoder_path
 
 
 def params_sha256(params: dict) -> str:
@@ -170,7 +170,7 @@ def train(cfg: TrainConfig, *, locked: bool = False) -> int:
 def _train_locked(cfg: TrainConfig) -> int:
     # A workdir without a checkpoint resumes nothing: the settings of a start that failed (out of
     # memory at step 1, a bad --init-decoder) do not bind the next one.
-    resuming = has_checkpoint(cfg.workdir)
+    resuming = bool(checkpoint_steps(cfg.workdir))
     saved = read_config(cfg.workdir) if resuming else None
     check_config(cfg, saved, None)  # cheap checks first
     mesh = train_lib.make_mesh()

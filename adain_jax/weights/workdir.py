@@ -87,10 +87,11 @@ def is_workdir(path: str | os.PathLike) -> bool:
     return (Path(path) / CHECKPOINTS).is_dir()
 
 
-def has_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether a workdir holds a checkpoint to resume from (a ``checkpoints/<step>`` folder)."""
+def checkpoint_steps(path: str | os.PathLike) -> list[int]:
+    """The steps of a workdir's checkpoints (its ``checkpoints/<step>`` folders), sorted; none
+    when it has no ``checkpoints/``."""
     folder = Path(path) / CHECKPOINTS
-    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
+    return sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
 
 
 def workdir_variant(workdir: str | os.PathLike) -> DecoderVariant:
