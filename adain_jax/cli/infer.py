@@ -272,10 +272,17 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
 
 def check_variant(params: dict, opts, num_styles: int) -> None:
     """``UsageError`` (one line) for a control the weights' decoder variant cannot do: the
-    concat variant (Enc-Concat-Dec, ``require_adain_fusion``) has no alpha, mixing or mask."""
+    concat variant (Enc-Concat-Dec, ``require_adain_fusion``) has no alpha, mixing, mask or
+    smoothed statistics."""
     from adain_jax.controls.stats import require_adain_fusion
     from adain_jax.nn.models import decoder_variant
 
+    variant = decoder_variant(params["decoder"])
+    if opts.temporal.stats and variant.fusion == "concat":
+        raise UsageError(
+            f"--temporal stats does not apply to these weights: their decoder is "
+            f"{variant.describe()} (concatenated features, no AdaIN statistics)"
+        )
     used = f"--alpha {opts.alpha}" if opts.alpha != 1.0 else None
     used = used or ("several styles (mixing, --mask)" if num_styles > 1 else None)
     try:
@@ -284,9 +291,25 @@ def check_variant(params: dict, opts, num_styles: int) -> None:
     except ValueError:
         raise UsageError(
             f"{used} does not apply to these weights: their decoder is "
-            f"{decoder_variant(params['decoder']).describe()} (concatenated features, no "
+            f"{variant.describe()} (concatenated features, no "
             "AdaIN); use one style at alpha 1"
         ) from None
+
+
+def _check_smoothed_stats(plan, clip) -> None:
+    """``UsageError`` for a ``--temporal stats`` job whose frames cannot run as batches
+    (``Plan.batches_frames``): colour preservation, or frames over ``--max-tile``."""
+    if plan.color is not None:
+        raise UsageError(f"--temporal stats cannot be combined with --preserve-color {plan.color}")
+    if clip is not None:
+        from adain_jax.io.video import output_size
+
+        width, height = output_size(clip.width, clip.height, plan.content_size)
+        if not plan.batches_frames(height, width):
+            raise UsageError(
+                f"--temporal stats needs frames within --max-tile ({plan.max_tile} px): these "
+                f"are {width}x{height}; lower --content-size or raise --max-tile"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,8 +327,12 @@ def run(args: argparse.Namespace) -> int:
     first, num_styles = pairs[0], len(pairs[0].styles)
     # An output that exists is skipped once every flag (and the mask) is checked.
     skip = len(pairs) == 1 and first.output.exists() and not args.overwrite
-    if not skip and video.is_video(first.content):
-        video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+    clip = None
+    if video.is_video(first.content):
+        if args.crop:
+            raise UsageError("--crop applies to images; video frames keep their aspect ratio")
+        if not skip:
+            clip = video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
     elif not skip and len(pairs) == 1:
         # Fail fast on a bad image, before the weights (which may download).
         image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)
@@ -320,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(opts, pairs, labels)
     if opts.temporal.active and not any(video.is_video(p.content) for p in pairs):
         raise UsageError(f"--temporal {args.temporal} applies to video contents only")
+    if opts.temporal.stats:
+        _check_smoothed_stats(plan, clip)
     if opts.temporal.flow:
         from adain_jax.inference.temporal import opencv
 

@@ -70,7 +70,8 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
             return binary
     if len(colours) != num_styles:
         raise ValueError(
-            f"mask has {len(colours)} distinct colours but {num_styles} styles were given "
+            f"mask has {len(colours)} distinct colour{'s' * (len(colours) != 1)} but "
+            f"{num_styles} styles were given "
             "(use one flat colour per region, e.g. a PNG; white/black for two styles)"
         )
     c = colours.astype(np.float64)

@@ -36,6 +36,7 @@ from adain_jax.controls.temporal import ContentStats, stylize_smoothed
 from adain_jax.controls.tiling import stylize_tiled
 from adain_jax.controls.transfer import stylize_checked
 from adain_jax.inference.plan import Plan
+from adain_jax.nn.models import decoder_variant
 from adain_jax.nn.names import round_up
 
 Finish = Callable[[np.ndarray], np.ndarray]
@@ -117,6 +118,13 @@ def stylize_tiled_one(
     params: dict, content: np.ndarray, stats: StyleStats, plan: Plan
 ) -> np.ndarray:
     """One large content ``[H, W, 3]`` in overlapping windows of ``plan.max_tile`` px."""
+    if decoder_variant(params["decoder"]).norm == "instance":
+        h, w = content.shape[:2]
+        raise ValueError(
+            f"{w}x{h} px is larger than one tile ({plan.max_tile} px, --max-tile) and an "
+            "instance-norm decoder cannot be tiled (its statistics span the whole image); "
+            "--max-tile 0 stylizes it whole, or lower --content-size"
+        )
     return stylize_tiled(
         params, content, stats, plan.alpha, max_tile=plan.max_tile, **_options(plan)
     )

@@ -160,6 +160,12 @@ def plan_pairs(
                 raise image_io.ImageError(
                     f"{shown_path(pair.output)}: is an input file; refusing to overwrite"
                 )
+        elif pair.output.suffix.lower() not in image_io.WRITE_FORMATS:
+            # Only --output can name one (default names take --save-ext): a bad flag, exit 2.
+            try:
+                image_io.check_output_path(pair.output)
+            except image_io.ImageError as e:
+                raise UsageError(f"--output {e}") from None
         else:
             image_io.check_output_path(pair.output, inputs)
     return pairs

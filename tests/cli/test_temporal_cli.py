@@ -79,3 +79,40 @@ def test_temporal_clip_runs(tmp_path, capsys, soft_files):
     assert code == 0, err
     assert f"wrote {out}" in stdout
     assert sum(len(b) for b in video.iter_batches(out, 4)) == 6
+
+
+@pytest.mark.parametrize(
+    ("flags", "text"),
+    [
+        (["--temporal", "stats", "--preserve-color"], "cannot be combined with --preserve-color"),
+        (
+            ["--temporal", "stats", "--max-tile", "160", "--content-size", "200"],
+            "these are 300x200",
+        ),
+        (["--crop"], "--crop applies to images"),
+    ],
+)
+def test_video_flags_that_cannot_run_are_usage_errors_before_the_weights(
+    tmp_path, capsys, flags, text
+):
+    """They failed per clip at run time (exit 1), or --crop was silently ignored."""
+    src, style = _clip(tmp_path)
+    code, _, err = _main(
+        capsys, "--content", src, "--style", style, "--output", tmp_path / "o.mp4",
+        "--content-size", 0, "--vgg", tmp_path / "missing.pth", *flags,
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and text in err, err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_smoothed_stats_with_a_concat_decoder_is_a_usage_error():
+    from adain_jax.cli import infer as infer_cli
+    from adain_jax.io.messages import UsageError
+    from adain_jax.nn.models import DecoderVariant, decoder_shapes
+
+    args = infer_cli.parse_args(["--content", "c.mp4", "--style", "s.png", "--temporal", "stats"])
+    opts = infer_cli.options_from_args(args, 1)
+    concat = {"decoder": decoder_shapes(DecoderVariant("concat", "none"))}
+    with pytest.raises(UsageError, match="--temporal stats does not apply to these weights"):
+        infer_cli.check_variant(concat, opts, 1)
+    infer_cli.check_variant({"decoder": decoder_shapes()}, opts, 1)  # the paper's: fine

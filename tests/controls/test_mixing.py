@@ -157,6 +157,8 @@ def test_mask_image_white_is_first_style():
     np.testing.assert_array_equal(labels[3:], 1)
     rgba = np.stack([grey, grey, grey, np.full_like(grey, 7)], axis=-1)
     np.testing.assert_array_equal(controls.labels_from_mask_image(rgba, 2), labels)
+    with pytest.raises(ValueError, match="mask has 1 distinct colour but 2 styles"):
+        controls.labels_from_mask_image(np.zeros((6, 6), np.uint8), 2)  # one flat colour
 
 
 def test_resize_labels_nearest():

@@ -227,3 +227,17 @@ def test_frames_one_call_per_chunk_or_frame_by_frame(tmp_path, fake_network):
 def test_negative_values_attach_to_their_flag(argv, want):
     parser = infer_cli.build_parser()
     assert infer_cli._attach_negative_values(parser, argv) == want
+
+
+def test_a_tiled_content_with_an_instance_norm_decoder_names_max_tile_0(tmp_path, fake_network):
+    """Its statistics span the whole image, so tiles would differ: a one-line error that says
+    how to run it whole, not the library's "stylize the image whole"."""
+    from adain_jax.nn.models import DecoderVariant
+
+    plan = _plan(tmp_path, max_tile=32)
+    styles = _stylizer(plan).styles
+    stylizer = run.Stylizer({"decoder": decoder_shapes(DecoderVariant("adain", "instance"))},
+                            plan, styles)  # fmt: skip
+    with pytest.raises(ValueError, match=r"50x40 px .* --max-tile 0 stylizes it whole"):
+        stylizer.one(np.full((40, 50, 3), 0.8, np.float32), _pairs(tmp_path)[0].styles)
+    assert not [c for c in fake_network if c[0] == "tiled"]
