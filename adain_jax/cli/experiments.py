@@ -110,7 +110,11 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--optimize-steps {args.optimize_steps!r}: step counts must be >= 1")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: must be positive")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a file; --out names a folder")
     runs = [r for r in args.runs.split(",") if r]
+    names = [Path(r).name for r in runs]  # a row per run: the folder, else the path as given
+    names = [r if names.count(n) > 1 else n for r, n in zip(runs, names, strict=True)]
     for run in runs:
         if not Path(run).is_dir():
             raise UsageError(f"--runs {run}: no such directory")
@@ -124,11 +128,11 @@ def _compare(args: argparse.Namespace) -> int:
     contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
     styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
     adain = []  # (row name, params)
-    for run in runs:
+    for run, run_name in zip(runs, names, strict=True):
         if workdir.is_workdir(run) and not any((Path(run) / "checkpoints").iterdir()):
             raise workdir.CheckpointError(f"--runs {run}: training workdir without checkpoints")
         params = load_params(run)
-        name = f"{Path(run).name} ({decoder_variant(params['decoder']).describe()})"
+        name = f"{run_name} ({decoder_variant(params['decoder']).describe()})"
         adain.append((name, params))
     if not args.no_pretrained:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -39,14 +40,17 @@ def inputs(tmp_path_factory, port_weight_files):
 def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
     out = tmp_path / "report"
     argv = ["compare", f"--content-dir={inputs / 'content'}", f"--style-dir={inputs / 'style'}"]
-    argv += [f"--out={out}", f"--runs={inputs / 'weights'}", "--optimize-steps=2,4"]
+    twin = tmp_path / "twin" / "weights"  # the same folder name: rows named by their paths
+    shutil.copytree(inputs / "weights", twin)
+    argv += [f"--out={out}", f"--runs={inputs / 'weights'},{twin}", "--optimize-steps=2,4"]
     argv += ["--optimizer=adam", "--size=16", "--no-pretrained"]
     assert cli.main(argv) == 0
     for name in ("report.md", "results.json", "losses.png", "grid.png"):
         assert (out / name).is_file(), name
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
+    twin_row = rows.pop(f"{twin} (Enc-AdaIN-Dec)")
     assert set(rows) == {
-        "weights (Enc-AdaIN-Dec)", "optimization gatys (2 steps)", "optimization gatys (4 steps)",
+        f"{inputs / 'weights'} (Enc-AdaIN-Dec)", "optimization gatys (2 steps)", "optimization gatys (4 steps)",
         "content image", "style image",
     }  # fmt: skip
     for r in rows.values():
@@ -55,7 +59,8 @@ def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
             assert np.isfinite(r[key]) and r[key + "_std"] >= 0
     assert rows["content image"]["content_loss_fc"] == 0.0
     assert rows["style image"]["style_loss"] < 1e-6  # the 16 px style measured against itself
-    run = rows["weights (Enc-AdaIN-Dec)"]
+    run = rows[f"{inputs / 'weights'} (Enc-AdaIN-Dec)"]
+    assert twin_row["style_loss"] == run["style_loss"]  # the same weights
     assert run["seconds"] > 0 and run["seconds_without_style_encoding"] > 0
     assert rows["optimization gatys (4 steps)"]["seconds"] > 0
     # the run's losses against the torch port's own stylization, measured with its encoder
@@ -68,8 +73,8 @@ def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
     want = np.mean(want, axis=0)
     np.testing.assert_allclose(run["content_loss_target"], want[0], rtol=1e-3)
     np.testing.assert_allclose(run["style_loss"], want[1], rtol=1e-3)
-    assert "| weights (Enc-AdaIN-Dec) | 16 |" in (out / "report.md").read_text()
-    assert Image.open(out / "grid.png").size == (96 * 6, 96 * 3)  # content + 5 methods
+    assert f"| {twin} (Enc-AdaIN-Dec) | 16 |" in (out / "report.md").read_text()
+    assert Image.open(out / "grid.png").size == (96 * 7, 96 * 3)  # content + 6 methods
 
 
 def test_compare_bad_inputs_one_line(inputs, tmp_path, capsys):
@@ -88,6 +93,11 @@ def test_compare_bad_inputs_one_line(inputs, tmp_path, capsys):
         assert cli.main([*argv, f"--runs={inputs / 'weights'}", f"--limit={limit}"]) == 2
         assert capsys.readouterr().err.strip() == f"error: --limit {limit}: must be positive"
     assert not (tmp_path / "r").exists()
+    (tmp_path / "r").write_text("a file")  # failed after every row was computed
+    assert cli.main([*argv, f"--runs={inputs / 'weights'}"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path / 'r'}: is a file; " + (
+        "--out names a folder"
+    )
 
 
 def test_curves(tmp_path, capsys):
