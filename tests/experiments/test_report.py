@@ -50,8 +50,8 @@ def test_compare_writes_every_file(inputs, torch_nets, tmp_path):
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())}
     twin_row = rows.pop(f"{twin} (Enc-AdaIN-Dec)")
     assert set(rows) == {
-        f"{inputs / 'weights'} (Enc-AdaIN-Dec)", "optimization gatys (2 steps)", "optimization gatys (4 steps)",
-        "content image", "style image",
+        f"{inputs / 'weights'} (Enc-AdaIN-Dec)", "optimization gatys (2 steps)",
+        "optimization gatys (4 steps)", "content image", "style image",
     }  # fmt: skip
     for r in rows.values():
         assert r["size"] == 16 and r["pairs"] == 2
