@@ -311,6 +311,7 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
                 stop = stopper.signum is not None
             final = stop or step >= cfg.max_steps
             data_state = None  # the iterator's state after `step` batches
+            skipped = iterator.skipped  # of those batches: the next fetch adds its own
             if not final:  # fetch the next batch while the device computes
                 data_state = iterator.get_state()
                 try:
@@ -323,7 +324,7 @@ def _loop(run: _Run, reporter: Reporter, stopper: Stopper, state: Any, start: in
                 reporter.read(pending)
             with writing(f"a checkpoint in {run.ckpt_dir}"):
                 run.ckpt.check_for_errors()  # a background save that failed ends the run now
-            pending = Dispatched(step, metrics, iterator.skipped, final)
+            pending = Dispatched(step, metrics, skipped, final)
             do_sample, do_eval = (  # every --sample-every / --eval-every, and at the end
                 run.held_out is not None and bool(every) and (step % every == 0 or final)
                 for every in (cfg.sample_every, cfg.eval_every)

@@ -18,7 +18,7 @@ from PIL import Image
 
 import adain_jax
 from adain_jax.cli import train as train_cli
-from adain_jax.training import checkpointing
+from adain_jax.training import checkpointing, data
 from adain_jax.training import step as train_lib
 from adain_jax.weights import convert
 from adain_jax.weights.workdir import latest_decoder_params
@@ -120,6 +120,14 @@ def test_interrupted_and_resumed_equals_uninterrupted(
     # The corrupt files were met (two epochs of 10 files per stream), skipped and counted.
     last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["data/skipped_images"] >= 1
+    # Each step's count is of its own batches (it was one batch ahead): the same pipeline's.
+    content, style, _ = folders
+    cfg = data.PipelineConfig(batch_size=BATCH, image_size=40, crop_size=CROP)
+    with data.make_pair_iterator(content, style, cfg, shard_index=0, shard_count=1) as it:
+        want = [next(it) and it.skipped for _ in range(5)]
+    records = [json.loads(r) for r in (straight / "metrics.jsonl").read_text().splitlines()]
+    got = [r["data/skipped_images"] for r in records if "data/skipped_images" in r]
+    assert got == want and len(set(want)) > 1, (got, want)
     # Nothing to do once --max-steps is reached.
     assert train_cli.main(_flags(folders, resumed, 5)) == 0
     assert "nothing to do" in capsys.readouterr().out
