@@ -75,11 +75,18 @@ def labels_from_mask_image(mask: np.ndarray, num_styles: int) -> np.ndarray:
             "(use one flat colour per region, e.g. a PNG; white/black for two styles)"
         )
     c = colours.astype(np.float64)
-    luma = c[:, 0] * 0.299 + c[:, 1] * 0.587 + c[:, 2] * 0.114 if c.shape[1] == 3 else c[:, 0]
+    luma = _luma(c)
     order = sorted(range(len(colours)), key=lambda i: (-luma[i], tuple(-c[i])))
     rank = np.empty(len(colours), np.int32)
     rank[order] = np.arange(len(colours), dtype=np.int32)
     return rank[inverse.reshape(-1)].reshape(arr.shape[:2])
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    """``0.299 R + 0.587 G + 0.114 B`` of float ``[..., 3]`` colours; grey ``[..., 1]``: itself."""
+    return (
+        x[..., 0] if x.shape[-1] == 1 else x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
+    )
 
 
 def _distinct_colours(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +123,7 @@ def _nearly_binary(arr: np.ndarray) -> np.ndarray | None:
     x = arr.astype(np.float64)
     if np.issubdtype(arr.dtype, np.integer):
         x = x / (255.0 if arr.max() <= 255 else 65535.0)
-    y = x[..., 0] if x.shape[-1] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114])
+    y = _luma(x)
     near = (y < 0.1) | (y > 0.9)
     white = y >= 0.5
     if near.mean() < 0.98 or white.all() or not white.any():
