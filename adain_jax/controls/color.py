@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from adain_jax.nn.forward import check_float_image
+from adain_jax.nn.names import known
 from adain_jax.nn.ops import EPS
 
 # NTSC RGB -> YIQ (rows: Y, I, Q). NumPy, not jnp: a module-level jnp array would start the
@@ -26,6 +28,14 @@ _RGB_TO_YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
     np.float32,
 )
+
+
+def _check_rgb(**images: Array) -> None:
+    """``TypeError`` for integer images, ``ValueError`` unless each is ``[..., H, W, 3]``."""
+    for name, x in images.items():
+        check_float_image(x if hasattr(x, "dtype") else np.asarray(x), name)
+        if np.ndim(x) < 3 or (known(np.shape(x)[-1]) and np.shape(x)[-1] != 3):
+            raise ValueError(f"{name} must be RGB [..., H, W, 3], got shape {np.shape(x)}")
 
 
 def _pixels(x: Array) -> Array:
@@ -68,6 +78,7 @@ def match_color(content: Array, style: Array, *, clip: bool = True) -> Array:
     Returns:
       float32 ``[..., Hs, Ws, 3]``: the STYLE image, recoloured.
     """
+    _check_rgb(content=content, style=style)
     s = _pixels(style)
     s_mean, s_cov = rgb_mean_cov(style)
     c_mean, c_cov = rgb_mean_cov(content)
@@ -100,6 +111,7 @@ def luminance_inputs(content: Array, style: Array) -> tuple[Array, Array]:
     Returns:
       ``(content_grey, style_grey)``, float32 ``[..., H, W, 3]`` in [0, 1].
     """
+    _check_rgb(content=content, style=style)
     yc = rgb_to_yiq(content)[..., :1]
     ys = rgb_to_yiq(style)[..., :1]
     axes = (-3, -2, -1)
@@ -113,6 +125,12 @@ def luminance_inputs(content: Array, style: Array) -> tuple[Array, Array]:
 def recombine_luminance(stylized: Array, content: Array) -> Array:
     """Luminance (Y) of ``stylized`` with the chrominance (I, Q) of ``content``, RGB in [0, 1];
     both ``[..., H, W, 3]`` of one size."""
+    _check_rgb(stylized=stylized, content=content)
+    a, b = tuple(np.shape(stylized)[-3:]), tuple(np.shape(content)[-3:])
+    if known(*a, *b) and a != b:
+        raise ValueError(
+            f"stylized {np.shape(stylized)} and content {np.shape(content)} differ in size"
+        )
     y = rgb_to_yiq(stylized)[..., :1]
     iq = rgb_to_yiq(content)[..., 1:]
     return jnp.clip(yiq_to_rgb(jnp.concatenate([y, iq], axis=-1)), 0.0, 1.0)

@@ -12,6 +12,7 @@ from jax import Array
 
 from adain_jax.controls.stats import StyleStats, is_concrete
 from adain_jax.nn import ops
+from adain_jax.nn.names import known
 
 
 def resize_labels(labels: Array, height: int, width: int) -> Array:
@@ -165,12 +166,19 @@ def region_stats(feat: Array, labels: Array, num_regions: int) -> tuple[Array, A
     return tuple(jnp.stack([s[i][..., 0, 0, :] for s in stats], axis=-2) for i in (0, 1))
 
 
-def check_mask(mask: Array | None, stats: StyleStats) -> Array | None:
+def check_mask(mask: Array | None, stats: StyleStats, contents: int) -> Array | None:
     """``mask`` (``None`` passes) as int32 labels after ``check_labels``; ``ValueError`` unless
-    it is ``[H, W]`` or ``[N, H, W]``."""
+    it is ``[H, W]`` or ``[N, H, W]`` (N = 1 or ``contents``) of integers (checked at trace time
+    too: a traced float mask was cast to one region)."""
     if mask is None:
         return None
-    if jnp.ndim(mask) not in (2, 3):
-        raise ValueError(f"mask must be [H, W] or [N, H, W] labels, got shape {jnp.shape(mask)}")
+    shape = np.shape(mask)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"mask must be [H, W] or [N, H, W] labels, got shape {shape}")
+    if len(shape) == 3 and known(shape[0], contents) and shape[0] not in (1, contents):
+        raise ValueError(f"mask has a batch of {shape[0]} for {contents} content image(s)")
+    dtype = jnp.result_type(mask) if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"mask must hold integer region labels, got dtype {dtype}")
     check_labels(mask, stats.num_styles)
     return jnp.asarray(mask, jnp.int32)

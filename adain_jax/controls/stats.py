@@ -17,9 +17,10 @@ from jax import Array
 
 from adain_jax.nn import ops
 from adain_jax.nn.conv import DEFAULT_IMPL
-from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes
+from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes, network
 from adain_jax.nn.layers import valid_cells
 from adain_jax.nn.models import decoder_variant
+from adain_jax.nn.names import FEATURE_CHANNELS, known
 
 Dtype = Any
 
@@ -89,10 +90,47 @@ def encode_style_padded(
     return StyleStats(*ops.channel_mean_std(feat, valid=valid))
 
 
+def check_stats(stats: StyleStats) -> None:
+    """``TypeError`` unless ``stats`` is ``StyleStats``; ``ValueError`` unless its mean and std
+    are both ``[K, 1, 1, 512]`` with K >= 1 (shapes: checked at trace time too)."""
+    if not isinstance(stats, StyleStats):
+        raise TypeError(f"stats must be StyleStats (from encode_style), got {type(stats).__name__}")
+    mean, std = tuple(np.shape(stats.mean)), tuple(np.shape(stats.std))
+    if not known(*mean, *std):
+        return  # a converter's traced shapes
+    if len(mean) != 4 or mean != std or mean[1:] != (1, 1, FEATURE_CHANNELS):
+        raise ValueError(
+            f"stats must hold a mean and a std of shape [K, 1, 1, {FEATURE_CHANNELS}], got "
+            f"{mean} and {std}"
+        )
+    if mean[0] < 1:
+        raise ValueError("stats hold no style (K = 0)")
+
+
+def check_alpha(alpha: Array | float | Sequence[float]) -> Array | float:
+    """``alpha`` (a list or tuple as a float32 array); ``ValueError`` for concrete values outside
+    [0, 1] (nan included), ``TypeError`` for ``None`` or non-numbers. Traced values pass."""
+    if isinstance(alpha, (list, tuple)):
+        alpha = np.asarray(alpha, np.float32)
+    if alpha is None:
+        raise TypeError("alpha must be a number in [0, 1] or one per content [N], got None")
+    if not is_concrete(alpha):
+        return alpha
+    a = np.asarray(alpha)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise TypeError(f"alpha must be a real number in [0, 1], got dtype {a.dtype}")
+    if not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"alpha must be in [0, 1], got {a.ravel()[:8].tolist()}")
+    return alpha
+
+
 def stack_stats(stats: Sequence[StyleStats]) -> StyleStats:
     """Concatenate ``StyleStats`` along the style axis (in order); ``ValueError`` for none."""
+    stats = list(stats)  # a generator is read once
     if not stats:
         raise ValueError("need at least one style")
+    for s in stats:
+        check_stats(s)
     return StyleStats(
         jnp.concatenate([s.mean for s in stats]), jnp.concatenate([s.std for s in stats])
     )
@@ -114,18 +152,24 @@ def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) 
         return jnp.full((num_styles,), 1.0 / num_styles, jnp.float32)
     if is_concrete(weights):
         w = np.asarray(weights, np.float64)
+        if w.ndim != 1:
+            raise ValueError(
+                f"style weights must be [K] ({num_styles} styles), got shape {w.shape}"
+            )
         if w.shape != (num_styles,):
             raise ValueError(f"got {w.size} style weights for {num_styles} styles")
         if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"style weights must be >= 0 with a positive sum, got {w.tolist()}")
     w = jnp.asarray(weights, jnp.float32)
+    if known(*w.shape) and w.shape != (num_styles,):  # traced values: the shape is known
+        raise ValueError(f"style weights must be [{num_styles}], got shape {w.shape}")
     return w / jnp.sum(w)
 
 
 def require_adain_fusion(params: dict, what: str) -> None:
     """``ValueError`` (one line) when ``params``' decoder is the concat variant, which ``what``
     (a runtime control built on AdaIN's statistics) does not apply to."""
-    if decoder_variant(params["decoder"]).fusion != "adain":
+    if decoder_variant(network(params, "decoder")).fusion != "adain":
         raise ValueError(
             f"{what} does not apply to this decoder (Enc-Concat-Dec: it concatenates the "
             "content and style features instead of AdaIN); stylize one content with one "

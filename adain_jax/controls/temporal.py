@@ -138,7 +138,7 @@ def stylize_smoothed(
     if not 0.0 <= float(decay) < 1.0:
         raise ValueError(f"decay must be in [0, 1), got {decay}")
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
-    mask = check_mask(mask, stats)
+    mask = check_mask(mask, stats, frames.shape[0])
     regions = 1 if mask is None else stats.num_styles
     started = state is not None
     if state is None:  # a placeholder: ``ema`` ignores it while not started

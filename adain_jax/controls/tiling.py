@@ -21,11 +21,20 @@ import numpy as np
 from jax import Array
 
 from adain_jax.controls.masks import check_mask, resize_labels
-from adain_jax.controls.stats import StyleStats, normalize_weights, require_adain_fusion
+from adain_jax.controls.stats import (
+    StyleStats,
+    check_alpha,
+    check_stats,
+    normalize_weights,
+    require_adain_fusion,
+)
 from adain_jax.controls.targets import apply_coefficients, target_coefficients
 from adain_jax.nn.forward import (
-    check_float_image,
+    as_batch,
+    check_batches,
+    check_dtype,
     check_image_size,
+    check_params,
     decode,
     encode,
     feature_size,
@@ -203,26 +212,29 @@ def stylize_tiled(
       ValueError: a concat or instance-norm decoder, sides under 9 px, ``max_tile`` under
         ``MIN_TILE``, or bad weights or mask labels.
     """
+    check_params(params)
     require_adain_fusion(params, "tiling")
     if decoder_variant(params["decoder"]).norm == "instance":
         raise ValueError(
             "tiling does not apply to an instance-norm decoder (its statistics span the "
             "whole image); stylize the image whole"
         )
+    check_stats(stats)
+    check_dtype(dtype)
+    content = np.asarray(content)
     single = content.ndim == 3
-    check_float_image(np.asarray(content), "content")
-    content = np.asarray(content, np.float32)
-    if single:
-        content = content[None]
+    content = as_batch(content, "content").astype(np.float32, copy=False)
     n, height, width, _ = content.shape
     check_image_size(height, width, "content")
+    alpha = check_alpha(alpha)
+    check_batches(n, 1, np.shape(alpha))
     max_tile = auto_max_tile(n, dtype) if max_tile is None else max_tile
-    if max_tile < MIN_TILE:
-        raise ValueError(f"max_tile must be at least {MIN_TILE} px, got {max_tile}")
+    if not isinstance(max_tile, (int, np.integer)) or max_tile < MIN_TILE:
+        raise ValueError(f"max_tile must be an integer of at least {MIN_TILE} px, got {max_tile}")
     feat = _encode_tiled(params, content, max_tile, dtype)
     labels = None
     if mask is not None:
-        labels = resize_labels(check_mask(mask, stats), *feat.shape[1:3])
+        labels = resize_labels(check_mask(mask, stats, n), *feat.shape[1:3])
         labels = np.broadcast_to(np.asarray(labels), feat.shape[:3])
     weights = normalize_weights(weights, stats.num_styles) if mask is None else None
     scale, shift = _coefficients(jnp.asarray(feat), stats, weights, labels)

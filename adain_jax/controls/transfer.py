@@ -19,6 +19,8 @@ from jax import Array
 from adain_jax.controls.masks import check_mask, resize_labels, resize_labels_within
 from adain_jax.controls.stats import (
     StyleStats,
+    check_alpha,
+    check_stats,
     encode_style,
     is_concrete,
     normalize_weights,
@@ -32,13 +34,14 @@ from adain_jax.nn.forward import (
     as_batch,
     check_batches,
     check_image_size,
+    check_params,
     decode,
     encode,
     feature_sizes,
     fuse,
 )
 from adain_jax.nn.layers import valid_cells
-from adain_jax.nn.models import decoder_variant
+from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
 
 Dtype = Any
 
@@ -114,8 +117,13 @@ def stylize(
     scalar or ``[N]``, or sides under 9 px. Values are not checked (floats in 0..255 cannot be
     told from shapes): pass [0, 1].
     """
+    check_params(params)
+    alpha = check_alpha(alpha)
     if is_concrete(alpha) and not np.all(np.asarray(alpha) == 1.0):
         require_adain_fusion(params, "alpha other than 1")
+    content, style = (
+        np.asarray(x) if isinstance(x, (list, tuple)) else x for x in (content, style)
+    )
     return _stylize(params, content, style, alpha, dtype=dtype, conv_impl=conv_impl)
 
 
@@ -217,7 +225,10 @@ def stylize_with_stats(
       ValueError: a concat decoder, bad shapes or ``sizes``, sides under 9 px, bad weights or
         mask labels.
     """
+    check_params(params)
     require_adain_fusion(params, "style statistics (mixing, masks, tiling, stylize_with_stats)")
+    check_stats(stats)
+    alpha = check_alpha(alpha)
     single = jnp.ndim(content) == 3
     content = as_batch(content, "content")
     check_image_size(*content.shape[1:3], "content")
@@ -225,12 +236,30 @@ def stylize_with_stats(
     if sizes is not None:
         if single:
             raise ValueError("sizes needs a batch [N, Hb, Wb, 3] of padded contents")
+        _check_sizes(sizes, content.shape)
         sizes = jnp.asarray(sizes, jnp.int32)
-        if sizes.ndim != 2 or sizes.shape[1] != 2 or sizes.shape[0] not in (1, content.shape[0]):
-            raise ValueError(f"sizes must be [N, 2] or [1, 2] for {content.shape[0]} contents")
-    mask = check_mask(mask, stats)
+    mask = check_mask(mask, stats, content.shape[0])
     out = stylize_checked(params, content, stats, alpha, weights, mask, sizes, dtype, conv_impl)
     return out[0] if single else out
+
+
+def _check_sizes(sizes: Array, shape: tuple[int, ...]) -> None:
+    """``ValueError`` unless ``sizes`` is integer ``[N, 2]`` or ``[1, 2]`` for a padded batch of
+    ``shape`` ``[N, Hb, Wb, 3]`` and, when concrete, each size is within ``[9, (Hb, Wb)]``."""
+    n, hb, wb = shape[:3]
+    dims = np.shape(sizes)
+    if len(dims) != 2 or dims[1] != 2 or dims[0] not in (1, n):
+        raise ValueError(f"sizes must be [N, 2] or [1, 2] for {n} contents, got shape {dims}")
+    dtype = jnp.result_type(sizes) if hasattr(sizes, "dtype") else np.asarray(sizes).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"sizes must be integers (px), got dtype {dtype}")
+    if is_concrete(sizes):
+        s = np.asarray(sizes)
+        if (s < MIN_IMAGE_SIZE).any() or (s[:, 0] > hb).any() or (s[:, 1] > wb).any():
+            raise ValueError(
+                f"sizes must be between {MIN_IMAGE_SIZE} px and the padded {hb}x{wb}, got "
+                f"{s.tolist()[:8]}"
+            )
 
 
 def stylize_mix(
@@ -260,7 +289,12 @@ def stylize_mix(
     Returns:
       float32 image with the content's shape, in [0, 1]. Raises as ``stylize_with_stats``.
     """
+    if not isinstance(styles, (list, tuple)) and not hasattr(styles, "shape"):
+        styles = list(styles)  # a generator of images
     if isinstance(styles, (list, tuple)):
+        if any(np.ndim(s) != 3 for s in styles):
+            shapes = [tuple(np.shape(s)) for s in styles]
+            raise ValueError(f"styles must be a sequence of [Hs, Ws, 3] images, got {shapes}")
         stats = stack_stats([encode_style(params, s, dtype=dtype) for s in styles])
     else:
         stats = encode_style(params, styles, dtype=dtype)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from adain_jax.nn.names import known
 from adain_jax.nn.ops import positions
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -36,7 +37,7 @@ def reflect_pad(x: Array, pad: int) -> Array:
     Symbolic sizes (exports) take a gather: ``jnp.pad`` can only reflect a symbolic axis that its
     constraints prove longer than ``pad``, and a converter's dynamic dimensions carry none.
     """
-    if all(isinstance(d, int) for d in x.shape[-3:-1]):
+    if known(*x.shape[-3:-1]):
         widths = [(0, 0)] * (x.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
         return jnp.pad(x, widths, mode="reflect")
     return _reflect_take(_reflect_take(x, pad, x.ndim - 3), pad, x.ndim - 2)

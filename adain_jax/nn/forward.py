@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from adain_jax.nn import conv, ops
@@ -24,7 +25,7 @@ from adain_jax.nn.models import (
     merge_stats,
     split_stats,
 )
-from adain_jax.nn.names import ceil_div
+from adain_jax.nn.names import DTYPE_NAMES, FEATURE_CHANNELS, ceil_div, known
 
 
 def encode(
@@ -50,8 +51,11 @@ def encode(
     Returns:
       ``EncoderTaps``; relu4_1 is ``[N, ceil(H/8), ceil(W/8), 512]``.
     """
-    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl, arch=encoder_arch(params["encoder"]))
-    return module.apply({"params": params["encoder"]}, images, sizes)
+    check_dtype(dtype)
+    images = as_batch(images, "images", single=False)
+    encoder = network(params, "encoder")
+    module = VGGEncoder(dtype=dtype, conv_impl=conv_impl, arch=encoder_arch(encoder))
+    return module.apply({"params": encoder}, images, sizes)
 
 
 def decode(
@@ -77,7 +81,10 @@ def decode(
     Returns:
       float32 RGB ``[N, 8h, 8w, 3]``, unclipped (roughly [0, 1]).
     """
-    module = make_decoder(decoder_variant(params["decoder"]), dtype=dtype, conv_impl=conv_impl)
+    check_dtype(dtype)
+    variant = decoder_variant(network(params, "decoder"))
+    check_features(features, variant)
+    module = make_decoder(variant, dtype=dtype, conv_impl=conv_impl)
     return module.apply(decoder_variables(params["decoder"]), features, sizes)
 
 
@@ -91,8 +98,10 @@ def decode_train(
       ``(image, decoder)``: the float32 image ``[N, 8h, 8w, 3]`` and the decoder params
       with the updated running statistics (unchanged for the other variants).
     """
-    dec = params["decoder"]
+    check_dtype(dtype)
+    dec = network(params, "decoder")
     variant = decoder_variant(dec)
+    check_features(features, variant)
     module = make_decoder(variant, dtype=dtype)
     if variant.norm != "batch":
         return module.apply(decoder_variables(dec), features), dec
@@ -119,18 +128,60 @@ def fuse(params: dict, content_feat: Array, style_feat: Array) -> Array:
     return jnp.concatenate([content_feat.astype(jnp.float32), style.astype(jnp.float32)], axis=-1)
 
 
-def as_batch(x: Array, name: str) -> Array:
-    """``[H, W, 3]`` or ``[N, H, W, 3]`` float images as ``[N, H, W, 3]``.
+def network(params: dict, name: str) -> dict:
+    """``params[name]`` (``"encoder"`` or ``"decoder"``); ``ValueError`` naming what is missing
+    (``params`` is the ``{"encoder", "decoder"}`` dict of ``load_params``)."""
+    if not isinstance(params, dict) or name not in params:
+        got = f"{name!r} missing" if isinstance(params, dict) else f"got {type(params).__name__}"
+        raise ValueError(
+            f'params must be the {{"encoder", "decoder"}} dict of load_params/init_params; {got}'
+        )
+    return params[name]
+
+
+def check_params(params: dict) -> None:
+    """``network`` for both networks: the stylize functions need the two."""
+    network(params, "encoder")
+    network(params, "decoder")
+
+
+def check_dtype(dtype: Dtype) -> None:
+    """``ValueError`` unless ``dtype`` is a compute dtype of the convolutions (float32 or
+    bfloat16): any other ran without an error to a black, white or NaN image."""
+    try:
+        name = jnp.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype {name}: the convolutions compute in {' or '.join(DTYPE_NAMES)}")
+
+
+def check_features(features: Array, variant) -> None:
+    """``ValueError`` unless ``features`` is ``[N, h, w, C]`` with the ``C`` the decoder
+    ``variant`` takes (512; 1024 for concat)."""
+    channels = FEATURE_CHANNELS * (2 if variant.fusion == "concat" else 1)
+    shape = np.shape(features)
+    if len(shape) != 4 or (known(shape[-1]) and shape[-1] != channels):
+        raise ValueError(
+            f"features must be [N, h, w, {channels}] for this decoder, got shape {shape}"
+        )
+
+
+def as_batch(x: Array, name: str, *, single: bool = True) -> Array:
+    """``[H, W, 3]`` or ``[N, H, W, 3]`` float images as ``[N, H, W, 3]`` (``single=False``:
+    only ``[N, H, W, 3]``).
 
     Raises (naming ``name``, at trace time):
       TypeError: integer or boolean images (e.g. uint8 0..255): the networks expect floats in
         [0, 1].
       ValueError: any other shape.
     """
-    x = jnp.asarray(x)
+    x = x if isinstance(x, np.ndarray) else jnp.asarray(x)  # NumPy stays on the host (tiling)
     check_float_image(x, name)
-    if x.ndim not in (3, 4) or x.shape[-1] != 3:
-        raise ValueError(f"{name} must be [H, W, 3] or [N, H, W, 3], got shape {x.shape}")
+    ranks = (3, 4) if single else (4,)
+    if x.ndim not in ranks or x.shape[-1] != 3:
+        want = "[H, W, 3] or [N, H, W, 3]" if single else "[N, H, W, 3]"
+        raise ValueError(f"{name} must be {want}, got shape {x.shape}")
     return x if x.ndim == 4 else x[None]
 
 

@@ -18,6 +18,12 @@ ENCODER_MARGIN = 48  # px, multiple of 8, > the 37 px receptive-field radius of 
 MIN_TILE = 2 * ENCODER_MARGIN + 64  # smallest --max-tile: a 64 px interior
 
 
+def known(*dims: Any) -> bool:
+    """Whether every dimension is a Python int: not a symbolic one (``jax.export``) nor a traced
+    one (a converter such as jax2onnx), which compare to symbols or tracers, not bools."""
+    return all(isinstance(d, int) for d in dims)
+
+
 def ceil_div(a: Any, b: Any) -> Any:
     """``ceil(a / b)`` of non-negative integers (ints, NumPy/JAX integer arrays or symbolic sizes).
     ``(a + b - 1) // b`` rather than ``-(-a // b)``: exporters lower integer division as truncation.

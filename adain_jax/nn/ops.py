@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from adain_jax.nn.names import known
+
 EPS = 1e-5
 
 _SPATIAL = (-3, -2)
@@ -109,6 +111,17 @@ def adain(content_feat: Array, style_feat: Array, eps: float = EPS) -> Array:
       float32 ``[..., Hc, Wc, C]``: the content features re-normalised to the style's per-channel
       mean and std.
     """
+    c, s = tuple(np.shape(content_feat)), tuple(np.shape(style_feat))
+    try:
+        if len(c) < 3 or len(s) < 3 or (known(c[-1], s[-1]) and c[-1] != s[-1]):
+            raise ValueError
+        if known(*c[:-3], *s[:-3]):
+            jnp.broadcast_shapes(c[:-3], s[:-3])
+    except ValueError:
+        raise ValueError(
+            f"adain takes features [..., H, W, C] of one C whose leading axes broadcast, got "
+            f"content {c} and style {s}"
+        ) from None
     c_mean, c_std = channel_mean_std(content_feat, eps)
     s_mean, s_std = channel_mean_std(style_feat, eps)
     normalised = (content_feat.astype(jnp.float32) - c_mean) / c_std
@@ -132,7 +145,7 @@ def nearest_indices(n: Any, size_in: Any, size_out: Any = None) -> Array | np.nd
     Returns ``[n]``: NumPy int64 for Python int sizes, else int32 (traced ``size_out``, symbolic).
     """
     size_out = n if size_out is None else size_out
-    if all(isinstance(v, int) for v in (n, size_in, size_out)):
+    if known(n, size_in, size_out):
         i = np.minimum(np.arange(n), size_out - 1)
     else:
         i = jnp.minimum(positions(n), size_out - 1)
