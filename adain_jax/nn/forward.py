@@ -6,6 +6,8 @@ losses all run the networks through these two; padded batches pass ``sizes``, no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,8 +133,8 @@ def fuse(params: dict, content_feat: Array, style_feat: Array) -> Array:
 def network(params: dict, name: str) -> dict:
     """``params[name]`` (``"encoder"`` or ``"decoder"``); ``ValueError`` naming what is missing
     (``params`` is the ``{"encoder", "decoder"}`` dict of ``load_params``)."""
-    if not isinstance(params, dict) or name not in params:
-        got = f"{name!r} missing" if isinstance(params, dict) else f"got {type(params).__name__}"
+    if not isinstance(params, Mapping) or name not in params:  # a dict, or a Flax FrozenDict
+        got = f"{name!r} missing" if isinstance(params, Mapping) else f"got {type(params).__name__}"
         raise ValueError(
             f'params must be the {{"encoder", "decoder"}} dict of load_params/init_params; {got}'
         )

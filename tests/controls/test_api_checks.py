@@ -173,6 +173,9 @@ def test_params_missing_a_network_and_bad_network_inputs_are_named(params):
             ValueError, match=r'params must be the \{"encoder", "decoder"\}.*' + text
         ):
             adain_jax.stylize(bad, content, content)
+    from flax.core import freeze
+
+    assert adain_jax.stylize(freeze(params), content, content).shape == content.shape  # a Mapping
     with pytest.raises(ValueError, match=r"images must be \[N, H, W, 3\], got shape \(16, 16, 3\)"):
         adain_jax.encode(params, content[0])
     with pytest.raises(ValueError, match=r"features must be \[N, h, w, 512\] .*\(1, 2, 2, 256\)"):
