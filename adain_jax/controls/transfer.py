@@ -114,8 +114,9 @@ def stylize(
 
     Raises (at trace time): ``TypeError`` for integer images (divide uint8 by 255),
     ``ValueError`` for bad shapes, a style batch other than 1 or N, an ``alpha`` that is not a
-    scalar or ``[N]``, or sides under 9 px. Values are not checked (floats in 0..255 cannot be
-    told from shapes): pass [0, 1].
+    scalar or ``[N]`` (or, when concrete, outside [0, 1]), sides under 9 px, a ``dtype`` other
+    than float32 or bfloat16, or ``params`` without an encoder or decoder. Image values are not
+    checked (floats in 0..255 cannot be told from shapes): pass [0, 1].
     """
     check_params(params)
     alpha = check_alpha(alpha)
@@ -222,8 +223,9 @@ def stylize_with_stats(
       dtype; ``alpha``, ``weights``, ``sizes`` and the mask's values are traced.
 
     Raises:
-      ValueError: a concat decoder, bad shapes or ``sizes``, sides under 9 px, bad weights or
-        mask labels.
+      TypeError: ``stats`` not ``StyleStats``, integer images.
+      ValueError: a concat decoder, bad shapes or ``sizes`` (concrete: outside [9, padded]), sides
+        under 9 px, a concrete ``alpha`` outside [0, 1], bad weights or mask labels.
     """
     check_params(params)
     require_adain_fusion(params, "style statistics (mixing, masks, tiling, stylize_with_stats)")
