@@ -12,6 +12,7 @@ from jax import Array
 
 from adain_jax.controls.stats import StyleStats, is_concrete
 from adain_jax.nn import ops
+from adain_jax.nn.forward import dtype_of
 from adain_jax.nn.names import known
 
 
@@ -177,7 +178,7 @@ def check_mask(mask: Array | None, stats: StyleStats, contents: int) -> Array | 
         raise ValueError(f"mask must be [H, W] or [N, H, W] labels, got shape {shape}")
     if len(shape) == 3 and known(shape[0], contents) and shape[0] not in (1, contents):
         raise ValueError(f"mask has a batch of {shape[0]} for {contents} content image(s)")
-    dtype = jnp.result_type(mask) if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    dtype = dtype_of(mask)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise ValueError(f"mask must hold integer region labels, got dtype {dtype}")
     check_labels(mask, stats.num_styles)

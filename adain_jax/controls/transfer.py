@@ -36,6 +36,7 @@ from adain_jax.nn.forward import (
     check_image_size,
     check_params,
     decode,
+    dtype_of,
     encode,
     feature_sizes,
     fuse,
@@ -252,7 +253,7 @@ def _check_sizes(sizes: Array, shape: tuple[int, ...]) -> None:
     dims = np.shape(sizes)
     if len(dims) != 2 or dims[1] != 2 or dims[0] not in (1, n):
         raise ValueError(f"sizes must be [N, 2] or [1, 2] for {n} contents, got shape {dims}")
-    dtype = jnp.result_type(sizes) if hasattr(sizes, "dtype") else np.asarray(sizes).dtype
+    dtype = dtype_of(sizes)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise ValueError(f"sizes must be integers (px), got dtype {dtype}")
     if is_concrete(sizes):

@@ -187,6 +187,11 @@ def as_batch(x: Array, name: str, *, single: bool = True) -> Array:
     return x if x.ndim == 4 else x[None]
 
 
+def dtype_of(x: Array) -> np.dtype:
+    """The dtype of an array, a tracer or a (nested) list of numbers."""
+    return jnp.result_type(x) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
 def check_float_image(x: Array, name: str) -> None:
     """Raise ``TypeError`` (naming ``name`` and the fix) unless ``x`` (a JAX or NumPy array)
     holds floats: an integer or
