@@ -177,7 +177,9 @@ def _stream(reader: Any, cfg: PipelineConfig, stream: int) -> grain.MapDataset:
     seed = np.random.SeedSequence([cfg.seed, stream]).generate_state(1, dtype=np.uint32)[0]
     indices = grain.MapDataset.range(len(reader))
     endless = indices.seed(int(seed)).shuffle().repeat()
-    decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=len(indices))
+    # 2n - 1 indices from any start hold one whole epoch: a window that straddles two
+    # shuffled epochs can miss a readable file that each epoch holds.
+    decoded = _DecodedDataset(endless, reader, cfg.draft_size, lookahead=2 * len(indices) - 1)
     return decoded.random_map(functools.partial(_random_crop, cfg))
 
 

@@ -245,6 +245,23 @@ def test_folder_without_any_readable_image_fails(tmp_path):
     it.close()
 
 
+def test_one_readable_file_is_always_found_across_epoch_boundaries(tmp_path):
+    # A replacement window that straddles two shuffled epochs ([bad | good], [good | bad]
+    # seen from index 1) must still reach the readable file: every seed, every step.
+    root = tmp_path / "one_good"
+    _save(root / "good.png", _solid(40))
+    (root / "empty.png").write_bytes(b"")
+    good = _solid(40)[:CROP, :CROP].tobytes()
+    for seed in range(6):
+        cfg = data.PipelineConfig(batch_size=1, image_size=0, crop_size=CROP, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with data.make_pair_iterator(root, root, cfg, shard_index=0, shard_count=1) as it:
+                for batch in _collect(it, 20):
+                    assert batch["content"][0].tobytes() == good
+                    assert batch["style"][0].tobytes() == good
+
+
 # --------------------------------------------------------------------------- order
 
 
