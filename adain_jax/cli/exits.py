@@ -7,17 +7,28 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 
 from adain_jax.io.messages import EXIT_RUNTIME, EXIT_SIGNAL, EXIT_USAGE, UsageError, one_line
 
-__all__ = ["EXIT_RUNTIME", "EXIT_USAGE", "UsageError", "fail", "run"]
+__all__ = ["EXIT_RUNTIME", "EXIT_USAGE", "UsageError", "fail", "run", "warnings_as_lines"]
 
 
 def fail(error: BaseException | str, status: int) -> int:
     """Print ``error: <error on one line>`` (``one_line``) to stderr; returns ``status``."""
     print(f"error: {one_line(error)}", file=sys.stderr)
     return status
+
+
+def warnings_as_lines() -> None:
+    """Show each Python warning as one line ``warning: <text>`` on stderr, as the commands'
+    own warnings read (not Python's file, line number and source line)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {one_line(str(message))}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def run(body: Callable[[], int], hint: str | None = None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.experiments import optimize as opt_lib
 from adain_jax.experiments import peers, plots, report
+from adain_jax.io import files
 from adain_jax.io import images as image_io
 from adain_jax.io.messages import UsageError, one_line, path_flag
 from adain_jax.nn.models import decoder_variant
@@ -116,8 +117,8 @@ def _compare(args: argparse.Namespace) -> int:
     names = [Path(r).name for r in runs]  # a row per run: the folder, else the path as given
     names = [r if names.count(n) > 1 else n for r, n in zip(runs, names, strict=True)]
     for run in runs:
-        if not Path(run).is_dir():
-            raise UsageError(f"--runs {run}: no such directory")
+        if why := files.folder_problem(run):
+            raise UsageError(f"--runs {run}: {why}")
     peer_names = _peers(args.peer)
     objectives = [o for o in args.objective.split(",") if o]
     for objective in objectives:

@@ -12,6 +12,7 @@ chosen subcommand's module is imported, so ``adain-jax --help`` is instant.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -75,5 +76,11 @@ def run(name: str, argv: Sequence[str], prog: str | None = None) -> int:
         from adain_jax.cli import malloc_tuning
 
         malloc_tuning.reexec_with_tuned_malloc()
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    from adain_jax.cli import exits
+
+    exits.warnings_as_lines()
+    try:  # the subcommand's main handles its own interrupts; this covers its (long) import
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+    except KeyboardInterrupt:
+        return exits.fail("interrupted", exits.EXIT_SIGNAL[signal.SIGINT])
     return module.main(argv, prog=prog or f"adain-jax {name}")

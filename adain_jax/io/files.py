@@ -32,6 +32,14 @@ def _umask() -> int:
     return mask
 
 
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a folder to read (``"no such directory"``, ``"not a directory"``),
+    or ``None`` when it is one."""
+    if os.path.isdir(path):
+        return None
+    return "not a directory" if os.path.exists(path) else "no such directory"
+
+
 def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """Create an empty temporary file in ``path``'s directory (made if missing); its name starts
     with ``.<name>.`` (hidden, recognisable) and ends with ``suffix``, an extension libraries

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,6 +39,10 @@ MAX_PIXELS_ENV = "ADAIN_JAX_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_JPEG_SCANS = 256  # libjpeg's progressive files use ~10; each scan re-decodes the image
 _SCAN_CHUNK = 1 << 20
+# A file larger than this many bytes per allowed pixel (+ metadata) is refused unread: the
+# widest read format is a 32-bit float RGBA TIFF, 16 bytes a pixel.
+MAX_BYTES_PER_PIXEL = 16
+_METADATA_BYTES = 64 << 20
 
 
 class ImageError(ValueError):
@@ -136,17 +141,24 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     folders) skipped; symbolic links to files and to folders followed, but each real folder
     walked once (no loops, no duplicates).
 
+    A subfolder that cannot be read is skipped with a warning.
+
     Raises:
-      ImageError: ``root`` is missing, not a folder, or holds no image file.
+      ImageError: ``root`` is missing, not a folder, unreadable, or holds no image file.
     """
     folder = Path(root)
-    if not folder.exists():
-        raise ImageError(f"{folder}: no such directory")
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: not a directory")
+    if why := files.folder_problem(folder):
+        raise ImageError(f"{shown_path(folder)}: {why}")
+
+    def unreadable(error: OSError) -> None:
+        why = f"cannot read this directory ({error.strerror})"
+        if error.filename == os.fspath(folder):
+            raise ImageError(f"{shown_path(folder)}: {why}")
+        warnings.warn(f"{shown_path(error.filename)}: {why}; its images are skipped", stacklevel=3)
+
     found = []
     seen = set()  # real paths of the folders walked: each once, so symlink loops end
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unreadable):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -184,13 +196,14 @@ def open_image(
         downscale by 1/2, 1/4 or 1/8 in the DCT domain while the shorter side stays at least
         ``draft_size`` px. 0 decodes at full size.
       max_pixels: the bound on the decoded pixels (default ``pixel_limit()``), checked from
-        the header before decoding.
+        the header before decoding; files over ``MAX_BYTES_PER_PIXEL`` bytes a pixel of it
+        (+ 64 MiB) are refused unread.
       what: how messages name the file (``"image"``, ``"mask"``); ``setting``: how the message
         says to raise ``max_pixels``.
 
     Raises:
       ImageError: missing file, not an image or not an allowed format, truncated or corrupt,
-        over the pixel or JPEG-scan bound, or empty; one line naming the file.
+        over the file-size, pixel or JPEG-scan bound, or empty; one line naming the file.
     """
     path = Path(path)
     shown = shown_path(path)
@@ -205,6 +218,11 @@ def open_image(
     if size == 0:
         raise ImageError(f"{shown}: empty file (0 bytes), not an image")
     limit = pixel_limit() if max_pixels is None else max_pixels
+    if size > MAX_BYTES_PER_PIXEL * limit + _METADATA_BYTES:  # (a sparse file of padding)
+        raise ImageError(
+            f"{shown}: {size / 2**20:.0f} MiB, more than an {what} of at most {limit} pixels "
+            f"holds ({setting})"
+        )
     if Image.MAX_IMAGE_PIXELS == _PILLOW_MAX_PIXELS and 2 * _PILLOW_MAX_PIXELS < limit:
         Image.MAX_IMAGE_PIXELS = limit  # a raised limit: Pillow's own refusal moves with it
     try:
@@ -234,6 +252,14 @@ def open_image(
             f"{shown}: not an image in a supported format ({known}), or a damaged header"
         ) from None
     except Image.DecompressionBombError as e:
+        # Pillow refuses from the header, above twice its own bound: with Pillow's default
+        # bound always over ``limit``, so say so as ``check_pixels`` does.
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        if found and int(found.group(1)) > limit:
+            raise ImageError(
+                f"{shown}: {what} is {int(found.group(1)) / 1e6:.1f} MP, over the limit of "
+                f"{limit} pixels ({setting})"
+            ) from None
         raise ImageError(f"{shown}: too large to decode safely ({e})") from None
     except MemoryError:
         raise ImageError(f"{shown}: out of memory decoding this {what}") from None

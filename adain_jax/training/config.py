@@ -234,10 +234,11 @@ def validate(cfg: TrainConfig) -> None:
         raise RunError(f"--workdir {cfg.workdir}: {what}is a file, expected a directory")
     for f in FIELDS:
         value = getattr(cfg, f.name)
-        if f.metadata["source"] and not is_tfds(value) and not os.path.isdir(value):
-            raise RunError(f"{flag(f.name)}-dir {value}: no such directory")
-        if f.metadata["check"] == DIRECTORY and value is not None and not os.path.isdir(value):
-            raise RunError(f"{flag(f.name)} {value}: no such directory")
+        if f.metadata["source"] and not is_tfds(value) and (why := files.folder_problem(value)):
+            raise RunError(f"{flag(f.name)}-dir {value}: {why}")
+        if f.metadata["check"] == DIRECTORY and value is not None:
+            if why := files.folder_problem(value):
+                raise RunError(f"{flag(f.name)} {value}: {why}")
     if cfg.init_decoder is not None and not os.path.exists(cfg.init_decoder):
         raise RunError(f"--init-decoder {cfg.init_decoder}: no such file or directory")
     if cfg.vgg is not None and cfg.vgg != "builtin":

@@ -47,8 +47,14 @@ import grain
 import numpy as np
 from grain.experimental import ZipMapDataset
 
+from adain_jax.io.messages import shown_path
 from adain_jax.training.iterator import PairIterator
-from adain_jax.training.sources import DataError, open_source, random_resized_crop
+from adain_jax.training.sources import (
+    DataError,
+    open_source,
+    random_resized_crop,
+    unreadable_reason,
+)
 
 Source = str | os.PathLike
 
@@ -140,13 +146,14 @@ class _DecodedDataset(grain.MapDataset):
                 except DataError:
                     raise
                 except Exception as e:  # noqa: BLE001 - any decoder failure skips the file
-                    reason = f"{type(e).__name__}: {e}"
+                    reason = unreadable_reason(self._reader.name(record), e)
                     self._known_bad[record] = reason
                 else:
                     return {"image": image, "bad": tuple(bad), "replaced": offset > 0}
             bad.append((self._reader.name(record), reason))
         name, reason = bad[0]
-        raise DataError(f"{self._reader.description}: no readable image (e.g. {name}: {reason})")
+        example = f"{shown_path(name)}: {reason}"
+        raise DataError(f"{self._reader.description}: no readable image (e.g. {example})")
 
     def __getstate__(self):
         state = self.__dict__.copy()

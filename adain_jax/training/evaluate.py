@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -25,7 +24,12 @@ import adain_jax
 from adain_jax.io import images
 from adain_jax.nn.models import DTYPES
 from adain_jax.training import losses
-from adain_jax.training.sources import BadImageWarning, DataError, find_image_files
+from adain_jax.training.sources import (
+    DataError,
+    find_image_files,
+    unreadable_reason,
+    warn_unreadable,
+)
 
 DEFAULT_CHUNK = 8
 
@@ -53,11 +57,7 @@ def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[n
         try:
             loaded.append(images.load_image(path, size, crop=True))
         except Exception as e:  # noqa: BLE001 - skip like the training pipeline
-            warnings.warn(
-                f"skipping unreadable image {path} ({type(e).__name__}: {e})",
-                BadImageWarning,
-                stacklevel=2,
-            )
+            warn_unreadable(str(path), unreadable_reason(str(path), e))
     if not loaded:
         raise DataError(f"image folder {str(folder)!r} holds no readable image")
     return loaded

@@ -16,7 +16,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from adain_jax.training.sources import BadImageWarning, DataError
+from adain_jax.training.sources import DataError, warn_unreadable
 
 STATE_VERSION = 1
 
@@ -81,11 +81,7 @@ class PairIterator(Iterator[dict]):
             for name, reason in batch["bad"]:
                 if name not in self.bad_files:
                     self.bad_files.add(name)
-                    warnings.warn(
-                        f"skipping unreadable image {name} ({reason})",
-                        BadImageWarning,
-                        stacklevel=2,
-                    )
+                    warn_unreadable(name, reason)
             # Plain arrays: workers hand over shared-memory views, which must not outlive it.
             return {"content": np.array(batch["content"]), "style": np.array(batch["style"])}
 

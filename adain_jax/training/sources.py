@@ -8,6 +8,7 @@ picks one. Images are read by ``adain_jax.io.images`` exactly as for inference.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from adain_jax.io import images
+from adain_jax.io.messages import one_line, shown_path
 from adain_jax.training.config import is_tfds, parse_tfds_spec
 
 
@@ -24,6 +26,24 @@ class DataError(ValueError):
 
 class BadImageWarning(UserWarning):
     """An image could not be decoded and was skipped (or replaced by the next readable one)."""
+
+
+def unreadable_reason(name: str, error: BaseException) -> str:
+    """Why the file ``name`` was skipped, one line: ``error``'s text without the file name it
+    starts with (an ``ImageError`` reads ``"<file>: <reason>"``), else led by its type name."""
+    text = one_line(error)
+    for shown in (shown_path(name), name):
+        if text.startswith(f"{shown}: "):
+            return text[len(shown) + 2 :]
+    return f"{type(error).__name__}: {text}"
+
+
+def warn_unreadable(name: str, reason: str) -> None:
+    """The ``BadImageWarning`` for a skipped file, control characters escaped (``shown_path``).
+    Always warned from this line, so Python's default filter shows each (file, reason) once
+    per process, however many readers (held-out samples, pipeline) meet it."""
+    message = shown_path(f"skipping unreadable image {name} ({reason})")
+    warnings.warn(message, BadImageWarning, stacklevel=1)
 
 
 class FolderReader:

@@ -56,3 +56,14 @@ def test_other_errors_are_bugs_and_keep_their_traceback():
 def test_the_status_of_a_body_that_returns(capsys):
     assert exits.run(lambda: 0) == 0 and exits.run(lambda: 3) == 3
     assert capsys.readouterr().err == ""
+
+
+def test_warnings_are_one_line_each(capsys, monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after
+    exits.warnings_as_lines()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a.mp4: no audio:\n  no stream", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err == "warning: a.mp4: no audio: no stream\n"

@@ -109,3 +109,12 @@ def test_non_editable_install_runs_outside_the_checkout(tmp_path):
         capture_output=True, text=True, cwd=elsewhere, env=env,
     )  # fmt: skip
     assert proc.returncode == 1 and proc.stderr.startswith("error: missing.png")
+
+
+def test_ctrl_c_while_a_subcommand_imports_is_status_130(capsys, monkeypatch):
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main.importlib, "import_module", interrupted)
+    assert cli_main.run("stylize", []) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"

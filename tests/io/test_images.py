@@ -354,6 +354,30 @@ def test_find_images_extensions_hidden_and_symlinks(tmp_path):
         image_io.find_images(outside / "m.png")
 
 
+def test_find_images_reports_folders_it_cannot_read(tmp_path, monkeypatch):
+    # As os.walk meets a folder without read permission (simulated: tests may run as root,
+    # which reads any folder): the top folder is an error, a subfolder a warning.
+    root = tmp_path / "root"
+    (root / "locked").mkdir(parents=True)
+    (root / "locked" / "a.png").write_bytes(b"x")
+    (root / "b.png").write_bytes(b"x")
+    scandir = os.scandir
+    denied = set()
+
+    def guarded(path="."):
+        if os.fspath(path) in denied:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded)
+    denied.add(os.fspath(root / "locked"))
+    with pytest.warns(UserWarning, match=r"locked: cannot read this directory \(Permission denied"):
+        assert image_io.find_images(root) == [root / "b.png"]
+    denied.add(os.fspath(root))
+    with pytest.raises(ImageError, match=r"root: cannot read this directory \(Permission denied"):
+        image_io.find_images(root)
+
+
 # ---------------------------------------------------------------- errors
 
 

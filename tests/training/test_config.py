@@ -142,3 +142,5 @@ def test_validation_names_the_flag(dirs):
             _parse(["--workdir", where, *dirs[2:]])
     with pytest.raises(RunError, match="--content-dir /nonexistent: no such directory"):
         _parse([dirs[0], dirs[1], "--content-dir", "/nonexistent", *dirs[4:]])
+    with pytest.raises(RunError, match=f"--content-dir {dirs[3]}/f: not a directory"):
+        _parse([dirs[0], dirs[1], "--content-dir", f"{dirs[3]}/f", *dirs[4:]])

@@ -262,6 +262,25 @@ def test_one_readable_file_is_always_found_across_epoch_boundaries(tmp_path):
                     assert batch["style"][0].tobytes() == good
 
 
+def test_an_unreadable_file_is_warned_once_with_its_name_escaped(tmp_path):
+    # The held-out samples and the pipeline meet the same bad file: one warning, one line,
+    # and a name cannot forge an "error:" line or send a terminal escape.
+    root = tmp_path / "odd"
+    _save(root / "good.png", _solid(10))
+    (root / "bad\x1b[2J\nerror: forged.png").write_bytes(b"junk")
+    cfg = data.PipelineConfig(batch_size=2, image_size=0, crop_size=CROP)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert len(evaluate.load_eval_images(root, CROP, 4)) == 1
+        with data.make_pair_iterator(root, root, cfg, shard_index=0, shard_count=1) as it:
+            _collect(it, 3)
+    bad = [str(w.message) for w in caught if issubclass(w.category, sources.BadImageWarning)]
+    assert bad == [
+        f"skipping unreadable image {root}/bad\\x1b[2J\\nerror: forged.png (not an image in a "
+        "supported format (JPEG, PNG, WEBP, BMP, TIFF, GIF), or a damaged header)"
+    ]
+
+
 # --------------------------------------------------------------------------- order
 
 
