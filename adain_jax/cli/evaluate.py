@@ -67,7 +67,7 @@ def build_parser(prog: str = "adain-jax evaluate") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax evaluate") -> int:
     """Run the command; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
-    return exits.run(lambda: _run(args), "try a smaller --size or --batch-size")
+    return exits.run(lambda: _run(args), "try a smaller --size, --batch-size or --limit")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -104,8 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     loss_enc = params["encoder"]
     if args.loss_vgg:
         loss_enc = jax.tree.map(jnp.asarray, convert.load_network(args.loss_vgg, "encoder"))
+    keep = args.grid_max if args.grid else 0  # the grid's outputs only
     res = evaluate_pairs(
-        params, loss_enc, contents, styles, chunk=args.batch_size, dtype=args.dtype
+        params, loss_enc, contents, styles, chunk=args.batch_size, dtype=args.dtype, keep=keep
     )
     print(
         f"pairs: {len(res.content)} ({len(contents)} contents x {len(styles)} styles, "
@@ -115,8 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"style loss:   {float(np.mean(res.style)):.6f}")
     if args.grid:
         n_c, n_s = min(len(contents), args.grid_max), min(len(styles), args.grid_max)
-        outs = res.outputs.reshape(len(contents), len(styles), *res.outputs.shape[1:])
-        grid = monitoring.pair_grid(contents[:n_c], styles[:n_s], outs[:n_c, :n_s])
+        outs = res.outputs.reshape(n_c, n_s, *res.outputs.shape[1:])
+        grid = monitoring.pair_grid(contents[:n_c], styles[:n_s], outs)
         image_io.save_image(args.grid, grid.astype(np.float32) / 255.0)
         print(f"wrote {args.grid}")
     return 0

@@ -97,22 +97,36 @@ def evaluate_pairs(
     *,
     chunk: int = DEFAULT_CHUNK,
     dtype: str = "float32",
+    keep: int | None = None,
 ) -> PairResults:
-    """Stylize and measure every (content, style) pair.
+    """Stylize and measure every (content, style) pair, ``chunk`` pairs at a time.
 
     Args:
       params: ``{"encoder", "decoder"}`` used to stylize.
       loss_encoder: the encoder params the losses are measured with.
       contents, styles: float ``[s, s, 3]`` images in [0, 1], all one size (a multiple of 8,
         at least 16).
-      chunk: pairs per compiled call (the last chunk is padded: one compilation).
+      chunk: pairs per compiled call (the last chunk is padded: one compilation); the pairs
+        are gathered per chunk, so memory does not grow with ``C x S``.
+      keep: ``outputs`` holds the pairs of the first ``keep`` contents and styles only,
+        content-major (``[min(C, keep) * min(S, keep), s, s, 3]``); ``None``: every pair.
     """
-    pair_c, pair_s = all_pairs(contents, styles)
-    results = []
-    for start in range(0, len(pair_c), chunk):
-        rows = np.arange(start, min(start + chunk, len(pair_c)))
-        rows = np.concatenate([rows, rows[:1].repeat(chunk - len(rows))])
-        out = predict(params, loss_encoder, pair_c[rows], pair_s[rows], dtype=dtype)
-        results.append([np.asarray(x)[: len(pair_c) - start] for x in out])
-    lc, ls, outs = (np.concatenate(parts) for parts in zip(*results, strict=True))
-    return PairResults(lc, ls, outs)
+    n_c, n_s = len(contents), len(styles)
+    keep_c, keep_s = (n_c, n_s) if keep is None else (min(n_c, keep), min(n_s, keep))
+    total = n_c * n_s
+    content, style, kept = [], [], []
+    for start in range(0, total, chunk):
+        rows = np.arange(start, min(start + chunk, total))
+        padded = np.concatenate([rows, rows[:1].repeat(chunk - len(rows))])
+        c_idx, s_idx = np.divmod(padded, n_s)
+        pair_c = np.stack([contents[i] for i in c_idx])
+        pair_s = np.stack([styles[j] for j in s_idx])
+        lc, ls, outs = predict(params, loss_encoder, pair_c, pair_s, dtype=dtype)
+        content.append(np.asarray(lc)[: len(rows)])
+        style.append(np.asarray(ls)[: len(rows)])
+        wanted = (c_idx[: len(rows)] < keep_c) & (s_idx[: len(rows)] < keep_s)
+        if wanted.any():
+            kept.append(np.asarray(outs)[: len(rows)][wanted])
+    size = np.shape(contents[0])[0]
+    outputs = np.concatenate(kept) if kept else np.zeros((0, size, size, 3), np.float32)
+    return PairResults(np.concatenate(content), np.concatenate(style), outputs)
