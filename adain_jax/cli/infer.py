@@ -272,28 +272,20 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
 
 def check_variant(params: dict, opts, num_styles: int) -> None:
     """``UsageError`` (one line) for a control the weights' decoder variant cannot do: the
-    concat variant (Enc-Concat-Dec, ``require_adain_fusion``) has no alpha, mixing, mask or
-    smoothed statistics."""
-    from adain_jax.controls.stats import require_adain_fusion
+    concat variant (Enc-Concat-Dec) has no alpha, mixing, mask or smoothed statistics."""
     from adain_jax.nn.models import decoder_variant
 
     variant = decoder_variant(params["decoder"])
-    if opts.temporal.stats and variant.fusion == "concat":
-        raise UsageError(
-            f"--temporal stats does not apply to these weights: their decoder is "
-            f"{variant.describe()} (concatenated features, no AdaIN statistics)"
-        )
+    if variant.fusion != "concat":
+        return
+    why = f"does not apply to these weights: their decoder is {variant.describe()}"
+    if opts.temporal.stats:
+        raise UsageError(f"--temporal stats {why} (concatenated features, no AdaIN statistics)")
     used = f"--alpha {opts.alpha}" if opts.alpha != 1.0 else None
-    used = used or ("several styles (mixing, --mask)" if num_styles > 1 else None)
-    try:
-        if used:
-            require_adain_fusion(params, used)
-    except ValueError:
+    if used := used or ("several styles (mixing, --mask)" if num_styles > 1 else None):
         raise UsageError(
-            f"{used} does not apply to these weights: their decoder is "
-            f"{variant.describe()} (concatenated features, no "
-            "AdaIN); use one style at alpha 1"
-        ) from None
+            f"{used} {why} (concatenated features, no AdaIN); use one style at alpha 1"
+        )
 
 
 def _check_smoothed_stats(plan, clip) -> None:

@@ -18,11 +18,9 @@ from jax import Array
 from adain_jax.nn import ops
 from adain_jax.nn.conv import DEFAULT_IMPL
 from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes, network
-from adain_jax.nn.layers import valid_cells
+from adain_jax.nn.layers import Dtype, valid_cells
 from adain_jax.nn.models import decoder_variant
 from adain_jax.nn.names import FEATURE_CHANNELS, known
-
-Dtype = Any
 
 
 class StyleStats(NamedTuple):

@@ -17,7 +17,7 @@ current -> previous); pixel centres at integer coordinates.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +33,7 @@ from adain_jax.controls.targets import (
 )
 from adain_jax.controls.transfer import render
 from adain_jax.nn.forward import as_batch, check_image_size
-
-Dtype = Any
+from adain_jax.nn.layers import Dtype
 
 
 # ---------------------------------------------------------------------- smoothed statistics

@@ -13,7 +13,7 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,10 +39,9 @@ from adain_jax.nn.forward import (
     encode,
     feature_size,
 )
+from adain_jax.nn.layers import Dtype
 from adain_jax.nn.models import DOWNSAMPLE, FEATURE_CHANNELS, decoder_variant
 from adain_jax.nn.names import ENCODER_MARGIN, MIN_TILE, ceil_div
-
-Dtype = Any
 
 DECODER_MARGIN = 6  # feature cells (48 px), > the decoder's 30 px radius
 # Peak float32 encoder/decoder working memory per window pixel (relu1_1-level activations:

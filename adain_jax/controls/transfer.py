@@ -41,10 +41,8 @@ from adain_jax.nn.forward import (
     feature_sizes,
     fuse,
 )
-from adain_jax.nn.layers import valid_cells
+from adain_jax.nn.layers import Dtype, valid_cells
 from adain_jax.nn.models import MIN_IMAGE_SIZE, decoder_variant
-
-Dtype = Any
 
 
 def render(

@@ -182,11 +182,10 @@ class Writer:
     def save(self, pair: Pair, image: np.ndarray) -> None:
         try:
             path = image_io.save_image(pair.output, image, inputs=self.protected)
-            self.summary.written.append(path)
-            self.tell(f"wrote {shown_path(pair.output)}")
         except _ERRORS as e:
-            self.summary.failed.append(one_line(e))
-            self.say(f"error: {one_line(e)} (skipped)")
+            return self.fail([pair], e)
+        self.summary.written.append(path)
+        self.tell(f"wrote {shown_path(pair.output)}")
         self.bar.update(1)
 
     def wrote_video(self, pair: Pair) -> None:

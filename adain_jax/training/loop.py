@@ -98,9 +98,7 @@ def _held_out(cfg: TrainConfig) -> tuple[list, list] | None:
         return None
     contents = evaluate.load_eval_images(c_dir, cfg.crop_size, cfg.num_samples)
     styles = evaluate.load_eval_images(s_dir, cfg.crop_size, cfg.num_samples)
-    if not contents or not styles:
-        return None
-    return contents, styles
+    return contents, styles  # (load_eval_images raises when a folder has no readable image)
 
 
 def _load_init_decoder(cfg: TrainConfig) -> dict:

@@ -18,16 +18,15 @@ float32 even when the networks compute in bfloat16.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from adain_jax.nn import forward, ops
+from adain_jax.nn.layers import Dtype
 from adain_jax.nn.models import EncoderTaps
-
-Dtype = Any
 
 CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 10.0

@@ -154,14 +154,16 @@ def load_array_tree(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise TorchFileError(f"{path}: {size} bytes, larger than a weights pickle may be")
     with open(path, "rb") as f:
         buffer = io.BytesIO(f.read(MAX_FILE_BYTES + 1))
+    out: dict[str, np.ndarray] = {}
     try:
         tree = RecordUnpickler(buffer, path, NUMPY_GLOBALS, max_bytes=size + 1).load()
-    except TorchFileError:
-        raise
+        if not isinstance(tree, dict):
+            raise TorchFileError(f"{path}: not a pickle of NumPy arrays (a {type(tree).__name__})")
+        _flatten(tree, "", out, 0, path, [0])
+    except TorchFileError as e:  # one line, whatever the path holds
+        raise TorchFileError(one_line(str(e))) from None
     except MALFORMED_FILE_ERRORS as e:
-        raise TorchFileError(f"{path}: not a pickle of NumPy arrays ({one_line(e)})") from None
-    if not isinstance(tree, dict):
-        raise TorchFileError(f"{path}: not a pickle of NumPy arrays (a {type(tree).__name__})")
-    out: dict[str, np.ndarray] = {}
-    _flatten(tree, "", out, 0, path, [0])
+        raise TorchFileError(
+            one_line(f"{path}: not a pickle of NumPy arrays ({one_line(e)})")
+        ) from None
     return out
