@@ -231,16 +231,15 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
 
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
-    # --style-weights: K numbers, the library's rule (>= 0 with a positive sum), K the styles of
-    # the comma list --style (a directory takes none).
+    # --style-weights: K numbers, the library's rule (>= 0, positive sum, in float32), K the
+    # styles of the comma list --style (a directory takes none).
     weights = args.weight_values
     if weights is not None:
         try:
             normalize_weights(weights, len(weights))
-        except ValueError:
-            raise UsageError(
-                f"--style-weights must be >= 0 with a positive sum, got {args.style_weights}"
-            ) from None
+        except ValueError as e:  # the library's rule, the flag's text
+            rule = str(e).split(", got ")[0].removeprefix("style weights ")
+            raise UsageError(f"--style-weights {rule}, got {args.style_weights}") from None
         if Path(args.style).is_dir():
             raise UsageError(
                 f"--style-weights mixes the styles of a comma list (--style a.jpg,b.jpg); "

@@ -42,11 +42,14 @@ def folder_problem(path: str | os.PathLike) -> str | None:
 
 def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """Create an empty temporary file in ``path``'s directory (made if missing); its name starts
-    with ``.<name>.`` (hidden, recognisable) and ends with ``suffix``, an extension libraries
-    may look at (e.g. ``.mp4``)."""
+    with ``.<name>.`` (hidden, recognisable; at most 100 bytes of the name) and ends with
+    ``suffix``, an extension libraries may look at (e.g. ``.mp4``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    name = path.name  # shortened, so a final name of up to 255 bytes has a temporary one
+    while len(os.fsencode(name)) > 100:
+        name = name[:-1]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=suffix)
     os.close(fd)
     return Path(tmp)
 

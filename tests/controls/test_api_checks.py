@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import adain_jax
+from adain_jax.controls import stats
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +216,12 @@ def test_adain_names_features_that_do_not_match():
         ):
             adain_jax.adain(feat, style)
     assert adain_jax.adain(feat, jnp.ones((1, 2, 2, 512))).shape == feat.shape
+
+
+@pytest.mark.parametrize("weights", [[1e-45, 0.0], [1e39, 1.0], [1e308, 1e308], [3e38, 3e38]])
+def test_weights_that_float32_cannot_normalise_are_refused(weights):
+    # Each would be 0/0 or inf/inf in float32: a black image, silently.
+    with pytest.raises(ValueError, match="within float32's range"):
+        stats.normalize_weights(weights, 2)
+    w = np.asarray(stats.normalize_weights([1e-30, 3e-30], 2))  # small but normal: fine
+    np.testing.assert_allclose(w, [0.25, 0.75], rtol=1e-6)

@@ -67,3 +67,13 @@ def test_downloads_and_their_digest_memos_get_umask_permissions(tmp_path, umask)
     assert sorted(p.name for p in cache.rglob("*")) == [
         "converted", "decoder.pth", "decoder.pth.sha256", "downloads",
     ]  # fmt: skip
+
+
+def test_a_name_of_255_bytes_can_be_written(tmp_path):
+    # The temporary name must fit the file system's 255-byte limit too.
+    for name in ("a" * 251 + ".png", "é" * 125 + ".png"):  # 255 bytes each
+        path = tmp_path / name
+        with files.atomic_open(path, "wb") as f:
+            f.write(b"x")
+        assert path.read_bytes() == b"x" and os.listdir(tmp_path) == [name]
+        path.unlink()
