@@ -52,10 +52,11 @@ def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
         return [(path,)]
     parts = [Path(s.strip()) for s in style.split(",") if s.strip()]
     if len(parts) < 2:
-        raise image_io.ImageError(f"{path}: no such file or directory (--style)")
+        raise image_io.ImageError(f"{shown_path(path)}: no such file or directory (--style)")
     for p in parts:
         if not p.is_file():
-            raise image_io.ImageError(f"{p}: no such file (--style list)")
+            why = "not a file" if p.exists() else "no such file"
+            raise image_io.ImageError(f"{shown_path(p)}: {why} (--style list)")
     return [tuple(parts)]
 
 

@@ -268,7 +268,7 @@ def run_job(
             try:
                 out = stylizer.one(content, pair.styles)
             except _ERRORS as e:
-                writer.fail([pair], f"{content_path}: {one_line(e)}")
+                writer.fail([pair], f"{shown_path(content_path)}: {one_line(e)}")
                 continue
             writer.save(pair, out)
     batches.flush_all()

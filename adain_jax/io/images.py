@@ -175,7 +175,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
                 found.append(path)
     if not found:
         known = ", ".join(IMAGE_EXTENSIONS)
-        raise ImageError(f"{folder}: no image files ({known}) in this directory tree")
+        raise ImageError(f"{shown_path(folder)}: no image files ({known}) in this directory tree")
     return sorted(found)
 
 

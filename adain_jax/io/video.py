@@ -75,7 +75,7 @@ def _open_input(path: str | os.PathLike):
         raise VideoError(f"{shown_path(path)}: cannot read video ({reason})") from e
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path}: no video stream")
+        raise VideoError(f"{shown_path(path)}: no video stream")
     return container
 
 
@@ -120,7 +120,7 @@ def iter_batches(
                     yield np.stack(batch)
                     batch = []
         except av.error.FFmpegError as e:
-            raise VideoError(f"{path}: corrupt video ({e})") from e
+            raise VideoError(f"{shown_path(path)}: corrupt video ({shown_path(str(e))})") from e
         if batch:
             yield np.stack(batch)
 
@@ -137,17 +137,19 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         if suffix not in OUTPUT_CODECS:
             raise VideoError(
-                f"{path}: cannot write {suffix or 'files without extension'}; "
+                f"{shown_path(path)}: cannot write {suffix or 'files without extension'}; "
                 f"use one of {', '.join(sorted(OUTPUT_CODECS))}"
             )
         codec = OUTPUT_CODECS[suffix]
         odd = width % 2 or height % 2
         if codec == "mpeg4" and odd:  # before the temporary file exists: nothing left behind
-            raise VideoError(f"{path}: MPEG-4 (.avi) needs even frame sizes; use .mp4 or .mkv")
+            raise VideoError(
+                f"{shown_path(path)}: MPEG-4 (.avi) needs even frame sizes; use .mp4 or .mkv"
+            )
         try:
             self._tmp = files.temp_path_beside(self.path, suffix=suffix)
         except OSError as e:  # e.g. a parent that is a file; as images.save_image says it
-            raise VideoError(f"{path}: cannot write ({one_line(e)})") from None
+            raise VideoError(f"{shown_path(path)}: cannot write ({one_line(e)})") from None
         self._container = av.open(str(self._tmp), mode="w")
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width, height
@@ -297,6 +299,6 @@ def transform_video(
         raise
     if count == 0:
         writer.abort()
-        raise VideoError(f"{src}: no frames")
+        raise VideoError(f"{shown_path(src)}: no frames")
     writer.close(audio_from=src)
     return count

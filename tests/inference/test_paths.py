@@ -136,3 +136,19 @@ def test_checkpoint_without_checkpoints_is_one_line(tmp_path, capsys):
     status = infer.main([*argv, "--output", str(tmp_path / "o.png"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert status == 1 and err == f"error: {work}: no checkpoint yet in checkpoints/"
+
+
+def test_style_messages_escape_names_and_tell_a_folder_from_a_missing_file(tmp_path):
+    from adain_jax.io.images import ImageError
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(ImageError, match=r"folder: not a file \(--style list\)$"):
+        paths.parse_style_sets(f"{tmp_path}/folder,{tmp_path}/a.png")
+    with pytest.raises(ImageError, match=r"gone\.png: no such file \(--style list\)$"):
+        paths.parse_style_sets(f"{tmp_path}/gone.png,{tmp_path}/a.png")
+    odd = tmp_path / "d\x1b[31mX"
+    odd.mkdir()
+    with pytest.raises(ImageError) as info:
+        paths.parse_style_sets(str(odd))
+    assert str(info.value).startswith(f"{tmp_path}/d\\x1b[31mX: no image files")
