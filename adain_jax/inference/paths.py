@@ -161,6 +161,8 @@ def plan_pairs(
                 raise image_io.ImageError(
                     f"{shown_path(pair.output)}: is an input file; refusing to overwrite"
                 )
+            if pair.output.is_dir():  # as check_output_path for images
+                raise image_io.ImageError(f"{shown_path(pair.output)}: is a directory")
         elif pair.output.suffix.lower() not in image_io.WRITE_FORMATS:
             # Only --output can name one (default names take --save-ext): a bad flag, exit 2.
             try:

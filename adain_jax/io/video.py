@@ -165,23 +165,28 @@ class VideoWriter:
 
     def close(self, audio_from: str | os.PathLike | None = None) -> None:
         """Flush the encoder and move the finished file into place, with the audio of
-        ``audio_from`` copied in when given (see ``add_audio``)."""
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        if audio_from is not None:
-            muxed = files.temp_path_beside(self.path, suffix=self.path.suffix)
-            try:
-                copied, why_not = add_audio(self._tmp, audio_from, muxed)
-                if copied:
-                    files.commit(muxed, self.path)
-                    self._tmp.unlink()
-                    return
-                if why_not:
-                    warnings.warn(f"{self.path}: no audio: {why_not}", stacklevel=2)
-            finally:
-                muxed.unlink(missing_ok=True)
-        files.commit(self._tmp, self.path)
+        ``audio_from`` copied in when given (see ``add_audio``); on any failure (Ctrl-C included)
+        no temporary file is left."""
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            if audio_from is not None:
+                muxed = files.temp_path_beside(self.path, suffix=self.path.suffix)
+                try:
+                    copied, why_not = add_audio(self._tmp, audio_from, muxed)
+                    if copied:
+                        files.commit(muxed, self.path)
+                        self._tmp.unlink()
+                        return
+                    if why_not:
+                        warnings.warn(f"{self.path}: no audio: {why_not}", stacklevel=2)
+                finally:
+                    muxed.unlink(missing_ok=True)
+            files.commit(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         """Drop the partial output."""

@@ -152,3 +152,13 @@ def test_style_messages_escape_names_and_tell_a_folder_from_a_missing_file(tmp_p
     with pytest.raises(ImageError) as info:
         paths.parse_style_sets(str(odd))
     assert str(info.value).startswith(f"{tmp_path}/d\\x1b[31mX: no image files")
+
+
+def test_a_video_output_that_is_a_directory_is_refused_when_planned(tmp_path):
+    from adain_jax.io.images import ImageError
+
+    (tmp_path / "clip.mp4").write_bytes(b"x")  # planning reads names only
+    (tmp_path / "s.png").write_bytes(b"x")
+    (tmp_path / "out" / "clip_stylized_s.mp4").mkdir(parents=True)
+    with pytest.raises(ImageError, match=r"clip_stylized_s\.mp4: is a directory$"):
+        paths.plan_pairs(str(tmp_path / "clip.mp4"), str(tmp_path / "s.png"), f"{tmp_path}/out/")

@@ -173,3 +173,16 @@ def test_audio_the_container_refuses_is_dropped_with_a_warning(tmp_path):
         video.transform_video(src, dst, lambda f: f, batch_size=4, progress=False)
     assert _audio_packets(dst) == [] and video.probe(dst).width == 128
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "out.avi"]
+
+
+def test_interrupted_audio_copy_leaves_no_temporary_file(tmp_path, monkeypatch):
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    _clip_with_audio(src, "aac")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "add_audio", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        video.transform_video(src, dst, lambda f: f, batch_size=4, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
