@@ -5,14 +5,24 @@ Training adds its own statuses for its own failures (``adain_jax.cli.train``).""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 
 from adain_jax.io.messages import EXIT_RUNTIME, EXIT_SIGNAL, EXIT_USAGE, UsageError, one_line
 
-__all__ = ["EXIT_RUNTIME", "EXIT_USAGE", "UsageError", "fail", "run", "warnings_as_lines"]
+__all__ = [
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "UsageError",
+    "fail",
+    "keep_interrupts",
+    "run",
+    "warnings_as_lines",
+]
 
 
 def fail(error: BaseException | str, status: int) -> int:
@@ -29,6 +39,24 @@ def warnings_as_lines() -> None:
         print(f"warning: {one_line(str(message))}", file=file or sys.stderr)
 
     warnings.showwarning = show
+
+
+def keep_interrupts() -> None:
+    """Make a Ctrl-C that lands in a garbage-collector callback (JAX registers one) interrupt
+    the command: Python only reports ("Exception ignored in ...") an exception raised there,
+    and the job would run on and exit 0. The signal is sent again, to land elsewhere."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            # A moment later, from another thread: raised here, it would be dropped again.
+            again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+            again.daemon = True
+            again.start()
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def run(body: Callable[[], int], hint: str | None = None) -> int:

@@ -79,6 +79,7 @@ def run(name: str, argv: Sequence[str], prog: str | None = None) -> int:
     from adain_jax.cli import exits
 
     exits.warnings_as_lines()
+    exits.keep_interrupts()
     try:  # the subcommand's main handles its own interrupts; this covers its (long) import
         module = importlib.import_module(SUBCOMMANDS[name][0])
     except KeyboardInterrupt:

@@ -67,3 +67,23 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
         warnings.simplefilter("always")
         warnings.warn("a.mp4: no audio:\n  no stream", UserWarning, stacklevel=1)
     assert capsys.readouterr().err == "warning: a.mp4: no audio: no stream\n"
+
+
+def test_ctrl_c_in_a_gc_callback_still_interrupts(monkeypatch):
+    import gc
+    import sys
+    import time
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after
+    exits.keep_interrupts()
+
+    def callback(phase, info):
+        if phase == "start":
+            gc.callbacks.remove(callback)
+            raise KeyboardInterrupt  # Python reports and drops it
+
+    gc.callbacks.append(callback)
+    with pytest.raises(KeyboardInterrupt):
+        gc.collect()
+        for _ in range(200):  # the signal, sent again, lands soon after
+            time.sleep(0.01)
