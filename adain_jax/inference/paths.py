@@ -60,6 +60,18 @@ def parse_style_sets(style: str) -> list[tuple[Path, ...]]:
     return [tuple(parts)]
 
 
+def _not_outputs(found: list, root: Path, out_abs: Path, file_of: Callable) -> list:
+    """``found`` (of the tree ``root``) less the earlier outputs: the files under ``out_abs``
+    when that directory lies inside the tree, those named ``*_stylized_*`` (``output_name``)
+    when it is the tree's root; none when it is outside or above the tree."""
+    root_abs = root.resolve()
+    if out_abs == root_abs:
+        return [f for f in found if "_stylized_" not in file_of(f).name]
+    if root_abs not in out_abs.parents:
+        return found
+    return [f for f in found if out_abs not in file_of(f).resolve().parents]
+
+
 def _check_distinct_outputs(pairs: Sequence[Pair]) -> None:
     """Raise ``UsageError`` if two pairs would write one file: default names keep only the stems
     (``a.png`` and ``a.jpg``, or styles ``s.png`` and ``s.jpg``), so the second would replace the
@@ -98,13 +110,13 @@ def plan_pairs(
     or ending in ``/``) for the default name ``<content>_stylized_<style>.png`` (the authors'
     naming; the content's container for videos). A directory of contents (recursive) and/or of
     styles: every content x every style into the directory ``output`` (default: the current one),
-    keeping the contents' sub-directories; files under ``output`` are never contents or styles
-    (the outputs of an earlier run). Planning is linear in the number of outputs plus inputs;
-    ``log`` gets one line before checking a job of ``BIG_JOB`` or more outputs. ``weights``: the
-    style weights, named in default output names; ``ext``: the extension of default-named image
-    outputs (``.png``, ``.jpg``); ``protect``: other inputs no output may replace (the mask).
-    Raises ``ImageError`` (missing inputs, an output that is an
-    input) or ``UsageError`` (an ``--output`` that cannot be).
+    keeping the contents' sub-directories; when ``output`` lies in the content or style tree,
+    the files under it are never contents or styles (the outputs of an earlier run). Planning
+    is linear in the number of outputs plus inputs; ``log`` gets one line before checking a job
+    of ``BIG_JOB`` or more outputs. ``weights``: the style weights, named in default output
+    names; ``ext``: the extension of default-named image outputs (``.png``, ``.jpg``);
+    ``protect``: other inputs no output may replace (the mask). Raises ``ImageError`` (missing
+    inputs, an output that is an input) or ``UsageError`` (an ``--output`` that cannot be).
     """
     content_path = Path(content)
     if not content_path.exists():
@@ -122,17 +134,16 @@ def plan_pairs(
             f"--output {output}: with a directory of contents or styles, --output is a directory"
         )
     out_dir = Path(output) if out_is_dir else Path(".")
-    if out_is_dir:
-        # An output directory inside the content or style tree: its files are outputs.
+    if many:  # an output directory inside the content or style tree: its files are outputs
         out_abs = out_dir.resolve()
         if content_path.is_dir():
-            contents = [c for c in contents if out_abs not in c.resolve().parents]
+            contents = _not_outputs(contents, content_path, out_abs, lambda c: c)
             if not contents:
                 raise image_io.ImageError(
                     f"{shown_path(content_path)}: no image files outside --output"
                 )
         if Path(style).is_dir():
-            style_sets = [s for s in style_sets if out_abs not in s[0].resolve().parents]
+            style_sets = _not_outputs(style_sets, Path(style), out_abs, lambda s: s[0])
             if not style_sets:
                 raise image_io.ImageError(f"{shown_path(style)}: no image files outside --output")
     count = len(contents) * len(style_sets)

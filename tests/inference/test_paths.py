@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,27 @@ def test_a_video_output_that_is_a_directory_is_refused_when_planned(tmp_path):
     (tmp_path / "out" / "clip_stylized_s.mp4").mkdir(parents=True)
     with pytest.raises(ImageError, match=r"clip_stylized_s\.mp4: is a directory$"):
         paths.plan_pairs(str(tmp_path / "clip.mp4"), str(tmp_path / "s.png"), f"{tmp_path}/out/")
+
+
+def test_output_above_the_content_tree_keeps_its_contents(tmp_path):
+    # --output . with --content photos: the photos are contents, not earlier outputs.
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").touch()
+    (tmp_path / "s.png").touch()
+    pairs = paths.plan_pairs(str(tmp_path / "photos"), str(tmp_path / "s.png"), str(tmp_path))
+    assert [(p.content, p.output) for p in pairs] == [
+        (tmp_path / "photos" / "a.png", tmp_path / "a_stylized_s.png")
+    ]
+
+
+def test_default_output_in_the_content_tree_skips_earlier_outputs(tmp_path, monkeypatch):
+    # infer.py --content . --style s.png, run twice: the first run's output is not a content.
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").touch()
+    (tmp_path / "photos" / "a_stylized_s.png").touch()  # the first run's output
+    (tmp_path / "s.png").touch()
+    monkeypatch.chdir(tmp_path / "photos")
+    pairs = paths.plan_pairs(".", str(tmp_path / "s.png"), None)
+    assert [(p.content.name, p.output) for p in pairs] == [("a.png", Path("a_stylized_s.png"))]
+    pairs = paths.plan_pairs(".", str(tmp_path / "s.png"), ".")  # the same, spelt out
+    assert [p.content.name for p in pairs] == ["a.png"]
