@@ -134,6 +134,8 @@ def plan_pairs(
             f"--output {output}: with a directory of contents or styles, --output is a directory"
         )
     out_dir = Path(output) if out_is_dir else Path(".")
+    if out_is_dir and out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output {shown_path(output)}: is a file, expected a directory")
     if many:  # an output directory inside the content or style tree: its files are outputs
         out_abs = out_dir.resolve()
         if content_path.is_dir():

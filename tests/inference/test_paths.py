@@ -187,3 +187,12 @@ def test_default_output_in_the_content_tree_skips_earlier_outputs(tmp_path, monk
     assert [(p.content.name, p.output) for p in pairs] == [("a.png", Path("a_stylized_s.png"))]
     pairs = paths.plan_pairs(".", str(tmp_path / "s.png"), ".")  # the same, spelt out
     assert [p.content.name for p in pairs] == ["a.png"]
+
+
+def test_a_directory_job_into_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").touch()
+    (tmp_path / "s.png").touch()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(paths.UsageError, match=r"^--output .*afile: is a file, expected a dir"):
+        paths.plan_pairs(str(tmp_path / "photos"), str(tmp_path / "s.png"), str(tmp_path / "afile"))
