@@ -44,8 +44,11 @@ def warnings_as_lines() -> None:
 def keep_interrupts() -> None:
     """Make a Ctrl-C that lands in a garbage-collector callback (JAX registers one) interrupt
     the command: Python only reports ("Exception ignored in ...") an exception raised there,
-    and the job would run on and exit 0. The signal is sent again, to land elsewhere."""
+    and the job would run on and exit 0. The signal is sent again, to land elsewhere. Installed
+    once per process, however many commands run in it."""
     previous = sys.unraisablehook
+    if getattr(previous, "keeps_interrupts", False):
+        return
 
     def hook(unraisable) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
@@ -56,6 +59,7 @@ def keep_interrupts() -> None:
         else:
             previous(unraisable)
 
+    hook.keeps_interrupts = True
     sys.unraisablehook = hook
 
 

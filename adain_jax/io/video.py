@@ -180,7 +180,7 @@ class VideoWriter:
                         self._tmp.unlink()
                         return
                     if why_not:
-                        warnings.warn(f"{self.path}: no audio: {why_not}", stacklevel=2)
+                        warnings.warn(f"{shown_path(self.path)}: no audio: {why_not}", stacklevel=2)
                 finally:
                     muxed.unlink(missing_ok=True)
             files.commit(self._tmp, self.path)

@@ -76,6 +76,9 @@ def test_ctrl_c_in_a_gc_callback_still_interrupts(monkeypatch):
 
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored after
     exits.keep_interrupts()
+    installed = sys.unraisablehook
+    exits.keep_interrupts()  # a second command in this process: not wrapped twice
+    assert sys.unraisablehook is installed
 
     def callback(phase, info):
         if phase == "start":
