@@ -23,7 +23,6 @@ import dataclasses
 import errno
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -246,23 +245,13 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
 @contextlib.contextmanager
 def upload_folder() -> Iterator[Path]:
     """A fresh folder for Gradio's uploads and outputs (``$GRADIO_TEMP_DIR`` while inside),
-    removed on the way out, also after SIGTERM (handled as Ctrl-C)."""
+    removed on the way out, also after SIGTERM (``exits.run`` raises it as Ctrl-C)."""
     folder = Path(tempfile.mkdtemp(prefix="adain_jax_demo_"))
     before = os.environ.get(UPLOAD_DIR_ENV)
     os.environ[UPLOAD_DIR_ENV] = str(folder)
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (tests)
-        previous = None
     try:
         yield folder
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         if before is None:
             os.environ.pop(UPLOAD_DIR_ENV, None)
         else:

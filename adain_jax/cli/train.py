@@ -6,8 +6,8 @@ good checkpoint is kept), 2 bad flags or inputs, 65 checkpoints exist but none r
 moved to ``DIR/damaged_checkpoints``), 69 a multi-process run lost another of its processes (re-run
 the command on every host; ``docs/multi-host.md``), 70 an internal error (a bug: the traceback is
 printed), 74 a file could not be written or read (a full disk; the earlier checkpoints are kept:
-free space and re-run), 75 another run holds the workdir, 130 / 143 stopped by SIGINT / SIGTERM
-after saving a checkpoint (re-run the same command to resume).
+free space and re-run), 75 another run holds the workdir, 130 / 143 / 129 stopped by SIGINT /
+SIGTERM / SIGHUP after saving a checkpoint (re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         "Re-running the same command resumes from the latest checkpoint in --workdir.",
         epilog="Exit status: 0 finished, 1 a non-finite loss, 2 a bad flag or input, 65 no "
         "checkpoint restores, 69 a lost process, 70 an internal error, 74 a failed read or "
-        "write, 75 the workdir is in use, 130/143 stopped by a signal. At the end it prints "
+        "write, 75 the workdir is in use, 129/130/143 stopped by a signal. At the end it prints "
         "what it wrote; stylize with: infer.py --checkpoint DIR.",
     )
     for f in config_lib.FIELDS:

@@ -16,6 +16,14 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 EXIT_NONFINITE = EXIT_RUNTIME
 EXIT_NO_CHECKPOINT, EXIT_PEER_LOST, EXIT_INTERNAL, EXIT_IO, EXIT_BUSY = 65, 69, 70, 74, 75
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+if hasattr(signal, "SIGHUP"):  # not on Windows; a closed terminal
+    EXIT_SIGNAL[signal.SIGHUP] = 129
+
+
+def stop_signals() -> list[int]:
+    """The signals that stop a command (``EXIT_SIGNAL``'s), less any this process was started
+    ignoring: ``nohup`` ignores SIGHUP, a shell's ``cmd &`` SIGINT, and those stay ignored."""
+    return [s for s in EXIT_SIGNAL if signal.getsignal(s) is not signal.SIG_IGN]
 
 
 class UsageError(Exception):

@@ -1,5 +1,5 @@
 """How a training run ends when something goes wrong: exit statuses, write failures turned into
-one line, and a bounded shutdown after SIGINT/SIGTERM."""
+one line, and a bounded shutdown after SIGINT/SIGTERM/SIGHUP."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from adain_jax.io.messages import (  # noqa: F401
     EXIT_SIGNAL,
     EXIT_USAGE,
     one_line,
+    stop_signals,
 )
 
 STOP_TIMEOUT_ENV = "ADAIN_JAX_STOP_TIMEOUT"  # seconds from the first signal to a forced exit
@@ -91,7 +92,8 @@ def is_peer_lost(error: BaseException) -> bool:
 
 
 class Stopper:
-    """SIGINT/SIGTERM set a flag; the loop saves at the next step boundary and exits. A watchdog
+    """SIGINT/SIGTERM/SIGHUP (``stop_signals``) set a flag; the loop saves at the next step
+    boundary and exits. A watchdog
     then ends the process after ``stop_timeout_s()`` even if the loop is stuck (a hung file
     system); a second signal ends it at once."""
 
@@ -100,7 +102,7 @@ class Stopper:
         self._previous = {}
 
     def __enter__(self) -> Stopper:
-        for sig in EXIT_SIGNAL:
+        for sig in stop_signals():
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

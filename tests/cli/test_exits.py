@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from adain_jax.cli import exits
@@ -90,3 +94,52 @@ def test_ctrl_c_in_a_gc_callback_still_interrupts(monkeypatch):
         gc.collect()
         for _ in range(200):  # the signal, sent again, lands soon after
             time.sleep(0.01)
+
+
+# A command stopped by a signal while it writes an output (``atomic_path``'s temporary file).
+_STOPPED_WHILE_WRITING = """
+import os, signal, sys, time
+from adain_jax.cli import exits
+from adain_jax.io.files import atomic_path
+
+def body():
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_bytes(b"half an image")
+        os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+        time.sleep(30)
+    return 0
+
+sys.exit(exits.run(body))
+"""
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_and_sighup_stop_like_ctrl_c_leaving_no_temporary_file(tmp_path, name, status):
+    out = tmp_path / "out" / "a_stylized_b.png"
+    out.parent.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _STOPPED_WHILE_WRITING, str(out), name],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (status, f"error: stopped by {name}\n")
+    assert list(out.parent.iterdir()) == []  # the temporary file was removed
+
+
+def test_a_signal_ignored_at_start_stays_ignored_and_handlers_come_back(monkeypatch):
+    import os
+
+    monkeypatch.setattr(signal, "signal", signal.signal)
+    before = signal.getsignal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+
+        def body() -> int:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not before  # raises Stopped meanwhile
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: the command goes on
+            return 0
+
+        assert exits.run(body) == 0
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGHUP, previous)

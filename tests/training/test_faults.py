@@ -236,6 +236,27 @@ def test_a_stuck_shutdown_is_forced_to_end(tmp_path):
     assert "not stopped after 1 s; exiting without saving" in proc.stderr
 
 
+@pytest.mark.parametrize("ignored", [False, True])
+def test_sighup_stops_training_like_sigterm_unless_started_ignored(ignored):
+    """A closed terminal saves and stops the run (129); under ``nohup`` it runs on."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from adain_jax.training.faults import EXIT_SIGNAL, Stopper\n"
+        "if sys.argv[1] == 'True':\n"
+        "    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup does\n"
+        "with Stopper() as stopper:\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    time.sleep(0.5)\n"
+        "print(stopper.signum and EXIT_SIGNAL[stopper.signum])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ignored)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("None" if ignored else "129")
+    assert ("SIGHUP: saving a checkpoint" in proc.stderr) is not ignored
+
+
 @pytest.mark.parametrize(
     "short",
     [MemoryError(), OSError(errno.EMFILE, "Too many open files"),
