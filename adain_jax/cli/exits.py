@@ -64,8 +64,8 @@ class Stopped(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP raise ``Stopped`` (a signal this process ignores stays
-    ignored: ``nohup``); the previous handlers return on the way out. Off the main thread,
+    """While inside, SIGTERM and SIGHUP raise ``Stopped`` (an ignored SIGHUP stays ignored:
+    ``nohup``); the previous handlers return on the way out. Off the main thread,
     where Python cannot set handlers, nothing changes."""
 
     def stop(signum, frame):

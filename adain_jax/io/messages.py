@@ -21,9 +21,10 @@ if hasattr(signal, "SIGHUP"):  # not on Windows; a closed terminal
 
 
 def stop_signals() -> list[int]:
-    """The signals that stop a command (``EXIT_SIGNAL``'s), less any this process was started
-    ignoring: ``nohup`` ignores SIGHUP, a shell's ``cmd &`` SIGINT, and those stay ignored."""
-    return [s for s in EXIT_SIGNAL if signal.getsignal(s) is not signal.SIG_IGN]
+    """The signals that stop a command (``EXIT_SIGNAL``'s), less SIGHUP where this process was
+    started ignoring it (``nohup``: closing the terminal must not stop the job)."""
+    hup = getattr(signal, "SIGHUP", None)
+    return [s for s in EXIT_SIGNAL if s != hup or signal.getsignal(s) is not signal.SIG_IGN]
 
 
 class UsageError(Exception):
