@@ -25,7 +25,7 @@ from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
 from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
 from adain_jax.inference.temporal_options import parse_temporal
 from adain_jax.io.messages import UsageError, path_flag
-from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE
+from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE, check_style_weights
 
 DEFAULT_SIZE = 512
 
@@ -208,7 +208,7 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bucket < 0 or (args.bucket and args.bucket % 8):
         raise UsageError(f"--bucket must be 0 or a multiple of 8, got {args.bucket}")
-    args.weight_values = None  # checked once the styles are known: ``options_from_args``
+    args.weight_values = None  # checked once the styles are known: ``check_style_flags``
     if args.style_weights is not None:
         try:
             args.weight_values = tuple(float(w) for w in args.style_weights.split(","))
@@ -223,12 +223,9 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     return args
 
 
-def options_from_args(args: argparse.Namespace, num_styles: int):
-    """Validate the runtime-control flags into ``JobOptions`` (``num_styles``: styles per
-    style set, known once ``--style`` is expanded)."""
-    from adain_jax.controls.stats import normalize_weights
-    from adain_jax.inference.plan import JobOptions
-
+def check_style_flags(args: argparse.Namespace, num_styles: int) -> None:
+    """``UsageError`` for ``--mask`` or ``--style-weights`` that do not fit the styles
+    (``num_styles``: styles per style set, known once ``--style`` is expanded); no JAX."""
     if args.mask is not None and num_styles < 2:
         raise UsageError("--mask needs two or more styles: --style a.jpg,b.jpg")
     # --style-weights: K numbers, the library's rule (>= 0, positive sum, in float32), K the
@@ -236,7 +233,7 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
     weights = args.weight_values
     if weights is not None:
         try:
-            normalize_weights(weights, len(weights))
+            check_style_weights(weights, len(weights))
         except ValueError as e:  # the library's rule, the flag's text
             rule = str(e).split(", got ")[0].removeprefix("style weights ")
             raise UsageError(f"--style-weights {rule}, got {args.style_weights}") from None
@@ -250,13 +247,20 @@ def options_from_args(args: argparse.Namespace, num_styles: int):
                 f"--style-weights has {len(weights)} values but --style gives {num_styles} "
                 f"style{'s' if num_styles != 1 else ''} to mix"
             )
+
+
+def options_from_args(args: argparse.Namespace, num_styles: int):
+    """Validate the runtime-control flags into ``JobOptions`` (``check_style_flags``)."""
+    from adain_jax.inference.plan import JobOptions
+
+    check_style_flags(args, num_styles)
     return JobOptions(
         alpha=args.alpha,
         content_size=args.content_size,
         style_size=args.style_size,
         crop=args.crop,
         dtype=args.dtype,
-        style_weights=weights,
+        style_weights=args.weight_values,
         preserve_color=args.preserve_color,
         mask=Path(args.mask) if args.mask else None,
         max_tile=NEVER_TILE if args.max_tile == 0 else args.max_tile,
@@ -316,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weight_values, ext=args.save_ext, protect=[args.mask] if args.mask else [],
     )  # fmt: skip
     first, num_styles = pairs[0], len(pairs[0].styles)
+    check_style_flags(args, num_styles)
     # An output that exists is skipped once every flag (and the mask) is checked.
     skip = len(pairs) == 1 and first.output.exists() and not args.overwrite
     clip = None

@@ -20,7 +20,7 @@ from adain_jax.nn.conv import DEFAULT_IMPL
 from adain_jax.nn.forward import as_batch, check_image_size, encode, feature_sizes, network
 from adain_jax.nn.layers import Dtype, valid_cells
 from adain_jax.nn.models import decoder_variant
-from adain_jax.nn.names import FEATURE_CHANNELS, known
+from adain_jax.nn.names import FEATURE_CHANNELS, check_style_weights, known
 
 
 class StyleStats(NamedTuple):
@@ -149,23 +149,7 @@ def normalize_weights(weights: Array | Sequence[float] | None, num_styles: int) 
     if weights is None:
         return jnp.full((num_styles,), 1.0 / num_styles, jnp.float32)
     if is_concrete(weights):
-        w = np.asarray(weights, np.float64)
-        if w.ndim != 1:
-            raise ValueError(
-                f"style weights must be [K] ({num_styles} styles), got shape {w.shape}"
-            )
-        if w.shape != (num_styles,):
-            raise ValueError(f"got {w.size} style weights for {num_styles} styles")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise ValueError(f"style weights must be >= 0 with a positive sum, got {w.tolist()}")
-        # Normalised in float32 below: a weight that underflows or a sum that overflows there
-        # would be 0/0 or inf/inf (a black image).
-        f32 = np.finfo(np.float32)
-        if np.any((w != 0) & (w < f32.tiny)) or np.sum(w / f32.max) > 1:
-            raise ValueError(
-                f"style weights must be 0 or within float32's range ({f32.tiny:.3g} to "
-                f"{f32.max:.3g}) with a finite sum, got {w.tolist()}"
-            )
+        check_style_weights(weights, num_styles)
     w = jnp.asarray(weights, jnp.float32)
     if known(*w.shape) and w.shape != (num_styles,):  # traced values: the shape is known
         raise ValueError(f"style weights must be [{num_styles}], got shape {w.shape}")

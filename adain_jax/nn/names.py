@@ -3,7 +3,10 @@ before importing JAX (``adain_jax.nn.models`` re-exports them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 FEATURE_CHANNELS = 512
 DOWNSAMPLE = 8  # relu4_1 is 1/8 of the input size (three ceil-mode pools)
@@ -34,6 +37,27 @@ def ceil_div(a: Any, b: Any) -> Any:
 def round_up(a: Any, multiple: Any) -> Any:
     """The smallest multiple of ``multiple`` at or above ``a`` (``ceil_div``)."""
     return ceil_div(a, multiple) * multiple
+
+
+def check_style_weights(weights: Sequence[float] | np.ndarray, num_styles: int) -> None:
+    """The rule of style-mixing weights (``controls.normalize_weights`` normalises them, in
+    float32): ``[num_styles]`` numbers, each 0 or within float32's range, >= 0, with a positive
+    finite sum. Raises ``ValueError`` naming the rule; ``", got <values>"`` ends the text."""
+    w = np.asarray(weights, np.float64)
+    if w.ndim != 1:
+        raise ValueError(f"style weights must be [K] ({num_styles} styles), got shape {w.shape}")
+    if w.shape != (num_styles,):
+        raise ValueError(f"got {w.size} style weights for {num_styles} styles")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError(f"style weights must be >= 0 with a positive sum, got {w.tolist()}")
+    # A weight that underflows float32 or a sum that overflows it would be 0/0 or inf/inf once
+    # normalised (a black image).
+    f32 = np.finfo(np.float32)
+    if np.any((w != 0) & (w < f32.tiny)) or np.sum(w / f32.max) > 1:
+        raise ValueError(
+            f"style weights must be 0 or within float32's range ({f32.tiny:.3g} to "
+            f"{f32.max:.3g}) with a finite sum, got {w.tolist()}"
+        )
 
 
 class DecoderVariant(NamedTuple):

@@ -82,6 +82,26 @@ def test_bad_flags_are_reported_before_jax_is_imported(module, argv, status):
     assert err.strip().splitlines()[-1].startswith(("error:", "usage:", "infer.py: error"))
 
 
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--style", "s.png", "--mask", "c.png"], "--mask needs two or more styles"),
+        (["--style", "s.png,c.png", "--style-weights", "-1,2"],
+         "--style-weights must be >= 0 with a positive sum, got -1,2"),
+        (["--style", "s.png,c.png", "--style-weights", "1,2,3"],
+         "--style-weights has 3 values but --style gives 2 styles to mix"),
+    ],
+)  # fmt: skip
+def test_mask_and_style_weights_that_do_not_fit_the_styles_are_refused_before_jax(
+    pictures, flags, line
+):
+    flags = [",".join(str(pictures / f) for f in a.split(",")) if "png" in a else a for a in flags]
+    argv = ["--content", str(pictures / "c.png"), "--output", str(pictures / "o.png"), *flags]
+    status, jax_imported, err = _run("infer", argv)
+    assert (status, jax_imported) == (2, False), err
+    assert err.strip().splitlines()[-1].startswith(f"error: {line}"), err
+
+
 @pytest.mark.slow
 def test_import_adain_jax_does_not_import_jax():
     done = subprocess.run(
