@@ -329,9 +329,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--crop applies to images; video frames keep their aspect ratio")
         if not skip:
             clip = video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
+            if len(pairs) == 1:
+                video.check_frames(first.content, clip, args.content_size, MIN_IMAGE_SIZE)
     elif not skip and len(pairs) == 1:
         # Fail fast on a bad image, before the weights (which may download).
         image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)
+    if not skip and len(pairs) == 1:
         for s in first.styles:
             image_io.load_image(s, args.style_size, args.crop, min_size=MIN_IMAGE_SIZE)
     compile_cache.enable()

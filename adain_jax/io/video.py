@@ -97,6 +97,24 @@ def output_size(width: int, height: int, size: int) -> tuple[int, int]:
     return max(2, new_w - new_w % 2), max(2, new_h - new_h % 2)
 
 
+def check_frames(
+    path: str | os.PathLike, info: VideoInfo, size: int, min_size: int = 0
+) -> tuple[int, int]:
+    """``(width, height)`` of the frames of ``path`` (``info``: its ``probe``) resized to
+    ``size`` (``output_size``). Raises ``ImageError`` for frames over the pixel bound, as read or
+    resized, and ``VideoError`` for a side shorter than ``min_size`` px (0: no check)."""
+    check_pixels(path, info.height, info.width, what="video frames are")
+    width, height = output_size(info.width, info.height, size)
+    check_pixels(path, height, width, what=f"resized to {size} px, frames would be")
+    if min(height, width) < min_size:
+        how = f" after resizing to {size}" if size else ""
+        raise VideoError(
+            f"{shown_path(path)}: too small for the network{how}: frames are {height}x{width}; "
+            f"each side must be at least {min_size} px"
+        )
+    return width, height
+
+
 def iter_batches(
     path: str | os.PathLike, batch_size: int, size: tuple[int, int] | None = None
 ) -> Iterator[np.ndarray]:
@@ -272,15 +290,7 @@ def transform_video(
     if Path(src).resolve() == Path(dst).resolve():
         raise VideoError(f"{dst}: the output would overwrite the input video")
     info = probe(src)
-    check_pixels(src, info.height, info.width, what="video frames are")
-    width, height = output_size(info.width, info.height, size)
-    check_pixels(src, height, width, what=f"resized to {size} px, frames would be")
-    if min(height, width) < min_size:
-        how = f" after resizing to {size}" if size else ""
-        raise VideoError(
-            f"{shown_path(src)}: too small for the network{how}: frames are {height}x{width}; "
-            f"each side must be at least {min_size} px"
-        )
+    width, height = check_frames(src, info, size, min_size)
     frame_size = None if (width, height) == (info.width, info.height) else (width, height)
     writer = VideoWriter(dst, info.fps, width, height)
     count = 0

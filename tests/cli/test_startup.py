@@ -102,6 +102,48 @@ def test_mask_and_style_weights_that_do_not_fit_the_styles_are_refused_before_ja
     assert err.strip().splitlines()[-1].startswith(f"error: {line}"), err
 
 
+def _clip(path: Path, width: int, height: int) -> Path:
+    from fractions import Fraction
+
+    from adain_jax.io import video
+
+    writer = video.VideoWriter(path, Fraction(8), width, height)
+    writer.write(np.full((2, height, width, 3), 128, np.uint8))
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("size", "style", "line"),
+    [
+        ((8, 8), [], "tiny.mp4: too small for the network: frames are 8x8"),
+        ((48, 32), ["--content-size", "20000"], "clip.mp4: resized to 20000 px, frames would be"),
+        ((48, 32), ["--style", "not_an_image.png"], "not_an_image.png: "),
+    ],
+)  # fmt: skip
+def test_a_video_job_checks_its_frames_and_styles_before_jax(pictures, tmp_path, size, style, line):
+    pytest.importorskip("av")
+    name = "tiny.mp4" if size == (8, 8) else "clip.mp4"
+    clip = _clip(tmp_path / name, *size)
+    (tmp_path / "not_an_image.png").write_text("text")
+    if style[:1] == ["--style"]:
+        style = ["--style", str(tmp_path / style[1])]
+    else:
+        style = ["--style", str(pictures / "s.png"), *style]
+    argv = [
+        "--content",
+        str(clip),
+        "--content-size",
+        "0",
+        *style,
+        "--output",
+        str(tmp_path / "o.mp4"),
+    ]
+    status, jax_imported, err = _run("infer", argv)
+    assert (status, jax_imported) == (1, False), err
+    assert err.strip().splitlines()[-1].startswith(f"error: {tmp_path / line}"), err
+
+
 @pytest.mark.slow
 def test_import_adain_jax_does_not_import_jax():
     done = subprocess.run(
