@@ -173,12 +173,13 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
-_NEGATIVE_VALUE = re.compile(r"-[\d.]")
+_NEGATIVE_VALUE = re.compile(r"-([\d.]|inf|nan)", re.IGNORECASE)  # float() reads -inf, -nan
 
 
 def _attach_negative_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
     """``--flag -1,2`` -> ``--flag=-1,2`` for flags taking one value: argparse takes a value
-    starting with ``-`` for an option unless it is a plain number (``--style-weights -1,2``)."""
+    starting with ``-`` for an option unless it is a plain number (``--style-weights -1,2``,
+    ``--alpha -inf``)."""
     one_value = {s for a in parser._actions if a.nargs is None for s in a.option_strings}
     out = []
     for arg in argv:

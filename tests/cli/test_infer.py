@@ -238,6 +238,8 @@ def _bad_inputs(root: Path, images, port_weight_files):
         "alpha-1.5": (run(content_path, style_path, *weights, "--alpha", 1.5), 2, "--alpha"),
         "alpha-nan": (run(content_path, style_path, *weights, "--alpha", "nan"), 2, "--alpha"),
         "alpha-text": (run(content_path, style_path, *weights, "--alpha", "x"), 2, "--alpha"),
+        "alpha-minus-inf": (run(content_path, style_path, *weights, "--alpha", "-inf"), 2,
+                            "--alpha must be in [0, 1], got -inf"),
         "negative-size": (run(content_path, style_path, *weights, "--content-size", -1), 2,
                           "--content-size"),
         "unknown-flag": (run(content_path, style_path, *weights, "--colour"), 2, "--colour"),
@@ -286,7 +288,7 @@ def bad_inputs(tmp_path_factory, images, port_weight_files):
 CASES = [
     "missing-content", "missing-style", "not-an-image", "empty-image", "truncated-jpeg",
     "truncated-png", "too-small", "too-small-after-resize", "alpha-1.5", "alpha-nan",
-    "alpha-text", "negative-size", "unknown-flag", "no-content", "output-is-content",
+    "alpha-text", "alpha-minus-inf", "negative-size", "unknown-flag", "no-content", "output-is-content",
     "output-is-style", "output-bad-ext", "weights-and-checkpoint", "missing-vgg",
     "missing-decoder", "decoder-as-vgg", "vgg-as-decoder", "not-a-state-dict",
     "random-bytes-weights", "image-as-weights", "weights-dir-missing", "weights-dir-empty",
