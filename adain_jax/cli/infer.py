@@ -198,9 +198,12 @@ def parse_args(argv: Sequence[str] | None, prog: str = "infer.py") -> argparse.N
     args = parser.parse_args(_attach_negative_values(parser, argv))
     if not 0.0 <= args.alpha <= 1.0:  # also rejects nan
         raise UsageError(f"--alpha must be in [0, 1], got {args.alpha}")
-    for flag in ("content_size", "style_size"):
-        if getattr(args, flag) < 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    for flag in ("content_size", "style_size"):  # a shorter side under the network's minimum
+        if getattr(args, flag) < 0 or 0 < getattr(args, flag) < MIN_IMAGE_SIZE:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} must be 0 (keep the size) or at least "
+                f"{MIN_IMAGE_SIZE} px, got {getattr(args, flag)}"
+            )
     if args.mask is not None and args.style_weights is not None:
         raise UsageError("--mask and --style-weights cannot be combined (a mask picks one style)")
     if args.max_tile not in (None, 0) and args.max_tile < MIN_TILE:

@@ -233,8 +233,8 @@ def _bad_inputs(root: Path, images, port_weight_files):
         "truncated-png": (run(content_path, root / "cut.png", *weights), 1, "truncated"),
         "too-small": (run(root / "small.png", style_path, *weights, "--content-size", 0), 1,
                       "too small"),
-        "too-small-after-resize": (run(content_path, style_path, *weights, "--style-size", 4), 1,
-                                   "too small"),
+        "too-small-size-flag": (run(content_path, style_path, *weights, "--style-size", 4), 2,
+                                "--style-size must be 0 (keep the size) or at least 9 px, got 4"),
         "alpha-1.5": (run(content_path, style_path, *weights, "--alpha", 1.5), 2, "--alpha"),
         "alpha-nan": (run(content_path, style_path, *weights, "--alpha", "nan"), 2, "--alpha"),
         "alpha-text": (run(content_path, style_path, *weights, "--alpha", "x"), 2, "--alpha"),
@@ -287,7 +287,7 @@ def bad_inputs(tmp_path_factory, images, port_weight_files):
 
 CASES = [
     "missing-content", "missing-style", "not-an-image", "empty-image", "truncated-jpeg",
-    "truncated-png", "too-small", "too-small-after-resize", "alpha-1.5", "alpha-nan",
+    "truncated-png", "too-small", "too-small-size-flag", "alpha-1.5", "alpha-nan",
     "alpha-text", "alpha-minus-inf", "negative-size", "unknown-flag", "no-content", "output-is-content",
     "output-is-style", "output-bad-ext", "weights-and-checkpoint", "missing-vgg",
     "missing-decoder", "decoder-as-vgg", "vgg-as-decoder", "not-a-state-dict",
