@@ -10,6 +10,7 @@ from pathlib import Path
 
 from adain_jax.io import images as image_io
 from adain_jax.io import video
+from adain_jax.io.files import unwritable_folder
 from adain_jax.io.messages import UsageError, shown_path
 
 DEFAULT_EXT = ".png"
@@ -184,4 +185,11 @@ def plan_pairs(
                 raise UsageError(f"--output {e}") from None
         else:
             image_io.check_output_path(pair.output, inputs)
+    # Before any work: a folder the outputs to make cannot be written in (each checked once).
+    for folder in {p.output.parent for p in pairs if not p.output.exists()}:
+        if (stopped := unwritable_folder(folder)) is not None:
+            raise image_io.ImageError(
+                f"{shown_path(stopped)}: no permission to create files (the output folder; "
+                "--output picks another)"
+            )
     return pairs

@@ -40,6 +40,19 @@ def folder_problem(path: str | os.PathLike) -> str | None:
     return "not a directory" if os.path.exists(path) else "no such directory"
 
 
+def unwritable_folder(folder: str | os.PathLike) -> Path | None:
+    """What stops files being made in ``folder``: the folder, or its nearest existing ancestor
+    when it is still to be made, if this process may not create files there (``os.access``:
+    permissions, a read-only mount); else ``None``. Nothing is written; a write can still fail
+    (a full disk)."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return folder
+    return None
+
+
 def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """Create an empty temporary file in ``path``'s directory (made if missing); its name starts
     with ``.<name>.`` (hidden, recognisable; at most 100 bytes of the name) and ends with
@@ -49,7 +62,10 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     name = path.name  # shortened, so a final name of up to 255 bytes has a temporary one
     while len(os.fsencode(name)) > 100:
         name = name[:-1]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=suffix)
+    except OSError as e:  # named after the folder: the temporary name means nothing to a user
+        raise type(e)(e.errno, e.strerror, str(path.parent)) from None
     os.close(fd)
     return Path(tmp)
 
