@@ -20,6 +20,7 @@ from adain_jax.io.messages import (
     EXIT_SIGNAL,
     EXIT_USAGE,
     UsageError,
+    current_file,
     one_line,
     stop_signals,
 )
@@ -45,10 +46,19 @@ def fail(error: BaseException | str, status: int) -> int:
 
 def warnings_as_lines() -> None:
     """Show each Python warning as one line ``warning: <text>`` on stderr, as the commands'
-    own warnings read (not Python's file, line number and source line)."""
+    own warnings read (not Python's file, line number and source line), once per process.
+    A warning raised while a file is read (``messages.reading``: a library's, as Pillow's
+    about a corrupt EXIF block) starts with that file's name."""
+    shown = set()
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"warning: {one_line(str(message))}", file=file or sys.stderr)
+        text = one_line(str(message))
+        where = current_file()
+        if where is not None and where not in text:
+            text = f"{where}: {text}"
+        if text not in shown:
+            shown.add(text)
+            print(f"warning: {text}", file=file or sys.stderr)
 
     warnings.showwarning = show
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adain_jax.io import files
-from adain_jax.io.messages import describe, one_line, shown_path
+from adain_jax.io.messages import describe, one_line, reading, shown_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -226,7 +226,7 @@ def open_image(
     if Image.MAX_IMAGE_PIXELS == _PILLOW_MAX_PIXELS and 2 * _PILLOW_MAX_PIXELS < limit:
         Image.MAX_IMAGE_PIXELS = limit  # a raised limit: Pillow's own refusal moves with it
     try:
-        with Image.open(path, formats=READ_FORMATS) as img:
+        with reading(shown), Image.open(path, formats=READ_FORMATS) as img:
             if draft_size > 0 and img.format == "JPEG" and img.mode in ("RGB", "L"):
                 height, width = resized_shape(img.height, img.width, draft_size)
                 if height <= img.height and width <= img.width:
@@ -420,7 +420,8 @@ def load_image(
     elif max_pixels is not None:
         check_pixels(path, *shape, max_pixels, setting=setting)
     try:
-        image = resize_rgb(img, *shape)
+        with reading(shown_path(path)):  # converting a mode may warn too
+            image = resize_rgb(img, *shape)
     except MemoryError:
         raise ImageError(f"{shown_path(path)}: out of memory resizing this image") from None
     if crop:

@@ -4,8 +4,11 @@ for every command (``adain_jax.cli.exits`` maps exceptions to the statuses)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 # Exit statuses of every command (README): done; a failure while running (a bad image or
@@ -29,6 +32,26 @@ def stop_signals() -> list[int]:
 
 class UsageError(Exception):
     """Bad command-line flags or inputs (``EXIT_USAGE``); the message names the flag."""
+
+
+_reading = threading.local()
+
+
+@contextlib.contextmanager
+def reading(name: str) -> Iterator[None]:
+    """While inside, ``current_file()`` in this thread is ``name`` (a ``shown_path``): the file
+    a library's warnings raised meanwhile are about (Pillow's "Corrupt EXIF data")."""
+    before = getattr(_reading, "name", None)
+    _reading.name = name
+    try:
+        yield
+    finally:
+        _reading.name = before
+
+
+def current_file() -> str | None:
+    """The file this thread is ``reading``, or ``None``."""
+    return getattr(_reading, "name", None)
 
 
 def path_flag(text: str) -> str:

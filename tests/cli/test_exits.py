@@ -73,6 +73,31 @@ def test_warnings_are_one_line_each(capsys, monkeypatch):
     assert capsys.readouterr().err == "warning: a.mp4: no audio: no stream\n"
 
 
+def test_a_librarys_warning_names_the_file_being_read_and_shows_once(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from adain_jax.io import images
+
+    # A JPEG whose EXIF block says 5 entries but holds less than one: Pillow warns while
+    # orienting it, without naming the file.
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00"
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path, exif=exif)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after
+    exits.warnings_as_lines()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        images.load_image(path)
+        images.load_image(path)  # the same line again: not repeated
+        warnings.warn("no file named here", UserWarning, stacklevel=1)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[1] == "warning: no file named here", err
+    assert err[0].startswith(f"warning: {path}: Corrupt EXIF data"), err
+
+
 def test_ctrl_c_in_a_gc_callback_still_interrupts(monkeypatch):
     import gc
     import sys
