@@ -24,7 +24,7 @@ from adain_jax.inference.names import IMAGE_EXTS, NEVER_TILE, PRESERVE_MODES
 from adain_jax.inference.temporal_options import CHOICES as TEMPORAL_CHOICES
 from adain_jax.inference.temporal_options import DEFAULT_MODE as TEMPORAL_DEFAULT
 from adain_jax.inference.temporal_options import parse_temporal
-from adain_jax.io.messages import UsageError, path_flag
+from adain_jax.io.messages import UsageError, path_flag, shown_path
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE, MIN_TILE, check_style_weights
 
 DEFAULT_SIZE = 512
@@ -54,7 +54,7 @@ def build_parser(prog: str = "infer.py") -> argparse.ArgumentParser:
         type=path_flag,
         required=True,
         metavar="PATH",
-        help="content image or video, or a directory of images (recursive; every content)",
+        help="content image or video, or a directory of them (recursive; every content)",
     )
     add(
         "--style",
@@ -328,13 +328,16 @@ def run(args: argparse.Namespace) -> int:
     # An output that exists is skipped once every flag (and the mask) is checked.
     skip = len(pairs) == 1 and first.output.exists() and not args.overwrite
     clip = None
+    one_content = all(p.content == first.content for p in pairs)  # (a directory of styles)
+    if args.crop and (clips := [p.content for p in pairs if video.is_video(p.content)]):
+        raise UsageError(
+            f"--crop applies to images; video frames keep their aspect ratio "
+            f"({shown_path(clips[0])})"
+        )
     if video.is_video(first.content):
-        if args.crop:
-            raise UsageError("--crop applies to images; video frames keep their aspect ratio")
-        if not skip:
+        if not skip and one_content:  # a directory's bad video is skipped like a bad image
             clip = video.probe(first.content)  # a clear error if PyAV is missing or the file is bad
-            if len(pairs) == 1:
-                video.check_frames(first.content, clip, args.content_size, MIN_IMAGE_SIZE)
+            video.check_frames(first.content, clip, args.content_size, MIN_IMAGE_SIZE)
     elif not skip and len(pairs) == 1:
         # Fail fast on a bad image, before the weights (which may download).
         image_io.load_image(first.content, args.content_size, args.crop, min_size=MIN_IMAGE_SIZE)

@@ -125,7 +125,11 @@ def plan_pairs(
             f"{shown_path(content_path)}: no such file or directory (--content)"
         )
     style_sets = parse_style_sets(style)
-    contents = image_io.find_images(content_path) if content_path.is_dir() else [content_path]
+    if content_path.is_dir():  # images and videos
+        found = (*image_io.IMAGE_EXTENSIONS, *video.VIDEO_EXTENSIONS)
+        contents = image_io.find_images(content_path, found, what="image or video")
+    else:
+        contents = [content_path]
     many = content_path.is_dir() or Path(style).is_dir()
     out_is_dir = output is not None and (
         many or Path(output).is_dir() or output.endswith(("/", os.sep))

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,18 +134,22 @@ def _count_jpeg_scans(path: Path, limit: int) -> int:
 
 
 # ------------------------------------------------------------------------- finding
-def find_images(root: str | os.PathLike) -> list[Path]:
+def find_images(
+    root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS, what: str = "image"
+) -> list[Path]:
     """Image files under ``root``, recursively, sorted.
 
-    Files with one of ``IMAGE_EXTENSIONS`` (any case); names starting with ``.`` (files and
+    Files with one of ``extensions`` (lower case; matched in any case), by default
+    ``IMAGE_EXTENSIONS`` (``what`` names them in messages); names starting with ``.`` (files and
     folders) skipped; symbolic links to files and to folders followed, but each real folder
     walked once (no loops, no duplicates).
 
     A subfolder that cannot be read is skipped with a warning.
 
     Raises:
-      ImageError: ``root`` is missing, not a folder, unreadable, or holds no image file.
+      ImageError: ``root`` is missing, not a folder, unreadable, or holds no such file.
     """
+    extensions = tuple(extensions)
     folder = Path(root)
     if why := files.folder_problem(folder):
         raise ImageError(f"{shown_path(folder)}: {why}")
@@ -169,13 +173,13 @@ def find_images(root: str | os.PathLike) -> list[Path]:
             path = Path(dirpath, name)
             if (
                 not name.startswith(".")
-                and name.lower().endswith(IMAGE_EXTENSIONS)
+                and name.lower().endswith(extensions)
                 and path.is_file()  # follows file symlinks; drops broken ones
             ):
                 found.append(path)
     if not found:
-        known = ", ".join(IMAGE_EXTENSIONS)
-        raise ImageError(f"{shown_path(folder)}: no image files ({known}) in this directory tree")
+        known = ", ".join(extensions)
+        raise ImageError(f"{shown_path(folder)}: no {what} files ({known}) in this directory tree")
     return sorted(found)
 
 

@@ -268,7 +268,7 @@ def _bad_inputs(root: Path, images, port_weight_files):
                              1, "full.png"),
         "output-no-ext": (run(content_path, style_path, *weights, "--output", root / "outdir"),
                           2, "end a directory with /"),
-        "empty-content-dir": (run(empty_dir, style_path, *weights), 1, "no image files"),
+        "empty-content-dir": (run(empty_dir, style_path, *weights), 1, "no image or video files"),
         "dir-with-file-output": (run(root, style_path, *weights, "--output", root / "o.png"), 2,
                                  "--output"),
         "weights-dir-missing": (run(content_path, style_path, "--weights", root / "nodir"), 1,

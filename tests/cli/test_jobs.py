@@ -269,3 +269,30 @@ def test_video_cli_applies_content_size_and_keeps_audio(tmp_path, soft_files, ca
     info = video.probe(out)
     assert (info.width, info.height) == (84, 64)
     assert _audio_packets(out) == _audio_packets(src) != []
+
+
+def test_a_directory_of_contents_takes_its_videos_too(tmp_path, soft_files, capsys):
+    pytest.importorskip("av")
+    from adain_jax.io import video
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.mp4", "sub/b.avi"):
+        writer = video.VideoWriter(folder / name, Fraction(10), 48, 32)
+        writer.write(np.stack([_img(30 + i, 32, 48) for i in range(3)]))
+        writer.close()
+    _save(folder / "c.png", _img(3, 32, 40))
+    (folder / "d.mp4").write_bytes(b"not a video")
+    s = _save(tmp_path / "s.png", _img(13, 32, 32))
+    out = tmp_path / "out"
+    flags = ["--content", folder, "--style", s, "--content-size", 0, "--style-size", 0]
+    code, stdout, err = _main(capsys, *soft_files, *flags, "--output", out, "--quiet")
+    assert code == 1 and err.startswith(f"error: {folder / 'd.mp4'}: cannot read video"), err
+    made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert made == ["a_stylized_s.mp4", "c_stylized_s.png", "sub/b_stylized_s.avi"]
+    assert (video.probe(out / "sub" / "b_stylized_s.avi").width, len(made)) == (48, 3)
+    assert "done: 3 written, 0 skipped" in stdout
+    code, stdout, err = _main(capsys, *soft_files, *flags, "--output", out, "--quiet")
+    assert "done: 0 written, 3 skipped" in stdout  # a re-run: the videos are outputs, not inputs
+    code, _, err = _main(capsys, *soft_files, *flags, "--output", tmp_path / "o2", "--crop")
+    assert code == 2 and f"keep their aspect ratio ({folder / 'a.mp4'})" in err, err
