@@ -288,8 +288,9 @@ def bad_inputs(tmp_path_factory, images, port_weight_files):
 CASES = [
     "missing-content", "missing-style", "not-an-image", "empty-image", "truncated-jpeg",
     "truncated-png", "too-small", "too-small-size-flag", "alpha-1.5", "alpha-nan",
-    "alpha-text", "alpha-minus-inf", "negative-size", "unknown-flag", "no-content", "output-is-content",
-    "output-is-style", "output-bad-ext", "weights-and-checkpoint", "missing-vgg",
+    "alpha-text", "alpha-minus-inf", "negative-size", "unknown-flag", "no-content",
+    "output-is-content", "output-is-style", "output-bad-ext", "weights-and-checkpoint",
+    "missing-vgg",
     "missing-decoder", "decoder-as-vgg", "vgg-as-decoder", "not-a-state-dict",
     "random-bytes-weights", "image-as-weights", "weights-dir-missing", "weights-dir-empty",
     "weights-dir-is-a-file", "output-no-ext", "empty-content-dir", "dir-with-file-output",
