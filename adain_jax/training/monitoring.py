@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -126,7 +127,10 @@ class _EventFile:
 
     def __init__(self, logdir: Path, purge_step: int):
         logdir.mkdir(parents=True, exist_ok=True)
-        self._writer = _tb_events.EventsWriter(str(logdir / "events"))
+        # tensorboardX names the file by the second and opens it "wb": a run resumed within
+        # the second of the one before would truncate its events. A random suffix keeps both.
+        unique = f".{uuid.uuid4().hex[:8]}"
+        self._writer = _tb_events.EventsWriter(str(logdir / "events"), filename_suffix=unique)
         if purge_step > 1:  # TensorBoard drops the older run's events from this step on
             start = _tb_event_pb2.SessionLog(status=_tb_event_pb2.SessionLog.START)
             self._writer.write_event(_tb_event_pb2.Event(step=purge_step, session_log=start))
