@@ -283,9 +283,9 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     ``YCbCr``, ``LAB``, ``HSV`` by Pillow's conversion to RGB (ICC profiles are not applied);
     16/32-bit integer ``I;16``, ``I;16B``, ``I`` (16-bit PNGs open as ``I`` or ``I;16``): value
     / 65535, clipped to [0, 1], whatever the largest value; float ``F``: clipped to [0, 1] (not
-    rescaled). Transparency (``RGBA``, ``LA``, ``PA``, a palette's transparent index) is
-    composited on white in float32, ``rgb * a + (1 - a)``, so transparent regions read as white
-    paper, not as the colour stored under alpha 0.
+    rescaled; NaN read as 0, with a warning). Transparency (``RGBA``, ``LA``, ``PA``, a
+    palette's transparent index) is composited on white in float32, ``rgb * a + (1 - a)``, so
+    transparent regions read as white paper, not as the colour stored under alpha 0.
     """
     mode = img.mode
     if mode == "P" and "transparency" in img.info:
@@ -296,6 +296,10 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
         return (rgb * alpha + (1.0 - alpha)).astype(np.float32)
     if mode.startswith("I;16") or mode in ("I", "F"):
         gray = np.asarray(img, np.float32) / (1.0 if mode == "F" else 65535.0)
+        if mode == "F" and (bad := int(np.count_nonzero(np.isnan(gray)))):
+            # NaN (no data) would make the whole output NaN: a black image.
+            warnings.warn(f"{bad} NaN pixels read as 0 (black)", stacklevel=2)
+            gray = np.nan_to_num(gray, nan=0.0)
         return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1)
     if mode != "RGB":
         img = img.convert("RGB")

@@ -259,6 +259,13 @@ def _case_f(path):
     return path.with_suffix(".tiff"), np.repeat(np.clip(values, 0, 1)[..., None], 3, -1)
 
 
+def _case_f_nan(path):
+    values = np.random.default_rng(9).uniform(0, 1, (S, S)).astype(np.float32)
+    values[1:3, 2:5] = np.nan  # no data: read as 0 (it made the whole output black)
+    Image.fromarray(values).save(path.with_suffix(".tiff"))
+    return path.with_suffix(".tiff"), np.repeat(np.nan_to_num(values)[..., None], 3, -1)
+
+
 def _case_exif_jpeg(path):
     pixels = _rgb(S, S, seed=10)
     exif = Image.Exif()
@@ -281,7 +288,7 @@ EIGHT_BIT = ("1", "L", "CMYK", "RGB", "EXIF-JPEG")  # every value is k / 255
 CASES = {
     "1": _case_1, "L": _case_l, "LA": _case_la, "P-transparent": _case_p_transparent,
     "RGBA": _case_rgba, "CMYK": _case_cmyk, "I;16": _case_i16, "I": _case_i32, "F": _case_f,
-    "EXIF-JPEG": _case_exif_jpeg, "RGB": _case_rgb,
+    "F-NaN": _case_f_nan, "EXIF-JPEG": _case_exif_jpeg, "RGB": _case_rgb,
 }  # fmt: skip
 
 
