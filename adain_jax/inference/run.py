@@ -62,7 +62,7 @@ def load_mask(path: str | os.PathLike, num_styles: int) -> np.ndarray:
     file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise image_io.ImageError(f"{shown_path(path)}: no such mask file (--mask)")
     limit = min(MASK_MAX_PIXELS, image_io.pixel_limit())
     how = "it places styles on a grid 1/8 of the image's size: scale it down"

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from adain_jax.io.messages import shown_path
+
 MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64  # a settings file or a header nests 2-3 levels
 
@@ -30,6 +32,22 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def require_file(path: str | os.PathLike, expected: str = "a file") -> str:
+    """``path`` as a string once it names a regular file (links followed), else one line
+    naming it: ``FileNotFoundError`` (``"no such file"``), ``IsADirectoryError`` (``"is a
+    directory, expected <expected>"``) or ``OSError`` (a named pipe, socket or device, which
+    reading could block on or never end)."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    shown = shown_path(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{shown}: is a directory, expected {expected}")
+    if os.path.exists(path):
+        raise OSError(f"{shown}: not a regular file (a named pipe, socket or device)")
+    raise FileNotFoundError(f"{shown}: no such file")
 
 
 def folder_problem(path: str | os.PathLike) -> str | None:

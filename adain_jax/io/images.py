@@ -211,10 +211,10 @@ def open_image(
     """
     path = Path(path)
     shown = shown_path(path)
-    if not path.exists():
-        raise ImageError(f"{shown}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{shown}: is a directory, expected an image file")
+    try:
+        files.require_file(path, "an image file")
+    except OSError as e:
+        raise ImageError(str(e)) from None
     try:
         size = path.stat().st_size
     except OSError as e:

@@ -66,7 +66,11 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def _open_input(path: str | os.PathLike):
     av = _av()
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    try:
+        files.require_file(path, "a video file")  # (FFmpeg would wait on a named pipe)
+    except OSError as e:
+        raise VideoError(str(e)) from None
+    if os.path.getsize(path) == 0:
         raise VideoError(f"{shown_path(path)}: empty file (0 bytes), not a video")
     try:
         container = av.open(os.fspath(path))

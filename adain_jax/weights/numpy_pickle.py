@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import (
     MALFORMED_FILE_ERRORS,
@@ -146,9 +147,7 @@ def load_array_tree(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises:
       FileNotFoundError; TorchFileError: one line naming the file.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    path = files.require_file(path)
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise TorchFileError(f"{path}: {size} bytes, larger than a weights pickle may be")

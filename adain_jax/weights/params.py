@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.nn import models
 from adain_jax.weights import convert, pretrained, workdir
 from adain_jax.weights import safetensors_io as weights_io
@@ -58,8 +59,8 @@ def load_params(
     dec_path = os.fspath(decoder) if decoder is not None else None
     named_decoder = dec_path == pretrained.CONTENT_SIMILAR
     for given in (enc_path, None if named_decoder else dec_path):  # before any download
-        if given is not None and not os.path.isfile(given):
-            raise FileNotFoundError(f"{given}: no such file")
+        if given is not None:
+            files.require_file(given)
     if named_decoder:
         dec_path = str(pretrained.content_similar_decoder())
     workdir_params = None

@@ -175,9 +175,7 @@ def load(path: str | os.PathLike) -> tuple[str, dict]:
       FileNotFoundError: no such file.
       WeightsFormatError: not a safetensors file, or not one of adain-jax's.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    path = files.require_file(path)
     metadata = read_metadata(path)
     network = metadata.get("adain_jax.network")
     if metadata.get("adain_jax.format") != FORMAT_VERSION or network not in NETWORKS:

@@ -48,6 +48,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.io.messages import one_line
 from adain_jax.weights.torch_records import (
     MALFORMED_FILE_ERRORS,
@@ -356,9 +357,7 @@ def looks_like_t7(path: str | os.PathLike) -> bool:
 
 def _read(path: str | os.PathLike, use) -> Any:
     """Parse the file, then call ``use(reader, object)`` with the file still open."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    path = files.require_file(path)
     try:
         with open(path, "rb") as f:
             reader = _Reader(f, path, os.path.getsize(path))

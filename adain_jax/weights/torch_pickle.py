@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.io.messages import describe, one_line
 from adain_jax.weights.torch_records import (
     LEGACY_MAGIC,
@@ -243,9 +244,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         tensors (no code in it runs), is not a dict of tensors, or has a tensor that does not
         fit its storage.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    path = files.require_file(path)
     with open(path, "rb") as f:
         head = f.read(4)
     try:

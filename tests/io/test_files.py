@@ -1,4 +1,4 @@
-"""adain_jax.io.files: atomic writes with the umask's permissions."""
+"""adain_jax.io.files: atomic writes with the umask's permissions; readers take regular files."""
 
 from __future__ import annotations
 
@@ -77,3 +77,45 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path):
             f.write(b"x")
         assert path.read_bytes() == b"x" and os.listdir(tmp_path) == [name]
         path.unlink()
+
+
+def _readers():
+    from adain_jax.io import images, video
+    from adain_jax.weights import numpy_pickle, safetensors_io, torch7, torch_pickle
+
+    return {
+        "image": images.load_image,
+        "video": video.probe,
+        "pth": torch_pickle.load_state_dict,
+        "numpy pickle": numpy_pickle.load_array_tree,
+        "t7": torch7.load,
+        "safetensors": safetensors_io.load,
+    }
+
+
+@pytest.mark.parametrize("kind", list(_readers()))
+def test_every_reader_refuses_a_named_pipe_at_once(tmp_path, kind):
+    """A named pipe with a file's name: refused as not a regular file, never opened (opening
+    it waits for a writer: FFmpeg blocked on one until killed)."""
+    import threading
+
+    if kind == "video":
+        pytest.importorskip("av")
+    fifo = tmp_path / "weights.pth"
+    os.mkfifo(fifo)
+    raised = []
+    reader = threading.Thread(target=lambda: _call(_readers()[kind], fifo, raised), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked in open(): unblock it with a writer, then fail
+        with open(fifo, "wb"):
+            pass
+        pytest.fail(f"the {kind} reader waited on a named pipe")
+    assert raised == [f"{fifo}: not a regular file (a named pipe, socket or device)"]
+
+
+def _call(read, path, raised: list) -> None:
+    try:
+        read(path)
+    except (OSError, ValueError) as e:
+        raised.append(str(e))
