@@ -18,7 +18,7 @@ from pathlib import Path
 
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
-from adain_jax.cli.weight_flags import add_weight_flags, load_weights
+from adain_jax.cli.weight_flags import add_weight_flags, load_weights, weight_inputs
 from adain_jax.io.messages import EXIT_RUNTIME, UsageError, one_line, path_flag
 
 
@@ -42,17 +42,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax export") -
 
 def _run(args: argparse.Namespace) -> int:
     from adain_jax.io.images import Protected
-    from adain_jax.weights import safetensors_io as weights_io
 
     out = Path(args.output)
     if not out.parent.is_dir():
         raise UsageError(f"--output {out}: directory {out.parent} does not exist")
     if out.is_dir():
         raise UsageError(f"--output {out}: is a directory")
-    folders = [d for d in (args.weights, args.checkpoint) if d]
-    weight_files = [f for f in (args.vgg, args.decoder) if f]
-    weight_files += [Path(d, weights_io.file_name(n)) for d in folders for n in weights_io.NETWORKS]
-    if out in Protected(weight_files):
+    if out in Protected(weight_inputs(args)):
         raise UsageError(f"--output {out}: is an input weight file; refusing to overwrite it")
     compile_cache.enable()
     from adain_jax.inference import export

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
@@ -92,8 +93,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize")
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if not 1 <= args.steps < 2**31:  # an int32 on the device
+        raise UsageError(f"--steps must be in 1 .. 2**31 - 1, got {args.steps}")
     for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
         value, name = getattr(args, flag), "--" + flag.replace("_", "-")
         if not value >= 0:  # also rejects nan
@@ -104,18 +105,22 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--log {args.log}: is a directory, expected a file")
     if args.vgg is not None and not args.vgg.endswith((".pth", ".pt", ".safetensors")):
         raise UsageError(f"--vgg {args.vgg}: expected a .pth or .safetensors file")
+    from adain_jax.io import images as image_io  # no JAX
+
+    inputs = [args.content, args.style, *([args.vgg] if args.vgg else [])]
+    image_io.check_output_path(args.output, inputs)
+    if args.log is not None and Path(args.log) in image_io.Protected([*inputs, args.output]):
+        raise UsageError(f"--log {args.log}: is an input or the --output file; refusing that")
     compile_cache.enable()
     import numpy as np
     from tqdm import tqdm
 
     from adain_jax.experiments import optimize as opt_lib
     from adain_jax.io import files
-    from adain_jax.io import images as image_io
     from adain_jax.nn.models import DTYPES
     from adain_jax.weights import convert, pretrained
     from adain_jax.weights.download import DownloadError
 
-    image_io.check_output_path(args.output, [args.content, args.style])
     content = image_io.load_image(args.content, args.content_size, min_size=MIN_IMAGE_SIZE)
     style = image_io.load_image(args.style, args.style_size, min_size=MIN_IMAGE_SIZE)
     try:

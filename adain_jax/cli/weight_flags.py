@@ -5,6 +5,7 @@ evaluate), loading the weights they name with the command line's offline hint, a
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from adain_jax.io.messages import path_flag
 
@@ -52,6 +53,25 @@ def add_version_flag(parser: argparse.ArgumentParser) -> None:
     import adain_jax  # light: its public names are imported on first use
 
     parser.add_argument("--version", action="version", version=f"adain-jax {adain_jax.version()}")
+
+
+def weight_inputs(args: argparse.Namespace) -> list[Path]:
+    """The weight files the flags above may read, which no output may replace: ``--vgg``,
+    ``--decoder``, those of ``--weights`` / ``--checkpoint`` (``builtin`` resolved), and the
+    ones the default reads: the package's built-in weights and the download cache's."""
+    from adain_jax.weights import download, pretrained
+    from adain_jax.weights import safetensors_io as weights_io
+
+    found = [Path(f) for f in (args.vgg, args.decoder) if f]
+    folders = [pretrained.builtin_dir(), download.cache_dir() / "downloads"]
+    for d in (args.weights, args.checkpoint):
+        if d:
+            folders.append(pretrained.builtin_dir() if d == pretrained.BUILTIN else Path(d))
+    found += [Path(d, weights_io.file_name(n)) for d in folders for n in weights_io.NETWORKS]
+    for d in folders:  # and the other weight files there (downloads)
+        if d.is_dir():
+            found += [p for p in d.iterdir() if p.suffix in (".pth", ".t7", ".safetensors")]
+    return [*found, *(download.cache_dir() / "converted").glob("*/*.safetensors")]
 
 
 def load_weights(args: argparse.Namespace) -> dict:

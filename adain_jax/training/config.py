@@ -217,6 +217,8 @@ def validate(cfg: TrainConfig) -> None:
                 raise RunError(f"{flag(f.name)} {value}: out of float32's range")
         if rule == POSITIVE and value <= 0:
             raise RunError(f"{flag(f.name)} {value}: must be positive")
+        if isinstance(value, int) and f.name != "seed" and value >= 2**31:  # int32 on device
+            raise RunError(f"{flag(f.name)} {value}: must be below 2**31")
         if rule == NON_NEGATIVE and value < 0:
             raise RunError(f"{flag(f.name)} {value}: must not be negative")
     if cfg.seed >= 2**63:

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
+from adain_jax.io import files
 from adain_jax.nn import models
 from adain_jax.weights import safetensors_io as weights_io
 from adain_jax.weights import torch7, workdir
@@ -205,7 +206,7 @@ def load_torch_weights(path: str | os.PathLike, expect: str | None = None) -> di
     Raises:
       FileNotFoundError, TorchFileError, WeightsError: with the file name.
     """
-    path = os.fspath(path)
+    path = files.require_file(path)  # before looks_like_t7 opens it (a named pipe would wait)
     if path.endswith(ARRAY_PICKLE_SUFFIX):
         state = load_array_tree(path)
     elif path.endswith(torch7.SUFFIX) or torch7.looks_like_t7(path):

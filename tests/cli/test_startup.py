@@ -71,6 +71,45 @@ BAD_FLAGS = [
     ("export", ["--format", "onnx", "--output", "no/such/dir/a.onnx"], 2),
     pytest.param("demo", ["--queue-size", "0"], 2, marks=pytest.mark.slow),  # imports gradio
     ("infer", ["--bogus"], 2),
+    # --log naming an input (it was overwritten with the text log), or the image output
+    (
+        "optimize",
+        ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "c.png"],
+        2,
+    ),
+    (
+        "optimize",
+        ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "o.png"],
+        2,
+    ),
+    (
+        "optimize",
+        [
+            "--content",
+            "c.png",
+            "--style",
+            "s.png",
+            "--output",
+            "o.png",
+            "--steps",
+            "99999999999999999999",
+        ],
+        2,
+    ),  # was an overflow traceback from inside JAX
+    (
+        "train",
+        [
+            "--workdir",
+            "w",
+            "--content-dir",
+            ".",
+            "--style-dir",
+            ".",
+            "--max-steps",
+            "99999999999999999999",
+        ],
+        2,
+    ),
 ]
 
 
@@ -142,6 +181,26 @@ def test_a_video_job_checks_its_frames_and_styles_before_jax(pictures, tmp_path,
     status, jax_imported, err = _run("infer", argv)
     assert (status, jax_imported) == (1, False), err
     assert err.strip().splitlines()[-1].startswith(f"error: {tmp_path / line}"), err
+
+
+@pytest.mark.parametrize("flags", [[], ["--weights", "builtin"]])
+def test_export_never_writes_over_the_built_in_weights(tmp_path, monkeypatch, capsys, flags):
+    """The default and ``--weights builtin`` read the package's files: an --output naming
+    one was written over (a StableHLO file where the decoder was)."""
+    from adain_jax.weights import pretrained
+
+    shipped = tmp_path / "builtin"  # a copy: the package's own files stay out of harm's way
+    shipped.mkdir()
+    for name in ("encoder.safetensors", "decoder.safetensors"):
+        (shipped / name).write_bytes((pretrained.builtin_dir() / name).read_bytes())
+    monkeypatch.setattr(pretrained, "builtin_dir", lambda: shipped)
+    monkeypatch.setenv("ADAIN_JAX_CACHE", str(tmp_path / "cache"))
+    before = (shipped / "decoder.safetensors").read_bytes()
+    out = shipped / "decoder.safetensors"
+    status = export.main(["--format", "stablehlo", "--output", str(out), *flags])
+    assert status == 2, capsys.readouterr().err
+    assert "is an input weight file; refusing to overwrite it" in capsys.readouterr().err
+    assert out.read_bytes() == before
 
 
 @pytest.mark.slow

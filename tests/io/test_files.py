@@ -81,7 +81,7 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path):
 
 def _readers():
     from adain_jax.io import images, video
-    from adain_jax.weights import numpy_pickle, safetensors_io, torch7, torch_pickle
+    from adain_jax.weights import convert, numpy_pickle, safetensors_io, torch7, torch_pickle
 
     return {
         "image": images.load_image,
@@ -90,6 +90,7 @@ def _readers():
         "numpy pickle": numpy_pickle.load_array_tree,
         "t7": torch7.load,
         "safetensors": safetensors_io.load,
+        "any torch file": convert.load_torch_weights,  # sniffs for .t7 first
     }
 
 
