@@ -241,11 +241,22 @@ def validate(cfg: TrainConfig) -> None:
         if f.metadata["check"] == DIRECTORY and value is not None:
             if why := files.folder_problem(value):
                 raise RunError(f"{flag(f.name)} {value}: {why}")
+        searched = f.metadata["source"] or f.metadata["check"] == DIRECTORY
+        if searched and value is not None and not is_tfds(value):
+            root = Path(value).resolve()
+            if workdir.resolve() == root or root in workdir.resolve().parents:
+                name = flag(f.name) + ("-dir" if f.metadata["source"] else "")
+                raise RunError(
+                    f"--workdir {cfg.workdir}: inside {name} {value}, whose images are read "
+                    "recursively: the run's samples would become its data; put it elsewhere"
+                )
     if cfg.init_decoder is not None and not os.path.exists(cfg.init_decoder):
         raise RunError(f"--init-decoder {cfg.init_decoder}: no such file or directory")
     if cfg.vgg is not None and cfg.vgg != "builtin":
-        if not os.path.isfile(cfg.vgg):
-            raise RunError(f"--vgg {cfg.vgg}: no such file")
+        try:
+            files.require_file(cfg.vgg)
+        except OSError as e:
+            raise RunError(f"--vgg {e}") from None
         if not cfg.vgg.endswith((".pth", ".pt", ".ckpt", ".safetensors")):
             raise RunError(f"--vgg {cfg.vgg}: expected a .pth, .ckpt or .safetensors file")
 

@@ -215,11 +215,12 @@ def test_import_adain_jax_does_not_import_jax():
 
 def test_busy_workdir_is_reported_first_and_without_jax(tmp_path):
     workdir = tmp_path / "run"
+    data = tmp_path / "data"  # beside the workdir (inside it, the workdir is refused)
+    data.mkdir()
     with WorkdirLock(workdir):
         status, jax_imported, err = _run(
             "train",
-            ["--workdir", str(workdir), "--content-dir", str(tmp_path), "--style-dir",
-             str(tmp_path)],
+            ["--workdir", str(workdir), "--content-dir", str(data), "--style-dir", str(data)],
             ADAIN_JAX_MALLOC="default",
         )  # fmt: skip
     assert status == 75 and not jax_imported

@@ -144,3 +144,20 @@ def test_validation_names_the_flag(dirs):
         _parse([dirs[0], dirs[1], "--content-dir", "/nonexistent", *dirs[4:]])
     with pytest.raises(RunError, match=f"--content-dir {dirs[3]}/f: not a directory"):
         _parse([dirs[0], dirs[1], "--content-dir", f"{dirs[3]}/f", *dirs[4:]])
+
+
+def test_a_workdir_inside_a_searched_image_folder_is_refused(dirs, tmp_path):
+    """Its sample grids (and checkpoints) would be read as training images: the data of a
+    resumed run would change. The workdir itself, or any folder below one."""
+    content = dirs[3]
+    for workdir in (content, f"{content}/run", f"{content}/a/b"):
+        with pytest.raises(RunError, match=f"^--workdir {workdir}: inside --content-dir"):
+            _parse(["--workdir", workdir, *dirs[2:]])
+    held = tmp_path / "held"
+    held.mkdir()
+    argv = ["--workdir", str(held / "w"), *dirs[2:], "--sample-style-dir", str(held)]
+    with pytest.raises(RunError, match="inside --sample-style-dir"):
+        _parse(argv)
+    with pytest.raises(RunError, match=r"^--max-steps 2147483648: must be below 2\*\*31$"):
+        _parse([*dirs, "--max-steps=2147483648"])
+    _parse([*dirs, "--max-steps=2147483647"])  # the largest allowed; a sibling workdir is fine
