@@ -6,14 +6,15 @@ Exit status: 0 done, 2 bad flags, 1 a missing or unreadable weight file.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
+# Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import exits
 from adain_jax.io import images
-from adain_jax.io.messages import path_flag
+from adain_jax.io.messages import UsageError, path_flag
 from adain_jax.nn.names import MIN_IMAGE_SIZE
 from adain_jax.weights import pretrained
-from adain_jax.weights.convert import convert
 
 
 def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
@@ -59,18 +60,21 @@ def build_parser(prog: str = "adain-jax convert") -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax convert") -> int:
     """Run the command; returns the exit status (``exits.run``)."""
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    if args.vgg is None and args.decoder is None:
-        parser.error("give --vgg and/or --decoder")
-    if args.normalise is not None and args.vgg is None:
-        parser.error("--normalise needs --vgg")
-    if args.normalise_size < MIN_IMAGE_SIZE:
-        parser.error(f"--normalise-size must be at least {MIN_IMAGE_SIZE}")
+    args = build_parser(prog).parse_args(argv)
     return exits.run(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.vgg is None and args.decoder is None:
+        raise UsageError("give --vgg and/or --decoder")
+    if args.normalise is not None and args.vgg is None:
+        raise UsageError("--normalise needs --vgg")
+    if args.normalise_size < MIN_IMAGE_SIZE:
+        raise UsageError(f"--normalise-size must be at least {MIN_IMAGE_SIZE}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out}: is a file, expected a directory")
+    from adain_jax.weights.convert import convert
+
     normalise_on = None
     if args.normalise is not None:
         paths = [p for folder in args.normalise for p in images.find_images(folder)]

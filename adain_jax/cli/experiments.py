@@ -19,17 +19,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# Light modules only: the flags are checked before JAX is imported (``_compare`` imports the rest).
 from adain_jax.cli import compile_cache, exits, helptext
-from adain_jax.experiments import optimize as opt_lib
-from adain_jax.experiments import peers, plots, report
+from adain_jax.experiments import peers, plots
+from adain_jax.experiments.choices import OBJECTIVES, OPTIMIZERS
 from adain_jax.io import files
 from adain_jax.io import images as image_io
 from adain_jax.io.messages import UsageError, one_line, path_flag
-from adain_jax.nn.models import decoder_variant
-from adain_jax.training.monitoring import read_jsonl
-from adain_jax.weights import convert, pretrained, workdir
+from adain_jax.weights import pretrained
 from adain_jax.weights.download import DownloadError
-from adain_jax.weights.params import load_params
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -57,11 +55,11 @@ def build_parser(prog: str = "adain-jax experiments") -> argparse.ArgumentParser
         help="leave out the pretrained default (else used when downloadable)",
     )
     c.add_argument("--optimize-steps", default="10,100,500", help="comma list ('' for none)")
-    c.add_argument("--optimizer", choices=opt_lib.OPTIMIZERS, default="lbfgs")
+    c.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
     c.add_argument(
         "--objective",
         default="gatys",
-        help=f"comma list of optimization objectives ({', '.join(opt_lib.OBJECTIVES)}): "
+        help=f"comma list of optimization objectives ({', '.join(OBJECTIVES)}): "
         "one row per objective and step count",
     )
     c.add_argument("--size", default="256,512", help="shorter side(s) in px; 0 keeps the size")
@@ -122,10 +120,15 @@ def _compare(args: argparse.Namespace) -> int:
     peer_names = _peers(args.peer)
     objectives = [o for o in args.objective.split(",") if o]
     for objective in objectives:
-        if objective not in opt_lib.OBJECTIVES:
-            raise UsageError(
-                f"--objective {objective!r}: choose from {', '.join(opt_lib.OBJECTIVES)}"
-            )
+        if objective not in OBJECTIVES:
+            raise UsageError(f"--objective {objective!r}: choose from {', '.join(OBJECTIVES)}")
+    compile_cache.enable()
+    from adain_jax.experiments import optimize as opt_lib
+    from adain_jax.experiments import report
+    from adain_jax.nn.models import decoder_variant
+    from adain_jax.weights import convert, workdir
+    from adain_jax.weights.params import load_params
+
     contents = {s: _images(args.content_dir, s, args.limit, "--content-dir") for s in sizes}
     styles = {s: _images(args.style_dir, s, args.limit, "--style-dir") for s in sizes}
     adain = []  # (row name, params)
@@ -171,6 +174,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _curves(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".png"):
         raise UsageError(f"--out {args.out}: must end in .png")
+    from adain_jax.training.monitoring import read_jsonl  # tensorboardX (it imports torch)
+
     runs = {}
     for run in args.runs:
         path = Path(run) / "metrics.jsonl"
@@ -188,6 +193,4 @@ def _curves(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax experiments") -> int:
     """Run ``compare`` or ``curves``; returns the exit status (``exits.run``)."""
     args = build_parser(prog).parse_args(argv)
-    if args.command == "compare":
-        compile_cache.enable()
     return exits.run(lambda: _compare(args) if args.command == "compare" else _curves(args))

@@ -20,13 +20,9 @@ from pathlib import Path
 # Light modules only: the flags are checked before JAX is imported.
 from adain_jax.cli import compile_cache, exits, helptext
 from adain_jax.cli.weight_flags import add_version_flag
+from adain_jax.experiments.choices import INITS, OBJECTIVES, OPTIMIZERS
 from adain_jax.io.messages import UsageError, path_flag
 from adain_jax.nn.names import DTYPE_NAMES, MIN_IMAGE_SIZE
-
-# The choices of adain_jax.experiments.optimize (OPTIMIZERS, INITS, OBJECTIVES).
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")
-OBJECTIVES = ("gatys", "adain")
 
 
 def build_parser(prog: str = "adain-jax optimize") -> argparse.ArgumentParser:

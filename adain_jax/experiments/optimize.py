@@ -29,13 +29,12 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from adain_jax.experiments.choices import INITS, OBJECTIVES, OPTIMIZERS
 from adain_jax.nn import forward, ops
 from adain_jax.nn.models import EncoderTaps
 from adain_jax.training import losses
 
-OBJECTIVES = ("gatys", "adain")
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")
+__all__ = ["INITS", "OBJECTIVES", "OPTIMIZERS"]  # and the functions below
 _EDGE = 1e-3  # content init: logit of pixels clipped to [1e-3, 1 - 1e-3]
 
 

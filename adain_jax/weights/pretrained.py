@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from adain_jax.io import files
-from adain_jax.weights import convert, download
+from adain_jax.weights import download
 from adain_jax.weights import safetensors_io as weights_io
 
 ADAIN_RELEASE_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
@@ -213,6 +213,8 @@ def _cached_source(cache: Path, name: str, network: str, url: str) -> tuple[Path
             f" (damaged or another file); moved to {rejected.name}, fetching it again",
             file=sys.stderr,
         )
+    from adain_jax.weights import convert  # JAX: imported when a file is fetched
+
     validate = functools.partial(convert.load_torch_weights, expect=network)
     path = download.fetch(url, dest, sha256=expected_sha256(name), validate=validate)
     return path, source_digest(path, memo_dir)
@@ -222,6 +224,8 @@ def _converted(cache: Path, name: str, network: str, url: str) -> Path:
     """Download ``name`` (if needed), convert it (if needed), return the converted file:
     ``<cache>/converted/<stem>-<sha256[:16]>/<network>.safetensors``, keyed by the source's
     digest, so a replaced source is converted again."""
+    from adain_jax.weights import convert
+
     source, digest = _cached_source(cache, name, network, url)
     stem = name.removesuffix(".pth").removesuffix(".t7")
     target = cache / "converted" / f"{stem}-{digest[:16]}" / weights_io.file_name(network)

@@ -72,45 +72,23 @@ BAD_FLAGS = [
     pytest.param("demo", ["--queue-size", "0"], 2, marks=pytest.mark.slow),  # imports gradio
     ("infer", ["--bogus"], 2),
     # --log naming an input (it was overwritten with the text log), or the image output
-    (
-        "optimize",
-        ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "c.png"],
-        2,
-    ),
-    (
-        "optimize",
-        ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "o.png"],
-        2,
-    ),
-    (
-        "optimize",
-        [
-            "--content",
-            "c.png",
-            "--style",
-            "s.png",
-            "--output",
-            "o.png",
-            "--steps",
-            "99999999999999999999",
-        ],
-        2,
-    ),  # was an overflow traceback from inside JAX
-    (
-        "train",
-        [
-            "--workdir",
-            "w",
-            "--content-dir",
-            ".",
-            "--style-dir",
-            ".",
-            "--max-steps",
-            "99999999999999999999",
-        ],
-        2,
-    ),
-]
+    ("optimize", ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "c.png"],
+     2),
+    ("optimize", ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--log", "o.png"],
+     2),
+    ("optimize", ["--content", "c.png", "--style", "s.png", "--output", "o.png", "--steps",
+                  "99999999999999999999"], 2),  # was an overflow traceback from inside JAX
+    ("train", ["--workdir", "w", "--content-dir", ".", "--style-dir", ".", "--max-steps",
+               "99999999999999999999"], 2),
+    ("convert", ["--out", "x"], 2),
+    ("convert", ["--vgg", "a.pth", "--out", "x", "--normalise-size", "0"], 2),
+    ("convert", ["--vgg", "a.pth", "--out", "README.md"], 2),  # a file: was 'File exists', 1
+    ("experiments", ["compare", "--content-dir", ".", "--style-dir", ".", "--out", "x",
+                     "--limit", "0"], 2),
+    ("experiments", ["compare", "--content-dir", ".", "--style-dir", ".", "--out", "x",
+                     "--objective", "foo"], 2),
+    ("experiments", ["curves", "w", "--out", "x.txt"], 2),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("module", "argv", "status"), BAD_FLAGS)
