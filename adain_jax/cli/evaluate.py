@@ -79,16 +79,23 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--grid-max {args.grid_max}: must be positive")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: must be positive")
-    if (args.vgg is None) != (args.decoder is None) and not (args.weights or args.checkpoint):
-        raise UsageError("give both --vgg and --decoder (or --weights / --checkpoint)")
     if args.grid and not args.grid.lower().endswith((".png", ".jpg", ".jpeg")):
         raise UsageError(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
+    from adain_jax.io import images as image_io  # no JAX
+
+    inputs = []  # a missing or empty folder: a failure (1), as in infer.py, before the work
+    for flag, folder in (("--content-dir", args.content_dir), ("--style-dir", args.style_dir)):
+        try:
+            inputs += image_io.find_images(folder)
+        except image_io.ImageError as e:
+            raise image_io.ImageError(f"{flag} {e}") from None
+    if args.grid:  # never over an input image, checked before the work
+        image_io.check_output_path(args.grid, inputs)
     compile_cache.enable()
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from adain_jax.io import images as image_io
     from adain_jax.training import monitoring
     from adain_jax.training.evaluate import evaluate_pairs, load_eval_images
     from adain_jax.weights import convert
@@ -97,9 +104,6 @@ def _run(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else sys.maxsize
     contents = load_eval_images(args.content_dir, args.size, limit)
     styles = load_eval_images(args.style_dir, args.size, limit)
-    if args.grid:  # never over an input image, checked before the work
-        inputs = [*image_io.find_images(args.content_dir), *image_io.find_images(args.style_dir)]
-        image_io.check_output_path(args.grid, inputs)
     params = load_weights(args)
     loss_enc = params["encoder"]
     if args.loss_vgg:

@@ -47,6 +47,8 @@ def require_file(path: str | os.PathLike, expected: str = "a file") -> str:
         raise IsADirectoryError(f"{shown}: is a directory, expected {expected}")
     if os.path.exists(path):
         raise OSError(f"{shown}: not a regular file (a named pipe, socket or device)")
+    if os.path.islink(path):
+        raise FileNotFoundError(f"{shown}: a symbolic link to nothing (a loop or a missing target)")
     raise FileNotFoundError(f"{shown}: no such file")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,8 +67,13 @@ def newest_that_restores(
         except Exception as e:  # noqa: BLE001 - any failure of a damaged checkpoint
             if _out_of_resources(e):
                 raise
-            on_damaged(step, one_line(e, 200))
+            # Python reprs in the libraries' text (<bound method ... at 0x...>) say nothing here
+            reason = re.sub(r"(?:<\.\.\.>)+>*", "<...>", _REPR.sub("<...>", one_line(e)))
+            on_damaged(step, one_line(reason, 200))
     return None
+
+
+_REPR = re.compile(r"<(?:bound method|built-in|function|[\w.]+ object)[^<>]*>?")
 
 
 def _out_of_resources(e: BaseException) -> bool:
@@ -166,6 +172,8 @@ def latest_decoder_params(workdir: str | os.PathLike) -> dict:
         )
         if found is None:
             raise CheckpointError(f"{workdir}: none of the checkpoints {steps} restores")
+        if found[0] != max(steps):
+            print(f"note: using checkpoint {found[0]} of {workdir} instead", file=sys.stderr)
         restored = found[1]
     decoder = jax.tree.map(lambda a: np.asarray(a, np.float32), restored[STATE_ITEM]["decoder"])
     return {"decoder": decoder, "vgg": str(enc)}

@@ -64,6 +64,15 @@ def test_evaluate_bad_input_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "empty" in err and "\n" not in err
 
 
+def test_a_decoder_alone_overrides_the_default_as_its_help_says(tmp_path, capsys):
+    """``--decoder`` without ``--vgg`` was refused ('give both'); it is read (here: missing)."""
+    _write_images(tmp_path / "c", 0, 1)
+    argv = ["--decoder", str(tmp_path / "mine.pth"), "--content-dir", str(tmp_path / "c"),
+            "--style-dir", str(tmp_path / "c"), "--size", str(SIZE)]  # fmt: skip
+    assert evaluate.main(argv) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'mine.pth'}: no such file"
+
+
 def test_grid_max_below_one_is_a_usage_error_before_any_work(tmp_path, capsys):
     """It used to fail after the losses were computed, with an IndexError traceback."""
     argv = ["--vgg", "x.pth", "--decoder", "y.pth", "--content-dir", str(tmp_path),

@@ -88,6 +88,7 @@ BAD_FLAGS = [
     ("experiments", ["compare", "--content-dir", ".", "--style-dir", ".", "--out", "x",
                      "--objective", "foo"], 2),
     ("experiments", ["curves", "w", "--out", "x.txt"], 2),
+    ("evaluate", ["--content-dir", "none", "--style-dir", "none"], 1),  # a missing folder
 ]  # fmt: skip
 
 

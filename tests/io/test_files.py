@@ -120,3 +120,16 @@ def _call(read, path, raised: list) -> None:
         read(path)
     except (OSError, ValueError) as e:
         raised.append(str(e))
+
+
+def test_a_link_to_nothing_is_named_as_such(tmp_path):
+    loop = tmp_path / "a.pth"
+    os.symlink(tmp_path / "b.pth", loop)
+    os.symlink(loop, tmp_path / "b.pth")  # a.pth -> b.pth -> a.pth
+    dangling = tmp_path / "c.pth"
+    os.symlink(tmp_path / "gone.pth", dangling)
+    for path in (loop, dangling):
+        with pytest.raises(FileNotFoundError, match="a symbolic link to nothing"):
+            files.require_file(path)
+    with pytest.raises(FileNotFoundError, match=r"missing.pth: no such file$"):
+        files.require_file(tmp_path / "missing.pth")

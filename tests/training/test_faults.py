@@ -274,3 +274,23 @@ def test_running_short_while_restoring_is_not_damage(short):
     with pytest.raises(RuntimeError, match="restore failed"):
         newest_that_restores([1, 2, 3], restore, lambda step, why: damaged.append(step))
     assert damaged == [3]
+
+
+def test_the_reason_a_checkpoint_is_skipped_reads_without_python_reprs():
+    """Orbax's text embeds reprs (cut at the line limit, a warning ended in the middle of
+    ``<bound method pybind11_detail_...``); they are replaced by ``<...>``."""
+    why = []
+
+    def restore(step):
+        if step == 3:
+            raise ValueError(
+                "Failed to restore: <bound method pybind11_detail_function_record_v1_system_"
+                "libstdcpp_gxx_abi_1xxx.read of <tensorstore.Spec object at 0x7f3a>> missing"
+            )
+        return "state"
+
+    assert newest_that_restores([2, 3], restore, lambda step, reason: why.append(reason)) == (
+        2,
+        "state",
+    )
+    assert why == ["Failed to restore: <...> missing"]
