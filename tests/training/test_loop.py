@@ -209,6 +209,7 @@ def test_a_start_without_a_checkpoint_binds_nothing(folders, tmp_path, capsys):
     np.testing.assert_array_equal(encoder["conv1_1"]["kernel"], want["conv1_1"]["kernel"])
 
 
+@pytest.mark.slow
 def test_empty_folder_and_changed_encoder(folders, tmp_path, capsys, port_weight_files):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -79,6 +79,7 @@ def test_loss_decreases_vgg_frozen_one_compile_lr_schedule(vgg_params, count_tra
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.array, vgg), vgg_before)
 
 
+@pytest.mark.slow
 def test_state_is_donated_and_replicated(vgg_params, count_traces):
     count_traces(1)
     mesh = train_lib.make_mesh()
@@ -95,6 +96,7 @@ def test_state_is_donated_and_replicated(vgg_params, count_traces):
     chex.assert_trees_all_equal_shapes_and_dtypes(abstract, new)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_init_on_the_devices_equals_the_eager_init(norm):
     """``init_state(key)`` (jit with the abstract state's shardings) holds exactly the
@@ -108,6 +110,7 @@ def test_init_on_the_devices_equals_the_eager_init(norm):
     assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(state))
 
 
+@pytest.mark.slow
 def test_hyperparameters_take_effect_without_a_recompile(vgg_params, count_traces):
     """New --lr, --lr-decay, --style-weight, --content-weight (a resume with new flags)
     reuse the one compiled step, and each takes effect."""
