@@ -89,8 +89,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "adain-jax optimize")
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not 1 <= args.steps < 2**31:  # an int32 on the device
-        raise UsageError(f"--steps must be in 1 .. 2**31 - 1, got {args.steps}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.steps >= 2**31:  # an int32 on the device
+        raise UsageError(f"--steps must be below 2**31, got {args.steps}")
     for flag in ("content_size", "style_size", "content_weight", "style_weight", "lr"):
         value, name = getattr(args, flag), "--" + flag.replace("_", "-")
         if not value >= 0:  # also rejects nan

@@ -127,6 +127,8 @@ import os, signal, sys, time
 from adain_jax.cli import exits
 from adain_jax.io.files import atomic_path
 
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal, even if run under nohup
+
 def body():
     with atomic_path(sys.argv[1]) as tmp:
         tmp.write_bytes(b"half an image")

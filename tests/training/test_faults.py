@@ -242,8 +242,8 @@ def test_sighup_stops_training_like_sigterm_unless_started_ignored(ignored):
     code = (
         "import os, signal, sys, time\n"
         "from adain_jax.training.faults import EXIT_SIGNAL, Stopper\n"
-        "if sys.argv[1] == 'True':\n"
-        "    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup does\n"
+        "ignore = sys.argv[1] == 'True'  # as nohup does; else as in a terminal\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN if ignore else signal.SIG_DFL)\n"
         "with Stopper() as stopper:\n"
         "    os.kill(os.getpid(), signal.SIGHUP)\n"
         "    time.sleep(0.5)\n"
