@@ -83,14 +83,14 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--grid {args.grid}: must end in .png, .jpg or .jpeg")
     from adain_jax.io import images as image_io  # no JAX
 
-    inputs = []  # a missing or empty folder: a failure (1), as in infer.py, before the work
+    found = {}  # a missing or empty folder: a failure (1), as in infer.py, before the work
     for flag, folder in (("--content-dir", args.content_dir), ("--style-dir", args.style_dir)):
         try:
-            inputs += image_io.find_images(folder)
+            found[flag] = image_io.find_images(folder)
         except image_io.ImageError as e:
             raise image_io.ImageError(f"{flag} {e}") from None
     if args.grid:  # never over an input image, checked before the work
-        image_io.check_output_path(args.grid, inputs)
+        image_io.check_output_path(args.grid, [p for paths in found.values() for p in paths])
     compile_cache.enable()
     import jax
     import jax.numpy as jnp
@@ -102,8 +102,8 @@ def _run(args: argparse.Namespace) -> int:
 
     # shorter side resized to --size, centre-cropped: float [size, size, 3] in [0, 1]
     limit = args.limit if args.limit is not None else sys.maxsize
-    contents = load_eval_images(args.content_dir, args.size, limit)
-    styles = load_eval_images(args.style_dir, args.size, limit)
+    contents = load_eval_images(args.content_dir, args.size, limit, found["--content-dir"])
+    styles = load_eval_images(args.style_dir, args.size, limit, found["--style-dir"])
     params = load_weights(args)
     loss_enc = params["encoder"]
     if args.loss_vgg:

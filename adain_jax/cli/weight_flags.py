@@ -60,15 +60,13 @@ def weight_inputs(args: argparse.Namespace) -> list[Path]:
     ``--decoder``, those of ``--weights`` / ``--checkpoint`` (``builtin`` resolved), and the
     ones the default reads: the package's built-in weights and the download cache's."""
     from adain_jax.weights import download, pretrained
-    from adain_jax.weights import safetensors_io as weights_io
 
     found = [Path(f) for f in (args.vgg, args.decoder) if f]
     folders = [pretrained.builtin_dir(), download.cache_dir() / "downloads"]
     for d in (args.weights, args.checkpoint):
         if d:
             folders.append(pretrained.builtin_dir() if d == pretrained.BUILTIN else Path(d))
-    found += [Path(d, weights_io.file_name(n)) for d in folders for n in weights_io.NETWORKS]
-    for d in folders:  # and the other weight files there (downloads)
+    for d in folders:  # encoder/decoder.safetensors, downloads
         if d.is_dir():
             found += [p for p in d.iterdir() if p.suffix in (".pth", ".t7", ".safetensors")]
     return [*found, *(download.cache_dir() / "converted").glob("*/*.safetensors")]

@@ -243,8 +243,8 @@ def validate(cfg: TrainConfig) -> None:
                 raise RunError(f"{flag(f.name)} {value}: {why}")
         searched = f.metadata["source"] or f.metadata["check"] == DIRECTORY
         if searched and value is not None and not is_tfds(value):
-            root = Path(value).resolve()
-            if workdir.resolve() == root or root in workdir.resolve().parents:
+            root, work = Path(value).resolve(), workdir.resolve()
+            if work == root or root in work.parents:
                 name = flag(f.name) + ("-dir" if f.metadata["source"] else "")
                 raise RunError(
                     f"--workdir {cfg.workdir}: inside {name} {value}, whose images are read "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -42,16 +43,18 @@ class PairResults(NamedTuple):
     outputs: np.ndarray  # float32 [P, s, s, 3] in [0, 1]
 
 
-def load_eval_images(folder: str | os.PathLike, size: int, limit: int) -> list[np.ndarray]:
+def load_eval_images(
+    folder: str | os.PathLike, size: int, limit: int, paths: Sequence[Path] | None = None
+) -> list[np.ndarray]:
     """The first ``limit`` images of ``folder`` (sorted, recursive) for fixed samples.
 
     Each: float32 ``[size, size, 3]`` RGB in [0, 1], shorter side resized to ``size`` then
     centre-cropped, as inference reads it (``images.load_image(path, size, crop=True)``).
     Unreadable files are skipped with a ``BadImageWarning``; raises ``DataError`` when none is
-    readable.
+    readable. ``paths``: the folder's images when already found (``images.find_images``).
     """
     loaded = []
-    for path in find_image_files(folder):
+    for path in find_image_files(folder) if paths is None else paths:
         if len(loaded) >= limit:
             break
         try:
